@@ -1,0 +1,70 @@
+"""FastAPI application factory: create_app(settings) wires routers, errors and the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from adapters.http.errors import install_error_handlers
+from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from adapters.http.routers import health, webapp
+from adapters.preflight import Level, run_preflight
+from adapters.wiring import Runtime, build_runtime
+from agent import __version__
+from agent.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class PreflightFailed(RuntimeError):
+    pass
+
+
+async def start_runtime(runtime: Runtime, *, migrate: bool = True) -> None:
+    if migrate:
+        await runtime.db.migrate()
+    report = await run_preflight(runtime)
+    runtime.preflight = report
+    for check in report.checks:
+        if check.level is not Level.ok:
+            log.warning("preflight %s %s: %s", check.level.value, check.name, check.detail)
+    if report.blocking:
+        names = ", ".join(c.name for c in report.criticals + report.warnings)
+        raise PreflightFailed(
+            f"preflight blocked start-up (STARTUP_PREFLIGHT_MODE={report.mode.value}): {names}; "
+            "run `python3 scripts/preflight_audit.py` for details"
+        )
+    await runtime.start_background()
+
+
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, migrate: bool = True, run_bot: bool = False
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = runtime or build_runtime(settings, run_bot=run_bot)
+        app.state.runtime = rt
+        try:
+            await start_runtime(rt, migrate=migrate)
+            yield
+        finally:
+            await rt.close()
+
+    app = FastAPI(
+        title="Sales assistant",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(webapp.router)
+    # Outermost first: the size limit guards everything, the request id tags every log line.
+    app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(RequestIdMiddleware)
+    return app

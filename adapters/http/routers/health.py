@@ -1,0 +1,79 @@
+"""Liveness, runtime diagnostics and the landing page."""
+
+from __future__ import annotations
+
+import html
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from adapters.http.dependencies import RuntimeDep
+from adapters.preflight import Level, Report
+from adapters.storage.models import utcnow
+
+router = APIRouter()
+
+
+@router.get("/api/health")
+async def health(runtime: RuntimeDep) -> JSONResponse:
+    try:
+        await runtime.db.ping()
+    except Exception as error:
+        return JSONResponse(
+            {"ok": False, "reason": "database_unavailable", "detail": type(error).__name__}, status_code=503
+        )
+    return JSONResponse({"ok": True, "status": "up", "version": runtime.version, "database": runtime.db.backend})
+
+
+@router.get("/api/runtime/diagnostics")
+async def diagnostics(runtime: RuntimeDep) -> dict[str, object]:
+    """Operational facts for the runbook's checks. Never a secret or anything derived from one."""
+    settings, paths = runtime.settings, runtime.paths
+    report = runtime.preflight if isinstance(runtime.preflight, Report) else None
+    warnings = [f"{c.name}: {c.detail}" for c in report.checks if c.level is not Level.ok] if report else []
+    return {
+        "ok": True,
+        "runtime": {
+            "version": runtime.version,
+            "started_at": runtime.started_at.isoformat(),
+            "uptime_seconds": int((utcnow() - runtime.started_at).total_seconds()),
+            "running_on_render": settings.running_on_render,
+            "persistent_data_root": str(paths.root),
+            "persistent_data_root_source": paths.root_source,
+            "database_backend": runtime.db.backend,
+            "database_on_persistent_storage": runtime.db.is_sqlite is False or paths.database_on_persistent_storage,
+            "vector_meta_on_persistent_storage": paths.vector_meta_on_persistent_storage,
+            "telegram_mode": settings.telegram_mode.value,
+            "telegram_configured": settings.telegram_bot_token is not None,
+            "llm_configured": settings.llm_configured,
+            "llm_model": settings.openai_model,
+            "vector_store_configured": bool(settings.openai_vector_store_id),
+            "crm_provider": settings.crm_provider.value,
+            "brand_default": settings.brand_default,
+            "admin_miniapp_enabled": settings.admin_miniapp_enabled,
+            "preflight_mode": settings.startup_preflight_mode.value,
+        },
+        "warnings": warnings,
+        "preflight": report.as_dict() if report else None,
+    }
+
+
+_LANDING = """<!doctype html>
+<html lang="ru"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}
+code{{background:#f3f3f3;padding:.1rem .3rem;border-radius:.2rem}}</style></head>
+<body><h1>{title}</h1>
+<p>Ассистент по подбору курсов: отвечает на вопросы, подбирает программы и принимает заявки.</p>
+<ul>
+<li><a href="/app">Мини-приложение: подбор курса и заявка</a></li>
+<li><a href="/api/health"><code>/api/health</code></a> — состояние сервиса</li>
+<li><a href="/api/runtime/diagnostics"><code>/api/runtime/diagnostics</code></a> — диагностика</li>
+</ul>
+<p><small>Версия {version}</small></p></body></html>"""
+
+
+@router.get("/", response_class=HTMLResponse)
+async def landing(runtime: RuntimeDep) -> HTMLResponse:
+    title = html.escape(f"Sales assistant — {runtime.settings.brand_default}")
+    return HTMLResponse(_LANDING.format(title=title, version=html.escape(runtime.version)))

@@ -1,0 +1,45 @@
+"""Serves the built Mini App (webapp/dist) at /app, or a clear page saying a build is needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse, HTMLResponse, Response
+
+from adapters.http.dependencies import SettingsDep
+
+router = APIRouter()
+
+# Hashed assets never change under one name; the HTML entry must be re-read on every open.
+ASSET_CACHE = "public, max-age=31536000, immutable"
+HTML_CACHE = "no-cache"
+
+_BUILD_REQUIRED = """<!doctype html><html lang="ru"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1"><title>Нужна сборка</title></head>
+<body style="font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem">
+<h1>Мини-приложение ещё не собрано</h1>
+<p>Build required: run <code>cd webapp &amp;&amp; npm install &amp;&amp; npm run build</code>
+(or <code>make run</code>), or set <code>WEBAPP_DIST_PATH</code> to the built folder.</p></body></html>"""
+
+
+def _serve(dist: Path, relative: str) -> Response:
+    index = dist / "index.html"
+    if not index.is_file():
+        return HTMLResponse(_BUILD_REQUIRED, status_code=503, headers={"Cache-Control": "no-store"})
+    if relative:
+        candidate = (dist / relative).resolve()
+        if not candidate.is_relative_to(dist.resolve()):
+            raise HTTPException(404)
+        if candidate.is_file():
+            cache = HTML_CACHE if candidate.suffix == ".html" else ASSET_CACHE
+            return FileResponse(candidate, headers={"Cache-Control": cache})
+        if "." in Path(relative).name:  # a missing asset, not a client-side route
+            raise HTTPException(404)
+    return FileResponse(index, headers={"Cache-Control": HTML_CACHE})
+
+
+@router.get("/app", include_in_schema=False)
+@router.get("/app/{relative:path}", include_in_schema=False)
+async def user_app(settings: SettingsDep, relative: str = "") -> Response:
+    return _serve(settings.webapp_dist, relative)

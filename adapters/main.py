@@ -1,0 +1,116 @@
+"""Process entry point: `python -m adapters.main serve|migrate` (start.sh and `make run` call it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+import typer
+import uvicorn
+
+from agent.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+log = logging.getLogger("sales_agent")
+
+
+def _settings() -> Settings:
+    from agent.logging_setup import configure_logging
+
+    try:
+        settings = load_settings()
+    except ConfigError as error:
+        # One clear line naming the variable, then stop: better than a half-configured service.
+        typer.echo(f"Configuration error: {error}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.secret_values())
+    return settings
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Bind address (default: HOST or 0.0.0.0)."),
+    port: int | None = typer.Option(None, help="Port (default: PORT or 8000)."),
+    bot: bool | None = typer.Option(
+        None,
+        "--bot/--no-bot",
+        help="Also run the Telegram polling bot (default: when TELEGRAM_BOT_TOKEN is set and TELEGRAM_MODE=polling).",
+    ),
+) -> None:
+    """Serve the HTTP API (and, in polling mode, the Telegram bot in the same process)."""
+    from adapters.http.app import create_app
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    run_bot = bot if bot is not None else settings.telegram_bot_token is not None and settings.telegram_mode == "polling"
+    log.info("Starting API on %s:%s...", host, port)
+    config = uvicorn.Config(
+        create_app(settings, run_bot=run_bot),
+        host=host,
+        port=port,
+        log_config=None,  # keep our formatter and redaction
+        proxy_headers=False,  # X-Forwarded-For is trusted only through TRUSTED_PROXY_IPS
+        timeout_graceful_shutdown=20,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a no-op handler turns that
+    # re-raise into a normal exit, so Docker and Render see a clean stop (exit 0), not a kill.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    ok = asyncio.run(_serve(server))
+    if not ok:
+        sys.exit(1)
+
+
+async def _serve(server: uvicorn.Server) -> bool:
+    await server.serve()
+    # uvicorn reports a failed lifespan start-up (e.g. blocking preflight) only through `started`.
+    return server.started
+
+
+@app.command()
+def bot() -> None:
+    """Run the Telegram bot without the HTTP API (the compose file's `bot` service)."""
+    settings = _settings()
+    if settings.telegram_bot_token is None:
+        typer.echo("TELEGRAM_BOT_TOKEN is not set: there is no bot to run.", err=True)
+        raise typer.Exit(2)
+    asyncio.run(_run_bot(settings))
+
+
+async def _run_bot(settings: Settings) -> None:
+    from adapters.http.app import start_runtime
+    from adapters.wiring import build_runtime
+
+    runtime = build_runtime(settings, run_bot=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await start_runtime(runtime)
+        await stop.wait()
+        log.info("stopping the bot")
+    finally:
+        await runtime.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations and exit."""
+    from adapters.storage.database import database_url_for
+    from adapters.storage.migrate import upgrade
+    from agent.paths import resolve_data_paths
+
+    settings = _settings()
+    paths = resolve_data_paths(settings)
+    url = database_url_for(settings, paths)
+    upgrade(url)
+    log.info("database migrated (%s)", "sqlite" if url.startswith("sqlite") else "postgresql")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,184 @@
+"""Start-up checks shared by the service and scripts/preflight_audit.py.
+
+STARTUP_PREFLIGHT_MODE: off never blocks, fail blocks on critical findings, strict also on warnings.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from agent.settings import CrmProvider, PreflightMode, TelegramMode
+
+if TYPE_CHECKING:
+    from adapters.wiring import Runtime
+
+TELEGRAM_TOKEN_RE = re.compile(r"^\d{5,16}:[A-Za-z0-9_-]{30,64}$")
+WEAK_PASSWORDS = {"strong_password", "admin", "password", "123456", "qwerty", "changeme"}
+MIN_ADMIN_PASS_LENGTH = 12
+
+
+class Level(StrEnum):
+    ok = "ok"
+    warning = "warning"
+    critical = "critical"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    level: Level
+    detail: str
+
+
+@dataclass
+class Report:
+    mode: PreflightMode
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[Check]:
+        return [c for c in self.checks if c.level is Level.warning]
+
+    @property
+    def criticals(self) -> list[Check]:
+        return [c for c in self.checks if c.level is Level.critical]
+
+    @property
+    def blocking(self) -> bool:
+        if self.mode is PreflightMode.off:
+            return False
+        if self.mode is PreflightMode.strict:
+            return bool(self.criticals or self.warnings)
+        return bool(self.criticals)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "mode": self.mode.value,
+            "blocking": self.blocking,
+            "checks": [{"name": c.name, "level": c.level.value, "detail": c.detail} for c in self.checks],
+        }
+
+
+CheckFn = Callable[["Runtime"], Awaitable[list[Check]]]
+# Later capabilities (catalog validation, CRM round trip) register their checks here.
+EXTRA_CHECKS: list[CheckFn] = []
+
+
+def _data_root(runtime: Runtime) -> list[Check]:
+    paths = runtime.paths
+    try:
+        paths.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=paths.root, prefix=".preflight-"):
+            pass
+    except OSError as error:
+        return [Check("data_root", Level.critical, f"{paths.root} is not writable: {error.strerror}")]
+    checks = [Check("data_root", Level.ok, f"{paths.root} ({paths.root_source})")]
+    if runtime.db.is_sqlite and not paths.database_on_persistent_storage and not paths.root_is_tmp:
+        checks.append(
+            Check("database_path", Level.warning, f"DATABASE_PATH {paths.database_path} is outside {paths.root}")
+        )
+    if not paths.vector_meta_on_persistent_storage and not paths.root_is_tmp:
+        checks.append(
+            Check(
+                "vector_store_meta_path",
+                Level.warning,
+                f"VECTOR_STORE_META_PATH {paths.vector_store_meta_path} is outside {paths.root}",
+            )
+        )
+    if runtime.settings.running_on_render and paths.root_is_tmp:
+        checks.append(
+            Check(
+                "render_disk",
+                Level.warning,
+                "running on Render without a persistent disk: data in /tmp is lost on every deploy",
+            )
+        )
+    return checks
+
+
+async def _database(runtime: Runtime) -> list[Check]:
+    try:
+        await runtime.db.ping()
+    except Exception as error:  # any driver error means "not reachable"
+        return [Check("database", Level.critical, f"{runtime.db.backend} not reachable: {type(error).__name__}")]
+    if not await runtime.db.is_migrated():
+        # Start-up migrates before it checks, so this only shows in the audit before a first start.
+        return [Check("database", Level.warning, "schema is behind: migrations run at start (python -m adapters.main migrate)")]
+    return [Check("database", Level.ok, f"{runtime.db.backend} reachable, schema up to date")]
+
+
+def _telegram(runtime: Runtime) -> list[Check]:
+    settings = runtime.settings
+    checks: list[Check] = []
+    if settings.telegram_bot_token is None:
+        checks.append(Check("telegram_token", Level.warning, "TELEGRAM_BOT_TOKEN is not set: the bot is off"))
+    elif not TELEGRAM_TOKEN_RE.match(settings.telegram_bot_token.get_secret_value()):
+        checks.append(
+            Check("telegram_token", Level.critical, "TELEGRAM_BOT_TOKEN does not look like <digits>:<35 chars>")
+        )
+    else:
+        checks.append(Check("telegram_token", Level.ok, "format valid"))
+    if settings.telegram_mode is TelegramMode.webhook and settings.telegram_webhook_secret is None:
+        checks.append(
+            Check("telegram_webhook_secret", Level.warning, "webhook mode without TELEGRAM_WEBHOOK_SECRET")
+        )
+    return checks
+
+
+def _admin(runtime: Runtime) -> list[Check]:
+    settings = runtime.settings
+    password = settings.admin_pass.get_secret_value()
+    if password in WEAK_PASSWORDS or len(password) < MIN_ADMIN_PASS_LENGTH:
+        level = Level.critical if settings.startup_preflight_mode is PreflightMode.strict else Level.warning
+        return [Check("admin_pass", level, f"ADMIN_PASS is a default or shorter than {MIN_ADMIN_PASS_LENGTH} characters")]
+    return [Check("admin_pass", Level.ok, "set")]
+
+
+def _openai(runtime: Runtime) -> list[Check]:
+    if not runtime.settings.llm_configured:
+        return [Check("openai", Level.warning, "OPENAI_API_KEY is not set: the assistant runs in offline mode")]
+    return [Check("openai", Level.ok, f"model {runtime.settings.openai_model}")]
+
+
+def _crm_settings(runtime: Runtime) -> list[Check]:
+    settings = runtime.settings
+    missing: list[str] = []
+    if settings.crm_provider is CrmProvider.tallanto:
+        if not settings.tallanto_api_url:
+            missing.append("TALLANTO_API_URL")
+        if settings.tallanto_api_token is None and settings.tallanto_api_key is None:
+            missing.append("TALLANTO_API_TOKEN or TALLANTO_API_KEY")
+    elif settings.crm_provider is CrmProvider.amo:
+        if not settings.amo_api_url:
+            missing.append("AMO_API_URL")
+        if settings.amo_access_token is None:
+            missing.append("AMO_ACCESS_TOKEN")
+    if missing:
+        return [Check("crm_settings", Level.critical, f"CRM_PROVIDER={settings.crm_provider.value} needs {', '.join(missing)}")]
+    return [Check("crm_settings", Level.ok, f"provider {settings.crm_provider.value}")]
+
+
+def _content(runtime: Runtime) -> list[Check]:
+    brand_file = runtime.settings.catalog_path / f"{runtime.settings.brand_default}.yaml"
+    if not brand_file.is_file():
+        return [Check("catalog", Level.critical, f"{brand_file} not found (BRAND_DEFAULT={runtime.settings.brand_default})")]
+    return [Check("catalog", Level.ok, str(brand_file))]
+
+
+async def run_preflight(runtime: Runtime) -> Report:
+    report = Report(runtime.settings.startup_preflight_mode)
+    report.checks += _data_root(runtime)
+    report.checks += await _database(runtime)
+    report.checks += _content(runtime)
+    report.checks += _telegram(runtime)
+    report.checks += _admin(runtime)
+    report.checks += _openai(runtime)
+    report.checks += _crm_settings(runtime)
+    for extra in EXTRA_CHECKS:
+        report.checks += await extra(runtime)
+    return report

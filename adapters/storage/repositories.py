@@ -1,0 +1,300 @@
+"""Repositories over the tables: the only place that writes SQL for users, conversations and leads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from adapters.storage.database import Database
+from adapters.storage.models import (
+    ConsentRecord,
+    Conversation,
+    CrmOutbox,
+    Lead,
+    Message,
+    ModelUsage,
+    User,
+    utcnow,
+)
+
+
+class UserRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get_or_create(
+        self,
+        identity: str,
+        external_id: str,
+        *,
+        first_name: str | None = None,
+        username: str | None = None,
+        source: str | None = None,
+    ) -> User:
+        """Find the user or create them; the first-touch source is set once and never overwritten."""
+        for _ in range(2):  # a concurrent insert of the same user loses the race once, then finds it
+            async with self.db.session() as session:
+                user = (
+                    await session.exec(
+                        select(User).where(User.identity == identity, User.external_id == external_id)
+                    )
+                ).first()
+                if user is None:
+                    user = User(
+                        identity=identity,
+                        external_id=external_id,
+                        first_name=first_name,
+                        username=username,
+                        source=source,
+                    )
+                    session.add(user)
+                    try:
+                        await session.commit()
+                    except IntegrityError:
+                        await session.rollback()
+                        continue
+                    await session.refresh(user)
+                    return user
+                changed = False
+                if source and not user.source:
+                    user.source, changed = source, True
+                if first_name and user.first_name != first_name:
+                    user.first_name, changed = first_name, True
+                if username and user.username != username:
+                    user.username, changed = username, True
+                if changed:
+                    session.add(user)
+                    await session.commit()
+                    await session.refresh(user)
+                return user
+        raise RuntimeError("user could not be created")
+
+    async def get(self, user_id: int) -> User | None:
+        async with self.db.session() as session:
+            return await session.get(User, user_id)
+
+    async def mark_blocked(self, user_id: int) -> None:
+        async with self.db.session() as session:
+            await session.exec(update(User).where(User.id == user_id).values(blocked_at=utcnow()))
+            await session.commit()
+
+    async def forget(self, user_id: int) -> None:
+        """Delete the user's personal data and conversations (152-ФЗ withdrawal).
+
+        Consent records stay as proof of what was agreed and when, with no personal fields beyond ids.
+        """
+        async with self.db.session() as session:
+            conversation_ids = select(Conversation.id).where(Conversation.user_id == user_id)
+            lead_ids = select(Lead.id).where(Lead.user_id == user_id)
+            await session.exec(delete(CrmOutbox).where(col(CrmOutbox.lead_id).in_(lead_ids)))
+            await session.exec(delete(Lead).where(Lead.user_id == user_id))
+            await session.exec(delete(ModelUsage).where(col(ModelUsage.conversation_id).in_(conversation_ids)))
+            await session.exec(delete(Message).where(col(Message.conversation_id).in_(conversation_ids)))
+            await session.exec(delete(Conversation).where(Conversation.user_id == user_id))
+            await session.exec(
+                update(User)
+                .where(User.id == user_id)
+                .values(first_name=None, username=None, source=None)
+            )
+            await session.commit()
+
+
+class ConversationRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get_or_create(self, user_id: int, brand: str) -> Conversation:
+        for _ in range(2):
+            async with self.db.session() as session:
+                found = (
+                    await session.exec(
+                        select(Conversation).where(
+                            Conversation.user_id == user_id, Conversation.brand == brand
+                        )
+                    )
+                ).first()
+                if found is not None:
+                    return found
+                conversation = Conversation(user_id=user_id, brand=brand)
+                session.add(conversation)
+                try:
+                    await session.commit()
+                except IntegrityError:
+                    await session.rollback()
+                    continue
+                await session.refresh(conversation)
+                return conversation
+        raise RuntimeError("conversation could not be created")
+
+    async def get(self, conversation_id: int) -> Conversation | None:
+        async with self.db.session() as session:
+            return await session.get(Conversation, conversation_id)
+
+    async def save(self, conversation: Conversation) -> None:
+        conversation.updated_at = utcnow()
+        async with self.db.session() as session:
+            await session.merge(conversation)
+            await session.commit()
+
+    async def list_recent(self, *, limit: int = 50, offset: int = 0) -> Sequence[Conversation]:
+        async with self.db.session() as session:
+            query = (
+                select(Conversation)
+                .order_by(col(Conversation.last_message_at).desc().nulls_last(), col(Conversation.id).desc())
+                .offset(offset)
+                .limit(limit)
+            )
+            return (await session.exec(query)).all()
+
+
+class MessageRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        *,
+        channel: str,
+        meta: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Message | None:
+        """Store a message; returns None when this idempotency key was stored before."""
+        message = Message(
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            channel=channel,
+            meta=meta or {},
+            idempotency_key=idempotency_key,
+        )
+        async with self.db.session() as session:
+            session.add(message)
+            try:
+                await session.flush()
+            except IntegrityError:
+                await session.rollback()
+                return None
+            await session.exec(
+                update(Conversation)
+                .where(Conversation.id == conversation_id)
+                .values(last_message_at=message.created_at)
+            )
+            await session.commit()
+            await session.refresh(message)
+            return message
+
+    async def exists(self, idempotency_key: str) -> bool:
+        async with self.db.session() as session:
+            found = await session.exec(
+                select(Message.id).where(Message.idempotency_key == idempotency_key)
+            )
+            return found.first() is not None
+
+    async def recent(self, conversation_id: int, *, limit: int = 40) -> list[Message]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(Message)
+                .where(Message.conversation_id == conversation_id)
+                .order_by(col(Message.id).desc())
+                .limit(limit)
+            )
+            return list(reversed(rows.all()))
+
+
+class LeadRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(self, lead: Lead, *, outbox_provider: str | None) -> Lead:
+        """Commit the lead (and its outbox row, when a CRM is configured) in one transaction.
+
+        With an idempotency key that was used before, the earlier lead is returned instead.
+        """
+        async with self.db.session() as session:
+            session.add(lead)
+            try:
+                await session.flush()
+                if outbox_provider:
+                    session.add(CrmOutbox(lead_id=lead.id, provider=outbox_provider))
+                else:
+                    lead.crm_status = "skipped"
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+                if lead.idempotency_key is None:
+                    raise
+                existing = await self.by_idempotency_key(lead.idempotency_key)
+                if existing is None:
+                    raise
+                return existing
+            await session.refresh(lead)
+            return lead
+
+    async def by_idempotency_key(self, key: str) -> Lead | None:
+        async with self.db.session() as session:
+            return (await session.exec(select(Lead).where(Lead.idempotency_key == key))).first()
+
+    async def recent_for(self, user_id: int, phone: str, since: datetime) -> Lead | None:
+        async with self.db.session() as session:
+            query = (
+                select(Lead)
+                .where(Lead.user_id == user_id, Lead.phone == phone, Lead.created_at >= since)
+                .order_by(col(Lead.id).desc())
+            )
+            return (await session.exec(query)).first()
+
+    async def get(self, lead_id: int) -> Lead | None:
+        async with self.db.session() as session:
+            return await session.get(Lead, lead_id)
+
+    async def count(self) -> int:
+        async with self.db.session() as session:
+            return (await session.exec(select(func.count()).select_from(Lead))).one()
+
+
+class ConsentRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(self, record: ConsentRecord) -> ConsentRecord:
+        async with self.db.session() as session:
+            session.add(record)
+            await session.commit()
+            await session.refresh(record)
+            return record
+
+    async def latest(self, user_id: int, kind: str) -> ConsentRecord | None:
+        async with self.db.session() as session:
+            query = (
+                select(ConsentRecord)
+                .where(ConsentRecord.user_id == user_id, ConsentRecord.kind == kind)
+                .order_by(col(ConsentRecord.id).desc())
+            )
+            return (await session.exec(query)).first()
+
+
+class UsageRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, usage: ModelUsage) -> None:
+        async with self.db.session() as session:
+            session.add(usage)
+            await session.commit()
+
+    async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
+        async with self.db.session() as session:
+            query = select(func.coalesce(func.sum(ModelUsage.total_tokens), 0)).where(
+                ModelUsage.created_at >= since
+            )
+            if user_id is not None:
+                query = query.where(ModelUsage.user_id == user_id)
+            return int((await session.exec(query)).one())

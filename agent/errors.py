@@ -1,0 +1,40 @@
+"""The core's small exception hierarchy; adapters map it to HTTP statuses and polite bot text."""
+
+
+class AgentError(Exception):
+    """Base class for errors the core raises on purpose."""
+
+
+class InvalidInput(AgentError):
+    """The user's input can't be used (bad phone, unknown brand, empty message)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ConsentRequired(AgentError):
+    """Personal data can't be stored without recorded consent (152-ФЗ)."""
+
+
+class UnknownBrand(InvalidInput):
+    def __init__(self, brand: str) -> None:
+        super().__init__("brand", f"unknown brand {brand!r}")
+
+
+class NotFound(AgentError):
+    pass
+
+
+class ModelUnavailable(AgentError):
+    """The model failed after retries; the service answers with the offline policy."""
+
+
+class CrmError(AgentError):
+    """A CRM call failed. ``retryable`` tells the outbox whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status

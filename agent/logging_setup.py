@@ -1,0 +1,98 @@
+"""One log format for the whole process: JSON when stderr is not a TTY, secrets redacted.
+
+The request id (HTTP) and the update id (Telegram) ride in context variables, so every line a
+request or an update causes carries them without threading them through calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+update_id_var: ContextVar[int | None] = ContextVar("update_id", default=None)
+
+# Shapes of secrets that may reach a log line even when we don't know the value (e.g. from a URL).
+_SECRET_PATTERNS = [
+    re.compile(r"(?<![0-9])\d{6,12}:[A-Za-z0-9_-]{30,}"),  # Telegram bot token (also inside /bot<token>/)
+    re.compile(r"\bsk-[A-Za-z0-9_-]{16,}\b"),  # OpenAI key
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r"(?i)(x-auth-token['\"]?\s*[:=]\s*['\"]?)[^\s'\",]{6,}"),
+]
+REDACTED = "***"
+
+
+class Redactor:
+    def __init__(self, secrets: list[str] | None = None) -> None:
+        self.secrets = sorted({s for s in secrets or [] if s}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        for pattern in _SECRET_PATTERNS:
+            text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + REDACTED, text)
+        return text
+
+
+class ContextFilter(logging.Filter):
+    """Adds request/update ids and redacts the formatted message and exception text."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.update_id = update_id_var.get()
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + logging.Formatter().formatException(record.exc_info)
+            record.exc_info = None
+            record.exc_text = None
+        record.msg = self.redactor(message)
+        record.args = None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ids = []
+        if getattr(record, "request_id", None):
+            ids.append(f"req={record.request_id}")
+        if getattr(record, "update_id", None) is not None:
+            ids.append(f"upd={record.update_id}")
+        prefix = f" [{' '.join(ids)}]" if ids else ""
+        return f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}{prefix}: {record.getMessage()}"
+
+
+def configure_logging(level: str = "INFO", secrets: list[str] | None = None, *, json: bool | None = None) -> None:
+    use_json = (not sys.stderr.isatty()) if json is None else json
+    handler = logging.StreamHandler(sys.stderr)
+    if use_json:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(update_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(TextFormatter())
+    handler.addFilter(ContextFilter(Redactor(secrets)))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Library loggers that would otherwise print URLs with tokens (aiogram puts the bot token in URLs).
+    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    # uvicorn installs its own handlers; route its records through ours instead.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers = []
+        logger.propagate = True

@@ -1,0 +1,74 @@
+"""Interfaces the core needs from the outside world; adapters implement them.
+
+The storage port lives with the service that uses it (see agent/service.py); the ones here are
+shared by several adapters: the CRM (create_lead, crm_lookup, the outbox, /leadtest) and the
+knowledge base (kb_file_search, /api/kb/search, /kbtest).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydantic import BaseModel, Field
+
+
+class LeadPayload(BaseModel):
+    """What a CRM receives for one lead. The phone is normalised (+7XXXXXXXXXX)."""
+
+    lead_id: int
+    brand: str
+    phone: str
+    name: str | None = None
+    source: str | None = None
+    channel: str = "telegram"
+    grade: int | None = None
+    goal: str | None = None
+    subject: str | None = None
+    format: str | None = None
+    program_ids: list[str] = Field(default_factory=list)
+    summary: str = ""
+    is_test: bool = False
+
+
+class CrmPushResult(BaseModel):
+    crm_ids: dict[str, str] = Field(default_factory=dict)  # e.g. {"contact_id": "…", "lead_id": "…"}
+    created: bool = True  # False when an existing record was found and updated
+
+
+class CrmLookupResult(BaseModel):
+    """Anonymised context only: never names, phones, addresses or notes."""
+
+    found: bool
+    tags: list[str] = Field(default_factory=list)
+    interests: list[str] = Field(default_factory=list)
+    last_touch_days: int | None = None
+
+
+class CRM(Protocol):
+    name: str
+
+    async def push_lead(self, lead: LeadPayload) -> CrmPushResult: ...
+
+    async def lookup(self, phone: str) -> CrmLookupResult: ...
+
+    async def check(self) -> None:
+        """A cheap authenticated read; raises CrmError when the CRM can't be used."""
+        ...
+
+
+class Passage(BaseModel):
+    doc_id: str
+    title: str
+    text: str
+    source_url: str | None = None
+    score: float = 0.0
+
+
+class KnowledgeResult(BaseModel):
+    passages: list[Passage] = Field(default_factory=list)
+    # False when nothing scored above the relevance threshold: say «уточню у менеджера».
+    relevant: bool = False
+
+
+class Knowledge(Protocol):
+    async def search(self, brand: str, query: str, *, limit: int = 3) -> KnowledgeResult: ...

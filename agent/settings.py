@@ -1,0 +1,204 @@
+"""The one settings object: every environment variable the service reads.
+
+No other module reads the environment; entry points call ``load_settings()`` once and pass the
+result down. Tests build their own ``Settings(_env_file=None, ...)``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+# Content folders (catalog, knowledge, legal, prompts, webapp) ship with the code: relative settings
+# are resolved against the project root so scripts work from any working directory.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class TelegramMode(StrEnum):
+    polling = "polling"
+    webhook = "webhook"
+
+
+class PreflightMode(StrEnum):
+    off = "off"
+    fail = "fail"
+    strict = "strict"
+
+
+class CrmProvider(StrEnum):
+    none = "none"
+    tallanto = "tallanto"
+    amo = "amo"
+
+
+class ConfigError(Exception):
+    """Raised when the environment holds an invalid value; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # the runbook's `.env` leaves optional values blank
+        extra="ignore",
+        case_sensitive=False,
+    )
+
+    # Telegram
+    telegram_bot_token: SecretStr | None = None
+    telegram_mode: TelegramMode = TelegramMode.polling
+    telegram_webhook_path: str = "/telegram/webhook"
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_base_url: str = "https://api.telegram.org"
+    manager_chat_id: int | None = None
+
+    # OpenAI
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4.1"
+    openai_base_url: str | None = None
+    openai_web_fallback_enabled: bool = True
+    openai_web_fallback_domain: str = "kmipt.ru"
+    openai_vector_store_id: str | None = None
+    openai_timeout_seconds: float = Field(default=30.0, gt=0)
+    openai_max_retries: int = Field(default=3, ge=0, le=10)
+
+    # Assistant HTTP endpoint
+    assistant_api_token: SecretStr | None = None
+    assistant_rate_limit_window_seconds: int = Field(default=60, gt=0)
+    assistant_rate_limit_user_requests: int = Field(default=24, gt=0)
+    assistant_rate_limit_ip_requests: int = Field(default=72, gt=0)
+
+    startup_preflight_mode: PreflightMode = PreflightMode.fail
+
+    # CRM
+    crm_provider: CrmProvider = CrmProvider.none
+    crm_api_exposed: bool = False
+    crm_rate_limit_window_seconds: int = Field(default=300, gt=0)
+    crm_rate_limit_ip_requests: int = Field(default=180, gt=0)
+    tallanto_api_url: str | None = None
+    tallanto_api_key: SecretStr | None = None
+    tallanto_api_token: SecretStr | None = None
+    # Kept as text on purpose: the runbook demands the literal "1" to expose /api/crm/*.
+    tallanto_read_only: str = ""
+    tallanto_default_contact_module: str = "contacts"
+    amo_api_url: str | None = None
+    amo_access_token: SecretStr | None = None
+
+    # Brand, content, admin
+    brand_default: str = "kmipt"
+    catalog_dir: str = "catalog"
+    knowledge_dir: str = "knowledge"
+    legal_dir: str = "legal"
+    admin_user: str = "admin"
+    admin_pass: SecretStr = SecretStr("strong_password")
+    admin_miniapp_enabled: bool = False
+    admin_telegram_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    admin_webapp_url: str | None = None
+    user_webapp_url: str | None = None
+    webapp_initdata_max_age_seconds: int = Field(default=86400, ge=0)
+    sales_tone_path: str | None = None
+    webapp_dist_path: str | None = None
+
+    # Storage and paths
+    persistent_data_path: str | None = None
+    render_disk_mount_path: str | None = None
+    render: str | None = None  # Render sets RENDER=true in every service
+    database_path: str | None = None
+    vector_store_meta_path: str | None = None
+    database_url: SecretStr | None = None
+    redis_url: SecretStr | None = None
+
+    # Process
+    host: str = "0.0.0.0"
+    port: int = Field(default=8000, gt=0, lt=65536)
+    log_level: str = "INFO"
+
+    @field_validator("admin_telegram_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+            for part in parts:
+                if not part.lstrip("-").isdigit():
+                    raise ValueError(f"expected comma-separated numeric Telegram ids, got {part!r}")
+            return [int(p) for p in parts]
+        return value
+
+    @field_validator("telegram_webhook_path")
+    @classmethod
+    def _webhook_path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return upper
+
+    @property
+    def llm_configured(self) -> bool:
+        return self.openai_api_key is not None and bool(self.openai_api_key.get_secret_value())
+
+    @property
+    def running_on_render(self) -> bool:
+        return bool(self.render) and self.render.lower() not in {"0", "false", "no"}
+
+    @property
+    def tallanto_read_only_enabled(self) -> bool:
+        return self.tallanto_read_only == "1"
+
+    def project_path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.project_path(self.catalog_dir)
+
+    @property
+    def knowledge_path(self) -> Path:
+        return self.project_path(self.knowledge_dir)
+
+    @property
+    def legal_path(self) -> Path:
+        return self.project_path(self.legal_dir)
+
+    @property
+    def webapp_dist(self) -> Path:
+        return self.project_path(self.webapp_dist_path or "webapp/dist")
+
+    def secret_values(self) -> list[str]:
+        """Every configured secret, for log redaction."""
+        values: list[str] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                raw = value.get_secret_value()
+                if raw and len(raw) >= 4:
+                    values.append(raw)
+        return values
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per bad variable, named as in the environment."""
+    lines = []
+    for item in error.errors():
+        name = str(item["loc"][0]).upper() if item["loc"] else "?"
+        lines.append(f"Invalid environment variable {name}: {item['msg']}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(format_validation_error(error)) from None

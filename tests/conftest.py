@@ -1,0 +1,113 @@
+"""Shared fixtures: isolated settings, real SQLite files and a fresh PostgreSQL database per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from adapters.storage.database import Database
+from adapters.wiring import Runtime, build_runtime
+from agent.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own env vars must not change what the tests see."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.delenv("RENDER", raising=False)
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "persistent_data_path": str(tmp_path / "data"),
+        "catalog_dir": str(REPO / "catalog"),
+        "knowledge_dir": str(REPO / "knowledge"),
+        "legal_dir": str(REPO / "legal"),
+        "webapp_dist_path": str(tmp_path / "no-webapp-build"),
+        "admin_pass": "a-long-test-password",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return make_settings(tmp_path)
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return None
+    except psycopg.Error as error:
+        return f"PostgreSQL at {PG_ADMIN_DSN} is not reachable ({type(error).__name__})"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database per test session, so parallel runs never share tables."""
+    problem = _pg_available()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"{problem}: CI must run the PostgreSQL tests")
+        pytest.skip(f"{problem}; start it to run the PostgreSQL tests")
+    name = f"sa_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
+    try:
+        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Run a storage test on a real SQLite file and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        return
+    url = request.getfixturevalue("postgres_url")
+    yield url
+    _truncate_all(url)
+
+
+def _truncate_all(url: str) -> None:
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate()
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, database_url: str) -> AsyncIterator[Runtime]:
+    """A migrated runtime on each storage backend (DATABASE_URL accepts SQLite URLs too)."""
+    rt = build_runtime(make_settings(tmp_path, database_url=database_url))
+    await rt.db.migrate()
+    yield rt
+    await rt.close()

@@ -1,0 +1,143 @@
+"""Storage on a real SQLite file and the real PostgreSQL (the `database_url` fixture runs both)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from adapters.storage.database import Database
+from adapters.storage.engine import normalize_database_url
+from adapters.storage.models import ConsentRecord, Lead, ModelUsage
+from adapters.wiring import Runtime
+
+
+async def test_migrations_create_every_table(db: Database) -> None:
+    assert await db.is_migrated()
+    async with db.engine.connect() as conn:
+        if db.is_sqlite:
+            rows = await conn.execute(text("SELECT name FROM sqlite_master WHERE type='table'"))
+            journal = (await conn.execute(text("PRAGMA journal_mode"))).scalar()
+            assert journal == "wal"
+            busy = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
+            assert busy >= 5000
+        else:
+            rows = await conn.execute(text("SELECT tablename FROM pg_tables WHERE schemaname='public'"))
+        tables = {r[0] for r in rows}
+    assert {
+        "users", "conversations", "messages", "leads", "consent_records",
+        "telegram_updates", "crm_outbox", "model_usage", "alembic_version",
+    } <= tables
+
+
+async def test_migrate_twice_is_harmless(db: Database) -> None:
+    await db.migrate()
+    assert await db.is_migrated()
+
+
+async def test_user_first_touch_source_is_never_overwritten(runtime: Runtime) -> None:
+    user = await runtime.users.get_or_create("telegram", "42", source="ads_vk", first_name="Анна")
+    again = await runtime.users.get_or_create("telegram", "42", source="other", first_name="Анна")
+    assert again.id == user.id
+    assert again.source == "ads_vk"
+
+
+async def test_concurrent_creation_yields_one_user(runtime: Runtime) -> None:
+    users = await asyncio.gather(*(runtime.users.get_or_create("telegram", "777") for _ in range(8)))
+    assert len({u.id for u in users}) == 1
+
+
+async def test_conversation_profile_round_trip(runtime: Runtime) -> None:
+    user = await runtime.users.get_or_create("api", "client-1")
+    conversation = await runtime.conversations.get_or_create(user.id, "kmipt")
+    conversation.profile = {"grade": 11, "goal": "ege", "subject": "math"}
+    await runtime.conversations.save(conversation)
+    loaded = await runtime.conversations.get_or_create(user.id, "kmipt")
+    assert loaded.id == conversation.id
+    assert loaded.profile == {"grade": 11, "goal": "ege", "subject": "math"}
+    assert loaded.updated_at.tzinfo is not None
+
+
+async def test_message_idempotency_key_stores_once(runtime: Runtime) -> None:
+    user = await runtime.users.get_or_create("telegram", "5")
+    conversation = await runtime.conversations.get_or_create(user.id, "kmipt")
+    first = await runtime.messages.add(conversation.id, "user", "Привет", channel="telegram", idempotency_key="tg:1")
+    second = await runtime.messages.add(conversation.id, "user", "Привет", channel="telegram", idempotency_key="tg:1")
+    assert first is not None and second is None
+    assert [m.content for m in await runtime.messages.recent(conversation.id)] == ["Привет"]
+    assert await runtime.messages.exists("tg:1")
+    loaded = await runtime.conversations.get(conversation.id)
+    assert loaded is not None and loaded.last_message_at is not None
+
+
+async def test_lead_with_outbox_is_one_transaction_and_idempotent(runtime: Runtime) -> None:
+    user = await runtime.users.get_or_create("telegram", "9")
+    lead = await runtime.leads.create(
+        Lead(user_id=user.id, brand="kmipt", channel="telegram", phone="+79991234567", idempotency_key="k1"),
+        outbox_provider="amo",
+    )
+    same = await runtime.leads.create(
+        Lead(user_id=user.id, brand="kmipt", channel="telegram", phone="+79991234567", idempotency_key="k1"),
+        outbox_provider="amo",
+    )
+    assert same.id == lead.id
+    assert await runtime.leads.count() == 1
+    since = datetime.now(UTC) - timedelta(hours=24)
+    assert (await runtime.leads.recent_for(user.id, "+79991234567", since)).id == lead.id
+    no_crm = await runtime.leads.create(
+        Lead(user_id=user.id, brand="kmipt", channel="api", phone="+79990000000"), outbox_provider=None
+    )
+    assert no_crm.crm_status == "skipped"
+
+
+async def test_consent_and_usage(runtime: Runtime) -> None:
+    user = await runtime.users.get_or_create("telegram", "11")
+    await runtime.consents.record(
+        ConsentRecord(user_id=user.id, kind="personal_data", granted=True, channel="telegram",
+                      text_version="2026-11-01", telegram_id=11)
+    )
+    latest = await runtime.consents.latest(user.id, "personal_data")
+    assert latest is not None and latest.granted and latest.text_version == "2026-11-01"
+    await runtime.usage.add(ModelUsage(user_id=user.id, model="gpt-4.1", input_tokens=10, output_tokens=5, total_tokens=15))
+    assert await runtime.usage.tokens_since(datetime.now(UTC) - timedelta(days=1), user_id=user.id) == 15
+
+
+async def test_forget_deletes_personal_data(runtime: Runtime) -> None:
+    user = await runtime.users.get_or_create("telegram", "12", first_name="Мария", username="maria")
+    conversation = await runtime.conversations.get_or_create(user.id, "kmipt")
+    await runtime.messages.add(conversation.id, "user", "мой телефон +79991112233", channel="telegram")
+    await runtime.leads.create(
+        Lead(user_id=user.id, brand="kmipt", channel="telegram", phone="+79991112233"), outbox_provider="tallanto"
+    )
+    await runtime.users.forget(user.id)
+    assert await runtime.leads.count() == 0
+    assert await runtime.messages.recent(conversation.id) == []
+    forgotten = await runtime.users.get(user.id)
+    assert forgotten is not None and forgotten.first_name is None and forgotten.username is None
+
+
+def test_naive_datetimes_are_refused() -> None:
+    from adapters.storage.models import UTCDateTime
+
+    with pytest.raises(ValueError):
+        UTCDateTime().process_bind_param(datetime(2026, 1, 1), None)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h:5432/db", "postgresql+psycopg://u:p@h:5432/db"),
+        ("postgresql://u:p@h/db", "postgresql+psycopg://u:p@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:////var/data/x.db", "sqlite+aiosqlite:////var/data/x.db"),
+    ],
+)
+def test_hosting_provider_urls_work_as_given(given: str, expected: str) -> None:
+    assert normalize_database_url(given) == expected
+
+
+def test_unsupported_driver_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported"):
+        normalize_database_url("mysql://u@h/db")
