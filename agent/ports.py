@@ -72,3 +72,27 @@ class KnowledgeResult(BaseModel):
 
 class Knowledge(Protocol):
     async def search(self, brand: str, query: str, *, limit: int = 3) -> KnowledgeResult: ...
+
+
+class HandoffNotice(BaseModel):
+    """What managers see when a conversation is handed to a human (posted to MANAGER_CHAT_ID)."""
+
+    conversation_id: int
+    brand: str
+    channel: str
+    user_display: str  # first name / @username / "API user 42": never the phone unless consented
+    reason: str
+    profile: dict[str, object] = Field(default_factory=dict)
+    contact: str | None = None  # only when the user consented to personal-data processing
+    transcript_url: str | None = None
+
+
+class Notifier(Protocol):
+    """Outbound messages the core asks for outside a reply: staff cards and user confirmations.
+
+    The Telegram adapter implements it; without a bot a null notifier only logs.
+    """
+
+    async def notify_handoff(self, notice: HandoffNotice) -> None: ...
+
+    async def notify_user(self, telegram_user_id: int, text: str) -> None: ...

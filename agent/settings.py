@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
 
     # Process
+    # Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (rate limits, logs).
+    trusted_proxy_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "0.0.0.0"
     port: int = Field(default=8000, gt=0, lt=65536)
     log_level: str = "INFO"
@@ -127,6 +129,18 @@ class Settings(BaseSettings):
                 if not part.lstrip("-").isdigit():
                     raise ValueError(f"expected comma-separated numeric Telegram ids, got {part!r}")
             return [int(p) for p in parts]
+        return value
+
+    @field_validator("trusted_proxy_ips", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            import ipaddress
+
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            for part in parts:
+                ipaddress.ip_network(part, strict=False)  # raises ValueError naming the bad entry
+            return parts
         return value
 
     @field_validator("telegram_webhook_path")

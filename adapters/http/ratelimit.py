@@ -1,0 +1,40 @@
+"""Rate limits on the `limits` library: in memory by default, shared through Redis when REDIS_URL is set."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    retry_after: int  # seconds until a request would be allowed again (0 when allowed)
+
+
+def make_storage(redis_url: str | None) -> Storage:
+    if redis_url:
+        scheme, rest = redis_url.split("://", 1)
+        return RedisStorage(f"async+{scheme}://{rest}", implementation="redispy", key_prefix="sales_agent")
+    # MemoryStorage expires keys on a timer, so memory stays bounded under many distinct keys.
+    return MemoryStorage()
+
+
+class RateLimiter:
+    """A named limit of ``requests`` per ``window_seconds`` for any key (a user id, an IP)."""
+
+    def __init__(self, storage: Storage, name: str, requests: int, window_seconds: int) -> None:
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.name = name
+        self.item = RateLimitItemPerSecond(requests, window_seconds)
+
+    async def hit(self, key: str) -> Decision:
+        if await self.limiter.hit(self.item, self.name, key):
+            return Decision(True, 0)
+        stats = await self.limiter.get_window_stats(self.item, self.name, key)
+        return Decision(False, max(1, math.ceil(stats.reset_time - time.time())))

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from fastapi import FastAPI, Request
+from fastapi.security import HTTPBasicCredentials
+from starlette.testclient import TestClient
+
+from adapters.http.auth import check_admin_credentials, client_ip
+from adapters.http.ratelimit import RateLimiter, make_storage
+from agent.settings import Settings
+
+
+def _settings(**kw: object) -> Settings:
+    return Settings(_env_file=None, admin_user="boss", admin_pass="a-long-test-password", **kw)  # type: ignore[arg-type]
+
+
+def test_admin_credentials() -> None:
+    s = _settings()
+    assert check_admin_credentials(HTTPBasicCredentials(username="boss", password="a-long-test-password"), s)
+    assert not check_admin_credentials(HTTPBasicCredentials(username="boss", password="wrong"), s)
+    assert not check_admin_credentials(HTTPBasicCredentials(username="bössa", password="a-long-test-password"), s)
+    assert not check_admin_credentials(None, s)
+
+
+def _ip_app(trusted: list[str]) -> TestClient:
+    app = FastAPI()
+
+    @app.get("/ip")
+    async def ip(request: Request) -> dict[str, str]:
+        return {"ip": client_ip(request, trusted)}
+
+    return TestClient(app)
+
+
+def test_forwarded_for_ignored_without_trusted_proxy() -> None:
+    client = _ip_app([])
+    assert client.get("/ip", headers={"X-Forwarded-For": "1.2.3.4"}).json()["ip"] == "testclient"
+
+
+def test_forwarded_for_from_trusted_proxy() -> None:
+    app = FastAPI()
+
+    @app.get("/ip")
+    async def ip(request: Request) -> dict[str, str]:
+        request.scope["client"] = ("10.0.0.5", 1234)
+        return {"ip": client_ip(request, ["10.0.0.0/8"])}
+
+    client = TestClient(app)
+    assert client.get("/ip", headers={"X-Forwarded-For": "9.9.9.9, 1.2.3.4, 10.0.0.7"}).json()["ip"] == "1.2.3.4"
+
+
+def test_invalid_trusted_proxy_setting_names_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agent.settings import ConfigError, load_settings
+
+    monkeypatch.setenv("TRUSTED_PROXY_IPS", "10.0.0.0/8, not-an-ip")
+    with pytest.raises(ConfigError, match="TRUSTED_PROXY_IPS"):
+        load_settings(_env_file=None)
+
+
+async def test_memory_rate_limiter_counts_and_reports_retry_after() -> None:
+    limiter = RateLimiter(make_storage(None), "t", requests=2, window_seconds=30)
+    decisions = [await limiter.hit("k") for _ in range(3)]
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert 1 <= decisions[-1].retry_after <= 30
+    assert (await limiter.hit("other")).allowed
+
+
+@pytest.mark.redis
+async def test_redis_rate_limiter_is_shared_between_instances() -> None:
+    import redis.asyncio as redis
+
+    client = redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        await asyncio.wait_for(client.ping(), 2)
+    except Exception as error:  # noqa: BLE001
+        from tests.conftest import IN_CI
+
+        if IN_CI:
+            pytest.fail(f"Redis not reachable in CI: {error}")
+        pytest.skip(f"Redis at 127.0.0.1:6379 not reachable: {error}")
+    finally:
+        await client.aclose()
+    import uuid
+
+    name = f"shared-{uuid.uuid4().hex}"
+    first = RateLimiter(make_storage("redis://127.0.0.1:6379/0"), name, requests=3, window_seconds=30)
+    second = RateLimiter(make_storage("redis://127.0.0.1:6379/0"), name, requests=3, window_seconds=30)
+    results = [await first.hit("u"), await second.hit("u"), await first.hit("u"), await second.hit("u")]
+    assert [r.allowed for r in results] == [True, True, True, False]
