@@ -11,6 +11,8 @@ from typing import Protocol
 
 from pydantic import BaseModel, Field
 
+from agent.types import Inbound, Reply
+
 
 class LeadPayload(BaseModel):
     """What a CRM receives for one lead. The phone is normalised (+7XXXXXXXXXX)."""
@@ -96,3 +98,17 @@ class Notifier(Protocol):
     async def notify_handoff(self, notice: HandoffNotice) -> None: ...
 
     async def notify_user(self, telegram_user_id: int, text: str) -> None: ...
+
+
+class Assistant(Protocol):
+    """What every adapter calls. Reserved quick-reply payloads are documented in agent/service.py."""
+
+    async def handle(self, inbound: Inbound) -> Reply: ...
+
+    async def handoff(self, inbound: Inbound, reason: str) -> Reply:
+        """Put the conversation in human mode and notify managers (/manager, a button, the model's tool)."""
+        ...
+
+    async def release(self, conversation_id: int) -> None:
+        """End human mode (admin action)."""
+        ...
