@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import ValidationError
 
-from agent.catalog_schema import BrandCatalog, BrandInfo, Format, Goal, Program, Session, Subject
+from agent.catalog_schema import BrandCatalog, BrandInfo, Format, Goal, Grade, Program, Session, Subject
 from agent.catalog_search import CatalogSearchResult, SearchCriteria, next_start_text, price_text, rank_programs
 from agent.errors import UnknownBrand
 
@@ -40,9 +40,12 @@ class ContentIssue:
     field: str | None
     message: str
 
+    @property
+    def where(self) -> str:
+        return ": ".join(part for part in (self.file, self.item, self.field) if part)
+
     def __str__(self) -> str:
-        where = ": ".join(part for part in (self.file, self.item, self.field) if part)
-        return f"{self.level}: {where}: {self.message}"
+        return f"{self.level}: {self.where}: {self.message}"
 
 
 class CatalogError(Exception):
@@ -219,6 +222,7 @@ __all__ = [
     "ContentIssue",
     "Format",
     "Goal",
+    "Grade",
     "Program",
     "SearchCriteria",
     "Session",
