@@ -1,7 +1,7 @@
 """respx for the openai SDK: openai 3.x sends through httpx2/httpcore2, which respx does not patch.
 
 Importing this module registers a respx mocker for httpcore2's connection pools, so
-`respx.mock(using="httpcore2", base_url=OPENAI_BASE)` intercepts the real SDK's requests at the HTTP
+`respx.mock(using=OPENAI_MOCKER, base_url=OPENAI_BASE)` intercepts the real SDK's requests at the HTTP
 seam, exactly like respx's own httpcore mocker does for httpx.
 """
 
@@ -11,10 +11,11 @@ import httpcore2
 from respx.mocks import HTTPCoreMocker
 
 OPENAI_BASE = "https://api.openai.com/v1"
+OPENAI_MOCKER = "httpcore2"
 
 
 class HTTPCore2Mocker(HTTPCoreMocker):
-    name = "httpcore2"
+    name = OPENAI_MOCKER
     targets = [
         "httpcore2._sync.connection.HTTPConnection",
         "httpcore2._sync.connection_pool.ConnectionPool",

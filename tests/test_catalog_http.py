@@ -6,11 +6,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
-
-from adapters.http.app import create_app
 from adapters.wiring import build_runtime
-from tests.conftest import REPO, make_settings
+from tests.conftest import REPO, app_client, make_settings
 
 ADMIN = ("admin", "a-long-test-password")
 
@@ -19,10 +16,8 @@ async def _client(tmp_path: Path, **overrides: object) -> AsyncIterator[httpx.As
     settings = make_settings(tmp_path, **overrides)
     runtime = build_runtime(settings)
     runtime.today = lambda: date(2026, 10, 1)  # autumn sessions have started
-    app = create_app(settings, runtime=runtime)
-    async with LifespanManager(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
-            yield client
+    async for client in app_client(settings, runtime):
+        yield client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from adapters.knowledge.local import LocalKnowledge
 from adapters.knowledge.vector_store import VectorStoreKnowledge
 from agent.errors import UnknownBrand
 from tests.conftest import REPO, make_settings
-from tests.respx_openai import OPENAI_BASE
+from tests.respx_openai import OPENAI_BASE, OPENAI_MOCKER
 
 STORE = "vs_test123"
 SEARCH_PATH = f"/vector_stores/{STORE}/search"
@@ -57,7 +57,7 @@ def backend(local: LocalKnowledge, recorded: list[str] | None = None) -> VectorS
 
 async def test_search_maps_results_and_filters_by_brand(local: LocalKnowledge) -> None:
     recorded: list[str] = []
-    with respx.mock(base_url=OPENAI_BASE, using="httpcore2", assert_all_called=True) as api:
+    with respx.mock(base_url=OPENAI_BASE, using=OPENAI_MOCKER, assert_all_called=True) as api:
         route = api.post(SEARCH_PATH).mock(
             return_value=httpx.Response(200, json=search_page(hit("tax-deduction", 0.82, "Вычет до 14 300 ₽")))
         )
@@ -79,7 +79,7 @@ async def test_search_maps_results_and_filters_by_brand(local: LocalKnowledge) -
 
 
 async def test_low_scores_mean_nothing_relevant(local: LocalKnowledge) -> None:
-    with respx.mock(base_url=OPENAI_BASE, using="httpcore2") as api:
+    with respx.mock(base_url=OPENAI_BASE, using=OPENAI_MOCKER) as api:
         api.post(SEARCH_PATH).mock(return_value=httpx.Response(200, json=search_page(hit("about", 0.1, "…"))))
         result = await backend(local).search("kmipt", "рецепт борща")
     assert result.passages and not result.relevant
@@ -95,7 +95,7 @@ async def test_low_scores_mean_nothing_relevant(local: LocalKnowledge) -> None:
     ],
 )
 async def test_any_failure_falls_back_to_the_local_index(local: LocalKnowledge, failure: object) -> None:
-    with respx.mock(base_url=OPENAI_BASE, using="httpcore2") as api:
+    with respx.mock(base_url=OPENAI_BASE, using=OPENAI_MOCKER) as api:
         if isinstance(failure, Exception):
             api.post(SEARCH_PATH).mock(side_effect=failure)
         else:
@@ -106,7 +106,7 @@ async def test_any_failure_falls_back_to_the_local_index(local: LocalKnowledge, 
 
 
 async def test_unknown_brand_is_rejected_before_any_call(local: LocalKnowledge) -> None:
-    with respx.mock(base_url=OPENAI_BASE, using="httpcore2", assert_all_called=False) as api:
+    with respx.mock(base_url=OPENAI_BASE, using=OPENAI_MOCKER, assert_all_called=False) as api:
         route = api.post(SEARCH_PATH)
         with pytest.raises(UnknownBrand):
             await backend(local).search("nope", "оплата")

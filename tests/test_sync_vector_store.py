@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,10 +15,10 @@ import respx
 from openai import AsyncOpenAI, NotFoundError
 
 from adapters.knowledge.sync import dry_run_plan, sync_vector_store
-from tests.conftest import REPO
-from tests.respx_openai import OPENAI_BASE
+from tests.conftest import REPO, run_script
+from tests.respx_openai import OPENAI_MOCKER
 
-V1 = "/v1"  # OPENAI_BASE's path
+V1 = "/v1"  # the path of the SDK's default base URL
 
 
 class FakeVectorStoreApi:
@@ -110,7 +107,7 @@ class FakeVectorStoreApi:
 
 @pytest.fixture
 def api() -> FakeVectorStoreApi:
-    with respx.mock(using="httpcore2", assert_all_called=False) as router:
+    with respx.mock(using=OPENAI_MOCKER, assert_all_called=False) as router:
         yield FakeVectorStoreApi(router)
 
 
@@ -180,7 +177,7 @@ def test_dry_run_plans_from_metadata_only(knowledge: Path, tmp_path: Path) -> No
     meta = tmp_path / "meta.json"
     plan, store = dry_run_plan(knowledge, meta, None)
     assert store is None and len(plan.upload) == 3
-    with respx.mock(using="httpcore2", assert_all_called=False) as router:
+    with respx.mock(using=OPENAI_MOCKER, assert_all_called=False) as router:
         api = FakeVectorStoreApi(router)
         asyncio.run(sync_vector_store(client(), knowledge, meta, None, progress=lambda _: None))
         calls = len(router.calls)
@@ -194,22 +191,12 @@ def test_dry_run_plans_from_metadata_only(knowledge: Path, tmp_path: Path) -> No
     assert len(dry_run_plan(knowledge, meta, "vs_other")[0].upload) == 2
 
 
-def run_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "scripts/sync_vector_store.py", *args],
-        cwd=REPO,
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
 
 def test_script_without_key_exits_2_but_dry_run_works(tmp_path: Path) -> None:
     env = {"PERSISTENT_DATA_PATH": str(tmp_path / "data"), "KNOWLEDGE_DIR": str(REPO / "tests" / "data" / "knowledge")}
-    missing = run_script(**env)
+    missing = run_script("sync_vector_store.py", **env)
     assert missing.returncode == 2 and "OPENAI_API_KEY is not set" in missing.stdout
-    dry = run_script("--dry-run", **env)
+    dry = run_script("sync_vector_store.py", "--dry-run", **env)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "upload  demo/payment.md" in dry.stdout and "3 to upload, 0 to remove, 0 unchanged" in dry.stdout
     assert not (tmp_path / "data" / "vector_store.json").exists()
@@ -223,6 +210,6 @@ def test_script_reports_api_failure_with_exit_1(tmp_path: Path) -> None:
         "OPENAI_BASE_URL": "http://127.0.0.1:9/v1",  # nothing listens on the discard port
         "OPENAI_MAX_RETRIES": "0",
     }
-    failed = run_script(**env)
+    failed = run_script("sync_vector_store.py", **env)
     assert failed.returncode == 1 and "Sync failed" in failed.stdout
     assert "sk-x" not in failed.stdout + failed.stderr

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -11,20 +8,10 @@ import yaml
 
 from adapters.preflight import Level, run_preflight
 from adapters.wiring import build_runtime
-from tests.conftest import REPO, make_settings
+from tests.conftest import REPO, make_settings, run_script
 
 DATA = REPO / "tests" / "data"
 
-
-def run_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "scripts/validate_catalog.py", *args],
-        cwd=REPO,
-        env={"PATH": os.environ["PATH"], **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def broken_copy(tmp_path: Path) -> tuple[Path, Path]:
@@ -42,13 +29,14 @@ def broken_copy(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_shipped_content_is_clean() -> None:
-    result = run_script("--strict")
+    result = run_script("validate_catalog.py", "--strict")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK: 1 brand(s), 34 programs, 29 knowledge documents: 0 error(s), 0 warning(s)" in result.stdout
 
 
 def test_demo_brand_is_clean() -> None:
     result = run_script(
+        "validate_catalog.py",
         "--strict", BRAND_DEFAULT="demo", CATALOG_DIR=str(DATA / "catalog"), KNOWLEDGE_DIR=str(DATA / "knowledge")
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -56,7 +44,8 @@ def test_demo_brand_is_clean() -> None:
 
 def test_broken_content_fails_with_precise_errors(tmp_path: Path) -> None:
     catalog, knowledge = broken_copy(tmp_path)
-    result = run_script("--catalog-dir", str(catalog), "--knowledge-dir", str(knowledge), BRAND_DEFAULT="demo")
+    args = ("--catalog-dir", str(catalog), "--knowledge-dir", str(knowledge))
+    result = run_script("validate_catalog.py", *args, BRAND_DEFAULT="demo")
     assert result.returncode == 1
     out = result.stdout
     assert "demo.yaml: demo-ege-math-11-online: id: duplicate program id" in out
@@ -69,13 +58,13 @@ def test_warnings_fail_only_with_strict(tmp_path: Path) -> None:
     knowledge = tmp_path / "knowledge"  # a brand without knowledge documents: a warning
     knowledge.mkdir()
     env = {"BRAND_DEFAULT": "demo", "CATALOG_DIR": str(DATA / "catalog"), "KNOWLEDGE_DIR": str(knowledge)}
-    relaxed = run_script(**env)
+    relaxed = run_script("validate_catalog.py", **env)
     assert relaxed.returncode == 0 and "WARNING" in relaxed.stdout
-    assert run_script("--strict", **env).returncode == 1
+    assert run_script("validate_catalog.py", "--strict", **env).returncode == 1
 
 
 def test_configuration_error_exits_2() -> None:
-    result = run_script(CRM_PROVIDER="bogus")
+    result = run_script("validate_catalog.py", CRM_PROVIDER="bogus")
     assert result.returncode == 2 and "CRM_PROVIDER" in result.stdout
 
 
