@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from adapters.http.routers import health, webapp
+from adapters.http.routers import crm, health, webapp
 from adapters.preflight import Level, run_preflight
 from adapters.wiring import Runtime, build_runtime
 from agent import __version__
@@ -64,6 +64,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(webapp.router)
+    app.include_router(crm.router)
+    app.state.crm_rate_limiter = crm.make_rate_limiter(settings)
     # Outermost first: the size limit guards everything, the request id tags every log line.
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
