@@ -15,7 +15,7 @@ from tests.conftest import make_settings
 TOKEN = "fake-crm-token-7f3a"
 TIMEOUT = 0.5  # CRM_TIMEOUT_SECONDS in these tests; fakes answer "late" after 1.5 s
 LATE = 1.5
-FAST = OutboxPolicy(poll_seconds=0.02, batch_size=10, base_delay_seconds=0.05, max_delay_seconds=0.2, lease_seconds=1.0)
+FAST = OutboxPolicy(poll_seconds=0.02, base_delay_seconds=0.05, max_delay_seconds=0.2, lease_seconds=1.0)
 
 
 def crm_settings(tmp_path: Path, provider: str, url: str, *, token: str = TOKEN, **extra: object):  # noqa: ANN201

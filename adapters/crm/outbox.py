@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class OutboxPolicy:
     poll_seconds: float = 2.0
-    batch_size: int = 10
+    # One row per claim: a claimed row's lease must not run out while it waits behind others, and a
+    # crash leaves only the row that was being pushed to wait for its lease.
+    batch_size: int = 1
     base_delay_seconds: float = 5.0
     max_delay_seconds: float = 1800.0
     # Longer than the slowest push (a few requests, each bounded by CRM_TIMEOUT_SECONDS), so a live

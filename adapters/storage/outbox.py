@@ -1,9 +1,9 @@
 """The CRM outbox table: atomic claims with a lease, and recording each push's outcome on the lead.
 
-A claim is one UPDATE … WHERE id IN (due rows) RETURNING id. On SQLite the single statement runs
-under the database's write lock, and the due-condition repeated in the UPDATE makes it a conditional
-update; on PostgreSQL the inner SELECT takes the rows FOR UPDATE SKIP LOCKED, so concurrent workers
-never block on or share a row. A row left in `processing` by a crashed process is claimed again once
+A claim is an UPDATE … WHERE id IN (due rows) AND <still due> RETURNING id. On SQLite it is one
+statement under the database's write lock (a conditional update); on PostgreSQL the due rows are first
+selected FOR UPDATE SKIP LOCKED in the same transaction, so concurrent workers never block on or share
+a row. A row left in `processing` by a crashed process is claimed again once
 its lease (locked_until) has passed.
 """
 
@@ -38,22 +38,27 @@ class OutboxRepository:
     async def claim(self, provider: str, *, limit: int, lease_seconds: float) -> list[CrmOutbox]:
         now = utcnow()
         due = self._due(provider, now)
-        candidates = select(CrmOutbox.id).where(due).order_by(col(CrmOutbox.next_attempt_at), col(CrmOutbox.id)).limit(limit)
-        if not self.db.is_sqlite:
-            candidates = candidates.with_for_update(skip_locked=True)
-        statement = (
-            update(CrmOutbox)
-            .where(col(CrmOutbox.id).in_(candidates.scalar_subquery()), due)
-            .values(
-                status="processing",
-                locked_until=now + timedelta(seconds=lease_seconds),
-                attempts=CrmOutbox.attempts + 1,
-                updated_at=now,
-            )
-            .returning(CrmOutbox.id)
-        )
+        oldest_due = select(CrmOutbox.id).where(due).order_by(col(CrmOutbox.next_attempt_at), col(CrmOutbox.id)).limit(limit)
         async with self.db.session() as session:
-            ids = list((await session.exec(statement)).scalars())  # type: ignore[call-overload]
+            if self.db.is_sqlite:
+                # One statement under SQLite's write lock; the repeated due-condition makes it conditional.
+                targets: Any = oldest_due.scalar_subquery()
+            else:
+                # Locked rows are skipped, so concurrent workers take different rows without waiting.
+                # (Run apart from the UPDATE: as its subquery, PostgreSQL may rescan it and take more.)
+                targets = list((await session.exec(oldest_due.with_for_update(skip_locked=True))).all())
+            claimed = (
+                update(CrmOutbox)
+                .where(col(CrmOutbox.id).in_(targets), due)
+                .values(
+                    status="processing",
+                    locked_until=now + timedelta(seconds=lease_seconds),
+                    attempts=CrmOutbox.attempts + 1,
+                    updated_at=now,
+                )
+                .returning(CrmOutbox.id)
+            )
+            ids = list((await session.exec(claimed)).scalars())  # type: ignore[call-overload]
             await session.commit()
             if not ids:
                 return []
