@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from adapters.crm.http import make_http_client
 
 from adapters.crm.outbox import OutboxPolicy
 from adapters.storage.models import Lead
 from adapters.wiring import Runtime, build_runtime
+from agent.errors import CrmError
+from agent.ports import CRM, CrmPushResult, LeadPayload
 from tests.conftest import make_settings
+from tests.fake_crm import FakeBase
+from tests.live_server import LiveServer
 
 TOKEN = "fake-crm-token-7f3a"
 TIMEOUT = 0.5  # CRM_TIMEOUT_SECONDS in these tests; fakes answer "late" after 1.5 s
 LATE = 1.5
+F = TypeVar("F", bound=FakeBase)
 FAST = OutboxPolicy(poll_seconds=0.02, base_delay_seconds=0.05, max_delay_seconds=0.2, lease_seconds=1.0)
 
 
@@ -62,3 +74,48 @@ async def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, wh
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.02)
+
+
+@contextmanager
+def serving(fake: F) -> Iterator[F]:
+    """Run a fake CRM on 127.0.0.1 for the duration; its address is ``fake.url``."""
+    with LiveServer(fake.app()) as server:  # type: ignore[attr-defined]
+        fake.url = server.url
+        yield fake
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """The client the adapters get in production, with the tests' short timeout."""
+    client = make_http_client(TIMEOUT)
+    yield client
+    await client.aclose()
+
+
+def sample_payload(**overrides: object) -> LeadPayload:
+    """Lead #7 of a ninth-grader's parent, as the outbox would hand it to a CRM."""
+    values: dict[str, object] = dict(
+        lead_id=7,
+        brand="kmipt",
+        phone="+79991234567",
+        name="Анна",
+        source="vk_ads",
+        grade=9,
+        goal="ОГЭ",
+        subject="математика",
+        format="онлайн",
+        program_ids=["oge-math-9", "oge-phys-9"],
+        summary="Клиент: хочу на ОГЭ\nАссистент: подберу программу",
+    )
+    values.update(overrides)
+    return LeadPayload(**values)  # type: ignore[arg-type]
+
+
+async def push_after_a_timed_out_push(crm: CRM, fake: FakeBase) -> CrmPushResult:
+    """The first push is applied by the CRM but answered too late (a client timeout); then the retry."""
+    fake.faults.late_writes, fake.faults.late_seconds = 1, LATE
+    with pytest.raises(CrmError) as timed_out:
+        await crm.push_lead(sample_payload())
+    assert timed_out.value.kind == "timeout" and timed_out.value.retryable
+    assert fake.faults.late_writes == 0  # the write did reach the CRM
+    return await crm.push_lead(sample_payload())

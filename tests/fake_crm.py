@@ -45,6 +45,7 @@ class Faults:
 @dataclass
 class FakeBase:
     token: str
+    url: str = ""  # set by tests.crm_helpers.serving()
     faults: Faults = field(default_factory=Faults)
     log: list[Logged] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)

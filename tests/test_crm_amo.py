@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from adapters.crm.amo import AmoCRM
-from adapters.crm.http import make_http_client
 from agent.errors import CrmError
-from agent.ports import LeadPayload
-from tests.crm_helpers import LATE, TIMEOUT, TOKEN
+from tests.crm_helpers import TOKEN, http, push_after_a_timed_out_push, sample_payload as payload, serving  # noqa: F401 (http is a fixture)
 from tests.fake_crm import AMO_LIMIT_PER_SECOND, FakeAmo
-from tests.live_server import LiveServer
 
 PHONE = "+79991234567"
 TITLE = "Заявка #7 из чат-бота (kmipt)"
@@ -23,30 +20,14 @@ TITLE = "Заявка #7 из чат-бота (kmipt)"
 
 @pytest.fixture
 def fake() -> Iterator[FakeAmo]:
-    fake = FakeAmo(token=TOKEN)
-    with LiveServer(fake.app()) as server:
-        fake.url = server.url  # type: ignore[attr-defined]
+    with serving(FakeAmo(token=TOKEN)) as fake:
         yield fake
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    client = make_http_client(TIMEOUT)
-    yield client
-    await client.aclose()
-
 
 def amo(fake: FakeAmo, http: httpx.AsyncClient, *, token: str = TOKEN, rps: float = 6) -> AmoCRM:
-    return AmoCRM(http, fake.url, token, requests_per_second=rps)  # type: ignore[attr-defined]
+    return AmoCRM(http, fake.url, token, requests_per_second=rps)
 
-
-def payload(**overrides: object) -> LeadPayload:
-    values: dict[str, object] = dict(
-        lead_id=7, brand="kmipt", phone=PHONE, name="Анна", source="vk_ads", grade=9, goal="ОГЭ",
-        summary="Клиент: хочу на ОГЭ",
-    )
-    values.update(overrides)
-    return LeadPayload(**values)  # type: ignore[arg-type]
 
 
 async def test_lead_with_contact_and_tags_in_one_call_then_a_note(fake: FakeAmo, http: httpx.AsyncClient) -> None:
@@ -65,14 +46,7 @@ async def test_lead_with_contact_and_tags_in_one_call_then_a_note(fake: FakeAmo,
 
 
 async def test_retry_after_a_timed_out_create_reuses_the_lead(fake: FakeAmo, http: httpx.AsyncClient) -> None:
-    fake.faults.late_writes, fake.faults.late_seconds = 1, LATE
-    crm = amo(fake, http)
-    with pytest.raises(CrmError) as timed_out:
-        await crm.push_lead(payload())
-    assert timed_out.value.kind == "timeout" and timed_out.value.retryable
-    assert len(fake.leads) == 1
-
-    result = await crm.push_lead(payload())
+    result = await push_after_a_timed_out_push(amo(fake, http), fake)
 
     assert result.created is False
     assert len(fake.leads_named(TITLE)) == 1

@@ -11,9 +11,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
-from tests.crm_helpers import TOKEN, crm_settings
+from tests.crm_helpers import TOKEN, crm_settings, serving
 from tests.fake_crm import FakeTallanto
-from tests.live_server import LiveServer
 
 ADMIN = ("admin", "a-long-test-password")
 OPEN = {"tallanto_read_only": "1", "crm_api_exposed": True}
@@ -21,9 +20,7 @@ OPEN = {"tallanto_read_only": "1", "crm_api_exposed": True}
 
 @pytest.fixture
 def fake() -> Iterator[FakeTallanto]:
-    fake = FakeTallanto(token=TOKEN)
-    with LiveServer(fake.app()) as server:
-        fake.url = server.url  # type: ignore[attr-defined]
+    with serving(FakeTallanto(token=TOKEN)) as fake:
         yield fake
 
 
@@ -37,7 +34,7 @@ async def api(tmp_path: Path, provider: str, url: str, **extra: object) -> Async
 
 @pytest.fixture
 async def client(fake: FakeTallanto, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in api(tmp_path, "tallanto", fake.url, **OPEN):  # type: ignore[attr-defined]
+    async for c in api(tmp_path, "tallanto", fake.url, **OPEN):
         yield c
 
 
@@ -55,7 +52,7 @@ async def test_disabled_unless_tallanto_read_only_1_and_exposed(
     fake: FakeTallanto, tmp_path: Path, provider: str, extra: dict[str, object]
 ) -> None:
     extra = {**extra, "startup_preflight_mode": "off"}  # amo here points at the Tallanto fake
-    async for client in api(tmp_path, provider, fake.url, **extra):  # type: ignore[attr-defined]
+    async for client in api(tmp_path, provider, fake.url, **extra):
         for path in ("/api/crm/meta/modules", "/api/crm/meta/fields?module=contacts", "/api/crm/lookup?field=phone&value=1"):
             response = await client.get(path, auth=ADMIN)
             assert response.status_code == 404
@@ -119,7 +116,7 @@ async def test_crm_outage_is_502_with_a_reason(fake: FakeTallanto, client: httpx
 
 async def test_rate_limit_per_ip_counts_failed_logins_too(fake: FakeTallanto, tmp_path: Path) -> None:
     limits = {**OPEN, "crm_rate_limit_ip_requests": 3, "crm_rate_limit_window_seconds": 60}
-    async for client in api(tmp_path, "tallanto", fake.url, **limits):  # type: ignore[attr-defined]
+    async for client in api(tmp_path, "tallanto", fake.url, **limits):
         for _ in range(3):
             assert (await client.get("/api/crm/meta/modules", auth=("admin", "guess"))).status_code == 401
         limited = await client.get("/api/crm/meta/modules", auth=ADMIN)

@@ -8,15 +8,14 @@ from adapters.crm.leadtest import run_lead_test
 from adapters.preflight import Level, run_preflight
 from adapters.wiring import build_runtime
 from tests.conftest import make_settings
-from tests.crm_helpers import TOKEN, crm_runtime
+from tests.crm_helpers import TOKEN, crm_runtime, serving
 from tests.fake_crm import FakeAmo, FakeTallanto
-from tests.live_server import LiveServer
 
 
 async def test_leadtest_creates_a_test_lead_in_amo(tmp_path: Path) -> None:
     fake = FakeAmo(token=TOKEN)
-    with LiveServer(fake.app()) as server:
-        runtime = await crm_runtime(tmp_path, "amo", server.url)
+    with serving(fake):
+        runtime = await crm_runtime(tmp_path, "amo", fake.url)
         try:
             result = await run_lead_test(runtime, "8 999 123-45-67")
             assert result.ok and result.provider == "amo"
@@ -33,8 +32,8 @@ async def test_leadtest_creates_a_test_lead_in_amo(tmp_path: Path) -> None:
 
 async def test_leadtest_explains_failures_in_plain_words(tmp_path: Path) -> None:
     fake = FakeTallanto(token=TOKEN)
-    with LiveServer(fake.app()) as server:
-        runtime = await crm_runtime(tmp_path, "tallanto", server.url, tallanto_api_token="wrong-token-value")
+    with serving(fake):
+        runtime = await crm_runtime(tmp_path, "tallanto", fake.url, tallanto_api_token="wrong-token-value")
         try:
             result = await run_lead_test(runtime, "+79991234567")
             assert not result.ok
@@ -49,7 +48,7 @@ async def test_leadtest_explains_failures_in_plain_words(tmp_path: Path) -> None
             await runtime.close()
 
     # The fake has stopped: its port is closed now.
-    runtime = await crm_runtime(tmp_path, "tallanto", server.url)
+    runtime = await crm_runtime(tmp_path, "tallanto", fake.url)
     try:
         result = await run_lead_test(runtime, "+79991234567")
         assert not result.ok and "недоступен по сети" in result.message and "TALLANTO_API_URL" in result.message
@@ -70,8 +69,8 @@ async def test_leadtest_without_a_crm(tmp_path: Path) -> None:
 
 async def test_preflight_makes_an_authenticated_read(tmp_path: Path) -> None:
     fake = FakeTallanto(token=TOKEN)
-    with LiveServer(fake.app()) as server:
-        runtime = await crm_runtime(tmp_path, "tallanto", server.url)
+    with serving(fake):
+        runtime = await crm_runtime(tmp_path, "tallanto", fake.url)
         try:
             checks = {c.name: c for c in (await run_preflight(runtime)).checks}
             assert checks["crm_connection"].level is Level.ok
@@ -79,7 +78,7 @@ async def test_preflight_makes_an_authenticated_read(tmp_path: Path) -> None:
         finally:
             await runtime.close()
 
-        runtime = await crm_runtime(tmp_path, "tallanto", server.url, tallanto_api_token="secret-wrong-token", tallanto_read_only="1")
+        runtime = await crm_runtime(tmp_path, "tallanto", fake.url, tallanto_api_token="secret-wrong-token", tallanto_read_only="1")
         try:
             report = await run_preflight(runtime)
             checks = {c.name: c for c in report.checks}

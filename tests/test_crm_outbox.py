@@ -17,11 +17,9 @@ from adapters.storage.models import utcnow
 from adapters.storage.outbox import OutboxRepository
 from adapters.wiring import Runtime, build_runtime
 from tests.conftest import make_settings
-from tests.crm_helpers import FAST, LATE, add_lead, crm_runtime, wait_for
+from tests.crm_helpers import FAST, LATE, TOKEN, add_lead, crm_runtime, serving, wait_for
 from tests.fake_crm import FakeAmo, FakeBase, FakeTallanto
-from tests.live_server import LiveServer
 
-TOKEN = "fake-crm-token-7f3a"
 PHONES = [f"+7999100{i:04d}" for i in range(4)]
 
 
@@ -29,8 +27,7 @@ PHONES = [f"+7999100{i:04d}" for i in range(4)]
 def fake(request: pytest.FixtureRequest) -> Iterator[FakeBase]:
     fake: FakeBase = FakeTallanto(token=TOKEN) if request.param == "tallanto" else FakeAmo(token=TOKEN)
     fake.provider = request.param  # type: ignore[attr-defined]
-    with LiveServer(fake.app()) as server:  # type: ignore[attr-defined]
-        fake.url = server.url  # type: ignore[attr-defined]
+    with serving(fake):
         yield fake
 
 
@@ -55,7 +52,7 @@ async def test_outage_then_recovery_across_a_restart_delivers_every_lead_once(
     fake: FakeBase, tmp_path: Path, database_url: str
 ) -> None:
     provider = fake.provider  # type: ignore[attr-defined]
-    runtime = await crm_runtime(tmp_path, provider, fake.url, database_url)  # type: ignore[attr-defined]
+    runtime = await crm_runtime(tmp_path, provider, fake.url, database_url)
     try:
         leads = [await add_lead(runtime, phone, provider=provider) for phone in PHONES]
         fake.faults.down = True
@@ -116,8 +113,8 @@ async def test_permanent_refusal_stops_after_one_attempt_and_is_recorded(
 async def test_retry_after_from_the_crm_is_honoured(tmp_path: Path, database_url: str) -> None:
     fake = FakeTallanto(token=TOKEN)
     fake.faults.down, fake.faults.retry_after = True, 120
-    with LiveServer(fake.app()) as server:
-        runtime = await crm_runtime(tmp_path, "tallanto", server.url, database_url)
+    with serving(fake):
+        runtime = await crm_runtime(tmp_path, "tallanto", fake.url, database_url)
         try:
             lead = await add_lead(runtime, PHONES[0], provider="tallanto")
             patient = OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages, replace(FAST, max_delay_seconds=600))
@@ -133,8 +130,8 @@ async def test_retry_after_from_the_crm_is_honoured(tmp_path: Path, database_url
 
 async def test_read_only_tallanto_refuses_the_push_without_writing(tmp_path: Path, database_url: str) -> None:
     fake = FakeTallanto(token=TOKEN)
-    with LiveServer(fake.app()) as server:
-        runtime = await crm_runtime(tmp_path, "tallanto", server.url, database_url, tallanto_read_only="1")
+    with serving(fake):
+        runtime = await crm_runtime(tmp_path, "tallanto", fake.url, database_url, tallanto_read_only="1")
         try:
             lead = await add_lead(runtime, PHONES[0], provider="tallanto")
             await worker(runtime).run_once()
@@ -169,8 +166,8 @@ async def test_real_provider_runs_the_worker_in_background(tmp_path: Path) -> No
 
 async def test_summary_sent_to_the_crm_has_no_phone_numbers(tmp_path: Path, database_url: str) -> None:
     fake = FakeTallanto(token=TOKEN)
-    with LiveServer(fake.app()) as server:
-        runtime = await crm_runtime(tmp_path, "tallanto", server.url, database_url)
+    with serving(fake):
+        runtime = await crm_runtime(tmp_path, "tallanto", fake.url, database_url)
         try:
             user = await runtime.users.get_or_create("telegram", "42", first_name="Анна")
             conversation = await runtime.conversations.get_or_create(user.id, "kmipt")  # type: ignore[arg-type]

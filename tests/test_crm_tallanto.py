@@ -3,57 +3,29 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from adapters.crm.http import make_http_client
 from adapters.crm.tallanto import TallantoCRM, rest_endpoint
 from agent.errors import CrmError
-from agent.ports import LeadPayload
-from tests.crm_helpers import LATE, TIMEOUT, TOKEN
+from tests.crm_helpers import TOKEN, http, push_after_a_timed_out_push, sample_payload as payload, serving  # noqa: F401 (http is a fixture)
 from tests.fake_crm import FakeTallanto
-from tests.live_server import LiveServer
 
 PHONE = "+79991234567"
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeTallanto]:
-    fake = FakeTallanto(token=TOKEN)
-    with LiveServer(fake.app()) as server:
-        fake.url = server.url  # type: ignore[attr-defined]
+    with serving(FakeTallanto(token=TOKEN)) as fake:
         yield fake
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    client = make_http_client(TIMEOUT)
-    yield client
-    await client.aclose()
-
 
 def tallanto(fake: FakeTallanto, http: httpx.AsyncClient, *, token: str = TOKEN, read_only: bool = False) -> TallantoCRM:
-    return TallantoCRM(http, fake.url, token, contact_module="contacts", read_only=read_only)  # type: ignore[attr-defined]
+    return TallantoCRM(http, fake.url, token, contact_module="contacts", read_only=read_only)
 
-
-def payload(**overrides: object) -> LeadPayload:
-    values: dict[str, object] = dict(
-        lead_id=7,
-        brand="kmipt",
-        phone=PHONE,
-        name="Анна",
-        source="vk_ads",
-        grade=9,
-        goal="ОГЭ",
-        subject="математика",
-        format="онлайн",
-        program_ids=["oge-math-9", "oge-phys-9"],
-        summary="Клиент: хочу на ОГЭ\nАссистент: подберу программу",
-    )
-    values.update(overrides)
-    return LeadPayload(**values)  # type: ignore[arg-type]
 
 
 async def test_new_lead_creates_a_prospect_contact_with_a_form_body(fake: FakeTallanto, http: httpx.AsyncClient) -> None:
@@ -89,15 +61,7 @@ async def test_existing_contact_in_another_format_is_updated_not_duplicated(fake
 
 
 async def test_retry_after_a_timed_out_create_does_not_create_a_second_contact(fake: FakeTallanto, http: httpx.AsyncClient) -> None:
-    fake.faults.late_writes, fake.faults.late_seconds = 1, LATE
-    crm = tallanto(fake, http)
-
-    with pytest.raises(CrmError) as timed_out:
-        await crm.push_lead(payload())
-    assert timed_out.value.kind == "timeout" and timed_out.value.retryable
-    assert len(fake.contacts) == 1  # the create did reach Tallanto
-
-    result = await crm.push_lead(payload())
+    result = await push_after_a_timed_out_push(tallanto(fake, http), fake)
     assert result.created is False
     assert len(fake.contacts) == 1
     (contact,) = fake.contacts.values()
@@ -152,7 +116,7 @@ async def test_fake_rejects_a_json_body_where_a_form_is_expected(fake: FakeTalla
     """The protocol check has teeth: the same write as JSON is refused by the fake."""
     async with httpx.AsyncClient() as client:
         answer = await client.post(
-            rest_endpoint(fake.url),  # type: ignore[attr-defined]
+            rest_endpoint(fake.url),
             params={"method": "set_entry", "module": "Contact"},
             json={"fields_values": {"phone_mobile": PHONE}},
             headers={"X-Auth-Token": TOKEN},
@@ -196,7 +160,7 @@ async def test_not_found_1502_is_an_empty_result(fake: FakeTallanto, http: httpx
 
 
 async def test_meta_calls_and_url_forms(fake: FakeTallanto, http: httpx.AsyncClient) -> None:
-    crm = TallantoCRM(http, rest_endpoint(fake.url) + "/", TOKEN, contact_module="contacts", read_only=True)  # type: ignore[attr-defined]
+    crm = TallantoCRM(http, rest_endpoint(fake.url) + "/", TOKEN, contact_module="contacts", read_only=True)
     assert {"label": "Ученики", "module": "Contact"} in await crm.modules()
     assert {"name": "phone_mobile", "label": "Мобильный"} in await crm.fields("contacts")
     assert all(e.path == "/service/api/rest.php" for e in fake.log)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlmodel import col, select
 
 from adapters.storage.database import Database
@@ -65,56 +65,39 @@ class OutboxRepository:
             rows = await session.exec(select(CrmOutbox).where(col(CrmOutbox.id).in_(ids)).order_by(col(CrmOutbox.id)))
             return list(rows.all())
 
-    async def delivered(self, row: CrmOutbox, crm_ids: dict[str, str], crm_id: str | None) -> None:
+    async def _finish(self, row: CrmOutbox, outbox: dict[str, Any], lead: dict[str, Any]) -> None:
+        """Release the row's lease and record the outcome on the row and its lead in one transaction."""
         now = utcnow()
         async with self.db.session() as session:
             await session.exec(
-                update(CrmOutbox)
-                .where(CrmOutbox.id == row.id)
-                .values(status="delivered", crm_ids=crm_ids, locked_until=None, last_error=None, updated_at=now)
+                update(CrmOutbox).where(CrmOutbox.id == row.id).values(locked_until=None, updated_at=now, **outbox)
             )
-            await session.exec(
-                update(Lead)
-                .where(Lead.id == row.lead_id)
-                .values(crm_status="delivered", crm_id=crm_id, crm_error=None, updated_at=now)
-            )
+            await session.exec(update(Lead).where(Lead.id == row.lead_id).values(updated_at=now, **lead))
             await session.commit()
+
+    async def delivered(self, row: CrmOutbox, crm_ids: dict[str, str], crm_id: str | None) -> None:
+        await self._finish(
+            row,
+            {"status": "delivered", "crm_ids": crm_ids, "last_error": None},
+            {"crm_status": "delivered", "crm_id": crm_id, "crm_error": None},
+        )
 
     async def retry_later(self, row: CrmOutbox, error: str, next_attempt_at: datetime, crm_ids: dict[str, str]) -> None:
-        now = utcnow()
         message = error[:MAX_ERROR_CHARS]
-        async with self.db.session() as session:
-            await session.exec(
-                update(CrmOutbox)
-                .where(CrmOutbox.id == row.id)
-                .values(
-                    status="pending",
-                    next_attempt_at=next_attempt_at,
-                    locked_until=None,
-                    last_error=message,
-                    crm_ids=crm_ids,
-                    updated_at=now,
-                )
-            )
+        await self._finish(
+            row,
+            {"status": "pending", "next_attempt_at": next_attempt_at, "last_error": message, "crm_ids": crm_ids},
             # The lead stays pending; the admin view shows why it hasn't arrived yet.
-            await session.exec(
-                update(Lead).where(Lead.id == row.lead_id).values(crm_error=f"retrying: {message}"[:MAX_ERROR_CHARS], updated_at=now)
-            )
-            await session.commit()
+            {"crm_error": f"retrying: {message}"[:MAX_ERROR_CHARS]},
+        )
 
     async def failed(self, row: CrmOutbox, error: str, crm_ids: dict[str, str]) -> None:
-        now = utcnow()
         message = error[:MAX_ERROR_CHARS]
-        async with self.db.session() as session:
-            await session.exec(
-                update(CrmOutbox)
-                .where(CrmOutbox.id == row.id)
-                .values(status="failed", locked_until=None, last_error=message, crm_ids=crm_ids, updated_at=now)
-            )
-            await session.exec(
-                update(Lead).where(Lead.id == row.lead_id).values(crm_status="failed", crm_error=message, updated_at=now)
-            )
-            await session.commit()
+        await self._finish(
+            row,
+            {"status": "failed", "last_error": message, "crm_ids": crm_ids},
+            {"crm_status": "failed", "crm_error": message},
+        )
 
     async def for_lead(self, lead_id: int) -> CrmOutbox | None:
         async with self.db.session() as session:
@@ -123,8 +106,5 @@ class OutboxRepository:
     async def counts(self) -> dict[str, int]:
         """Rows per status, for diagnostics and tests."""
         async with self.db.session() as session:
-            rows = (await session.exec(select(CrmOutbox.status))).all()
-        counts: dict[str, int] = {}
-        for status in rows:
-            counts[status] = counts.get(status, 0) + 1
-        return counts
+            rows = await session.exec(select(CrmOutbox.status, func.count()).group_by(CrmOutbox.status))
+            return {status: count for status, count in rows.all()}
