@@ -21,7 +21,7 @@ from agent.errors import CrmError
 from agent.ports import CRM, CrmPushResult, LeadPayload
 from tests.conftest import make_settings
 from tests.fake_crm import FakeBase
-from tests.live_server import LiveServer
+from tests.thread_server import ThreadServer
 
 TOKEN = "fake-crm-token-7f3a"
 TIMEOUT = 0.5  # CRM_TIMEOUT_SECONDS in these tests; fakes answer "late" after 1.5 s
@@ -79,7 +79,7 @@ async def wait_for(condition: Callable[[], object], *, timeout: float = 10.0, wh
 @contextmanager
 def serving(fake: F) -> Iterator[F]:
     """Run a fake CRM on 127.0.0.1 for the duration; its address is ``fake.url``."""
-    with LiveServer(fake.app()) as server:  # type: ignore[attr-defined]
+    with ThreadServer(fake.app()) as server:  # type: ignore[attr-defined]
         fake.url = server.url
         yield fake
 

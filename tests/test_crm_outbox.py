@@ -12,6 +12,7 @@ import pytest
 
 from adapters.crm.outbox import OutboxWorker
 from adapters.crm.payload import lead_payload, lead_title
+from adapters.http.metrics import REGISTRY
 from adapters.storage.database import Database
 from adapters.storage.models import utcnow
 from adapters.storage.outbox import OutboxRepository
@@ -96,6 +97,8 @@ async def test_permanent_refusal_stops_after_one_attempt_and_is_recorded(
     runtime = await crm_runtime(tmp_path, provider, fake.url, database_url, **{f"{'tallanto_api' if provider == 'tallanto' else 'amo_access'}_token": "wrong"})  # type: ignore[attr-defined]
     try:
         lead = await add_lead(runtime, PHONES[0], provider=provider)
+        labels = {"provider": provider, "outcome": "failed"}
+        failed_before = REGISTRY.get_sample_value("crm_push_results_total", labels) or 0
         w = worker(runtime)
         assert await w.run_once() == 1
         assert await w.run_once() == 0  # nothing left to retry
@@ -106,6 +109,7 @@ async def test_permanent_refusal_stops_after_one_attempt_and_is_recorded(
         row = await runtime.outbox.for_lead(lead.id)  # type: ignore[arg-type]
         assert row.status == "failed" and row.attempts == 1 and row.last_error == stored.crm_error  # type: ignore[union-attr]
         assert len(fake.log) == 1
+        assert REGISTRY.get_sample_value("crm_push_results_total", labels) == failed_before + 1
     finally:
         await runtime.close()
 

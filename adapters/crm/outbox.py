@@ -92,13 +92,16 @@ class OutboxWorker:
             if not error.retryable:
                 log.warning("lead %s refused by %s: %s", lead.id, self.crm.name, error)
                 await self.outbox.failed(row, f"{error.kind}: {error}", ids)
+                self._count("failed")
                 return
             delay = self.policy.delay(row.attempts, error.retry_after)
             log.info("lead %s: %s, retry %s in %.0fs", lead.id, error, row.attempts, delay)
             await self.outbox.retry_later(row, f"{error.kind}: {error}", utcnow() + timedelta(seconds=delay), ids)
+            self._count("retry")
             return
         except InvalidInput as error:  # e.g. a phone no CRM would accept: retrying won't change it
             await self.outbox.failed(row, f"invalid_lead: {error}", known_ids)
+            self._count("failed")
             return
         except Exception as error:  # a bug of ours must not stop the worker or lose the lead
             log.exception("lead %s: push to %s crashed", lead.id, self.crm.name)
@@ -106,7 +109,16 @@ class OutboxWorker:
             await self.outbox.retry_later(
                 row, f"internal: {type(error).__name__}", utcnow() + timedelta(seconds=delay), known_ids
             )
+            self._count("retry")
             return
         crm_id = result.crm_ids.get("lead_id") or result.crm_ids.get("contact_id")
         await self.outbox.delivered(row, result.crm_ids, crm_id)
+        self._count("delivered")
         log.info("lead %s delivered to %s (%s)", lead.id, self.crm.name, "created" if result.created else "updated")
+
+    def _count(self, outcome: str) -> None:
+        # Imported here: the metrics module belongs to the HTTP app, which imports the wiring that
+        # builds this worker.
+        from adapters.http.metrics import CRM_PUSHES
+
+        CRM_PUSHES.labels(self.crm.name, outcome).inc()
