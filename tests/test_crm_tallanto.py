@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from adapters.crm.factory import build_crm
 from adapters.crm.tallanto import TallantoCRM, rest_endpoint
 from agent.errors import CrmError
+from tests.conftest import make_settings
 from tests.crm_helpers import TOKEN, http, push_after_a_timed_out_push, sample_payload as payload, serving  # noqa: F401 (http is a fixture)
 from tests.fake_crm import FakeTallanto
 
@@ -165,3 +168,11 @@ async def test_meta_calls_and_url_forms(fake: FakeTallanto, http: httpx.AsyncCli
     assert {"name": "phone_mobile", "label": "Мобильный"} in await crm.fields("contacts")
     assert all(e.path == "/service/api/rest.php" for e in fake.log)
     assert rest_endpoint("https://school.tallanto.com/") == "https://school.tallanto.com/service/api/rest.php"
+
+
+async def test_api_key_is_used_when_no_token_is_set(fake: FakeTallanto, http: httpx.AsyncClient, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, crm_provider="tallanto", tallanto_api_url=fake.url, tallanto_api_key=TOKEN)
+    crm = build_crm(settings, http)
+    assert isinstance(crm, TallantoCRM) and crm.contact_module == "Contact"
+    await crm.check()
+    assert [e.status for e in fake.log] == [200]
