@@ -20,7 +20,7 @@ from adapters.wiring import Runtime, build_runtime
 from agent.errors import CrmError
 from agent.ports import CRM, CrmPushResult, LeadPayload
 from tests.conftest import make_settings
-from tests.fake_crm import FakeBase
+from tests.fake_crm import FakeAmo, FakeBase, FakeTallanto
 from tests.thread_server import ThreadServer
 
 TOKEN = "fake-crm-token-7f3a"
@@ -81,6 +81,20 @@ def serving(fake: F) -> Iterator[F]:
     """Run a fake CRM on 127.0.0.1 for the duration; its address is ``fake.url``."""
     with ThreadServer(fake.app()) as server:  # type: ignore[attr-defined]
         fake.url = server.url
+        yield fake
+
+
+@pytest.fixture(name="fake")
+def tallanto_fake() -> Iterator[FakeTallanto]:
+    """A test module that imports this gets a running fake Tallanto as the fixture ``fake``."""
+    with serving(FakeTallanto(token=TOKEN)) as fake:
+        yield fake
+
+
+@pytest.fixture(name="fake")
+def amo_fake() -> Iterator[FakeAmo]:
+    """The same for amoCRM."""
+    with serving(FakeAmo(token=TOKEN)) as fake:
         yield fake
 
 

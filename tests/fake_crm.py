@@ -191,11 +191,12 @@ class FakeAmo(FakeBase):
     leads: dict[int, dict[str, Any]] = field(default_factory=dict)
     notes: dict[int, list[str]] = field(default_factory=dict)
     notes_down: bool = False  # notes answer 503 while leads still work (a half-finished push)
+    limit_per_second: int = AMO_LIMIT_PER_SECOND
 
     def over_limit(self, now: float) -> bool:
         with self.lock:
             recent = [e for e in self.log if now - e.at < 1.0]
-        return len(recent) > AMO_LIMIT_PER_SECOND
+        return len(recent) > self.limit_per_second
 
     def leads_named(self, name: str) -> list[dict[str, Any]]:
         return [lead for lead in self.leads.values() if lead["name"] == name]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -11,17 +11,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
-from tests.crm_helpers import TOKEN, crm_settings, serving
+from tests.crm_helpers import crm_settings
+from tests.crm_helpers import tallanto_fake  # noqa: F401 (fixture)
 from tests.fake_crm import FakeTallanto
 
 ADMIN = ("admin", "a-long-test-password")
 OPEN = {"tallanto_read_only": "1", "crm_api_exposed": True}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeTallanto]:
-    with serving(FakeTallanto(token=TOKEN)) as fake:
-        yield fake
 
 
 async def api(tmp_path: Path, provider: str, url: str, **extra: object) -> AsyncIterator[httpx.AsyncClient]:

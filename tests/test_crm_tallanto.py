@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -13,22 +12,16 @@ from adapters.crm.factory import build_crm
 from adapters.crm.tallanto import TallantoCRM, rest_endpoint
 from agent.errors import CrmError
 from tests.conftest import make_settings
-from tests.crm_helpers import TOKEN, http, push_after_a_timed_out_push, sample_payload as payload, serving  # noqa: F401 (http is a fixture)
+from tests.crm_helpers import TOKEN, push_after_a_timed_out_push
+from tests.crm_helpers import http, tallanto_fake  # noqa: F401 (fixtures)
+from tests.crm_helpers import sample_payload as payload
 from tests.fake_crm import FakeTallanto
 
 PHONE = "+79991234567"
 
 
-@pytest.fixture
-def fake() -> Iterator[FakeTallanto]:
-    with serving(FakeTallanto(token=TOKEN)) as fake:
-        yield fake
-
-
-
 def tallanto(fake: FakeTallanto, http: httpx.AsyncClient, *, token: str = TOKEN, read_only: bool = False) -> TallantoCRM:
     return TallantoCRM(http, fake.url, token, contact_module="contacts", read_only=read_only)
-
 
 
 async def test_new_lead_creates_a_prospect_contact_with_a_form_body(fake: FakeTallanto, http: httpx.AsyncClient) -> None:

@@ -21,8 +21,9 @@ from agent.errors import CrmError
 from agent.ports import CrmLookupResult, CrmPushResult, LeadPayload
 
 PROVIDER = "amo"
-# amoCRM allows 7 requests/s per account; one spare absorbs clock jitter between us and them.
-REQUESTS_PER_SECOND = 6
+# amoCRM allows 7 requests/s per account; the spare absorbs network jitter (requests bunching up on
+# arrival) and another integration on the same account.
+REQUESTS_PER_SECOND = 5
 DEFAULT_CONTACT_NAME = "Клиент из чат-бота"
 SYSTEM_TAG = "sales-agent"
 
