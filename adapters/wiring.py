@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol
 
 import httpx
@@ -17,9 +18,11 @@ from adapters.crm.checks import crm_connection
 from adapters.crm.factory import NoCRM, build_crm
 from adapters.crm.http import make_http_client
 from adapters.crm.outbox import OutboxWorker
+from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
+from adapters.knowledge.local import LocalKnowledge
 from adapters.preflight import EXTRA_CHECKS
 from adapters.storage.database import Database, database_url_for
-from adapters.storage.models import utcnow
+from adapters.storage.models import ModelUsage, utcnow
 from adapters.storage.outbox import OutboxRepository
 from adapters.storage.repositories import (
     ConsentRepository,
@@ -30,6 +33,7 @@ from adapters.storage.repositories import (
     UserRepository,
 )
 from agent import __version__
+from agent.catalog import Catalog, read_catalog, school_today
 from agent.paths import DataPaths, resolve_data_paths
 from agent.ports import CRM
 from agent.settings import CrmProvider, Settings
@@ -66,6 +70,10 @@ class Runtime:
     started_at: datetime = field(default_factory=utcnow)
     background: list[BackgroundService] = field(default_factory=list)
     preflight: object | None = None  # the last adapters.preflight.Report
+    catalog: Catalog = field(default_factory=lambda: Catalog({}))
+    knowledge: KnowledgeBackend = field(default_factory=lambda: LocalKnowledge({}))
+    # "Today" for session dates (Moscow time); tests replace it to pin the calendar.
+    today: Callable[[], date] = school_today
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -118,4 +126,12 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
         runtime.background.append(
             OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages)
         )
+
+    # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
+    runtime.catalog, _ = read_catalog(settings.catalog_path)
+
+    async def record_vector_search(purpose: str) -> None:
+        await runtime.usage.add(ModelUsage(model="vector_store", purpose=purpose))
+
+    runtime.knowledge = build_knowledge(settings, usage_recorder=record_vector_search)
     return runtime
