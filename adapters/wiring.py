@@ -12,12 +12,20 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
+import httpx
+
+from adapters.crm.checks import crm_connection
+from adapters.crm.factory import NoCRM, build_crm
+from adapters.crm.http import make_http_client
+from adapters.crm.outbox import OutboxWorker
 from adapters.http.ratelimit import RateLimiter, make_storage
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
 from adapters.knowledge.local import LocalKnowledge
 from adapters.notify import LoggingNotifier
+from adapters.preflight import EXTRA_CHECKS
 from adapters.storage.database import Database, database_url_for
 from adapters.storage.models import ModelUsage, utcnow
+from adapters.storage.outbox import OutboxRepository
 from adapters.storage.repositories import (
     ConsentRepository,
     ConversationRepository,
@@ -40,6 +48,8 @@ from agent.settings import CrmProvider, Settings
 from tools.registry import build_tools, tool_schemas
 
 log = logging.getLogger(__name__)
+
+EXTRA_CHECKS.append(crm_connection)
 
 
 class BackgroundService(Protocol):
@@ -79,8 +89,10 @@ class Runtime:
     consents: ConsentRepository
     usage: UsageRepository
     store: SqlStore
+    outbox: OutboxRepository
+    crm: CRM = field(default_factory=NoCRM)
+    crm_http: httpx.AsyncClient | None = None  # shared by the CRM adapters; closed with the runtime
     run_bot: bool = False
-    crm: CRM | None = None  # None = CRM_PROVIDER=none: leads stay in the database
     notifier: Notifier = field(default_factory=LoggingNotifier)  # the Telegram adapter replaces it
     lead_service: LeadService | None = None
     llm: LLM | None = None  # None without OPENAI_API_KEY: the offline policy answers
@@ -117,6 +129,8 @@ class Runtime:
         await self.stop_background()
         if self.llm is not None:
             await self.llm.aclose()
+        if self.crm_http is not None:
+            await self.crm_http.aclose()
         await self.db.dispose()
 
 
@@ -127,6 +141,8 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
     users, conversations = UserRepository(db), ConversationRepository(db)
     messages, leads = MessageRepository(db), LeadRepository(db)
     consents, usage = ConsentRepository(db), UsageRepository(db)
+    real_crm = settings.crm_provider is not CrmProvider.none
+    crm_http = make_http_client(settings.crm_timeout_seconds) if real_crm else None
     runtime = Runtime(
         settings=settings,
         paths=paths,
@@ -138,8 +154,17 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
         consents=consents,
         usage=usage,
         store=SqlStore(users, conversations, messages, leads, consents, usage),
+        crm=build_crm(settings, crm_http),
+        outbox=OutboxRepository(db),
+        crm_http=crm_http,
         run_bot=run_bot,
     )
+    if real_crm:
+        # `none` creates no outbox rows (LeadRepository.create(..., outbox_provider=None)), so no worker.
+        runtime.background.append(
+            OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages)
+        )
+
     # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
     runtime.catalog, _ = read_catalog(settings.catalog_path)
 

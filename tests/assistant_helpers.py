@@ -53,7 +53,8 @@ async def attach(rt: Runtime, *, model: bool = False, crm: Any = None, notifier:
     if rt.llm is not None:
         await rt.llm.aclose()
     rt.llm = LLM(rt.settings, sleep=_no_sleep) if model else None
-    rt.crm = crm
+    if crm is not None:
+        rt.crm = crm
     if notifier is not None:
         rt.notifier = notifier
     wire_assistant(rt)

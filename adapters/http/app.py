@@ -12,7 +12,7 @@ from adapters.http import metrics
 from adapters.http.errors import install_error_handlers
 from adapters.http.metrics import MetricsMiddleware
 from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from adapters.http.routers import assistant, catalog, health, kb, webapp
+from adapters.http.routers import assistant, catalog, crm, health, kb, webapp
 from adapters.preflight import Level, run_preflight
 from adapters.wiring import Runtime, build_runtime
 from agent import __version__
@@ -67,6 +67,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(assistant.router)
     app.include_router(webapp.router)
+    app.include_router(crm.router)
+    app.state.crm_rate_limiter = crm.make_rate_limiter(settings)
     app.include_router(catalog.router)
     app.include_router(kb.router)
     if settings.metrics_enabled:
