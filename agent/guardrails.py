@@ -33,6 +33,7 @@ AMOUNT_RE = re.compile(
     re.IGNORECASE,
 )
 URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>()\"'«»]+|\b(?:t\.me|telegram\.me)/[^\s<>()\"'«»]+", re.IGNORECASE)
+PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
 # Text that only a tool schema or our prompt files contain.
 SCHEMA_MARKERS = ("additionalProperties", '"parameters"', "function_call_output", "json_schema")
 
@@ -129,11 +130,15 @@ def _leaks(text: str, secret_lines: list[str]) -> bool:
 
 
 def secret_lines_of(*documents: str, min_length: int = 60) -> list[str]:
-    """Long lines of the prompt files: a reply quoting one verbatim is revealing the prompt."""
+    """Long lines of the prompt files: a reply quoting one verbatim is revealing the prompt.
+
+    A line is cut at its placeholders ({brand_name}, ...): the model quotes the rendered text, so only
+    the literal stretches between placeholders can be matched."""
     lines: list[str] = []
     for document in documents:
         for line in document.splitlines():
-            flat = " ".join(line.strip(" -*#>").split())
-            if len(flat) >= min_length:
-                lines.append(flat[:min_length])
+            for stretch in PLACEHOLDER_RE.split(line):
+                flat = " ".join(stretch.strip(" -*#>()").split())
+                if len(flat) >= min_length:
+                    lines.append(flat[:min_length])
     return lines

@@ -70,6 +70,13 @@ def test_prompt_and_schema_leaks_are_refused() -> None:
     assert not fine.leaked
 
 
+def test_a_quote_of_a_rendered_prompt_line_is_caught_despite_placeholders() -> None:
+    template = "Вы — консультант центра {brand_name} ({brand_domain}) в Telegram и на сайте. Вы помогаете родителям и школьникам подобрать курс."
+    rendered = template.replace("{brand_name}", "УНПК МФТИ").replace("{brand_domain}", "kmipt.ru")
+    leak = check_reply(f"Конечно: «{rendered}»", known_amounts=set(), brand_domain="kmipt.ru", secret_lines=secret_lines_of(template))
+    assert leak.leaked and leak.text == REFUSAL
+
+
 def test_transcript_for_the_model_is_masked_and_bounded() -> None:
     messages = [StoredMessage(role="user", content=f"сообщение {i} " + "х" * 100) for i in range(200)]
     messages.append(StoredMessage(role="user", content="мой телефон 89991234567"))
