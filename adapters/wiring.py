@@ -134,8 +134,15 @@ class Runtime:
         await self.db.dispose()
 
 
-def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot: bool = False) -> Runtime:
-    """Build every component. ``run_bot``: this process also runs the Telegram polling bot."""
+def build_runtime(
+    settings: Settings,
+    *,
+    paths: DataPaths | None = None,
+    run_bot: bool = False,
+    content: tuple[Catalog, KnowledgeBackend] | None = None,
+) -> Runtime:
+    """Build every component. ``run_bot``: this process also runs the Telegram polling bot.
+    ``content``: an already loaded catalog and knowledge base (evals build many runtimes on one content)."""
     paths = paths or resolve_data_paths(settings)
     db = Database(database_url_for(settings, paths))
     users, conversations = UserRepository(db), ConversationRepository(db)
@@ -165,13 +172,15 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
             OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages)
         )
 
-    # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
-    runtime.catalog, _ = read_catalog(settings.catalog_path)
-
     async def record_vector_search(purpose: str) -> None:
         await runtime.usage.add(ModelUsage(model="vector_store", purpose=purpose))
 
-    runtime.knowledge = build_knowledge(settings, usage_recorder=record_vector_search)
+    if content is not None:
+        runtime.catalog, runtime.knowledge = content
+    else:
+        # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
+        runtime.catalog, _ = read_catalog(settings.catalog_path)
+        runtime.knowledge = build_knowledge(settings, usage_recorder=record_vector_search)
     wire_assistant(runtime)
     return runtime
 
