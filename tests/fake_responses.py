@@ -34,3 +34,26 @@ def responses_app(script: Script, *, delay: float = 0.0) -> Starlette:
     app = Starlette(routes=[Route("/v1/responses", create, methods=["POST"])])
     app.state.seen = seen
     return app
+
+
+def greeting(body: dict[str, Any], number: int) -> list[dict[str, Any]]:
+    """The default script: every call is answered with a short final answer (one call per turn)."""
+    return [fake.answer("Здравствуйте! Подскажите, пожалуйста, класс ребёнка.")]
+
+
+def main() -> None:
+    """`python -m tests.fake_responses --port P --delay S`: a standalone server for benchmarks."""
+    import argparse
+
+    import uvicorn
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--delay", type=float, default=1.0)
+    args = parser.parse_args()
+    app = responses_app(greeting, delay=args.delay)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, backlog=1024)
+
+
+if __name__ == "__main__":
+    main()
