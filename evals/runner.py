@@ -76,14 +76,14 @@ class CaseResult(BaseModel):
         return sum(check.passed for check in self.checks)
 
 
-class HandoffCounter:
-    """The notifier of an eval run: managers are "notified" by counting."""
+class RecordingNotifier:
+    """The notifier of an eval run (and of tests): managers are "notified" into a list."""
 
     def __init__(self) -> None:
-        self.notices: list[HandoffNotice] = []
+        self.handoffs: list[HandoffNotice] = []
 
     async def notify_handoff(self, notice: HandoffNotice) -> None:
-        self.notices.append(notice)
+        self.handoffs.append(notice)
 
     async def notify_user(self, telegram_user_id: int, text: str) -> None:
         return None
@@ -158,7 +158,7 @@ class Runner:
                     await runtime.llm.aclose()
                 client = httpx.AsyncClient(transport=seam, timeout=settings.openai_timeout_seconds)
                 runtime.llm = LLM(settings, http_client=client, sleep=_no_sleep if engine == "cassette" else asyncio.sleep)
-            notifier = HandoffCounter()
+            notifier = RecordingNotifier()
             runtime.notifier = notifier
             runtime.today = lambda: case.today
             wire_assistant(runtime)
@@ -167,7 +167,7 @@ class Runner:
             for index, turn in enumerate(case.turns):
                 if seam is not None:
                     seam.turn = index
-                leads_before, handoffs_before = await runtime.leads.count(), len(notifier.notices)
+                leads_before, handoffs_before = await runtime.leads.count(), len(notifier.handoffs)
                 reply = await runtime.assistant.handle(
                     Inbound(
                         channel=Channel(case.channel),
@@ -185,7 +185,7 @@ class Runner:
                     reply=reply,
                     calls=calls,
                     lead_created=await runtime.leads.count() > leads_before,
-                    handoff=len(notifier.notices) > handoffs_before,
+                    handoff=len(notifier.handoffs) > handoffs_before,
                 )
                 expect: Expect | None = turn.offline if forced_offline else turn.expect
                 # Safety holds whichever engine answers: the forbidden phrases always apply.

@@ -8,19 +8,9 @@ from typing import Any
 from adapters.wiring import Runtime, wire_assistant
 from agent.errors import CrmError
 from agent.llm import LLM
-from agent.ports import CrmLookupResult, CrmPushResult, HandoffNotice, LeadPayload
+from agent.ports import CrmLookupResult, CrmPushResult, LeadPayload
 from agent.types import Channel, Inbound
-
-
-class RecordingNotifier:
-    def __init__(self) -> None:
-        self.handoffs: list[HandoffNotice] = []
-
-    async def notify_handoff(self, notice: HandoffNotice) -> None:
-        self.handoffs.append(notice)
-
-    async def notify_user(self, telegram_user_id: int, text: str) -> None:
-        pass
+from evals.runner import RecordingNotifier  # noqa: F401  (re-exported: the tests record handoffs with it)
 
 
 class FakeCRM:
