@@ -9,7 +9,8 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from adapters.storage.database import Database, database_url_for
 from adapters.storage.models import utcnow
@@ -23,6 +24,7 @@ from adapters.storage.repositories import (
 )
 from agent import __version__
 from agent.paths import DataPaths, resolve_data_paths
+from agent.ports import Assistant, Notifier
 from agent.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,13 @@ class Runtime:
     run_bot: bool = False
     version: str = __version__
     started_at: datetime = field(default_factory=utcnow)
+    # "Now" for checks that compare against signed times (Mini App initData); tests pin it.
+    clock: Callable[[], datetime] = utcnow
+    # Provided by the agent core and the Telegram adapter; while absent, the routes that need them
+    # answer 503 (release, POST /api/leads) or skip the courtesy message (notifier).
+    assistant: Assistant | None = None
+    notifier: Notifier | None = None
+    lead_service: Any = None  # adapters.http.routers.leads.LeadIntake
     background: list[BackgroundService] = field(default_factory=list)
     preflight: object | None = None  # the last adapters.preflight.Report
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)

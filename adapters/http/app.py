@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from adapters.http.routers import health, webapp
+from adapters.http.routers import admin_activity, admin_leads, health, leads, legal, webapp, whoami
 from adapters.preflight import Level, run_preflight
 from adapters.wiring import Runtime, build_runtime
 from agent import __version__
@@ -63,6 +63,11 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(whoami.router)
+    app.include_router(legal.router)
+    app.include_router(leads.router)
+    app.include_router(admin_leads.router)
+    app.include_router(admin_activity.router)
     app.include_router(webapp.router)
     # Outermost first: the size limit guards everything, the request id tags every log line.
     app.add_middleware(BodySizeLimitMiddleware)
