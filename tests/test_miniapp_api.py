@@ -41,10 +41,10 @@ async def _serve(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def miniapp(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+async def miniapp(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    """SQLite only: these routes add no SQL of their own (the admin tests cover both backends)."""
     settings = make_settings(
         tmp_path,
-        database_url=database_url,
         telegram_bot_token=TEST_BOT_TOKEN,
         admin_miniapp_enabled=True,
         admin_telegram_ids=[ADMIN_TELEGRAM_ID],
