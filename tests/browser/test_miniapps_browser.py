@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from tests.webapp_helpers import (
 )
 
 pytest.importorskip("playwright")
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright, expect  # noqa: E402
+from playwright.async_api import Browser, Page, Route, async_playwright, expect  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.asyncio(loop_scope="module")]
 
@@ -123,8 +124,10 @@ async def _local_only(route: Route) -> None:
         await route.abort()
 
 
-async def open_context(browser: Browser, *, telegram_user: dict[str, Any] | None = None, dark: bool = False,
-                       basic: tuple[str, str] | None = None) -> BrowserContext:
+@asynccontextmanager
+async def opened(browser: Browser, url: str, *, telegram_user: dict[str, Any] | None = None, dark: bool = False,
+                 basic: tuple[str, str] | None = None) -> AsyncIterator[Page]:
+    """A fresh context (own cookies, own Basic credentials) with the page opened at ``url``."""
     context = await browser.new_context(
         viewport={"width": 390, "height": 780}, locale="ru-RU", color_scheme="dark" if dark else "light",
         http_credentials={"username": basic[0], "password": basic[1]} if basic else None,
@@ -134,7 +137,12 @@ async def open_context(browser: Browser, *, telegram_user: dict[str, Any] | None
         config = {"initData": sign_init_data(TEST_BOT_TOKEN, user=telegram_user), "user": telegram_user,
                   "colorScheme": "dark" if dark else "light", "theme": DARK if dark else LIGHT}
         await context.add_init_script(f"window.__FAKE_TG__ = {json.dumps(config)};\n{FAKE_TELEGRAM}")
-    return context
+    try:
+        page = await context.new_page()
+        await page.goto(url)
+        yield page
+    finally:
+        await context.close()
 
 
 async def shot(page: Page, name: str) -> None:
@@ -157,163 +165,145 @@ ADMIN = {"id": ADMIN_TELEGRAM_ID, "first_name": "Менеджер"}
 
 async def test_user_app_walk_to_a_lead(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, runtime = server
-    context = await open_context(browser, telegram_user=PARENT)
-    page = await context.new_page()
-    await page.goto(f"{base}/app")
-    back, main = page.locator("#tg-back"), page.locator("#tg-main")
-    await expect(page.locator('[data-step="grade"]')).to_be_visible()
-    await expect(back).to_be_hidden()
-    await shot(page, "user-1-grade")
-    await pick(page, "grade", "10")
-    await expect(back).to_be_visible()
-    await shot(page, "user-2-goal")
-    await pick(page, "goal", "ege")
-    await shot(page, "user-3-subject")
-    await back.click()  # Telegram's BackButton returns to the goal question
-    await expect(page.locator('[data-step="goal"]')).to_be_visible()
-    await pick(page, "goal", "ege")
-    await pick(page, "subject", "math")
-    await shot(page, "user-4-format")
-    await pick(page, "format", "online")
-    cards = page.locator("article.card")
-    await expect(cards).to_have_count(3)
-    await expect(cards.first.locator(".facts")).to_contain_text("₽")
-    await shot(page, "user-5-results")
-    program = await cards.first.get_attribute("data-program")
-    await cards.first.get_by_role("button", name="Записаться").click()
+    async with opened(browser, f"{base}/app", telegram_user=PARENT) as page:
+        back, main = page.locator("#tg-back"), page.locator("#tg-main")
+        await expect(page.locator('[data-step="grade"]')).to_be_visible()
+        await expect(back).to_be_hidden()
+        await shot(page, "user-1-grade")
+        await pick(page, "grade", "10")
+        await expect(back).to_be_visible()
+        await shot(page, "user-2-goal")
+        await pick(page, "goal", "ege")
+        await shot(page, "user-3-subject")
+        await back.click()  # Telegram's BackButton returns to the goal question
+        await expect(page.locator('[data-step="goal"]')).to_be_visible()
+        await pick(page, "goal", "ege")
+        await pick(page, "subject", "math")
+        await shot(page, "user-4-format")
+        await pick(page, "format", "online")
+        cards = page.locator("article.card")
+        await expect(cards).to_have_count(3)
+        await expect(cards.first.locator(".facts")).to_contain_text("₽")
+        await shot(page, "user-5-results")
+        program = await cards.first.get_attribute("data-program")
+        await cards.first.get_by_role("button", name="Записаться").click()
 
-    consent = page.locator("#consent-personal")
-    await expect(consent).not_to_be_checked()  # never pre-ticked
-    await expect(page.locator("#consent-marketing")).not_to_be_checked()
-    await page.fill("#lead-name", "Ольга")
-    await page.fill("#lead-phone", "+7 (999) 123-45-67")
-    await expect(main).to_have_text("Отправить заявку")
-    await expect(main).to_have_attribute("data-active", "false")
-    leads_before = await admin_leads(base)
-    await main.click()  # inactive without consent: nothing is sent
-    await expect(page.locator("#consent-hint")).to_be_visible()
-    await shot(page, "user-6-lead-form")
-    assert await admin_leads(base) == leads_before
+        consent = page.locator("#consent-personal")
+        await expect(consent).not_to_be_checked()  # never pre-ticked
+        await expect(page.locator("#consent-marketing")).not_to_be_checked()
+        await page.fill("#lead-name", "Ольга")
+        await page.fill("#lead-phone", "+7 (999) 123-45-67")
+        await expect(main).to_have_text("Отправить заявку")
+        await expect(main).to_have_attribute("data-active", "false")
+        leads_before = await admin_leads(base)
+        await main.click()  # inactive without consent: nothing is sent
+        await expect(page.locator("#consent-hint")).to_be_visible()
+        await shot(page, "user-6-lead-form")
+        assert await admin_leads(base) == leads_before
 
-    await consent.check()
-    await expect(page.locator("#consent-hint")).to_be_hidden()
-    await expect(main).to_have_attribute("data-active", "true")
-    await main.click()
-    await expect(page.get_by_role("heading", name="Спасибо! Заявка принята")).to_be_visible()
-    await expect(main).to_be_hidden()
-    await shot(page, "user-7-done")
+        await consent.check()
+        await expect(page.locator("#consent-hint")).to_be_hidden()
+        await expect(main).to_have_attribute("data-active", "true")
+        await main.click()
+        await expect(page.get_by_role("heading", name="Спасибо! Заявка принята")).to_be_visible()
+        await expect(main).to_be_hidden()
+        await shot(page, "user-7-done")
 
-    leads = await admin_leads(base)
-    assert len(leads) == len(leads_before) + 1
-    lead = leads[0]  # newest first
-    assert lead["phone"] == "+79991234567" and lead["channel"] == "miniapp" and lead["name"] == "Ольга"
-    assert lead["profile"] == {"grade": 10, "goal": "ege", "subject": "math", "format": "online"}
-    assert lead["program_ids"] == [program]
-    assert isinstance(runtime.notifier, RecordingNotifier)
-    assert runtime.notifier.user_messages[-1][0] == PLAIN_TELEGRAM_ID
-    await context.close()
+        leads = await admin_leads(base)
+        assert len(leads) == len(leads_before) + 1
+        lead = leads[0]  # newest first
+        assert lead["phone"] == "+79991234567" and lead["channel"] == "miniapp" and lead["name"] == "Ольга"
+        assert lead["profile"] == {"grade": 10, "goal": "ege", "subject": "math", "format": "online"}
+        assert lead["program_ids"] == [program]
+        assert isinstance(runtime.notifier, RecordingNotifier)
+        assert runtime.notifier.user_messages[-1][0] == PLAIN_TELEGRAM_ID
 
 
 async def test_user_app_links_legal_texts_and_follows_dark_theme(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, _ = server
-    context = await open_context(browser, telegram_user=PARENT, dark=True)
-    page = await context.new_page()
-    await page.goto(f"{base}/app")
-    for step, value in (("grade", "9"), ("goal", "oge"), ("subject", "any"), ("format", "any")):
-        await pick(page, step, value)
-    await expect(page.locator("article.card")).to_have_count(3)
-    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
-    assert background == "rgb(33, 45, 59)"  # DARK bg_color from the Telegram theme
-    await shot(page, "user-dark-results")
-    await page.get_by_role("button", name="Оставить заявку — менеджер поможет с выбором").click()
-    await page.get_by_role("link", name="согласие на обработку персональных данных").click()
-    opened = await page.evaluate("window.__opened")
-    assert opened and opened[-1].endswith("/api/legal/kmipt/consent")
-    await shot(page, "user-dark-lead-form")
-    await context.close()
+    async with opened(browser, f"{base}/app", telegram_user=PARENT, dark=True) as page:
+        for step, value in (("grade", "9"), ("goal", "oge"), ("subject", "any"), ("format", "any")):
+            await pick(page, step, value)
+        await expect(page.locator("article.card")).to_have_count(3)
+        background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(33, 45, 59)"  # DARK bg_color from the Telegram theme
+        await shot(page, "user-dark-results")
+        await page.get_by_role("button", name="Оставить заявку — менеджер поможет с выбором").click()
+        await page.get_by_role("link", name="согласие на обработку персональных данных").click()
+        opened = await page.evaluate("window.__opened")
+        assert opened and opened[-1].endswith("/api/legal/kmipt/consent")
+        await shot(page, "user-dark-lead-form")
 
 
 async def test_user_app_in_plain_browser(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, _ = server
-    context = await open_context(browser)
-    page = await context.new_page()
-    await page.goto(f"{base}/app")
-    await expect(page.locator(".notice").first).to_contain_text("в браузере")
-    for step, value in (("grade", "5"), ("goal", "olympiad"), ("subject", "math"), ("format", "offline")):
-        await pick(page, step, value)
-    await expect(page.locator("article.card")).to_have_count(3)
-    await page.locator("article.card").first.get_by_role("button", name="Записаться").click()
-    await expect(page.locator("main .notice")).to_contain_text("внутри Telegram")
-    await expect(page.locator("#lead-phone")).to_be_disabled()
-    await shot(page, "user-browser-lead-form")
-    await page.get_by_role("tab", name="Чат с помощником").click()
-    await expect(page.locator(".chat .notice")).to_contain_text("внутри Telegram")
-    await context.close()
+    async with opened(browser, f"{base}/app") as page:
+        await expect(page.locator(".notice").first).to_contain_text("в браузере")
+        for step, value in (("grade", "5"), ("goal", "olympiad"), ("subject", "math"), ("format", "offline")):
+            await pick(page, step, value)
+        await expect(page.locator("article.card")).to_have_count(3)
+        await page.locator("article.card").first.get_by_role("button", name="Записаться").click()
+        await expect(page.locator("main .notice")).to_contain_text("внутри Telegram")
+        await expect(page.locator("#lead-phone")).to_be_disabled()
+        await shot(page, "user-browser-lead-form")
+        await page.get_by_role("tab", name="Чат с помощником").click()
+        await expect(page.locator(".chat .notice")).to_contain_text("внутри Telegram")
 
 
 async def test_admin_app_for_an_allowed_admin(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, runtime = server
     await _ensure_a_lead(runtime)
-    context = await open_context(browser, telegram_user=ADMIN)
-    page = await context.new_page()
-    await page.goto(f"{base}/admin/miniapp")
-    first = page.locator("article.lead").first
-    await expect(first).to_be_visible()
-    lead_id = int(await first.get_attribute("data-lead") or 0)
-    await first.locator("select.lead-status").select_option("contacted")
-    await expect(first.get_by_text("Сохранено")).to_be_visible()
-    stored = await runtime.leads.get(lead_id)
-    assert stored is not None and stored.status == "contacted"
-    await shot(page, "admin-1-leads")
+    async with opened(browser, f"{base}/admin/miniapp", telegram_user=ADMIN) as page:
+        first = page.locator("article.lead").first
+        await expect(first).to_be_visible()
+        lead_id = int(await first.get_attribute("data-lead") or 0)
+        await first.locator("select.lead-status").select_option("contacted")
+        await expect(first.get_by_text("Сохранено")).to_be_visible()
+        stored = await runtime.leads.get(lead_id)
+        assert stored is not None and stored.status == "contacted"
+        await shot(page, "admin-1-leads")
 
-    await page.fill("#filter-q", "нет такого")
-    await page.get_by_role("button", name="Найти").click()
-    await expect(page.get_by_text("Заявок не найдено.")).to_be_visible()
+        await page.fill("#filter-q", "нет такого")
+        await page.get_by_role("button", name="Найти").click()
+        await expect(page.get_by_text("Заявок не найдено.")).to_be_visible()
 
-    await page.get_by_role("tab", name="Диалоги").click()
-    await page.locator("#filter-handoff").check()
-    conversation = page.locator("article.conversation", has_text="Ирина")
-    await expect(conversation).to_have_count(1)
-    number = int(await conversation.get_attribute("data-conversation") or 0)
-    await conversation.click()
-    await expect(page.get_by_role("heading", name=f"Диалог №{number}")).to_be_visible()
-    await expect(page.locator(".tools").first).to_contain_text("Вызовы инструментов: 1")
-    await expect(page.locator("#tg-back")).to_be_visible()
-    await shot(page, "admin-2-transcript")
-    await page.locator("#release").click()
-    await expect(page.locator("#release")).to_have_count(0)
-    assert isinstance(runtime.assistant, FakeAssistant) and runtime.assistant.released == [number]
-    await page.locator("#tg-back").click()
-    await expect(page.locator("article.conversation")).to_have_count(0)  # released: none waits for a manager
-    await page.locator("#filter-handoff").uncheck()
-    await expect(page.locator("article.conversation", has_text="Ирина")).to_have_count(1)
-    await page.get_by_role("tab", name="Воронка").click()
-    await expect(page.locator("table").first).to_be_visible()
-    await shot(page, "admin-3-funnel")
-    await context.close()
+        await page.get_by_role("tab", name="Диалоги").click()
+        await page.locator("#filter-handoff").check()
+        conversation = page.locator("article.conversation", has_text="Ирина")
+        await expect(conversation).to_have_count(1)
+        number = int(await conversation.get_attribute("data-conversation") or 0)
+        await conversation.click()
+        await expect(page.get_by_role("heading", name=f"Диалог №{number}")).to_be_visible()
+        await expect(page.locator(".tools").first).to_contain_text("Вызовы инструментов: 1")
+        await expect(page.locator("#tg-back")).to_be_visible()
+        await shot(page, "admin-2-transcript")
+        await page.locator("#release").click()
+        await expect(page.locator("#release")).to_have_count(0)
+        assert isinstance(runtime.assistant, FakeAssistant) and runtime.assistant.released == [number]
+        await page.locator("#tg-back").click()
+        await expect(page.locator("article.conversation")).to_have_count(0)  # released: none waits for a manager
+        await page.locator("#filter-handoff").uncheck()
+        await expect(page.locator("article.conversation", has_text="Ирина")).to_have_count(1)
+        await page.get_by_role("tab", name="Воронка").click()
+        await expect(page.locator("table").first).to_be_visible()
+        await shot(page, "admin-3-funnel")
 
 
 async def test_admin_app_refuses_other_telegram_users(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, _ = server
-    context = await open_context(browser, telegram_user=PARENT)
-    page = await context.new_page()
-    await page.goto(f"{base}/admin/miniapp")
-    await expect(page.locator("#admin-error")).to_contain_text("Нет доступа")
-    await expect(page.locator("article.lead")).to_have_count(0)
-    await shot(page, "admin-forbidden")
-    await context.close()
+    async with opened(browser, f"{base}/admin/miniapp", telegram_user=PARENT) as page:
+        await expect(page.locator("#admin-error")).to_contain_text("Нет доступа")
+        await expect(page.locator("article.lead")).to_have_count(0)
+        await shot(page, "admin-forbidden")
 
 
 async def test_admin_app_in_browser_with_basic_auth(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, runtime = server
     await _ensure_a_lead(runtime)
-    context = await open_context(browser, basic=BASIC)
-    page = await context.new_page()
-    await page.goto(f"{base}/admin/miniapp")
-    await expect(page.locator("article.lead").first).to_be_visible()
-    await expect(page.get_by_role("link", name="Выгрузить в CSV")).to_be_visible()
-    await shot(page, "admin-browser-leads")
-    await context.close()
+    async with opened(browser, f"{base}/admin/miniapp", basic=BASIC) as page:
+        await expect(page.locator("article.lead").first).to_be_visible()
+        await expect(page.get_by_role("link", name="Выгрузить в CSV")).to_be_visible()
+        await shot(page, "admin-browser-leads")
 
 
 async def _seed_conversation(runtime: Runtime) -> None:
