@@ -230,8 +230,8 @@ async def test_user_app_links_legal_texts_and_follows_dark_theme(browser: Browse
         await shot(page, "user-dark-results")
         await page.get_by_role("button", name="Оставить заявку — менеджер поможет с выбором").click()
         await page.get_by_role("link", name="согласие на обработку персональных данных").click()
-        opened = await page.evaluate("window.__opened")
-        assert opened and opened[-1].endswith("/api/legal/kmipt/consent")
+        links = await page.evaluate("window.__opened")
+        assert links and links[-1].endswith("/api/legal/kmipt/consent")
         await shot(page, "user-dark-lead-form")
 
 
