@@ -1,28 +1,14 @@
 import { describe, expect, it } from "vitest";
-import {
-  ANY,
-  back,
-  canGoBack,
-  choose,
-  goalsForGrade,
-  initialState,
-  leadProfile,
-  leadSent,
-  optionsFor,
-  proceedToLead,
-  searchQuery,
-  summary,
-  type FlowState,
-} from "./steps";
+import * as flow from "./steps";
 
-const walk = (...answers: string[]): FlowState => answers.reduce(choose, initialState());
+const walk = (...answers: string[]): flow.FlowState => answers.reduce(flow.choose, flow.initialState());
 
 describe("qualification steps", () => {
   it("goes grade → goal → subject → format → results", () => {
-    const steps = [initialState().step];
-    let state = initialState();
+    const steps = [flow.initialState().step];
+    let state = flow.initialState();
     for (const answer of ["10", "ege", "math", "online"]) {
-      state = choose(state, answer);
+      state = flow.choose(state, answer);
       steps.push(state.step);
     }
     expect(steps).toEqual(["grade", "goal", "subject", "format", "results"]);
@@ -30,58 +16,58 @@ describe("qualification steps", () => {
   });
 
   it("offers goals that exist for the grade", () => {
-    expect(goalsForGrade(3)).toEqual(["base", "camp"]);
-    expect(goalsForGrade(9)).toContain("oge");
-    expect(goalsForGrade(9)).not.toContain("ege");
-    expect(goalsForGrade(11)).toContain("intensive");
-    expect(optionsFor(walk("7")).map((o) => o.value)).toEqual(["base", "olympiad", "camp"]);
+    expect(flow.goalsForGrade(3)).toEqual(["base", "camp"]);
+    expect(flow.goalsForGrade(9)).toContain("oge");
+    expect(flow.goalsForGrade(9)).not.toContain("ege");
+    expect(flow.goalsForGrade(11)).toContain("intensive");
+    expect(flow.optionsFor(walk("7")).map((o) => o.value)).toEqual(["base", "olympiad", "camp"]);
   });
 
   it("offers Russian only for exam goals and always «Не важно» for subject and format", () => {
-    expect(optionsFor(walk("9", "oge")).map((o) => o.value)).toContain("russian");
-    expect(optionsFor(walk("6", "olympiad")).map((o) => o.value)).not.toContain("russian");
-    expect(optionsFor(walk("6", "olympiad")).at(-1)).toEqual({ value: ANY, label: "Не важно" });
-    expect(optionsFor(walk("3", "base", "math")).map((o) => o.value)).toEqual(["hybrid", "online", ANY]);
+    expect(flow.optionsFor(walk("9", "oge")).map((o) => o.value)).toContain("russian");
+    expect(flow.optionsFor(walk("6", "olympiad")).map((o) => o.value)).not.toContain("russian");
+    expect(flow.optionsFor(walk("6", "olympiad")).at(-1)).toEqual({ value: flow.ANY, label: "Не важно" });
+    expect(flow.optionsFor(walk("3", "base", "math")).map((o) => o.value)).toEqual(["hybrid", "online", flow.ANY]);
   });
 
   it("ignores an answer that is not offered", () => {
     const state = walk("5");
-    expect(choose(state, "ege")).toBe(state);
-    expect(choose(initialState(), "12")).toEqual(initialState());
+    expect(flow.choose(state, "ege")).toBe(state);
+    expect(flow.choose(flow.initialState(), "12")).toEqual(flow.initialState());
   });
 
-  it("goes back one step at a time and clears the answer it returns to", () => {
+  it("goes flow.back one step at a time and clears the answer it returns to", () => {
     let state = walk("10", "ege", "math", "online");
-    expect(canGoBack(state)).toBe(true);
-    state = back(state);
+    expect(flow.canGoBack(state)).toBe(true);
+    state = flow.back(state);
     expect(state.step).toBe("format");
     expect(state.profile.format).toBeUndefined();
-    state = back(back(back(state)));
-    expect(state).toEqual(initialState());
-    expect(canGoBack(state)).toBe(false);
-    expect(back(state)).toBe(state);
+    state = flow.back(flow.back(flow.back(state)));
+    expect(state).toEqual(flow.initialState());
+    expect(flow.canGoBack(state)).toBe(false);
+    expect(flow.back(state)).toBe(state);
   });
 
   it("forgets later answers when an earlier one changes", () => {
-    const changed = choose(back(back(walk("10", "ege", "math"))), "olympiad");
+    const changed = flow.choose(flow.back(flow.back(walk("10", "ege", "math"))), "olympiad");
     expect(changed.profile).toEqual({ grade: 10, goal: "olympiad" });
   });
 
-  it("moves results → lead → done, and back from the form to the results", () => {
-    const results = walk("11", "ege", "physics", ANY);
-    const lead = proceedToLead(results);
+  it("moves results → lead → done, and flow.back from the form to the results", () => {
+    const results = walk("11", "ege", "physics", flow.ANY);
+    const lead = flow.proceedToLead(results);
     expect(lead.step).toBe("lead");
-    expect(back(lead).step).toBe("results");
-    const done = leadSent(lead);
+    expect(flow.back(lead).step).toBe("results");
+    const done = flow.leadSent(lead);
     expect(done.step).toBe("done");
-    expect(canGoBack(done)).toBe(false);
-    expect(proceedToLead(walk("5"))).toEqual(walk("5"));
+    expect(flow.canGoBack(done)).toBe(false);
+    expect(flow.proceedToLead(walk("5"))).toEqual(walk("5"));
   });
 
   it("leaves «Не важно» out of the search and the lead", () => {
-    const profile = walk("11", "ege", ANY, "offline").profile;
-    expect(searchQuery(profile, "kmipt")).toBe("brand=kmipt&grade=11&goal=ege&format=offline");
-    expect(leadProfile(profile)).toEqual({ grade: 11, goal: "ege", format: "offline" });
-    expect(summary(profile)).toBe("11 класс · Подготовка к ЕГЭ · Очно");
+    const profile = walk("11", "ege", flow.ANY, "offline").profile;
+    expect(flow.searchQuery(profile, "kmipt")).toBe("brand=kmipt&grade=11&goal=ege&format=offline");
+    expect(flow.leadProfile(profile)).toEqual({ grade: 11, goal: "ege", format: "offline" });
+    expect(flow.summary(profile)).toBe("11 класс · Подготовка к ЕГЭ · Очно");
   });
 });
