@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
 
     # Process
+    metrics_enabled: bool = False  # GET /metrics (Prometheus), behind admin Basic auth
     # Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (rate limits, logs).
     trusted_proxy_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "0.0.0.0"

@@ -8,7 +8,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from adapters.http import metrics
 from adapters.http.errors import install_error_handlers
+from adapters.http.metrics import MetricsMiddleware
 from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from adapters.http.routers import admin_activity, admin_leads, health, leads, legal, webapp, whoami
 from adapters.preflight import Level, run_preflight
@@ -69,6 +71,9 @@ def create_app(
     app.include_router(admin_leads.router)
     app.include_router(admin_activity.router)
     app.include_router(webapp.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
+        app.add_middleware(MetricsMiddleware)
     # Outermost first: the size limit guards everything, the request id tags every log line.
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)

@@ -44,6 +44,7 @@ async def diagnostics(runtime: RuntimeDep) -> dict[str, object]:
             "database_on_persistent_storage": runtime.db.is_sqlite is False or paths.database_on_persistent_storage,
             "vector_meta_on_persistent_storage": paths.vector_meta_on_persistent_storage,
             "telegram_mode": settings.telegram_mode.value,
+            "telegram_webhook_path": settings.telegram_webhook_path,
             "telegram_configured": settings.telegram_bot_token is not None,
             "llm_configured": settings.llm_configured,
             "llm_model": settings.openai_model,
