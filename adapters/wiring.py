@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from datetime import datetime
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Protocol
 
+from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
+from adapters.knowledge.local import LocalKnowledge
 from adapters.storage.database import Database, database_url_for
-from adapters.storage.models import utcnow
+from adapters.storage.models import ModelUsage, utcnow
 from adapters.storage.repositories import (
     ConsentRepository,
     ConversationRepository,
@@ -23,6 +25,7 @@ from adapters.storage.repositories import (
     UserRepository,
 )
 from agent import __version__
+from agent.catalog import Catalog, read_catalog, school_today
 from agent.paths import DataPaths, resolve_data_paths
 from agent.ports import Assistant, Notifier
 from agent.settings import Settings
@@ -61,6 +64,10 @@ class Runtime:
     lead_service: Any = None  # adapters.http.routers.leads.LeadIntake
     background: list[BackgroundService] = field(default_factory=list)
     preflight: object | None = None  # the last adapters.preflight.Report
+    catalog: Catalog = field(default_factory=lambda: Catalog({}))
+    knowledge: KnowledgeBackend = field(default_factory=lambda: LocalKnowledge({}))
+    # "Today" for session dates (Moscow time); tests replace it to pin the calendar.
+    today: Callable[[], date] = school_today
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -101,4 +108,11 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
         usage=UsageRepository(db),
         run_bot=run_bot,
     )
+    # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
+    runtime.catalog, _ = read_catalog(settings.catalog_path)
+
+    async def record_vector_search(purpose: str) -> None:
+        await runtime.usage.add(ModelUsage(model="vector_store", purpose=purpose))
+
+    runtime.knowledge = build_knowledge(settings, usage_recorder=record_vector_search)
     return runtime

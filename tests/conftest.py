@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from asgi_lifespan import LifespanManager
 
+from adapters.http.app import create_app
 from adapters.storage.database import Database
 from adapters.wiring import Runtime, build_runtime
 from agent.settings import Settings
@@ -43,6 +48,27 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
+
+
+async def app_client(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app with its lifespan (migrations, preflight) run."""
+    app = create_app(settings, runtime=runtime)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+def run_script(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run scripts/<script> as an operator would, with only PATH and ``env`` in the environment."""
+    return subprocess.run(
+        [sys.executable, f"scripts/{script}", *args],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _pg_available() -> str | None:

@@ -7,19 +7,12 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
-
-import yaml
-from fastapi import APIRouter
 
 from adapters.storage.models import ConsentRecord, Lead
 from adapters.wiring import Runtime
 from agent.errors import ConsentRequired, InvalidInput
 from agent.types import Channel
-
-REPO = Path(__file__).resolve().parent.parent
 
 TEST_BOT_TOKEN = "123456789:AAFakeTokenForMiniAppTests_01234567"
 
@@ -107,28 +100,3 @@ class FakeLeadService:
         )
         assert lead.id is not None
         return lead.id
-
-
-def catalog_router() -> APIRouter:
-    """GET /api/catalog/search as the Catalog issue (3) specifies it, answering from the real catalog file."""
-    router = APIRouter()
-
-    @router.get("/api/catalog/search")
-    async def search(grade: int | None = None, goal: str | None = None, subject: str | None = None,
-                     format: str | None = None, brand: str = "kmipt") -> dict[str, object]:
-        programs = yaml.safe_load((REPO / "catalog" / f"{brand}.yaml").read_text("utf-8"))["programs"]
-
-        def fits(p: dict[str, Any]) -> int:
-            return sum((
-                grade is not None and p["grade_min"] <= grade <= p["grade_max"],
-                goal == p["goal"], subject in p["subjects"], format == p["format"],
-            ))
-
-        ranked = sorted(programs, key=fits, reverse=True)[:3]
-        items = [{"id": p["id"], "title": p["title"], "url": p["url"], "usp": list(p.get("usp", []))[:3],
-                  "price_text": f"{p['sessions'][0].get('price_rub', 'цена по запросу')} ₽ за семестр",
-                  "next_start_text": f"старт: {p['sessions'][0]['name']}",
-                  "why_match": f"подходит для {grade} класса"} for p in ranked]
-        return {"ok": True, "items": items, "match_quality": "exact", "manager_recommended": False}
-
-    return router

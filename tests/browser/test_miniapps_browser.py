@@ -35,7 +35,6 @@ from tests.webapp_helpers import (
     FakeAssistant,
     FakeLeadService,
     RecordingNotifier,
-    catalog_router,
     sign_init_data,
 )
 
@@ -92,8 +91,6 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
     runtime.lead_service = FakeLeadService(runtime)
     runtime.assistant = FakeAssistant(runtime)  # type: ignore[assignment]
     app = create_app(settings, runtime=runtime)
-    if not any(getattr(r, "path", "") == "/api/catalog/search" for r in app.routes):
-        app.include_router(catalog_router())  # until the Catalog issue's endpoint is merged
     port = _free_port()
     await runtime.db.migrate()
     await _seed_conversation(runtime)

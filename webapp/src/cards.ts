@@ -27,7 +27,7 @@ export function renderCards(cards: ProgramCard[], actions: CardActions): HTMLEle
         { class: "card", "data-program": card.id },
         h("h3", {}, card.title),
         h("p", { class: "why" }, card.why_match),
-        h("p", { class: "facts" }, h("strong", {}, card.price_text), h("br"), card.next_start_text),
+        h("p", { class: "facts" }, h("strong", {}, card.price_text), h("br"), `Ближайший старт: ${card.next_start_text}`),
         card.usp?.length ? h("ul", {}, ...card.usp.slice(0, 3).map((u) => h("li", {}, u))) : null,
         h(
           "div",
