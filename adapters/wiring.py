@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
 from adapters.knowledge.local import LocalKnowledge
+from adapters.miniapp_checks import miniapp_checks
+from adapters.preflight import EXTRA_CHECKS
 from adapters.storage.database import Database, database_url_for
 from adapters.storage.models import ModelUsage, utcnow
 from adapters.storage.repositories import (
@@ -31,6 +33,8 @@ from agent.ports import Assistant, Notifier
 from agent.settings import Settings
 
 log = logging.getLogger(__name__)
+
+EXTRA_CHECKS.append(miniapp_checks)
 
 
 class BackgroundService(Protocol):

@@ -12,6 +12,7 @@ from asgi_lifespan import LifespanManager
 from sqlmodel import select
 
 from adapters.http.app import create_app
+from adapters.miniapp_checks import miniapp_checks
 from adapters.storage.models import ConsentRecord, Lead
 from adapters.wiring import Runtime, build_runtime
 from tests.conftest import make_settings
@@ -189,3 +190,22 @@ async def test_lead_needs_init_data(miniapp: tuple[httpx.AsyncClient, Runtime]) 
     assert outside.status_code == 401 and outside.json()["reason"] == "not_in_telegram"
     assert forged.status_code == 401 and forged.json()["reason"] == "invalid_init_data"
     assert await runtime.leads.count() == 0
+
+
+async def test_preflight_reports_miniapp_setup(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    (dist / "admin").mkdir(parents=True)
+    (dist / "index.html").write_text("user")
+    (dist / "admin" / "index.html").write_text("admin")
+    ready = build_runtime(make_settings(tmp_path, webapp_dist_path=str(dist), telegram_bot_token=TEST_BOT_TOKEN,
+                                        admin_miniapp_enabled=True, admin_telegram_ids=[ADMIN_TELEGRAM_ID],
+                                        user_webapp_url="https://example.org/app"))
+    bare = build_runtime(make_settings(tmp_path, admin_miniapp_enabled=True, admin_webapp_url="http://x/admin/miniapp"))
+    try:
+        assert [(c.name, c.level.value) for c in await miniapp_checks(ready)] == [("webapp_build", "ok")]
+        assert {c.name for c in await miniapp_checks(bare) if c.level.value == "warning"} == {
+            "webapp_build", "webapp_initdata", "admin_miniapp", "webapp_url",
+        }
+    finally:
+        await ready.close()
+        await bare.close()
