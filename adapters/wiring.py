@@ -12,12 +12,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
+import httpx
+
+from adapters.crm.checks import crm_connection
+from adapters.crm.factory import NoCRM, build_crm
+from adapters.crm.http import make_http_client
+from adapters.crm.outbox import OutboxWorker
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
 from adapters.knowledge.local import LocalKnowledge
 from adapters.miniapp_checks import miniapp_checks
 from adapters.preflight import EXTRA_CHECKS
 from adapters.storage.database import Database, database_url_for
 from adapters.storage.models import ModelUsage, utcnow
+from adapters.storage.outbox import OutboxRepository
 from adapters.storage.repositories import (
     ConsentRepository,
     ConversationRepository,
@@ -29,11 +36,12 @@ from adapters.storage.repositories import (
 from agent import __version__
 from agent.catalog import Catalog, read_catalog, school_today
 from agent.paths import DataPaths, resolve_data_paths
-from agent.ports import Assistant, Notifier
-from agent.settings import Settings
+from agent.ports import CRM, Assistant, Notifier
+from agent.settings import CrmProvider, Settings
 
 log = logging.getLogger(__name__)
 
+EXTRA_CHECKS.append(crm_connection)
 EXTRA_CHECKS.append(miniapp_checks)
 
 
@@ -56,6 +64,9 @@ class Runtime:
     leads: LeadRepository
     consents: ConsentRepository
     usage: UsageRepository
+    outbox: OutboxRepository
+    crm: CRM = field(default_factory=NoCRM)
+    crm_http: httpx.AsyncClient | None = None  # shared by the CRM adapters; closed with the runtime
     run_bot: bool = False
     version: str = __version__
     started_at: datetime = field(default_factory=utcnow)
@@ -93,6 +104,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_background()
+        if self.crm_http is not None:
+            await self.crm_http.aclose()
         await self.db.dispose()
 
 
@@ -100,6 +113,8 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
     """Build every component. ``run_bot``: this process also runs the Telegram polling bot."""
     paths = paths or resolve_data_paths(settings)
     db = Database(database_url_for(settings, paths))
+    real_crm = settings.crm_provider is not CrmProvider.none
+    crm_http = make_http_client(settings.crm_timeout_seconds) if real_crm else None
     runtime = Runtime(
         settings=settings,
         paths=paths,
@@ -110,8 +125,17 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
         leads=LeadRepository(db),
         consents=ConsentRepository(db),
         usage=UsageRepository(db),
+        crm=build_crm(settings, crm_http),
+        outbox=OutboxRepository(db),
+        crm_http=crm_http,
         run_bot=run_bot,
     )
+    if real_crm:
+        # `none` creates no outbox rows (LeadRepository.create(..., outbox_provider=None)), so no worker.
+        runtime.background.append(
+            OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages)
+        )
+
     # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
     runtime.catalog, _ = read_catalog(settings.catalog_path)
 

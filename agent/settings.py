@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     crm_api_exposed: bool = False
     crm_rate_limit_window_seconds: int = Field(default=300, gt=0)
     crm_rate_limit_ip_requests: int = Field(default=180, gt=0)
+    crm_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     tallanto_api_url: str | None = None
     tallanto_api_key: SecretStr | None = None
     tallanto_api_token: SecretStr | None = None

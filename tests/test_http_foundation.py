@@ -69,7 +69,10 @@ async def test_diagnostics_shape(client: httpx.AsyncClient) -> None:
 
 
 async def test_no_secret_in_diagnostics_or_errors(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, **SECRETS, crm_provider="amo", amo_api_url="https://x.amocrm.ru")
+    # A closed local port: preflight's CRM round trip fails fast and never leaves the machine.
+    settings = make_settings(
+        tmp_path, **SECRETS, crm_provider="amo", amo_api_url="http://127.0.0.1:9", startup_preflight_mode="off"
+    )
     async for client in app_client(settings):
         bodies = [
             (await client.get("/api/runtime/diagnostics")).text,

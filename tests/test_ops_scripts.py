@@ -65,3 +65,16 @@ def test_release_smoke_unreachable_service_fails(tmp_path: Path) -> None:
     result = _run("release_smoke.py", "--base-url", f"http://127.0.0.1:{free_port()}", "--timeout", "2")
     assert result.returncode == 1 and "ConnectError" in result.stdout
     assert "--require-render-persistent" in _run("release_smoke.py", "--help").stdout
+
+
+def test_release_smoke_passes_on_a_healthy_service(server: LiveServer) -> None:
+    result = _run("release_smoke.py", "--base-url", server.base_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "catalog_search" in result.stdout and "PASS: 5 checks" in result.stdout
+
+
+def test_load_smoke_catalog_target(server: LiveServer) -> None:
+    result = _run("load_smoke.py", "--base-url", server.base_url, "--target", "catalog", "--requests", "60",
+                  "--concurrency", "6")
+    assert result.returncode == 0, result.stdout
+    assert "200=60" in result.stdout

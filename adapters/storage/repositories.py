@@ -259,6 +259,18 @@ class LeadRepository:
         async with self.db.session() as session:
             return (await session.exec(select(func.count()).select_from(Lead))).one()
 
+    async def set_crm_status(
+        self, lead_id: int, status: str, *, crm_id: str | None = None, error: str | None = None
+    ) -> None:
+        """Record a direct push's outcome (the outbox records its own; /leadtest uses this)."""
+        async with self.db.session() as session:
+            await session.exec(
+                update(Lead)
+                .where(Lead.id == lead_id)
+                .values(crm_status=status, crm_id=crm_id, crm_error=error, updated_at=utcnow())
+            )
+            await session.commit()
+
 
 class ConsentRepository:
     def __init__(self, db: Database) -> None:
