@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -18,9 +18,11 @@ from adapters.crm.checks import crm_connection
 from adapters.crm.factory import NoCRM, build_crm
 from adapters.crm.http import make_http_client
 from adapters.crm.outbox import OutboxWorker
+from adapters.http.ratelimit import RateLimiter, make_storage
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
 from adapters.knowledge.local import LocalKnowledge
 from adapters.miniapp_checks import miniapp_checks
+from adapters.notify import LoggingNotifier
 from adapters.preflight import EXTRA_CHECKS
 from adapters.storage.database import Database, database_url_for
 from adapters.storage.models import ModelUsage, utcnow
@@ -33,11 +35,18 @@ from adapters.storage.repositories import (
     UsageRepository,
     UserRepository,
 )
+from adapters.storage.stores import SqlStore
 from agent import __version__
 from agent.catalog import Catalog, read_catalog, school_today
+from agent.leads import LeadService
+from agent.llm import LLM
+from agent.model_turn import ModelTurn
+from agent.ports import CRM, Notifier
+from agent.prompting import load_prompts
+from agent.service import AssistantService
 from agent.paths import DataPaths, resolve_data_paths
-from agent.ports import CRM, Assistant, Notifier
 from agent.settings import CrmProvider, Settings
+from tools.registry import build_tools, tool_schemas
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,23 @@ class BackgroundService(Protocol):
     async def run(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class AssistantLimits:
+    """POST /api/assistant/ask limits (ASSISTANT_RATE_LIMIT_*), shared through Redis when REDIS_URL is set."""
+
+    per_user: RateLimiter
+    per_ip: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AssistantLimits:
+        storage = make_storage(settings.redis_url.get_secret_value() if settings.redis_url else None)
+        window = settings.assistant_rate_limit_window_seconds
+        return cls(
+            per_user=RateLimiter(storage, "assistant_user", settings.assistant_rate_limit_user_requests, window),
+            per_ip=RateLimiter(storage, "assistant_ip", settings.assistant_rate_limit_ip_requests, window),
+        )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -64,19 +90,20 @@ class Runtime:
     leads: LeadRepository
     consents: ConsentRepository
     usage: UsageRepository
+    store: SqlStore
     outbox: OutboxRepository
     crm: CRM = field(default_factory=NoCRM)
     crm_http: httpx.AsyncClient | None = None  # shared by the CRM adapters; closed with the runtime
     run_bot: bool = False
+    notifier: Notifier = field(default_factory=LoggingNotifier)  # the Telegram adapter replaces it
+    lead_service: LeadService | None = None
+    llm: LLM | None = None  # None without OPENAI_API_KEY: the offline policy answers
+    assistant: AssistantService | None = None
+    assistant_limits: AssistantLimits | None = None
     version: str = __version__
     started_at: datetime = field(default_factory=utcnow)
     # "Now" for checks that compare against signed times (Mini App initData); tests pin it.
     clock: Callable[[], datetime] = utcnow
-    # Provided by the agent core and the Telegram adapter; while absent, the routes that need them
-    # answer 503 (release, POST /api/leads) or skip the courtesy message (notifier).
-    assistant: Assistant | None = None
-    notifier: Notifier | None = None
-    lead_service: Any = None  # adapters.http.routers.leads.LeadIntake
     background: list[BackgroundService] = field(default_factory=list)
     preflight: object | None = None  # the last adapters.preflight.Report
     catalog: Catalog = field(default_factory=lambda: Catalog({}))
@@ -104,6 +131,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_background()
+        if self.llm is not None:
+            await self.llm.aclose()
         if self.crm_http is not None:
             await self.crm_http.aclose()
         await self.db.dispose()
@@ -113,18 +142,22 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
     """Build every component. ``run_bot``: this process also runs the Telegram polling bot."""
     paths = paths or resolve_data_paths(settings)
     db = Database(database_url_for(settings, paths))
+    users, conversations = UserRepository(db), ConversationRepository(db)
+    messages, leads = MessageRepository(db), LeadRepository(db)
+    consents, usage = ConsentRepository(db), UsageRepository(db)
     real_crm = settings.crm_provider is not CrmProvider.none
     crm_http = make_http_client(settings.crm_timeout_seconds) if real_crm else None
     runtime = Runtime(
         settings=settings,
         paths=paths,
         db=db,
-        users=UserRepository(db),
-        conversations=ConversationRepository(db),
-        messages=MessageRepository(db),
-        leads=LeadRepository(db),
-        consents=ConsentRepository(db),
-        usage=UsageRepository(db),
+        users=users,
+        conversations=conversations,
+        messages=messages,
+        leads=leads,
+        consents=consents,
+        usage=usage,
+        store=SqlStore(users, conversations, messages, leads, consents, usage),
         crm=build_crm(settings, crm_http),
         outbox=OutboxRepository(db),
         crm_http=crm_http,
@@ -143,4 +176,38 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
         await runtime.usage.add(ModelUsage(model="vector_store", purpose=purpose))
 
     runtime.knowledge = build_knowledge(settings, usage_recorder=record_vector_search)
+    wire_assistant(runtime)
     return runtime
+
+
+def _count_model_failure(kind: str) -> None:
+    # Imported here: the metrics module belongs to the HTTP layer, which imports this module.
+    from adapters.http.metrics import MODEL_ERRORS
+
+    MODEL_ERRORS.labels(kind).inc()
+
+
+def wire_assistant(runtime: Runtime) -> None:
+    """Build the assistant from the runtime's parts; call again after replacing one (tests, the bot)."""
+    settings = runtime.settings
+    provider = None if settings.crm_provider is CrmProvider.none else settings.crm_provider.value
+    runtime.lead_service = LeadService(runtime.store, legal_path=settings.legal_path, outbox_provider=provider)
+    runtime.assistant_limits = runtime.assistant_limits or AssistantLimits.from_settings(settings)
+    if runtime.llm is None and settings.llm_configured:
+        runtime.llm = LLM(settings)
+    model = None
+    if runtime.llm is not None:
+        tools = build_tools(settings)
+        model = ModelTurn(settings, runtime.llm, tools, tool_schemas(tools), load_prompts(settings), runtime.store)
+    runtime.assistant = AssistantService(
+        settings=settings,
+        store=runtime.store,
+        catalog=runtime.catalog,
+        knowledge=runtime.knowledge,
+        leads=runtime.lead_service,
+        notifier=runtime.notifier,
+        model=model,
+        crm=runtime.crm,
+        today=lambda: runtime.today(),  # tests pin runtime.today after wiring
+        on_model_failure=_count_model_failure,
+    )

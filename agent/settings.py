@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     openai_vector_store_id: str | None = None
     openai_timeout_seconds: float = Field(default=30.0, gt=0)
     openai_max_retries: int = Field(default=3, ge=0, le=10)
+    # Model rounds (model call + its tool calls) per user turn before a graceful answer is forced.
+    openai_max_tool_rounds: int = Field(default=4, ge=1, le=10)
+    # Daily token budgets (UTC day, from model_usage); a spent budget degrades to the offline policy.
+    openai_daily_token_budget_per_user: int = Field(default=60_000, ge=0)
+    openai_daily_token_budget_total: int = Field(default=3_000_000, ge=0)
 
     # Assistant HTTP endpoint
     assistant_api_token: SecretStr | None = None
@@ -153,6 +158,15 @@ class Settings(BaseSettings):
     def _webhook_path(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("sales_tone_path")
+    @classmethod
+    def _sales_tone_file(cls, value: str | None) -> str | None:
+        if value:
+            path = Path(value) if Path(value).is_absolute() else PROJECT_ROOT / value
+            if not path.is_file():
+                raise ValueError(f"no such file: {path}")
         return value
 
     @field_validator("log_level")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -57,6 +58,26 @@ async def app_client(settings: Settings, runtime: Runtime | None = None) -> Asyn
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             yield client
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The Redis at 127.0.0.1:6379 (skips outside CI when it is down; in CI that is a failure)."""
+    import redis.asyncio as redis
+
+    client = redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), 2)
+    except Exception as error:  # noqa: BLE001
+        if IN_CI:
+            pytest.fail(f"Redis not reachable in CI: {error}")
+        pytest.skip(f"Redis at 127.0.0.1:6379 not reachable: {error}")
+    finally:
+        await client.aclose()
+    return REDIS_URL
 
 
 def run_script(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from adapters.http.app import create_app
 from adapters.storage.models import Conversation, Lead, Message, ModelUsage, TelegramUpdate, User
 from adapters.wiring import Runtime, build_runtime
 from tests.conftest import make_settings
-from tests.webapp_helpers import ADMIN_TELEGRAM_ID, PLAIN_TELEGRAM_ID, TEST_BOT_TOKEN, FakeAssistant, sign_init_data
+from tests.webapp_helpers import ADMIN_TELEGRAM_ID, PLAIN_TELEGRAM_ID, TEST_BOT_TOKEN, sign_init_data
 
 NOW = datetime(2026, 9, 10, 12, 0, tzinfo=UTC)
 BASIC = ("admin", "a-long-test-password")
@@ -84,7 +84,6 @@ async def admin(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[httpx.
                              admin_miniapp_enabled=True, admin_telegram_ids=[ADMIN_TELEGRAM_ID])
     runtime = build_runtime(settings)
     runtime.clock = lambda: NOW
-    runtime.assistant = FakeAssistant(runtime)  # type: ignore[assignment]
     app = create_app(settings, runtime=runtime)
     async with LifespanManager(app) as manager:
         ids = await seed(runtime)
@@ -204,7 +203,8 @@ async def test_conversations_list_transcript_and_release(admin: Admin) -> None:
 
     released = await client.post(f"/admin/conversations/{ids['b']}/release")
     assert released.status_code == 200 and released.json()["in_human_mode"] is False
-    assert isinstance(runtime.assistant, FakeAssistant) and runtime.assistant.released == [ids["b"]]
+    stored = await runtime.conversations.get(ids["b"])
+    assert stored is not None and stored.human_mode_until is None and stored.handoff_reason is None
     after = (await client.get(f"/admin/conversations/{ids['b']}")).json()
     assert after["conversation"]["in_human_mode"] is False
     assert (await client.post("/admin/conversations/999999/release")).status_code == 404

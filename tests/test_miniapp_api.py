@@ -21,7 +21,6 @@ from tests.webapp_helpers import (
     ADMIN_TELEGRAM_ID,
     PLAIN_TELEGRAM_ID,
     TEST_BOT_TOKEN,
-    FakeLeadService,
     RecordingNotifier,
     sign_init_data,
 )
@@ -53,7 +52,6 @@ async def miniapp(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runt
     runtime = build_runtime(settings)
     runtime.clock = lambda: NOW
     runtime.notifier = RecordingNotifier()
-    runtime.lead_service = FakeLeadService(runtime)
     async for client in _serve(runtime):
         yield client, runtime
 
@@ -151,12 +149,12 @@ async def test_lead_from_miniapp_is_stored_with_consent_and_confirmed(
     async with runtime.db.session() as session:
         lead = await session.get(Lead, lead_id)
         consents = (await session.exec(select(ConsentRecord))).all()
-    assert lead is not None and lead.phone == "+79991234567" and lead.channel == "miniapp"
+    assert lead is not None and lead.phone == "+79991234567" and lead.channel == "miniapp" and lead.source == "miniapp"
     assert lead.profile == {"grade": 10, "goal": "ege", "subject": "math", "format": "online"}
     assert lead.program_ids == ["ege-math-10-11-online"]
-    assert {(c.kind, c.granted, c.telegram_id) for c in consents} == {
-        ("personal_data", True, PLAIN_TELEGRAM_ID),
-        ("marketing", False, PLAIN_TELEGRAM_ID),
+    assert {(c.kind, c.granted, c.telegram_id, c.channel, c.text_version) for c in consents} == {
+        ("personal_data", True, PLAIN_TELEGRAM_ID, "miniapp", "2026-11-01"),
+        ("marketing", False, PLAIN_TELEGRAM_ID, "miniapp", "2026-11-01"),
     }
     notifier = runtime.notifier
     assert isinstance(notifier, RecordingNotifier)
@@ -171,6 +169,7 @@ async def test_lead_from_miniapp_is_stored_with_consent_and_confirmed(
         ({"phone": "12345"}, "invalid_request", "phone"),
         ({"name": "   "}, "invalid_request", "name"),
         ({"grade": 12}, "invalid_request", "grade"),
+        ({"brand": "nosuchbrand"}, "invalid_request", "brand"),
     ],
 )
 async def test_lead_rejections_name_the_field(
@@ -181,6 +180,17 @@ async def test_lead_rejections_name_the_field(
     assert response.status_code == 422
     assert response.json()["reason"] == reason and response.json()["field"] == field
     assert await runtime.leads.count() == 0
+
+
+async def test_same_lead_within_a_day_is_not_stored_twice(miniapp: tuple[httpx.AsyncClient, Runtime]) -> None:
+    client, runtime = miniapp
+    headers = {"Authorization": f"tma {tma()}"}
+    first = await client.post("/api/leads", json=LEAD, headers=headers)
+    again = await client.post("/api/leads", json={**LEAD, "phone": "+7 999 123 45 67"}, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json()["lead_id"] == first.json()["lead_id"] and again.json()["duplicate"] is True
+    assert await runtime.leads.count() == 1
+    assert isinstance(runtime.notifier, RecordingNotifier) and len(runtime.notifier.user_messages) == 1
 
 
 async def test_lead_needs_init_data(miniapp: tuple[httpx.AsyncClient, Runtime]) -> None:

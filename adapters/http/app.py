@@ -12,7 +12,19 @@ from adapters.http import metrics
 from adapters.http.errors import install_error_handlers
 from adapters.http.metrics import MetricsMiddleware
 from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from adapters.http.routers import admin_activity, admin_leads, catalog, crm, health, kb, leads, legal, webapp, whoami
+from adapters.http.routers import (
+    admin_activity,
+    admin_leads,
+    assistant,
+    catalog,
+    crm,
+    health,
+    kb,
+    leads,
+    legal,
+    webapp,
+    whoami,
+)
 from adapters.preflight import Level, run_preflight
 from adapters.wiring import Runtime, build_runtime
 from agent import __version__
@@ -70,6 +82,7 @@ def create_app(
     app.include_router(leads.router)
     app.include_router(admin_leads.router)
     app.include_router(admin_activity.router)
+    app.include_router(assistant.router)
     app.include_router(webapp.router)
     app.include_router(crm.router)
     app.state.crm_rate_limiter = crm.make_rate_limiter(settings)

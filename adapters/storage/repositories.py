@@ -192,11 +192,12 @@ class MessageRepository:
             return message
 
     async def exists(self, idempotency_key: str) -> bool:
+        return await self.by_idempotency_key(idempotency_key) is not None
+
+    async def by_idempotency_key(self, idempotency_key: str) -> Message | None:
         async with self.db.session() as session:
-            found = await session.exec(
-                select(Message.id).where(Message.idempotency_key == idempotency_key)
-            )
-            return found.first() is not None
+            found = await session.exec(select(Message).where(Message.idempotency_key == idempotency_key))
+            return found.first()
 
     async def recent(self, conversation_id: int, *, limit: int = 40) -> list[Message]:
         async with self.db.session() as session:

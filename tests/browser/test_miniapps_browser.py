@@ -26,14 +26,11 @@ import uvicorn
 
 from adapters.http.app import create_app
 from adapters.wiring import Runtime, build_runtime
-from agent.types import Channel
 from tests.conftest import IN_CI, REPO, make_settings
 from tests.webapp_helpers import (
     ADMIN_TELEGRAM_ID,
     PLAIN_TELEGRAM_ID,
     TEST_BOT_TOKEN,
-    FakeAssistant,
-    FakeLeadService,
     RecordingNotifier,
     sign_init_data,
 )
@@ -88,8 +85,6 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
                              admin_telegram_ids=[ADMIN_TELEGRAM_ID], webapp_dist_path=str(DIST))
     runtime = build_runtime(settings)
     runtime.notifier = RecordingNotifier()
-    runtime.lead_service = FakeLeadService(runtime)
-    runtime.assistant = FakeAssistant(runtime)  # type: ignore[assignment]
     app = create_app(settings, runtime=runtime)
     port = _free_port()
     await runtime.db.migrate()
@@ -232,6 +227,22 @@ async def test_user_app_links_legal_texts_and_follows_dark_theme(browser: Browse
         await shot(page, "user-dark-lead-form")
 
 
+async def test_user_app_chat_tab_talks_to_the_assistant(browser: Browser, server: tuple[str, Runtime]) -> None:
+    base, _ = server
+    async with opened(browser, f"{base}/app", telegram_user=PARENT) as page:
+        await page.get_by_role("tab", name="Чат с помощником").click()
+        await page.fill("#chat-input", "Здравствуйте! Сыну в 9 класс, нужна подготовка к ОГЭ")
+        await page.get_by_role("button", name="Отправить", exact=True).click()
+        replies = page.locator(".bubble-assistant")
+        await expect(replies).to_have_count(2)  # the greeting and the assistant's answer
+        assert (await replies.last.inner_text()).strip()
+        await expect(replies.last).not_to_contain_text("Не получилось")
+        await replies.last.locator(".quick .option").first.click()  # a quick reply goes as the assistant's choice
+        await expect(replies).to_have_count(3)
+        await expect(replies.last).not_to_contain_text("Не получилось")
+        await shot(page, "user-chat")
+
+
 async def test_user_app_in_plain_browser(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, _ = server
     async with opened(browser, f"{base}/app") as page:
@@ -249,7 +260,7 @@ async def test_user_app_in_plain_browser(browser: Browser, server: tuple[str, Ru
 
 async def test_admin_app_for_an_allowed_admin(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, runtime = server
-    await _ensure_a_lead(runtime)
+    await _ensure_a_lead(base)
     async with opened(browser, f"{base}/admin/miniapp", telegram_user=ADMIN) as page:
         first = page.locator("article.lead").first
         await expect(first).to_be_visible()
@@ -276,7 +287,8 @@ async def test_admin_app_for_an_allowed_admin(browser: Browser, server: tuple[st
         await shot(page, "admin-2-transcript")
         await page.locator("#release").click()
         await expect(page.locator("#release")).to_have_count(0)
-        assert isinstance(runtime.assistant, FakeAssistant) and runtime.assistant.released == [number]
+        released = await runtime.conversations.get(number)
+        assert released is not None and released.human_mode_until is None
         await page.locator("#tg-back").click()
         await expect(page.locator("article.conversation")).to_have_count(0)  # released: none waits for a manager
         await page.locator("#filter-handoff").uncheck()
@@ -296,7 +308,7 @@ async def test_admin_app_refuses_other_telegram_users(browser: Browser, server: 
 
 async def test_admin_app_in_browser_with_basic_auth(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, runtime = server
-    await _ensure_a_lead(runtime)
+    await _ensure_a_lead(base)
     async with opened(browser, f"{base}/admin/miniapp", basic=BASIC) as page:
         await expect(page.locator("article.lead").first).to_be_visible()
         await expect(page.get_by_role("link", name="Выгрузить в CSV")).to_be_visible()
@@ -326,15 +338,15 @@ async def _seed_conversation(runtime: Runtime) -> None:
         await runtime.messages.add(conversation.id, role, text, channel="telegram", meta=meta)
 
 
-async def _ensure_a_lead(runtime: Runtime) -> None:
-    if await runtime.leads.count() == 0:
-        service = runtime.lead_service
-        await service.create_lead(
-            channel=Channel.miniapp, user_id="3003",
-            first_name="Пётр", username=None, brand="kmipt", name="Пётр", phone="89990001122",
-            consent_personal_data=True, consent_marketing=True, profile={"grade": 11, "goal": "ege"},
-            program_ids=[],
-        )
+async def _ensure_a_lead(base: str) -> None:
+    """A lead through the real POST /api/leads, so the admin tests never depend on test order."""
+    if await admin_leads(base):
+        return
+    init_data = sign_init_data(TEST_BOT_TOKEN, user={"id": 3003, "first_name": "Пётр"})
+    body = {"name": "Пётр", "phone": "89990001122", "consent_personal_data": True, "grade": 11, "goal": "ege"}
+    async with httpx.AsyncClient(base_url=base) as client:
+        response = await client.post("/api/leads", json=body, headers={"Authorization": f"tma {init_data}"})
+    assert response.status_code == 201, response.text
 
 
 async def test_screenshots_were_written() -> None:
@@ -348,6 +360,6 @@ async def test_screenshots_were_written() -> None:
 def _copy_to_docs() -> None:
     docs = REPO / "docs" / "screenshots"
     docs.mkdir(parents=True, exist_ok=True)
-    for name in ("user-1-grade", "user-5-results", "user-6-lead-form", "user-dark-results", "admin-1-leads",
-                 "admin-2-transcript"):
+    for name in ("user-1-grade", "user-5-results", "user-6-lead-form", "user-dark-results", "user-chat",
+                 "admin-1-leads", "admin-2-transcript"):
         shutil.copy(SHOTS / f"{name}.png", docs / f"{name}.png")

@@ -25,7 +25,8 @@ export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string):
   const bubble = (role: "user" | "assistant", ...content: (Node | string | null)[]) =>
     log.append(h("div", { class: `bubble bubble-${role}` }, ...content));
 
-  async function send(text: string): Promise<void> {
+  /** Send typed text, or a quick reply: its label is shown, its payload goes to the assistant as a choice. */
+  async function send(text: string, choice?: string): Promise<void> {
     const message = text.trim();
     if (!message) return;
     bubble("user", message);
@@ -35,10 +36,10 @@ export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string):
       const reply = await requestJson<AssistantReply>("/api/assistant/ask", {
         method: "POST",
         headers: { "Content-Type": "application/json", Authorization: `tma ${app!.initData}` },
-        body: JSON.stringify({ message, brand, user_id: String(app!.initDataUnsafe.user?.id ?? "") }),
+        body: JSON.stringify(choice ? { choice, brand } : { message, brand }),
       });
       const quick = reply.quick_replies?.length
-        ? h("div", { class: "quick" }, ...reply.quick_replies.map((q) => h("button", { class: "option", onclick: () => void send(q.label) }, q.label)))
+        ? h("div", { class: "quick" }, ...reply.quick_replies.map((q) => h("button", { class: "option", onclick: () => void send(q.label, q.payload) }, q.label)))
         : null;
       const cards = reply.cards?.length ? renderCards(reply.cards, { onOpen: (url) => openExternal(app, url) }) : null;
       bubble("assistant", h("p", {}, reply.text), cards, quick);

@@ -104,11 +104,9 @@ async def conversation_transcript(conversation_id: int, _: AdminAccessDep, runti
 @router.post("/admin/conversations/{conversation_id}/release")
 async def release_conversation(conversation_id: int, who: AdminAccessDep, runtime: RuntimeDep) -> dict[str, object]:
     """End human mode: the assistant answers this user again."""
-    if await runtime.conversations.get(conversation_id) is None:
-        raise HTTPException(404, {"reason": "not_found", "detail": f"conversation {conversation_id}"})
     if runtime.assistant is None:
         raise HTTPException(503, {"reason": "assistant_unavailable"})
-    await runtime.assistant.release(conversation_id)
+    await runtime.assistant.release(conversation_id)  # NotFound → 404
     log.info("conversation %s released to the assistant by %s", conversation_id, who)
     return {"ok": True, "conversation_id": conversation_id, "in_human_mode": False}
 

@@ -1,23 +1,28 @@
-"""POST /api/leads: the Mini App's lead form. initData says who; the core's lead service does the rest."""
+"""POST /api/leads: the Mini App's lead form. initData says who; the core's LeadService does the rest
+(phone normalisation, consent proof with the consent text version, 24 h dedupe, lead + CRM outbox)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Protocol
+from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks
+from fastapi import APIRouter, BackgroundTasks, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
 from adapters.http.dependencies import RuntimeDep
 from adapters.http.miniapp_auth import TelegramUserDep
 from adapters.wiring import Runtime
-from agent.types import Channel
+from agent.errors import ConsentRequired, UnknownBrand
+from agent.leads import MARKETING, PERSONAL_DATA, normalize_phone
+from agent.state import LeadRequest
+from agent.types import Channel, Identity
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["mini app"])
 
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+MINIAPP_SOURCE = "miniapp"
 
 
 class MiniAppLead(BaseModel):
@@ -33,26 +38,6 @@ class MiniAppLead(BaseModel):
     program_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=10)
 
 
-class LeadIntake(Protocol):
-    """The core's lead service as this route uses it (normalise, consent, dedupe, store + outbox)."""
-
-    async def create_lead(
-        self,
-        *,
-        channel: Channel,
-        user_id: str,
-        first_name: str | None,
-        username: str | None,
-        brand: str,
-        name: str,
-        phone: str,
-        consent_personal_data: bool,
-        consent_marketing: bool,
-        profile: dict[str, object],
-        program_ids: list[str],
-    ) -> int: ...
-
-
 CONFIRMATION = (
     "Спасибо, {name}! Мы получили вашу заявку из мини-приложения. "
     "Менеджер свяжется с вами в рабочее время (ежедневно 10:00–18:00)."
@@ -60,8 +45,6 @@ CONFIRMATION = (
 
 
 async def _confirm_in_chat(runtime: Runtime, telegram_id: int, name: str) -> None:
-    if runtime.notifier is None:
-        return
     try:
         await runtime.notifier.notify_user(telegram_id, CONFIRMATION.format(name=name))
     except Exception:  # the lead is stored; a failed courtesy message must not turn it into an error
@@ -72,22 +55,41 @@ async def _confirm_in_chat(runtime: Runtime, telegram_id: int, name: str) -> Non
 async def submit_lead(
     body: MiniAppLead, user: TelegramUserDep, runtime: RuntimeDep, tasks: BackgroundTasks
 ) -> JSONResponse:
-    """201 {"ok": true, "lead_id"}; 422 consent_required / invalid phone; 401 without valid initData."""
-    if runtime.lead_service is None:
-        return JSONResponse({"ok": False, "reason": "leads_unavailable"}, 503)
-    profile = {k: v for k, v in body.model_dump(include={"grade", "goal", "subject", "format"}).items() if v}
-    lead_id = await runtime.lead_service.create_lead(
-        channel=Channel.miniapp,
-        user_id=str(user.id),
-        first_name=user.first_name,
-        username=user.username,
-        brand=body.brand or runtime.settings.brand_default,
-        name=body.name,
-        phone=body.phone,
-        consent_personal_data=body.consent_personal_data,
-        consent_marketing=body.consent_marketing,
-        profile=profile,
-        program_ids=body.program_ids,
+    """201 {"ok": true, "lead_id", "duplicate"}; 422 consent_required / a bad phone; 401 without valid initData."""
+    service = runtime.lead_service
+    if service is None:
+        raise HTTPException(503, {"reason": "leads_unavailable"})
+    # Checked before anything is stored: no consent record, user or lead for a request that fails.
+    if not body.consent_personal_data:
+        raise ConsentRequired("the personal-data consent box was not ticked")
+    phone = normalize_phone(body.phone)
+    brand = body.brand or runtime.settings.brand_default
+    if brand not in runtime.catalog.brand_ids():
+        raise UnknownBrand(brand)
+
+    state = await runtime.store.load(
+        Identity.telegram.value, str(user.id), brand, first_name=user.first_name, username=user.username
     )
-    tasks.add_task(_confirm_in_chat, runtime, user.id, body.name)
-    return JSONResponse({"ok": True, "lead_id": lead_id}, 201)
+    for kind, granted in ((PERSONAL_DATA, True), (MARKETING, body.consent_marketing)):
+        await service.record_consent(
+            user_id=state.user_id, brand=brand, granted=granted, channel=Channel.miniapp.value,
+            telegram_id=user.id, kind=kind,
+        )
+    profile = body.model_dump(include={"grade", "goal", "subject", "format"}, exclude_none=True)
+    outcome = await service.create(
+        LeadRequest(
+            user_id=state.user_id,
+            conversation_id=state.conversation_id,
+            brand=brand,
+            channel=Channel.miniapp.value,
+            phone=phone,
+            name=body.name,
+            source=state.source or MINIAPP_SOURCE,
+            profile=profile,
+            program_ids=body.program_ids,
+        ),
+        now=runtime.clock(),
+    )
+    if outcome.created:
+        tasks.add_task(_confirm_in_chat, runtime, user.id, body.name)
+    return JSONResponse({"ok": True, "lead_id": outcome.lead_id, "duplicate": not outcome.created}, 201)
