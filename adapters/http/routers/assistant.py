@@ -108,15 +108,8 @@ async def ask(body: AskRequest, caller: CallerDep, request: Request, runtime: Ru
         raise _too_many(user_decision.retry_after)
     if runtime.assistant is None:
         raise HTTPException(503, {"reason": "assistant_unavailable"})
-    reply = await runtime.assistant.handle(
-        Inbound(
-            channel=caller.channel,
-            user_id=user_id,
-            brand=body.brand,
-            text=body.message,
-            choice=body.choice,
-            first_name=caller.first_name,
-            username=caller.username,
-        )
-    )
+    inbound = Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice)
+    # The Mini App's initData names the user: keep their display name like the bot does.
+    named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
+    reply = await runtime.assistant.handle(named)
     return AskResponse(**reply.model_dump(exclude={"usage"}))
