@@ -139,3 +139,27 @@ async def test_rate_limits_are_shared_through_redis(tmp_path: Path, redis_url: s
             response = await client.post("/api/assistant/ask", headers=headers, json={"message": "hi", "user_id": user})
             codes.append(response.status_code)
         assert codes == [200, 200, 429]
+
+
+async def test_failed_authentication_counts_against_the_ip_limit(tmp_path: Path) -> None:
+    async with serve(tmp_path, assistant_rate_limit_ip_requests=3) as client:
+        wrong = {"Authorization": "Bearer guessed-token"}
+        codes = [
+            (await client.post("/api/assistant/ask", headers=wrong, json={"message": "hi", "user_id": "x"})).status_code
+            for _ in range(3)
+        ]
+        assert codes == [401, 401, 401]
+        # The guesses used the IP's budget: even the right token now waits.
+        blocked = await client.post("/api/assistant/ask", headers=AUTH, json={"message": "hi", "user_id": "x"})
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+
+
+async def test_forged_forwarded_for_does_not_dodge_the_ip_limit(tmp_path: Path) -> None:
+    """Without TRUSTED_PROXY_IPS the peer address counts, whatever X-Forwarded-For says."""
+    async with serve(tmp_path, assistant_rate_limit_ip_requests=2) as client:
+        codes = []
+        for i in range(3):
+            headers = {**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}
+            response = await client.post("/api/assistant/ask", headers=headers, json={"message": "hi", "user_id": f"u{i}"})
+            codes.append(response.status_code)
+        assert codes == [200, 200, 429]

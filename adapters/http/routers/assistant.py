@@ -93,16 +93,22 @@ def _too_many(retry_after: int) -> HTTPException:
     return HTTPException(429, {"reason": "rate_limited", "retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
 
 
-@router.post("/api/assistant/ask", response_model=AskResponse)
-async def ask(body: AskRequest, caller: CallerDep, request: Request, runtime: RuntimeDep) -> AskResponse:
+async def ip_limit(request: Request, runtime: RuntimeDep) -> None:
+    """Counted before authentication, so guessing tokens is throttled like any other traffic."""
+    limits = runtime.assistant_limits
+    assert limits is not None
+    decision = await limits.per_ip.hit(client_ip(request, runtime.settings.trusted_proxy_ips))
+    if not decision.allowed:
+        raise _too_many(decision.retry_after)
+
+
+@router.post("/api/assistant/ask", response_model=AskResponse, dependencies=[Depends(ip_limit)])
+async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep) -> AskResponse:
     user_id = caller.user_id or body.user_id
     if not user_id:
         raise HTTPException(422, {"reason": "invalid_request", "field": "user_id", "detail": "user_id is required"})
     limits = runtime.assistant_limits
     assert limits is not None
-    ip_decision = await limits.per_ip.hit(client_ip(request, runtime.settings.trusted_proxy_ips))
-    if not ip_decision.allowed:
-        raise _too_many(ip_decision.retry_after)
     user_decision = await limits.per_user.hit(f"{caller.channel.value}:{user_id}")
     if not user_decision.allowed:
         raise _too_many(user_decision.retry_after)
