@@ -19,7 +19,9 @@ async def miniapp_checks(runtime: Runtime) -> list[Check]:
         Check("webapp_build", Level.ok, "user and admin Mini Apps built")
         if built
         else Check(
-            "webapp_build", Level.warning, "no Mini App build in WEBAPP_DIST_PATH: /app shows «build required» (make webapp)"
+            "webapp_build",
+            Level.warning,
+            "no Mini App build in WEBAPP_DIST_PATH: /app shows «build required» (make webapp)",
         )
     )
     can_verify = bool(settings.telegram_bot_token and settings.telegram_bot_token.get_secret_value()) or bool(

@@ -209,6 +209,9 @@ async def test_conversations_list_transcript_and_release(admin: Admin) -> None:
     assert after["conversation"]["in_human_mode"] is False
     assert (await client.post("/admin/conversations/999999/release")).status_code == 404
     assert (await client.get("/admin/conversations/999999")).status_code == 404
+    for huge in ("/admin/conversations/9223372036854775808", "/admin/conversations/2147483648/release"):
+        response = await (client.get(huge) if not huge.endswith("release") else client.post(huge))
+        assert response.status_code == 422, huge  # beyond a PostgreSQL integer id: refused, not a 500
 
 
 async def test_dead_telegram_updates_listed(admin: Admin) -> None:

@@ -317,7 +317,9 @@ async def test_admin_app_in_browser_with_basic_auth(browser: Browser, server: tu
 
 async def _seed_conversation(runtime: Runtime) -> None:
     """A bot conversation handed to a manager, with a tool call, for the admin transcript screen."""
-    user = await runtime.users.get_or_create("telegram", "4004", first_name="Ирина", username="irina_m", source="vk_ads")
+    user = await runtime.users.get_or_create(
+        "telegram", "4004", first_name="Ирина", username="irina_m", source="vk_ads"
+    )
     assert user.id is not None
     conversation = await runtime.conversations.get_or_create(user.id, "kmipt")
     assert conversation.id is not None

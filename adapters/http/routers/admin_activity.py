@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from adapters.http.dependencies import RuntimeDep
 from adapters.http.miniapp_auth import AdminAccessDep
+from adapters.http.routers.admin_leads import RowId
 from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.funnel import compute_funnel
 from adapters.storage.models import Conversation, Message, User
@@ -88,7 +89,9 @@ async def list_conversations(
 
 
 @router.get("/admin/conversations/{conversation_id}")
-async def conversation_transcript(conversation_id: int, _: AdminAccessDep, runtime: RuntimeDep) -> dict[str, object]:
+async def conversation_transcript(
+    conversation_id: RowId, _: AdminAccessDep, runtime: RuntimeDep
+) -> dict[str, object]:
     found = await AdminQueries(runtime.db).transcript(conversation_id, limit=TRANSCRIPT_LIMIT)
     if found is None:
         raise HTTPException(404, {"reason": "not_found", "detail": f"conversation {conversation_id}"})
@@ -102,7 +105,9 @@ async def conversation_transcript(conversation_id: int, _: AdminAccessDep, runti
 
 
 @router.post("/admin/conversations/{conversation_id}/release")
-async def release_conversation(conversation_id: int, who: AdminAccessDep, runtime: RuntimeDep) -> dict[str, object]:
+async def release_conversation(
+    conversation_id: RowId, who: AdminAccessDep, runtime: RuntimeDep
+) -> dict[str, object]:
     """End human mode: the assistant answers this user again."""
     if runtime.assistant is None:
         raise HTTPException(503, {"reason": "assistant_unavailable"})

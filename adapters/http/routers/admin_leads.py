@@ -8,7 +8,7 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["admin"])
 
 LeadStatus = Literal["new", "contacted", "trial", "enrolled", "lost"]
+# Row ids are 32-bit integers in PostgreSQL: anything larger is a 422, not a database error.
+RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 CSV_ROW_LIMIT = 50_000
 # A spreadsheet runs a cell starting with these as a formula (CSV injection); a leading ' defuses it.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -96,11 +98,14 @@ class LeadChange(BaseModel):
 
 
 @router.patch("/admin/leads/{lead_id}")
-async def change_lead(lead_id: int, change: LeadChange, who: AdminAccessDep, runtime: RuntimeDep) -> dict[str, object]:
+async def change_lead(
+    lead_id: RowId, change: LeadChange, who: AdminAccessDep, runtime: RuntimeDep
+) -> dict[str, object]:
     lead = await AdminQueries(runtime.db).update_lead(lead_id, status=change.status, manager_note=change.manager_note)
     if lead is None:
         raise HTTPException(404, {"reason": "not_found", "detail": f"lead {lead_id}"})
-    log.info("lead %s changed by %s: status=%s note_changed=%s", lead_id, who, change.status, change.manager_note is not None)
+    noted = change.manager_note is not None
+    log.info("lead %s changed by %s: status=%s note_changed=%s", lead_id, who, change.status, noted)
     return {"ok": True, "lead": lead_json(lead)}
 
 
