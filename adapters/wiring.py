@@ -21,6 +21,7 @@ from adapters.crm.outbox import OutboxWorker
 from adapters.http.ratelimit import RateLimiter, make_storage
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
 from adapters.knowledge.local import LocalKnowledge
+from adapters.miniapp_checks import miniapp_checks
 from adapters.notify import LoggingNotifier
 from adapters.preflight import EXTRA_CHECKS
 from adapters.storage.database import Database, database_url_for
@@ -50,6 +51,7 @@ from tools.registry import build_tools, tool_schemas
 log = logging.getLogger(__name__)
 
 EXTRA_CHECKS.append(crm_connection)
+EXTRA_CHECKS.append(miniapp_checks)
 
 
 class BackgroundService(Protocol):
@@ -100,6 +102,8 @@ class Runtime:
     assistant_limits: AssistantLimits | None = None
     version: str = __version__
     started_at: datetime = field(default_factory=utcnow)
+    # "Now" for checks that compare against signed times (Mini App initData); tests pin it.
+    clock: Callable[[], datetime] = utcnow
     background: list[BackgroundService] = field(default_factory=list)
     preflight: object | None = None  # the last adapters.preflight.Report
     catalog: Catalog = field(default_factory=lambda: Catalog({}))

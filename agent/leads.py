@@ -20,6 +20,7 @@ from agent.errors import ConsentRequired, InvalidInput
 from agent.state import LeadRequest, LeadStore
 
 PERSONAL_DATA = "personal_data"
+MARKETING = "marketing"
 DEDUPE_WINDOW = timedelta(hours=24)
 
 
@@ -63,12 +64,20 @@ class LeadService:
         self.outbox_provider = outbox_provider
 
     async def record_consent(
-        self, *, user_id: int, brand: str, granted: bool, channel: str, telegram_id: int | None
+        self,
+        *,
+        user_id: int,
+        brand: str,
+        granted: bool,
+        channel: str,
+        telegram_id: int | None,
+        kind: str = PERSONAL_DATA,
     ) -> str:
+        """Store proof of a consent answer; ``kind`` is personal_data or marketing (its own, optional consent)."""
         version = consent_version(self.legal_path, brand)
         await self.store.record_consent(
             user_id=user_id,
-            kind=PERSONAL_DATA,
+            kind=kind,
             granted=granted,
             channel=channel,
             text_version=version,

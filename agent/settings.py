@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     admin_webapp_url: str | None = None
     user_webapp_url: str | None = None
     webapp_initdata_max_age_seconds: int = Field(default=86400, ge=0)
+    # The bot's numeric id, for checking initData by Telegram's Ed25519 signature when this process
+    # does not hold TELEGRAM_BOT_TOKEN (e.g. an API-only deployment); the token's HMAC check wins.
+    webapp_bot_id: int | None = Field(default=None, gt=0)
     sales_tone_path: str | None = None
     webapp_dist_path: str | None = None
 

@@ -14,6 +14,7 @@ import pytest
 from adapters.wiring import build_runtime
 from tests.assistant_helpers import attach
 from tests.conftest import app_client, make_settings
+from tests.webapp_helpers import TEST_BOT_TOKEN, sign_init_data
 
 TOKEN = "assistant-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -59,11 +60,17 @@ async def test_ask_without_valid_token_is_401(client: httpx.AsyncClient, headers
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_mini_app_init_data_is_refused_until_verified(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/api/assistant/ask", headers={"Authorization": "tma query_id=1&user=%7B%22id%22%3A1%7D&hash=00"}, json={"message": "hi"}
-    )
-    assert response.status_code == 401 and response.json()["reason"] == "miniapp_auth_unavailable"
+async def test_mini_app_init_data_is_verified(tmp_path: Path) -> None:
+    forged = "query_id=1&auth_date=1&user=%7B%22id%22%3A1%7D&hash=00"
+    signed = sign_init_data(TEST_BOT_TOKEN, user={"id": 777, "first_name": "Ольга"})
+    async with serve(tmp_path, telegram_bot_token=TEST_BOT_TOKEN) as client:
+        refused = await client.post("/api/assistant/ask", headers={"Authorization": f"tma {forged}"}, json={"message": "hi"})
+        answered = await client.post(
+            "/api/assistant/ask", headers={"Authorization": f"tma {signed}"}, json={"message": "Здравствуйте, 10 класс"}
+        )
+    assert refused.status_code == 401 and refused.json()["reason"] == "invalid_init_data"
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["text"] and answered.json()["conversation_id"]
 
 
 async def test_blank_token_setting_disables_the_token_route(tmp_path: Path) -> None:
@@ -130,5 +137,29 @@ async def test_rate_limits_are_shared_through_redis(tmp_path: Path, redis_url: s
         codes = []
         for client in (first, second, first):
             response = await client.post("/api/assistant/ask", headers=headers, json={"message": "hi", "user_id": user})
+            codes.append(response.status_code)
+        assert codes == [200, 200, 429]
+
+
+async def test_failed_authentication_counts_against_the_ip_limit(tmp_path: Path) -> None:
+    async with serve(tmp_path, assistant_rate_limit_ip_requests=3) as client:
+        wrong = {"Authorization": "Bearer guessed-token"}
+        codes = [
+            (await client.post("/api/assistant/ask", headers=wrong, json={"message": "hi", "user_id": "x"})).status_code
+            for _ in range(3)
+        ]
+        assert codes == [401, 401, 401]
+        # The guesses used the IP's budget: even the right token now waits.
+        blocked = await client.post("/api/assistant/ask", headers=AUTH, json={"message": "hi", "user_id": "x"})
+        assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+
+
+async def test_forged_forwarded_for_does_not_dodge_the_ip_limit(tmp_path: Path) -> None:
+    """Without TRUSTED_PROXY_IPS the peer address counts, whatever X-Forwarded-For says."""
+    async with serve(tmp_path, assistant_rate_limit_ip_requests=2) as client:
+        codes = []
+        for i in range(3):
+            headers = {**AUTH, "X-Forwarded-For": f"203.0.113.{i}"}
+            response = await client.post("/api/assistant/ask", headers=headers, json={"message": "hi", "user_id": f"u{i}"})
             codes.append(response.status_code)
         assert codes == [200, 200, 429]

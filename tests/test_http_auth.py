@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.security import HTTPBasicCredentials
@@ -74,3 +76,19 @@ async def test_redis_rate_limiter_is_shared_between_instances(redis_url: str) ->
     second = RateLimiter(make_storage(redis_url), name, requests=3, window_seconds=30)
     results = [await first.hit("u"), await second.hit("u"), await first.hit("u"), await second.hit("u")]
     assert [r.allowed for r in results] == [True, True, True, False]
+
+
+async def test_memory_limiter_stays_bounded_under_many_distinct_keys() -> None:
+    """20 000 one-off keys (e.g. forged user ids) are forgotten once their window has passed."""
+    storage = make_storage(None)
+    limiter = RateLimiter(storage, "flood", requests=5, window_seconds=1)
+    for i in range(20_000):
+        await limiter.hit(f"key-{i}")
+    assert len(storage.storage) >= 20_000  # type: ignore[attr-defined]
+    await asyncio.sleep(2.2)  # counters live for two windows
+    await limiter.hit("after-the-flood")  # any hit starts the expiry sweep
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if len(storage.storage) < 10:  # type: ignore[attr-defined]
+            break
+    assert len(storage.storage) < 10  # type: ignore[attr-defined]

@@ -12,7 +12,19 @@ from adapters.http import metrics
 from adapters.http.errors import install_error_handlers
 from adapters.http.metrics import MetricsMiddleware
 from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from adapters.http.routers import assistant, catalog, crm, health, kb, webapp
+from adapters.http.routers import (
+    admin_activity,
+    admin_leads,
+    assistant,
+    catalog,
+    crm,
+    health,
+    kb,
+    leads,
+    legal,
+    webapp,
+    whoami,
+)
 from adapters.preflight import Level, run_preflight
 from adapters.wiring import Runtime, build_runtime
 from agent import __version__
@@ -65,6 +77,11 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(whoami.router)
+    app.include_router(legal.router)
+    app.include_router(leads.router)
+    app.include_router(admin_leads.router)
+    app.include_router(admin_activity.router)
     app.include_router(assistant.router)
     app.include_router(webapp.router)
     app.include_router(crm.router)

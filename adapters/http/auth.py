@@ -11,7 +11,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from adapters.http.dependencies import SettingsDep
 
-_basic = HTTPBasic(auto_error=False)
+basic_scheme = HTTPBasic(auto_error=False)
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="admin", charset="UTF-8"'}
 
 
@@ -29,7 +29,7 @@ def check_admin_credentials(credentials: HTTPBasicCredentials | None, settings: 
 
 
 async def require_admin(
-    settings: SettingsDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+    settings: SettingsDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic_scheme)]
 ) -> str:
     if not check_admin_credentials(credentials, settings):
         raise HTTPException(401, {"reason": "admin_auth_required"}, headers=UNAUTHORIZED_HEADERS)
@@ -59,16 +59,3 @@ def _is_trusted(address: str, trusted: list[str]) -> bool:
     except ValueError:
         return False
     return any(ip in ipaddress.ip_network(net, strict=False) for net in trusted)
-
-
-async def miniapp_user_from_init_data(init_data: str, settings: SettingsDep) -> str:
-    """The Telegram user id proven by Mini App initData (``Authorization: tma <initData>``).
-
-    The HMAC check belongs to the Mini App issue; until it lands every initData is refused with 401, so
-    nothing unverified is ever trusted.
-    """
-    raise HTTPException(
-        401,
-        {"reason": "miniapp_auth_unavailable"},
-        headers={"WWW-Authenticate": 'Bearer realm="assistant"'},
-    )

@@ -1,7 +1,8 @@
 """POST /api/assistant/ask: the assistant over HTTP, for integrations (Bearer token) and the Mini App.
 
 Auth: ``Authorization: Bearer <ASSISTANT_API_TOKEN>`` (constant-time; a blank setting disables the
-token route) or ``Authorization: tma <initData>`` (Mini App; verified by ``miniapp_user_from_init_data``).
+token route) or Mini App initData (``Authorization: tma <initData>`` or ``X-Tg-Init-Data``, verified by
+adapters/http/miniapp_auth.py).
 Limits: ASSISTANT_RATE_LIMIT_USER_REQUESTS per user and ASSISTANT_RATE_LIMIT_IP_REQUESTS per client IP
 within ASSISTANT_RATE_LIMIT_WINDOW_SECONDS; over the limit: 429 with Retry-After.
 """
@@ -15,8 +16,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, model_validator
 
-from adapters.http.auth import client_ip, miniapp_user_from_init_data
+from adapters.http.auth import client_ip
 from adapters.http.dependencies import RuntimeDep, SettingsDep
+from adapters.http.miniapp_auth import OptionalInitDataDep
 from agent.settings import Settings
 from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply
 
@@ -55,22 +57,25 @@ class AskResponse(BaseModel):
 class Caller:
     channel: Channel
     user_id: str | None  # known from auth for the Mini App; from the body for token callers
+    first_name: str | None = None
+    username: str | None = None
 
 
 def _unauthorized(reason: str = "unauthorized") -> HTTPException:
     return HTTPException(401, {"reason": reason}, headers={"WWW-Authenticate": 'Bearer realm="assistant"'})
 
 
-async def assistant_caller(request: Request, settings: SettingsDep) -> Caller:
+async def assistant_caller(request: Request, settings: SettingsDep, init_data: OptionalInitDataDep) -> Caller:
     scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "bearer" and credentials:
         if _token_matches(credentials, settings):
             return Caller(channel=Channel.api, user_id=None)
         raise _unauthorized()
-    if scheme.lower() == "tma" and credentials:
-        user_id = await miniapp_user_from_init_data(credentials, settings)
-        return Caller(channel=Channel.miniapp, user_id=user_id)
+    # Forged or expired initData was already refused (401 invalid_init_data / expired) by the dependency.
+    if init_data is not None and init_data.user is not None:
+        user = init_data.user
+        return Caller(channel=Channel.miniapp, user_id=str(user.id), first_name=user.first_name, username=user.username)
     raise _unauthorized()
 
 
@@ -88,22 +93,29 @@ def _too_many(retry_after: int) -> HTTPException:
     return HTTPException(429, {"reason": "rate_limited", "retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
 
 
-@router.post("/api/assistant/ask", response_model=AskResponse)
-async def ask(body: AskRequest, caller: CallerDep, request: Request, runtime: RuntimeDep) -> AskResponse:
+async def ip_limit(request: Request, runtime: RuntimeDep) -> None:
+    """Counted before authentication, so guessing tokens is throttled like any other traffic."""
+    limits = runtime.assistant_limits
+    assert limits is not None
+    decision = await limits.per_ip.hit(client_ip(request, runtime.settings.trusted_proxy_ips))
+    if not decision.allowed:
+        raise _too_many(decision.retry_after)
+
+
+@router.post("/api/assistant/ask", response_model=AskResponse, dependencies=[Depends(ip_limit)])
+async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep) -> AskResponse:
     user_id = caller.user_id or body.user_id
     if not user_id:
         raise HTTPException(422, {"reason": "invalid_request", "field": "user_id", "detail": "user_id is required"})
     limits = runtime.assistant_limits
     assert limits is not None
-    ip_decision = await limits.per_ip.hit(client_ip(request, runtime.settings.trusted_proxy_ips))
-    if not ip_decision.allowed:
-        raise _too_many(ip_decision.retry_after)
     user_decision = await limits.per_user.hit(f"{caller.channel.value}:{user_id}")
     if not user_decision.allowed:
         raise _too_many(user_decision.retry_after)
     if runtime.assistant is None:
         raise HTTPException(503, {"reason": "assistant_unavailable"})
-    reply = await runtime.assistant.handle(
-        Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice)
-    )
+    inbound = Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice)
+    # The Mini App's initData names the user: keep their display name like the bot does.
+    named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
+    reply = await runtime.assistant.handle(named)
     return AskResponse(**reply.model_dump(exclude={"usage"}))
