@@ -8,6 +8,7 @@ only when the catalog or the knowledge base has it, and may link only to the bra
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -92,7 +93,7 @@ class ReplyCheck:
 def check_reply(
     text: str,
     *,
-    known_amounts: set[int],
+    known_amounts: AbstractSet[int],
     brand_domain: str,
     secret_lines: list[str] | None = None,
 ) -> ReplyCheck:

@@ -63,13 +63,8 @@ class ModelTurn:
         messages = await self.store.recent_messages(state.conversation_id, limit=40)
 
         async def on_usage(usage: Usage) -> None:
-            await self.store.record_usage(
-                conversation_id=state.conversation_id,
-                user_id=state.user_id,
-                model=self.llm.model,
-                purpose="turn",
-                usage=usage,
-            )
+            if ctx.record_usage is not None:
+                await ctx.record_usage("turn", usage)
 
         outcome = await run_loop(
             self.llm,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 from datetime import date
 from typing import Any
 
@@ -22,7 +23,7 @@ class Prompts:
     system: str
     tone: str
 
-    @property
+    @cached_property
     def secret_lines(self) -> list[str]:
         return secret_lines_of(self.system, self.tone)
 
@@ -53,13 +54,21 @@ def build_instructions(
     if profile.phone:
         known["phone"] = mask_phone(profile.phone)
     known["consent_personal_data"] = consent_given
+    return (
+        f"{_brand_part(prompts, brand_name, brand_domain, tuple(facts), manager_contact)}"
+        f"## Сегодня\n{today.isoformat()}\n\n"
+        f"## Что известно о пользователе\n{json.dumps(known, ensure_ascii=False)}\n"
+    )
+
+
+@lru_cache(maxsize=64)
+def _brand_part(prompts: Prompts, brand_name: str, brand_domain: str, facts: tuple[str, ...], manager_contact: str) -> str:
+    """The instructions' part that is the same for every turn of a brand, built once."""
     system = prompts.system.replace("{brand_name}", brand_name).replace("{brand_domain}", brand_domain)
     facts_text = "\n".join(f"- {fact}" for fact in facts)
     return (
         f"{system}\n\n## Тон\n{prompts.tone}\n\n## О школе\n{facts_text}\n"
         f"- Связь с менеджером: {manager_contact}\n\n"
-        f"## Сегодня\n{today.isoformat()}\n\n"
-        f"## Что известно о пользователе\n{json.dumps(known, ensure_ascii=False)}\n"
     )
 
 

@@ -29,7 +29,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.catalog import Catalog, school_today
 from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, ContactFlow
@@ -41,7 +41,7 @@ from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import RESTART, OfflinePolicy
 from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.settings import Settings
-from agent.state import ConversationState, Store
+from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
 from agent.toolkit import ToolContext
 from agent.types import Action, Inbound, QuickReply, Reply, Usage, identity_of
 
@@ -106,50 +106,42 @@ class AssistantService:
         self.today = today
         self.on_model_failure = on_model_failure  # e.g. a metrics counter by kind
         self.offline = OfflinePolicy(catalog, knowledge)
+        self._amounts: dict[str, frozenset[int]] = {}
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ---------------------------------------------------------------- the Assistant protocol
 
     async def handle(self, inbound: Inbound) -> Reply:
         brand = self._brand(inbound)
+        text, truncated = cap_input(inbound.text.strip()) if inbound.text and inbound.text.strip() else (None, False)
+        message = self._message(inbound, _describe(inbound, text), meta={"choice": inbound.choice} if inbound.choice else None)
         async with self._lock(inbound, brand):
-            if (stored := await self._stored_reply(inbound)) is not None:
-                return stored
-            state = await self._load(inbound, brand)
-            text, truncated = cap_input(inbound.text.strip()) if inbound.text and inbound.text.strip() else (None, False)
-            await self.store.add_message(
-                state.conversation_id,
-                "user",
-                _describe(inbound, text),
-                channel=inbound.channel.value,
-                meta={"choice": inbound.choice} if inbound.choice else None,
-                idempotency_key=inbound.idempotency_key,
-            )
-            now = self.clock()
-            if self._in_human_mode(state, now):
-                reply = self._human_mode_reply(state)
-            else:
-                reply = await self._route(inbound, state, text, now)
-                if truncated:
-                    reply.text = f"{TRUNCATION_NOTE}\n\n{reply.text}"
-                reply = self._checked(reply, brand)
-            return await self._finish(inbound, state, reply)
+            opened = await self._open(inbound, brand, message)
+            if opened.state is None:
+                return Reply.model_validate(opened.stored_reply)
+            state, usage = opened.state, []
+            try:
+                now = self.clock()
+                if self._in_human_mode(state, now):
+                    reply = self._human_mode_reply(state)
+                else:
+                    reply = await self._route(inbound, state, text, now, usage)
+                    if truncated:
+                        reply.text = f"{TRUNCATION_NOTE}\n\n{reply.text}"
+                    reply = self._checked(reply, brand)
+            except Exception:
+                await self.store.record_usage(usage)  # the turn failed, but its tokens were spent
+                raise
+            return await self._finish(inbound, state, reply, usage)
 
     async def handoff(self, inbound: Inbound, reason: str) -> Reply:
         brand = self._brand(inbound)
         async with self._lock(inbound, brand):
-            if (stored := await self._stored_reply(inbound)) is not None:
-                return stored
-            state = await self._load(inbound, brand)
-            await self.store.add_message(
-                state.conversation_id,
-                "user",
-                "[пользователь попросил менеджера]",
-                channel=inbound.channel.value,
-                idempotency_key=inbound.idempotency_key,
-            )
-            reply = await self._enter_human_mode(state, inbound, reason, self.clock())
-            return await self._finish(inbound, state, reply)
+            opened = await self._open(inbound, brand, self._message(inbound, "[пользователь попросил менеджера]"))
+            if opened.state is None:
+                return Reply.model_validate(opened.stored_reply)
+            reply = await self._enter_human_mode(opened.state, inbound, reason, self.clock())
+            return await self._finish(inbound, opened.state, reply, [])
 
     async def release(self, conversation_id: int) -> None:
         state = await self.store.load_by_id(conversation_id)
@@ -162,7 +154,9 @@ class AssistantService:
 
     # ---------------------------------------------------------------- routing
 
-    async def _route(self, inbound: Inbound, state: ConversationState, text: str | None, now: datetime) -> Reply:
+    async def _route(
+        self, inbound: Inbound, state: ConversationState, text: str | None, now: datetime, usage: list[UsageRecord]
+    ) -> Reply:
         brand = self.catalog.brand(state.brand).brand
         contact = ContactFlow(self.leads, brand.name, brand.domain, brand.manager_contact)
         channel, key = inbound.channel.value, inbound.idempotency_key
@@ -200,12 +194,24 @@ class AssistantService:
             return self.offline.greet(state, brand_name=brand.name, today=self.today())
         if not text and (not choice or not await self._model_allowed(state)):
             return self.offline.advance(state, today=self.today())
-        return await self._answer(inbound, state, text, contact, now)
+        return await self._answer(inbound, state, text, contact, now, usage)
 
     async def _answer(
-        self, inbound: Inbound, state: ConversationState, text: str | None, contact: ContactFlow, now: datetime
+        self,
+        inbound: Inbound,
+        state: ConversationState,
+        text: str | None,
+        contact: ContactFlow,
+        now: datetime,
+        usage: list[UsageRecord],
     ) -> Reply:
         if self.model is not None and await self._model_allowed(state):
+            model = self.model
+
+            async def record_usage(purpose: str, spent: Usage) -> None:
+                usage.append(UsageRecord(conversation_id=state.conversation_id, user_id=state.user_id,
+                                         model=model.llm.model, purpose=purpose, usage=spent))
+
             ctx = ToolContext(
                 settings=self.settings,
                 brand=state.brand,
@@ -217,12 +223,12 @@ class AssistantService:
                 knowledge=self.knowledge,
                 leads=self.leads,
                 crm=self.crm,
-                llm=self.model.llm,
+                llm=model.llm,
                 idempotency_key=inbound.idempotency_key,
-                record_usage=lambda purpose, usage: self._record_usage(state, purpose, usage),
+                record_usage=record_usage,
             )
             try:
-                reply, answer = await self.model.run(
+                reply, answer = await model.run(
                     ctx,
                     brand=self.catalog.brand(state.brand).brand,
                     consent_given=await self.leads.has_consent(state.user_id),
@@ -299,13 +305,6 @@ class AssistantService:
             raise UnknownBrand(brand)
         return brand
 
-    async def _stored_reply(self, inbound: Inbound) -> Reply | None:
-        """The reply already given to this update (a redelivery): answered from storage, not re-run."""
-        if not inbound.idempotency_key:
-            return None
-        stored = await self.store.stored_reply(inbound.idempotency_key)
-        return Reply.model_validate(stored) if stored is not None else None
-
     def _lock(self, inbound: Inbound, brand: str) -> asyncio.Lock:
         key = (identity_of(inbound.channel).value, inbound.user_id, brand)
         lock = self._locks.get(key)
@@ -314,11 +313,19 @@ class AssistantService:
             self._locks[key] = lock
         return lock
 
-    async def _load(self, inbound: Inbound, brand: str) -> ConversationState:
-        return await self.store.load(
+    @staticmethod
+    def _message(inbound: Inbound, content: str, meta: dict[str, Any] | None = None) -> NewMessage:
+        return NewMessage(
+            content=content, channel=inbound.channel.value, meta=meta, idempotency_key=inbound.idempotency_key
+        )
+
+    async def _open(self, inbound: Inbound, brand: str, message: NewMessage) -> TurnStart:
+        """The stored reply of a reprocessed update, or the conversation with the user's message stored."""
+        return await self.store.open_turn(
             identity_of(inbound.channel).value,
             inbound.user_id,
             brand,
+            message,
             first_name=inbound.first_name,
             username=inbound.username,
             source=inbound.source,
@@ -331,17 +338,18 @@ class AssistantService:
             return False
         return await self.store.tokens_since(day_start) < self.settings.openai_daily_token_budget_total
 
-    async def _record_usage(self, state: ConversationState, purpose: str, usage: Usage) -> None:
-        model = self.model.llm.model if self.model else "-"
-        await self.store.record_usage(
-            conversation_id=state.conversation_id, user_id=state.user_id, model=model, purpose=purpose, usage=usage
-        )
+    def _known_amounts(self, brand: str) -> frozenset[int]:
+        """The ₽ amounts the brand's catalog and documents state, computed once per brand (both are
+        loaded at start-up and never change while the service runs)."""
+        known = self._amounts.get(brand)
+        if known is None:
+            known = self._amounts[brand] = frozenset(self.catalog.known_amounts(brand) | self.knowledge.known_amounts(brand))
+        return known
 
     def _checked(self, reply: Reply, brand: str) -> Reply:
-        known = self.catalog.known_amounts(brand) | self.knowledge.known_amounts(brand)
         secret = self.model.prompts.secret_lines if self.model else []
         checked = check_reply(
-            reply.text, known_amounts=known, brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
+            reply.text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
         )
         if checked.removed_amounts or checked.removed_links or checked.leaked:
             log.warning(
@@ -356,15 +364,10 @@ class AssistantService:
         reply.quick_replies = list(buttons.values())
         return reply
 
-    async def _finish(self, inbound: Inbound, state: ConversationState, reply: Reply) -> Reply:
+    async def _finish(
+        self, inbound: Inbound, state: ConversationState, reply: Reply, usage: list[UsageRecord]
+    ) -> Reply:
         reply.conversation_id = state.conversation_id
-        await self.store.add_message(
-            state.conversation_id,
-            "assistant",
-            reply.text,
-            channel=inbound.channel.value,
-            meta={"reply": reply.model_dump(mode="json"), "engine": reply.engine},
-            idempotency_key=inbound.idempotency_key,
-        )
-        await self.store.save(state)
+        meta = {"reply": reply.model_dump(mode="json"), "engine": reply.engine}
+        await self.store.finish_turn(state, self._message(inbound, reply.text, meta), usage)
         return reply

@@ -65,6 +65,31 @@ class LeadRequest(BaseModel):
     is_test: bool = False
 
 
+class NewMessage(BaseModel):
+    content: str
+    channel: str
+    meta: dict[str, Any] | None = None
+    # The channel's own id of the update (e.g. "tg:<update_id>"): a reprocessed update stores nothing twice.
+    idempotency_key: str | None = None
+
+
+class UsageRecord(BaseModel):
+    """One model call's (or one web search's) tokens, charged to a conversation and its user."""
+
+    conversation_id: int | None
+    user_id: int | None
+    model: str
+    purpose: str
+    usage: Usage
+
+
+class TurnStart(BaseModel):
+    """``Store.open_turn``'s answer: the reply already given to this update, or the loaded conversation."""
+
+    state: ConversationState | None = None
+    stored_reply: dict[str, Any] | None = None
+
+
 class Store(Protocol):
     async def load(
         self,
@@ -77,34 +102,40 @@ class Store(Protocol):
         source: str | None = None,
     ) -> ConversationState: ...
 
+    async def open_turn(
+        self,
+        identity: str,
+        external_id: str,
+        brand: str,
+        message: NewMessage,
+        *,
+        first_name: str | None = None,
+        username: str | None = None,
+        source: str | None = None,
+    ) -> TurnStart:
+        """The reply already given to ``message.idempotency_key`` (a reprocessed update: nothing is
+        stored), else the conversation (user and conversation created when new) with the user's
+        message stored."""
+        ...
+
+    async def finish_turn(self, state: ConversationState, reply: NewMessage, usage: list[UsageRecord]) -> None:
+        """In one transaction: the assistant's message (stored once per idempotency key), the
+        conversation's state and the turn's model usage."""
+        ...
+
     async def load_by_id(self, conversation_id: int) -> ConversationState | None: ...
 
     async def save(self, state: ConversationState) -> None: ...
 
-    async def add_message(
-        self,
-        conversation_id: int,
-        role: str,
-        content: str,
-        *,
-        channel: str,
-        meta: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> bool:
-        """False when a message with this idempotency key was stored before."""
-        ...
-
-    async def stored_reply(self, idempotency_key: str) -> dict[str, Any] | None:
-        """The reply already given to this inbound key (a reprocessed update), if any."""
-        ...
-
     async def recent_messages(self, conversation_id: int, *, limit: int) -> list[StoredMessage]: ...
 
-    async def record_usage(
-        self, *, conversation_id: int | None, user_id: int | None, model: str, purpose: str, usage: Usage
-    ) -> None: ...
+    async def record_usage(self, usage: list[UsageRecord]) -> None:
+        """Usage of a turn that failed before ``finish_turn``: the tokens were spent all the same."""
+        ...
 
-    async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int: ...
+    async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
+        """Tokens spent since ``since`` (by one user, or by everyone); may lag other processes a little."""
+        ...
 
 
 class LeadStore(Protocol):

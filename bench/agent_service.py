@@ -5,8 +5,8 @@
 
 1. Overhead: sequential turns through AssistantService.handle with an instant scripted model behind
    the LLM port (tools, storage on a fresh SQLite file, guardrails all real). Prints p50/p99 ms per turn
-   and turns/s, next to a baseline measured in the same run: the storage floor (load the conversation,
-   store two messages, save) that any turn must pay. Target: overhead p50 <= 10 ms.
+   and turns/s, next to a baseline measured in the same run: the storage floor (open the turn: load the
+   conversation and store the user's message; finish it: store the reply and save) that any turn must pay. Target: overhead p50 <= 10 ms.
 2. Concurrency: N conversations at once, the real openai SDK over HTTP to a fake Responses server on
    127.0.0.1 (a separate process) that answers every call after `--delay` seconds. Ideal: every
    conversation's turns take turns x delay, so N x turns turns finish in turns x delay seconds. Prints
@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 from adapters.wiring import Runtime, build_runtime, wire_assistant  # noqa: E402
 from agent.llm import FunctionCall, ModelTurn, WebAnswer  # noqa: E402
 from agent.settings import Settings  # noqa: E402
+from agent.state import NewMessage  # noqa: E402
 from agent.types import Channel, Inbound, Usage  # noqa: E402
 
 MESSAGES = [
@@ -113,10 +114,10 @@ async def measure_overhead(folder: Path, conversations: int, turns: int) -> dict
         for c in range(conversations):  # the baseline: the storage work every turn needs, nothing else
             for t in range(turns):
                 begin = time.perf_counter()
-                state = await store.load("telegram", f"floor{c}", "kmipt")
-                await store.add_message(state.conversation_id, "user", "вопрос", channel="telegram", idempotency_key=f"f{c}:{t}")
-                await store.add_message(state.conversation_id, "assistant", "ответ", channel="telegram", idempotency_key=f"f{c}:{t}")
-                await store.save(state)
+                question = NewMessage(content="вопрос", channel="telegram", idempotency_key=f"f{c}:{t}")
+                opened = await store.open_turn("telegram", f"floor{c}", "kmipt", question)
+                assert opened.state is not None
+                await store.finish_turn(opened.state, question.model_copy(update={"content": "ответ"}), [])
                 floor_ms.append((time.perf_counter() - begin) * 1000)
     finally:
         await runtime.close()

@@ -1,60 +1,33 @@
-"""The core's storage ports (agent/state.py) over the SQL repositories."""
+"""The core's storage ports (agent/state.py): a turn's reads and writes in SQL Core (turn_sql.py),
+leads and consents through the repositories."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any
 
-from adapters.storage.models import ConsentRecord, Conversation, Lead, ModelUsage, User
-from adapters.storage.repositories import (
-    ConsentRepository,
-    ConversationRepository,
-    LeadRepository,
-    MessageRepository,
-    UsageRepository,
-    UserRepository,
-)
-from agent.state import ConversationState, LeadRequest, Profile, StoredMessage
-from agent.types import Usage
+from sqlalchemy.exc import IntegrityError
 
-REPLY_KEY_SUFFIX = ":reply"
+from adapters.storage import turn_sql as sql
+from adapters.storage.database import Database
+from adapters.storage.models import ConsentRecord, Lead, utcnow
+from adapters.storage.repositories import ConsentRepository, LeadRepository, UsageRepository
+from adapters.storage.token_totals import TokenTotals
+from agent.state import ConversationState, LeadRequest, NewMessage, StoredMessage, TurnStart, UsageRecord
 
-
-def _state(user: User, conversation: Conversation) -> ConversationState:
-    assert user.id is not None and conversation.id is not None
-    return ConversationState(
-        conversation_id=conversation.id,
-        user_id=user.id,
-        brand=conversation.brand,
-        identity=user.identity,
-        external_id=user.external_id,
-        first_name=user.first_name,
-        username=user.username,
-        source=user.source,
-        profile=Profile.model_validate(conversation.profile or {}),
-        flow=dict(conversation.state or {}),
-        human_mode_until=conversation.human_mode_until,
-        handoff_reason=conversation.handoff_reason,
-        handoff_notice_sent=conversation.handoff_notice_sent,
-    )
+log = logging.getLogger(__name__)
 
 
 class SqlStore:
     def __init__(
-        self,
-        users: UserRepository,
-        conversations: ConversationRepository,
-        messages: MessageRepository,
-        leads: LeadRepository,
-        consents: ConsentRepository,
-        usage: UsageRepository,
+        self, db: Database, leads: LeadRepository, consents: ConsentRepository, usage: UsageRepository
     ) -> None:
-        self.users = users
-        self.conversations = conversations
-        self.messages = messages
+        self.db = db
         self.leads = leads
         self.consents = consents
         self.usage = usage
+        self.tokens = TokenTotals(lambda since, user_id: usage.tokens_since(since, user_id=user_id))
 
     async def load(
         self,
@@ -66,80 +39,117 @@ class SqlStore:
         username: str | None = None,
         source: str | None = None,
     ) -> ConversationState:
-        user = await self.users.get_or_create(
-            identity, external_id, first_name=first_name, username=username, source=source
-        )
-        assert user.id is not None
-        conversation = await self.conversations.get_or_create(user.id, brand)
-        return _state(user, conversation)
+        started = await self._open(identity, external_id, brand, None, first_name, username, source)
+        assert started.state is not None
+        return started.state
+
+    async def open_turn(
+        self,
+        identity: str,
+        external_id: str,
+        brand: str,
+        message: NewMessage,
+        *,
+        first_name: str | None = None,
+        username: str | None = None,
+        source: str | None = None,
+    ) -> TurnStart:
+        return await self._open(identity, external_id, brand, message, first_name, username, source)
+
+    async def _open(
+        self,
+        identity: str,
+        external_id: str,
+        brand: str,
+        message: NewMessage | None,
+        first_name: str | None,
+        username: str | None,
+        source: str | None,
+    ) -> TurnStart:
+        key = message.idempotency_key if message is not None else None
+        find = {"identity": identity, "external_id": external_id, "brand": brand,
+                "reply_key": key + sql.REPLY_KEY_SUFFIX if key else None}
+        now = utcnow()
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(sql.FIND_USER, find)).first()
+            if row is not None and row.reply_content is not None:
+                meta = row.reply_meta or {}
+                return TurnStart(stored_reply=dict(meta.get("reply") or {"text": row.reply_content}))
+            # A concurrent first message of the same user (another brand, another process) may insert the
+            # user or the conversation first: the insert is then skipped and the row read again.
+            if row is None:
+                values = {"identity": identity, "external_id": external_id, "first_name": first_name,
+                          "username": username, "source": source, "created_at": now}
+                await conn.execute(sql.insert_once_into(conn, sql.users), values)
+                row = (await conn.execute(sql.FIND_USER, find)).one()
+            else:
+                changes: dict[str, Any] = {}
+                if source and not row.source:
+                    changes["source"] = source  # the first-touch source is set once, never overwritten
+                if first_name and row.first_name != first_name:
+                    changes["first_name"] = first_name
+                if username and row.username != username:
+                    changes["username"] = username
+                if changes:
+                    await conn.execute(sql.UPDATE_USER, {"user_id": row.id, **changes})
+                    row = (await conn.execute(sql.FIND_USER, find)).one()
+            if row.conversation_id is None:
+                values = {"user_id": row.id, "brand": brand, "profile": {}, "state": {}, "handoff_notice_sent": False,
+                          "created_at": now, "updated_at": now}
+                await conn.execute(sql.insert_once_into(conn, sql.conversations), values)
+                row = (await conn.execute(sql.FIND_USER, find)).one()
+            state = sql.state_of(row, brand)
+            if message is not None and await sql.insert_message(conn, state.conversation_id, "user", message, now):
+                await sql.update_conversation(conn, state.conversation_id, {"last_message_at": now})
+            await conn.commit()
+        return TurnStart(state=state)
+
+    async def finish_turn(self, state: ConversationState, reply: NewMessage, usage: list[UsageRecord]) -> None:
+        now = utcnow()
+        try:
+            async with self.db.engine.begin() as conn:
+                values = sql.state_values(state, now)
+                if await sql.insert_message(conn, state.conversation_id, "assistant", reply, now):
+                    values["last_message_at"] = now
+                await sql.update_conversation(conn, state.conversation_id, values)
+                if usage:
+                    await sql.insert_usage(conn, usage, now)
+        except IntegrityError:
+            # The conversation was deleted during the turn (the user withdrew consent): nothing to keep.
+            log.warning("conversation %s vanished during its turn; the reply is not stored", state.conversation_id)
+            return
+        self.tokens.add(usage, now)
 
     async def load_by_id(self, conversation_id: int) -> ConversationState | None:
-        conversation = await self.conversations.get(conversation_id)
-        if conversation is None:
-            return None
-        user = await self.users.get(conversation.user_id)
-        return _state(user, conversation) if user is not None else None
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(sql.FIND_CONVERSATION, {"conversation_id": conversation_id})).first()
+        return sql.state_of(row, row.brand) if row is not None else None
 
     async def save(self, state: ConversationState) -> None:
-        conversation = await self.conversations.get(state.conversation_id)
-        if conversation is None:
-            return
-        conversation.profile = state.profile.model_dump(exclude_none=True)
-        conversation.state = state.flow
-        conversation.human_mode_until = state.human_mode_until
-        conversation.handoff_reason = state.handoff_reason
-        conversation.handoff_notice_sent = state.handoff_notice_sent
-        await self.conversations.save(conversation)
-
-    async def add_message(
-        self,
-        conversation_id: int,
-        role: str,
-        content: str,
-        *,
-        channel: str,
-        meta: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> bool:
-        key = idempotency_key + REPLY_KEY_SUFFIX if idempotency_key and role == "assistant" else idempotency_key
-        stored = await self.messages.add(
-            conversation_id, role, content, channel=channel, meta=meta, idempotency_key=key
-        )
-        return stored is not None
-
-    async def stored_reply(self, idempotency_key: str) -> dict[str, Any] | None:
-        message = await self.messages.by_idempotency_key(idempotency_key + REPLY_KEY_SUFFIX)
-        if message is None:
-            return None
-        return dict(message.meta.get("reply") or {"text": message.content})
+        async with self.db.engine.begin() as conn:
+            await sql.update_conversation(conn, state.conversation_id, sql.state_values(state, utcnow()))
 
     async def recent_messages(self, conversation_id: int, *, limit: int) -> list[StoredMessage]:
-        rows = await self.messages.recent(conversation_id, limit=limit)
-        return [StoredMessage(role=m.role, content=m.content, meta=m.meta or {}) for m in rows]
+        async with self.db.engine.connect() as conn:
+            rows = (await conn.execute(sql.RECENT_MESSAGES, {"conversation_id": conversation_id, "limit": limit})).all()
+        return [StoredMessage(role=r.role, content=r.content, meta=r.meta or {}) for r in reversed(rows)]
 
-    async def record_usage(
-        self, *, conversation_id: int | None, user_id: int | None, model: str, purpose: str, usage: Usage
-    ) -> None:
-        await self.usage.add(
-            ModelUsage(
-                conversation_id=conversation_id,
-                user_id=user_id,
-                model=model,
-                purpose=purpose,
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                total_tokens=usage.total_tokens,
-            )
-        )
+    async def record_usage(self, usage: list[UsageRecord]) -> None:
+        if not usage:
+            return
+        now = utcnow()
+        async with self.db.engine.begin() as conn:
+            await sql.insert_usage(conn, usage, now)
+        self.tokens.add(usage, now)
 
     async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
-        return await self.usage.tokens_since(since, user_id=user_id)
+        return await self.tokens.since(since, user_id=user_id)
 
     # LeadStore
 
     async def consent_granted(self, user_id: int, kind: str) -> bool:
-        latest = await self.consents.latest(user_id, kind)
-        return bool(latest and latest.granted)
+        async with self.db.engine.connect() as conn:
+            return bool((await conn.execute(sql.LATEST_CONSENT, {"user_id": user_id, "kind": kind})).scalar())
 
     async def record_consent(
         self, *, user_id: int, kind: str, granted: bool, channel: str, text_version: str, telegram_id: int | None

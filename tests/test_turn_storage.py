@@ -1,0 +1,155 @@
+"""A turn's storage (adapters/storage/stores.py + turn_sql.py) on SQLite and PostgreSQL: two short
+transactions, idempotent on the update's key, and the daily token totals kept without a SUM per turn."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import respx
+from sqlalchemy import event, func
+from sqlmodel import select
+
+from adapters.storage.models import Conversation, Message, ModelUsage, User
+from adapters.storage.token_totals import TokenTotals
+from adapters.wiring import Runtime, build_runtime
+from agent.state import NewMessage, UsageRecord
+from agent.types import Usage
+from tests import openai_fakes as fake
+from tests.assistant_helpers import Chat, attach
+from tests.conftest import make_settings
+
+
+def _question(key: str | None = "tg:1", text: str = "Здравствуйте") -> NewMessage:
+    return NewMessage(content=text, channel="telegram", idempotency_key=key)
+
+
+async def _count(rt: Runtime, model: Any) -> int:
+    async with rt.db.session() as session:
+        return (await session.exec(select(func.count()).select_from(model))).one()
+
+
+async def test_open_turn_creates_user_and_conversation_and_stores_the_message(runtime: Runtime) -> None:
+    opened = await runtime.store.open_turn("telegram", "501", "kmipt", _question(), first_name="Анна", source="ads_vk")
+    assert opened.stored_reply is None and opened.state is not None
+    state = opened.state
+    assert (state.brand, state.first_name, state.source) == ("kmipt", "Анна", "ads_vk")
+    again = await runtime.store.load("telegram", "501", "kmipt", first_name="Аня", source="other")
+    assert (again.user_id, again.conversation_id) == (state.user_id, state.conversation_id)
+    assert (again.first_name, again.source) == ("Аня", "ads_vk")  # the first-touch source is never overwritten
+    other_brand = await runtime.store.load("telegram", "501", "demo")
+    assert other_brand.user_id == state.user_id and other_brand.conversation_id != state.conversation_id
+    stored = await runtime.store.recent_messages(state.conversation_id, limit=10)
+    assert [(m.role, m.content) for m in stored] == [("user", "Здравствуйте")]
+    conversation = await runtime.conversations.get(state.conversation_id)
+    assert conversation is not None and conversation.last_message_at is not None
+
+
+async def test_finish_turn_stores_reply_state_and_usage_and_a_redelivery_gets_the_reply(runtime: Runtime) -> None:
+    opened = await runtime.store.open_turn("telegram", "502", "kmipt", _question())
+    state = opened.state
+    assert state is not None
+    state.profile.grade = 11
+    state.flow["step"] = "goal"
+    usage = [
+        UsageRecord(conversation_id=state.conversation_id, user_id=state.user_id, model="gpt-4.1", purpose="turn",
+                    usage=Usage(model_calls=1, input_tokens=100, output_tokens=20, total_tokens=120)),
+        UsageRecord(conversation_id=state.conversation_id, user_id=state.user_id, model="gpt-4.1", purpose="web_fallback",
+                    usage=Usage(model_calls=1, total_tokens=30)),
+    ]
+    reply = NewMessage(content="Ответ", channel="telegram", meta={"reply": {"text": "Ответ"}}, idempotency_key="tg:1")
+    await runtime.store.finish_turn(state, reply, usage)
+
+    redelivered = await runtime.store.open_turn("telegram", "502", "kmipt", _question())
+    assert redelivered.state is None and redelivered.stored_reply == {"text": "Ответ"}
+    await runtime.store.finish_turn(state, reply, [])  # a second finish with the same key stores no second reply
+    assert await _count(runtime, Message) == 2
+    assert sorted(row.purpose for row in (await _rows(runtime, ModelUsage))) == ["turn", "web_fallback"]
+    loaded = await runtime.store.load_by_id(state.conversation_id)
+    assert loaded is not None and loaded.profile.grade == 11 and loaded.flow == {"step": "goal"}
+    day = datetime.now(UTC) - timedelta(hours=1)
+    assert await runtime.store.tokens_since(day, user_id=state.user_id) == 150
+
+
+async def test_a_half_done_turn_is_redone_without_a_second_user_message(runtime: Runtime) -> None:
+    """The process died after storing the user's message: the redelivery runs the turn, storing it once."""
+    first = await runtime.store.open_turn("api", "client", "kmipt", _question("api:1"))
+    second = await runtime.store.open_turn("api", "client", "kmipt", _question("api:1"))
+    assert second.state is not None and first.state is not None
+    assert second.state.conversation_id == first.state.conversation_id
+    assert await _count(runtime, Message) == 1 and await _count(runtime, User) == 1
+    assert await _count(runtime, Conversation) == 1
+
+
+async def _rows(rt: Runtime, model: Any) -> list[Any]:
+    async with rt.db.session() as session:
+        return list((await session.exec(select(model))).all())
+
+
+@pytest.fixture
+async def model_runtime(tmp_path: Path, database_url: str) -> AsyncIterator[Runtime]:
+    rt = build_runtime(make_settings(tmp_path, database_url=database_url, openai_api_key="sk-test"))
+    await rt.db.migrate()
+    await attach(rt, model=True)
+    yield rt
+    await rt.close()
+
+
+async def test_a_model_turn_makes_few_database_round_trips(model_runtime: Runtime) -> None:
+    """A tool round and an answer: the turn's reads and writes stay a handful of statements (they were ~20)."""
+    statements: list[str] = []
+    event.listen(model_runtime.db.engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, sql, *args: statements.append(sql.split()[0].upper()))
+    chat = Chat(model_runtime)
+    with respx.mock(base_url=fake.BASE_URL) as api:
+        api.post("/responses").mock(side_effect=[fake.response(fake.answer("Здравствуйте!"))] + [
+            fake.response(fake.function_call("kb_file_search", {"query": "оплата"})),
+            fake.response(fake.answer("Оплатить можно картой.")),
+        ])
+        await chat.send(text="привет")  # the first turn also creates the user and reads today's budgets
+        statements.clear()
+        reply = await chat.send(text="Как оплатить?")
+    assert reply.engine == "model" and reply.usage.model_calls == 2
+    # open: find + user message + last_message_at; consent; transcript; finish: reply + state + usage rows
+    assert len([s for s in statements if s in {"SELECT", "INSERT", "UPDATE", "DELETE"}]) <= 8, statements
+    assert len(await _rows(model_runtime, ModelUsage)) == 3
+
+
+async def test_token_totals_count_own_writes_and_refresh_from_the_database() -> None:
+    spent = {None: 100, 7: 40}
+    queries: list[int | None] = []
+    clock = [0.0]
+
+    async def query(since: datetime, user_id: int | None) -> int:
+        queries.append(user_id)
+        return spent[user_id]
+
+    totals = TokenTotals(query, refresh_seconds=60, clock=lambda: clock[0])
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    assert await totals.since(day, user_id=7) == 40 and await totals.since(day) == 100
+    record = UsageRecord(conversation_id=1, user_id=7, model="m", purpose="turn", usage=Usage(total_tokens=5))
+    totals.add([record], day + timedelta(hours=1))
+    totals.add([record], day - timedelta(hours=1))  # yesterday's usage does not count today
+    assert await totals.since(day, user_id=7) == 45 and await totals.since(day) == 105
+    assert queries == [7, None]  # answered from memory
+    spent[None] = 900  # another process spent tokens: seen once the total is older than refresh_seconds
+    clock[0] = 61
+    assert await totals.since(day) == 900 and queries == [7, None, None]
+
+
+async def test_a_turn_that_fails_after_the_model_still_records_its_tokens(
+    model_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("contact flow bug")
+
+    monkeypatch.setattr("agent.service.ContactFlow.start", broken)
+    with respx.mock(base_url=fake.BASE_URL) as api:
+        api.post("/responses").mock(return_value=fake.response(fake.answer("Оставьте телефон", ask_contact=True)))
+        with pytest.raises(RuntimeError):
+            await Chat(model_runtime).send(text="Хочу записаться")
+    assert [row.total_tokens for row in await _rows(model_runtime, ModelUsage)] == [120]
+    assert await _count(model_runtime, Message) == 1  # the user's message; no reply was given
