@@ -164,7 +164,7 @@ def build_runtime(
         leads=leads,
         consents=consents,
         usage=usage,
-        store=SqlStore(db, leads, consents, usage),
+        store=SqlStore(db, leads, consents),
         crm=build_crm(settings, crm_http),
         outbox=OutboxRepository(db),
         crm_http=crm_http,

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import openai
 from openai import AsyncOpenAI, pydantic_responses_function_tool
+from openai.types.responses import Response
 from pydantic import BaseModel, Field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
@@ -32,6 +33,16 @@ log = logging.getLogger(__name__)
 
 # A server asking for a longer pause than this is treated as down for this turn.
 MAX_RETRY_AFTER_SECONDS = 20.0
+# The body keys in the order ``client.responses.create`` writes them, so the request bytes are the same.
+BODY_KEYS = ("model", "input", "instructions", "parallel_tool_calls", "store", "text", "tool_choice", "tools")
+# Conversations waiting for the model each hold a connection, so the pool must not cap them (httpx's
+# default is 100 connections; the SDK's own client allows 1000). Idle connections stay at httpx's 20:
+# httpcore 1.0's pool scans all connections for each idle one on every request and release, so 100
+# idle connections made 300 requests from 100 concurrent callers cost ~6 s of CPU instead of ~0.5 s
+# (encode/httpcore#1035); reconnecting on 127.0.0.1 or a kept-alive TLS pool of 20 is cheaper.
+CONNECTION_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=20)
+# What ``responses.create`` asks of the client's auth: the API key as a bearer token.
+REQUEST_OPTIONS: Any = {"security": {"bearer_auth": True}}
 _backoff = wait_exponential_jitter(multiplier=0.5, max=8.0)
 
 
@@ -137,7 +148,7 @@ class LLM:
         self.attempts = settings.openai_max_retries + 1
         self._sleep = sleep
         # A plain httpx client: the SDK accepts it, and tests intercept it with respx at the HTTP seam.
-        self._http = http_client or httpx.AsyncClient(timeout=settings.openai_timeout_seconds)
+        self._http = http_client or httpx.AsyncClient(timeout=settings.openai_timeout_seconds, limits=CONNECTION_LIMITS)
         self.client = AsyncOpenAI(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url or None,
@@ -150,6 +161,17 @@ class LLM:
         await self.client.close()
 
     async def _create(self, **params: Any) -> Any:
+        """POST /responses with an already JSON-ready body.
+
+        ``client.responses.create`` would first walk the whole body (every tool schema, every input item)
+        through the SDK's TypedDict transform, which changes nothing for plain JSON like ours but was
+        two thirds of the SDK's CPU per call. The SDK's own client still sends it (auth, headers,
+        timeouts, errors, the typed ``Response``): the same request bytes at the HTTP seam
+        (tests/test_llm.py compares them with ``responses.create``)."""
+        params = {"model": self.model, "store": False, **params}
+        if unknown := params.keys() - set(BODY_KEYS):
+            raise TypeError(f"add {sorted(unknown)} to BODY_KEYS in the SDK's order")
+        body = {key: params[key] for key in BODY_KEYS if key in params}
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             retry=retry_if_exception(_retryable),
@@ -160,7 +182,7 @@ class LLM:
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self.client.responses.create(model=self.model, store=False, **params)
+                    response = await self.client.post("/responses", body=body, cast_to=Response, options=REQUEST_OPTIONS)
         except openai.OpenAIError as error:
             status = getattr(error, "status_code", None)
             log.warning("model call failed: %s status=%s", type(error).__name__, status)

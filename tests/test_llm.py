@@ -159,3 +159,43 @@ async def test_web_search_is_limited_to_the_domain_and_drops_foreign_citations(
 def test_llm_needs_a_key(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable):
         LLM(make_settings(tmp_path))
+
+
+@respx.mock(base_url=fake.BASE_URL)
+async def test_request_bytes_equal_what_responses_create_sends(respx_mock: respx.MockRouter, tmp_path: Path) -> None:
+    """LLM posts a ready JSON body through the SDK's client, skipping its param transform: the request
+    must be the one ``client.responses.create`` would send, byte for byte, headers included."""
+    from agent.settings import Settings
+    from tools.registry import build_tools, tool_schemas
+
+    route = respx_mock.post("/responses").mock(side_effect=lambda request: fake.response(fake.answer("ok")))
+    llm = make_llm(tmp_path, [])
+    tools = tool_schemas(build_tools(Settings(_env_file=None)))  # type: ignore[call-arg]
+    items = [
+        {"role": "user", "content": "Сколько стоит ЕГЭ по математике? +7 *** ***-**-67"},
+        {"type": "function_call", "call_id": "c1", "name": "catalog_search", "arguments": '{"grade": 11}'},
+        {"type": "function_call_output", "call_id": "c1", "output": '{"items": []}'},
+    ]
+    calls = [
+        (dict(instructions="Инструкции", input_items=items, tools=tools, answer_format=ANSWER_FORMAT, allow_tools=allow),
+         dict(instructions="Инструкции", input=items, tools=tools, tool_choice="auto" if allow else "none",
+              parallel_tool_calls=True, text={"format": ANSWER_FORMAT}))
+        for allow in (True, False)
+    ]
+    for ours, sdk in calls:
+        await llm.respond(**ours)
+        await llm.client.responses.create(model=llm.model, store=False, **sdk)
+    await llm.web_search(query="лагерь", domain="kmipt.ru", instructions="Ищи")
+    await llm.client.responses.create(
+        model=llm.model, store=False, instructions="Ищи", input="лагерь",
+        tools=[{"type": "web_search", "filters": {"allowed_domains": ["kmipt.ru"]}}],
+    )
+    requests = [call.request for call in route.calls]
+    assert len(requests) == 6
+    for ours, sdk in zip(requests[::2], requests[1::2], strict=True):
+        assert ours.content == sdk.content
+        volatile = {"x-stainless-retry-count", "x-stainless-read-timeout", "content-length"}
+        assert {k: v for k, v in ours.headers.items() if k not in volatile} == {
+            k: v for k, v in sdk.headers.items() if k not in volatile
+        }
+    await llm.aclose()

@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.storage import turn_sql as sql
 from adapters.storage.database import Database
 from adapters.storage.models import ConsentRecord, Lead, utcnow
-from adapters.storage.repositories import ConsentRepository, LeadRepository, UsageRepository
+from adapters.storage.repositories import ConsentRepository, LeadRepository
 from adapters.storage.token_totals import TokenTotals
 from agent.state import ConversationState, LeadRequest, NewMessage, StoredMessage, TurnStart, UsageRecord
 
@@ -20,14 +20,11 @@ log = logging.getLogger(__name__)
 
 
 class SqlStore:
-    def __init__(
-        self, db: Database, leads: LeadRepository, consents: ConsentRepository, usage: UsageRepository
-    ) -> None:
+    def __init__(self, db: Database, leads: LeadRepository, consents: ConsentRepository) -> None:
         self.db = db
         self.leads = leads
         self.consents = consents
-        self.usage = usage
-        self.tokens = TokenTotals(lambda since, user_id: usage.tokens_since(since, user_id=user_id))
+        self.tokens = TokenTotals(self._tokens_in_database)
 
     async def load(
         self,
@@ -144,6 +141,12 @@ class SqlStore:
 
     async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
         return await self.tokens.since(since, user_id=user_id)
+
+    async def _tokens_in_database(self, since: datetime, user_id: int | None) -> int:
+        query, params = (sql.TOKENS_SINCE, {"since": since}) if user_id is None else (
+            sql.USER_TOKENS_SINCE, {"since": since, "user_id": user_id})
+        async with self.db.engine.connect() as conn:
+            return int((await conn.execute(query, params)).scalar_one())
 
     # LeadStore
 

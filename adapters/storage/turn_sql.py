@@ -74,6 +74,10 @@ LATEST_CONSENT = (
     .order_by(consents.c.id.desc())
     .limit(1)
 )
+TOKENS_SINCE = sa.select(sa.func.coalesce(sa.func.sum(usage_rows.c.total_tokens), 0)).where(
+    usage_rows.c.created_at >= sa.bindparam("since", type_=usage_rows.c.created_at.type)
+)
+USER_TOKENS_SINCE = TOKENS_SINCE.where(usage_rows.c.user_id == sa.bindparam("user_id"))
 _INSERT_ONCE = {
     (name, table.name): insert_once(name, table)
     for name in ("sqlite", "postgresql")
