@@ -9,7 +9,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from adapters.storage.database import Database, database_url_for
 from adapters.storage.models import utcnow
@@ -24,6 +24,9 @@ from adapters.storage.repositories import (
 from agent import __version__
 from agent.paths import DataPaths, resolve_data_paths
 from agent.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.telegram.service import TelegramService
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,7 @@ class Runtime:
     started_at: datetime = field(default_factory=utcnow)
     background: list[BackgroundService] = field(default_factory=list)
     preflight: object | None = None  # the last adapters.preflight.Report
+    telegram: TelegramService | None = None  # set when TELEGRAM_BOT_TOKEN is configured
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -73,6 +77,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_background()
+        if self.telegram is not None:
+            await self.telegram.close()
         await self.db.dispose()
 
 
@@ -92,4 +98,8 @@ def build_runtime(settings: Settings, *, paths: DataPaths | None = None, run_bot
         usage=UsageRepository(db),
         run_bot=run_bot,
     )
+    if settings.telegram_bot_token is not None:
+        from adapters.telegram.service import install_telegram
+
+        install_telegram(runtime, run_bot=run_bot)
     return runtime

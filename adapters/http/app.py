@@ -12,6 +12,7 @@ from adapters.http.errors import install_error_handlers
 from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from adapters.http.routers import health, webapp
 from adapters.preflight import Level, run_preflight
+from adapters.telegram.http import install_routes as install_telegram_routes
 from adapters.wiring import Runtime, build_runtime
 from agent import __version__
 from agent.settings import Settings
@@ -64,6 +65,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(webapp.router)
+    install_telegram_routes(app, settings)
     # Outermost first: the size limit guards everything, the request id tags every log line.
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)

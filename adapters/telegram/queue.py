@@ -1,0 +1,223 @@
+"""The durable Telegram update queue shared by polling and webhook modes (table telegram_updates).
+
+Life of a row: queued -> processing (claimed with a lease) -> done | retry (backoff) -> ... -> dead.
+A chat's updates are handed out strictly in update_id order: a row is claimable only while no
+earlier row of the same chat is still queued, retrying or processing. Different chats run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from adapters.storage.database import Database
+from adapters.storage.models import TelegramUpdate, utcnow
+
+TABLE = TelegramUpdate.__table__
+ACTIVE = ("queued", "retry", "processing")
+MAX_BACKOFF_SECONDS = 3600.0
+ERROR_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class ClaimedUpdate:
+    id: int
+    update_id: int
+    chat_id: int | None
+    payload: str
+    attempts: int
+
+
+def chat_of(update: dict[str, Any]) -> int | None:
+    """The chat an update belongs to (its ordering key): the chat, else the sender."""
+    for key, value in update.items():
+        if key == "update_id" or not isinstance(value, dict):
+            continue
+        chat = value.get("chat") or (value.get("message") or {}).get("chat")
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return chat["id"]
+        sender = value.get("from") or value.get("user")
+        if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+            return sender["id"]
+    return None
+
+
+def backoff_seconds(attempts: int, base: float) -> float:
+    return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+class UpdateQueue:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_attempts: int = 5,
+        retry_base_seconds: float = 2.0,
+        lease_seconds: float = 60.0,
+        retention_hours: float = 48.0,
+    ) -> None:
+        self.db = db
+        self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self.retention = timedelta(hours=retention_hours)
+        # Set when this process queues something, so local workers start without waiting for a poll.
+        self.wakeup = asyncio.Event()
+        self._insert = (sqlite.insert if db.is_sqlite else postgresql.insert)(TABLE).on_conflict_do_nothing(
+            index_elements=["update_id"]
+        )
+
+    def _row(self, update_id: int, chat_id: int | None, payload: str, now: datetime) -> dict[str, Any]:
+        return {
+            "update_id": update_id,
+            "chat_id": chat_id,
+            "payload": payload,
+            "status": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    async def enqueue(self, update_id: int, chat_id: int | None, payload: str) -> bool:
+        """Commit one update; False when this update_id is already queued (a duplicate delivery)."""
+        async with self.db.engine.begin() as conn:
+            result = await conn.execute(self._insert, self._row(update_id, chat_id, payload, utcnow()))
+        self.wakeup.set()
+        return result.rowcount == 1
+
+    async def enqueue_many(self, updates: list[dict[str, Any]]) -> int:
+        """Commit a getUpdates batch in one transaction; returns how many were new."""
+        if not updates:
+            return 0
+        now = utcnow()
+        added = 0
+        async with self.db.engine.begin() as conn:
+            for item in updates:
+                raw = json.dumps(item, ensure_ascii=False)
+                result = await conn.execute(self._insert, self._row(item["update_id"], chat_of(item), raw, now))
+                added += result.rowcount
+        self.wakeup.set()
+        return added
+
+    async def claim(self, worker: str, limit: int) -> list[ClaimedUpdate]:
+        """Atomically take up to ``limit`` due updates, at most one per chat (the head of its line)."""
+        now = utcnow()
+        row, earlier = TABLE.alias("c"), TABLE.alias("p")
+        waits_for_earlier = exists().where(
+            earlier.c.chat_id == row.c.chat_id,
+            earlier.c.update_id < row.c.update_id,
+            earlier.c.status.in_(ACTIVE),
+        )
+        due = or_(
+            and_(row.c.status.in_(("queued", "retry")), row.c.next_attempt_at <= now),
+            # A dead worker's claim: the lease ran out while it was processing.
+            and_(row.c.status == "processing", row.c.locked_until < now, row.c.attempts < self.max_attempts),
+        )
+        candidates = select(row.c.id).where(due, ~waits_for_earlier).order_by(row.c.update_id).limit(limit)
+        if not self.db.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True, of=row)
+        statement = (
+            update(TABLE)
+            .where(TABLE.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                status="processing",
+                locked_by=worker,
+                locked_until=now + self.lease,
+                attempts=TABLE.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts)
+        )
+        async with self.db.engine.begin() as conn:
+            rows = (await conn.execute(statement)).all()
+        claimed = [ClaimedUpdate(*r) for r in rows]
+        return sorted(claimed, key=lambda c: c.update_id)
+
+    async def _finish(self, item: ClaimedUpdate, worker: str, **values: Any) -> None:
+        statement = (
+            update(TABLE)
+            .where(TABLE.c.id == item.id, TABLE.c.locked_by == worker, TABLE.c.status == "processing")
+            .values(locked_by=None, locked_until=None, updated_at=utcnow(), **values)
+        )
+        async with self.db.engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def complete(self, item: ClaimedUpdate, worker: str) -> None:
+        await self._finish(item, worker, status="done", last_error=None)
+
+    async def fail(self, item: ClaimedUpdate, worker: str, error: str, *, permanent: bool = False) -> str:
+        """Schedule a retry with exponential backoff, or dead-letter it; returns the new status."""
+        error = error[:ERROR_LENGTH]
+        if permanent or item.attempts >= self.max_attempts:
+            await self._finish(item, worker, status="dead", last_error=error)
+            return "dead"
+        delay = timedelta(seconds=backoff_seconds(item.attempts, self.retry_base_seconds))
+        await self._finish(item, worker, status="retry", last_error=error, next_attempt_at=utcnow() + delay)
+        return "retry"
+
+    async def release(self, item: ClaimedUpdate, worker: str) -> None:
+        """Hand an unfinished update back at shutdown without counting the interrupted attempt."""
+        await self._finish(item, worker, status="queued", attempts=TABLE.c.attempts - 1, next_attempt_at=utcnow())
+
+    async def extend_leases(self, worker: str) -> None:
+        """Heartbeat: keep this worker's claims alive while their updates are still running."""
+        now = utcnow()
+        statement = (
+            update(TABLE)
+            .where(TABLE.c.locked_by == worker, TABLE.c.status == "processing")
+            .values(locked_until=now + self.lease)
+        )
+        async with self.db.engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def maintain(self) -> tuple[int, int]:
+        """Dead-letter updates whose worker died on every attempt; purge done rows past retention."""
+        now = utcnow()
+        abandoned = (
+            update(TABLE)
+            .where(
+                TABLE.c.status == "processing",
+                TABLE.c.locked_until < now,
+                TABLE.c.attempts >= self.max_attempts,
+            )
+            .values(status="dead", locked_by=None, locked_until=None, updated_at=now,
+                    last_error="the worker stopped while processing it on every attempt")
+        )
+        purge = delete(TABLE).where(TABLE.c.status == "done", TABLE.c.updated_at < now - self.retention)
+        async with self.db.engine.begin() as conn:
+            dead = (await conn.execute(abandoned)).rowcount
+            purged = (await conn.execute(purge)).rowcount
+        return dead, purged
+
+    async def stats(self, *, dead_limit: int = 20) -> dict[str, Any]:
+        """Counts per status and the newest dead-lettered updates (for diagnostics and admin)."""
+        async with self.db.engine.connect() as conn:
+            counts = dict((await conn.execute(select(TABLE.c.status, func.count()).group_by(TABLE.c.status))).all())
+            oldest = (
+                await conn.execute(select(func.min(TABLE.c.created_at)).where(TABLE.c.status.in_(("queued", "retry"))))
+            ).scalar()
+            dead = (
+                await conn.execute(
+                    select(TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.attempts, TABLE.c.last_error, TABLE.c.updated_at)
+                    .where(TABLE.c.status == "dead")
+                    .order_by(TABLE.c.id.desc())
+                    .limit(dead_limit)
+                )
+            ).all()
+        waiting = counts.get("queued", 0) + counts.get("retry", 0)
+        return {
+            "counts": {s: counts.get(s, 0) for s in ("queued", "processing", "retry", "done", "dead")},
+            "waiting": waiting,
+            "oldest_waiting_at": oldest.isoformat() if oldest else None,
+            "dead": [
+                {"update_id": d[0], "chat_id": d[1], "attempts": d[2], "last_error": d[3], "at": d[4].isoformat()}
+                for d in dead
+            ],
+        }
