@@ -69,8 +69,11 @@ class UpdateQueue:
         self.retention = timedelta(hours=retention_hours)
         # Set when this process queues something, so local workers start without waiting for a poll.
         self.wakeup = asyncio.Event()
-        self._insert = (sqlite.insert if db.is_sqlite else postgresql.insert)(TABLE).on_conflict_do_nothing(
-            index_elements=["update_id"]
+        # RETURNING tells a new row from a duplicate on both backends (psycopg reports no rowcount here).
+        self._insert = (
+            (sqlite.insert if db.is_sqlite else postgresql.insert)(TABLE)
+            .on_conflict_do_nothing(index_elements=["update_id"])
+            .returning(TABLE.c.id)
         )
 
     def _row(self, update_id: int, chat_id: int | None, payload: str, now: datetime) -> dict[str, Any]:
@@ -89,8 +92,9 @@ class UpdateQueue:
         """Commit one update; False when this update_id is already queued (a duplicate delivery)."""
         async with self.db.engine.begin() as conn:
             result = await conn.execute(self._insert, self._row(update_id, chat_id, payload, utcnow()))
+            added = result.first() is not None
         self.wakeup.set()
-        return result.rowcount == 1
+        return added
 
     async def enqueue_many(self, updates: list[dict[str, Any]]) -> int:
         """Commit a getUpdates batch in one transaction; returns how many were new."""
@@ -102,7 +106,7 @@ class UpdateQueue:
             for item in updates:
                 raw = json.dumps(item, ensure_ascii=False)
                 result = await conn.execute(self._insert, self._row(item["update_id"], chat_of(item), raw, now))
-                added += result.rowcount
+                added += result.first() is not None
         self.wakeup.set()
         return added
 

@@ -65,9 +65,11 @@ class UpdateWorkers:
         wakeup = self.queue.wakeup
         failures = 0
         while True:
+            # Cleared before claiming, so a row queued meanwhile sets it again; when every slot is
+            # busy, a finishing update sets it and the next claim picks up whatever arrived.
+            wakeup.clear()
             free = self.concurrency - len(self.inflight)
             if free > 0:
-                wakeup.clear()  # before claiming: a row queued meanwhile sets it again
                 try:
                     claimed = await self.queue.claim(self.worker_id, free)
                     failures = 0
@@ -83,8 +85,10 @@ class UpdateWorkers:
                     task.add_done_callback(self._finished)
                 if len(claimed) == free:
                     continue  # possibly more waiting: claim again once a slot frees
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (SIGTERM).
             try:
-                await asyncio.wait_for(wakeup.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await wakeup.wait()
             except TimeoutError:
                 pass  # another process may have queued something: look again
 
