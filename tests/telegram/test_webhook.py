@@ -86,3 +86,15 @@ async def test_without_secret_any_caller_is_accepted(tmp_path: Path, fake_api: F
     async with running_service(settings, fake_api, lambda rt: InstantAssistant()) as running:
         response = await running.client.post(PATH, json=updates.message(3, 7, "hi"))
         assert response.json() == {"ok": True, "queued": True}
+
+
+async def test_an_unprocessable_update_is_dead_lettered_and_shown_to_admins(service) -> None:  # type: ignore[no-untyped-def]
+    response = await service.client.post(PATH, json={"update_id": 5, "message": "not an object"}, headers=GOOD)
+    assert response.json() == {"ok": True, "queued": True}
+    await service.settle(5)
+    assert (await service.client.get("/admin/telegram/queue")).status_code == 401
+    view = (await service.client.get("/admin/telegram/queue", auth=("admin", "a-long-test-password"))).json()
+    assert view["counts"]["dead"] == 1
+    assert view["dead"][0]["update_id"] == 5 and "not a valid Telegram update" in view["dead"][0]["last_error"]
+    diagnostics = (await service.client.get("/api/runtime/diagnostics")).json()
+    assert diagnostics["telegram_queue"]["counts"]["dead"] == 1
