@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,8 @@ class FakeBotAPI:
         self.updates: list[dict[str, Any]] = []
         self.confirmed_offset = 0
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._holds: list[tuple[Callable[[dict[str, Any]], bool], asyncio.Event]] = []
+        self.held: list[dict[str, Any]] = []
         self.sent_count = 0
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Event()
@@ -75,6 +78,12 @@ class FakeBotAPI:
             body["parameters"] = {"retry_after": retry_after}
         self.failures.setdefault(method, []).extend([(status, body)] * times)
 
+    def hold(self, predicate: Callable[[dict[str, Any]], bool]) -> asyncio.Event:
+        """sendMessage calls matching ``predicate`` hang until the returned event is set."""
+        release = asyncio.Event()
+        self._holds.append((predicate, release))
+        return release
+
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
@@ -90,6 +99,10 @@ class FakeBotAPI:
             params = {k: _decode(v) if isinstance(v, str) else v for k, v in (await request.post()).items()}
         if self.record:
             self.calls.append(Call(method, params))
+        for predicate, release in self._holds:
+            if method == "sendMessage" and not release.is_set() and predicate(params):
+                self.held.append(params)
+                await release.wait()
         scripted = self.failures.get(method)
         if scripted:
             status, body = scripted.pop(0)
