@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     telegram_api_base_url: str = "https://api.telegram.org"
     manager_chat_id: int | None = None
     # The durable update queue both modes share (see README "Telegram bot").
-    telegram_queue_concurrency: int = Field(default=32, ge=1, le=1000)  # chats processed at once per process
+    telegram_queue_concurrency: int = Field(default=256, ge=1, le=1000)  # chats processed at once per process
     telegram_queue_max_attempts: int = Field(default=5, ge=1, le=100)  # then the update is dead-lettered
     telegram_queue_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)  # doubles per attempt
     telegram_queue_lease_seconds: float = Field(default=60.0, ge=1, le=3600)  # a dead worker's claim expires

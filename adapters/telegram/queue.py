@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import TextClause, and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.storage.database import Database
 from adapters.storage.models import TelegramUpdate, utcnow
+from adapters.telegram.group_commit import GroupCommit
 
 TABLE = TelegramUpdate.__table__
-ACTIVE = ("queued", "retry", "processing")
 MAX_BACKOFF_SECONDS = 3600.0
 ERROR_LENGTH = 1000
 
@@ -48,6 +51,12 @@ def chat_of(update: dict[str, Any]) -> int | None:
     return None
 
 
+def _active(alias: str) -> TextClause:
+    """Literally the partial indexes' condition: SQLite uses a partial index only for a query that
+    repeats its WHERE term with the same constants (bound parameters don't count)."""
+    return text(f"{alias}.status IN ('queued', 'retry', 'processing')")
+
+
 def backoff_seconds(attempts: int, base: float) -> float:
     return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
 
@@ -69,12 +78,24 @@ class UpdateQueue:
         self.retention = timedelta(hours=retention_hours)
         # Set when this process queues something, so local workers start without waiting for a poll.
         self.wakeup = asyncio.Event()
-        # RETURNING tells a new row from a duplicate on both backends (psycopg reports no rowcount here).
+        # When this process last took a webhook request in (loop time): workers yield to ingest.
+        self.last_ingest = float("-inf")
         self._insert = (
             (sqlite.insert if db.is_sqlite else postgresql.insert)(TABLE)
             .on_conflict_do_nothing(index_elements=["update_id"])
-            .returning(TABLE.c.id)
+            .returning(TABLE.c.update_id)
         )
+        # SQLite has one writer at a time and its busy handler sleeps in milliseconds: this process's
+        # queue writes take turns here instead. PostgreSQL locks rows and needs no such turn.
+        self._write_turn: asyncio.Lock | None = asyncio.Lock() if db.is_sqlite else None
+        self._inserts: GroupCommit[dict[str, Any], bool] = GroupCommit(self._insert_rows)
+        self._completions: GroupCommit[tuple[int, str], None] = GroupCommit(self._complete_rows)
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        async with self._write_turn or nullcontext():
+            async with self.db.engine.begin() as conn:
+                yield conn
 
     def _row(self, update_id: int, chat_id: int | None, payload: str, now: datetime) -> dict[str, Any]:
         return {
@@ -88,43 +109,48 @@ class UpdateQueue:
             "updated_at": now,
         }
 
+    async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[bool]:
+        """One executemany INSERT (compiled once, batched by SQLAlchemy into multi-row statements);
+        RETURNING names the new rows, since psycopg reports no rowcount for it."""
+        async with self._writing() as conn:
+            inserted = set((await conn.execute(self._insert, rows)).scalars())
+        self.wakeup.set()
+        results = []
+        for row in rows:  # the same update twice in one batch: the first is new, the second a duplicate
+            results.append(row["update_id"] in inserted)
+            inserted.discard(row["update_id"])
+        return results
+
     async def enqueue(self, update_id: int, chat_id: int | None, payload: str) -> bool:
         """Commit one update; False when this update_id is already queued (a duplicate delivery)."""
-        async with self.db.engine.begin() as conn:
-            result = await conn.execute(self._insert, self._row(update_id, chat_id, payload, utcnow()))
-            added = result.first() is not None
-        self.wakeup.set()
-        return added
+        self.last_ingest = asyncio.get_running_loop().time()
+        return await self._inserts.submit(self._row(update_id, chat_id, payload, utcnow()))
 
     async def enqueue_many(self, updates: list[dict[str, Any]]) -> int:
         """Commit a getUpdates batch in one transaction; returns how many were new."""
         if not updates:
             return 0
         now = utcnow()
-        added = 0
-        async with self.db.engine.begin() as conn:
-            for item in updates:
-                raw = json.dumps(item, ensure_ascii=False)
-                result = await conn.execute(self._insert, self._row(item["update_id"], chat_of(item), raw, now))
-                added += result.first() is not None
-        self.wakeup.set()
-        return added
+        rows = [self._row(u["update_id"], chat_of(u), json.dumps(u, ensure_ascii=False), now) for u in updates]
+        return sum(await self._insert_rows(rows))
 
     async def claim(self, worker: str, limit: int) -> list[ClaimedUpdate]:
         """Atomically take up to ``limit`` due updates, at most one per chat (the head of its line)."""
         now = utcnow()
         row, earlier = TABLE.alias("c"), TABLE.alias("p")
         waits_for_earlier = exists().where(
+            _active("p"),
             earlier.c.chat_id == row.c.chat_id,
             earlier.c.update_id < row.c.update_id,
-            earlier.c.status.in_(ACTIVE),
         )
         due = or_(
             and_(row.c.status.in_(("queued", "retry")), row.c.next_attempt_at <= now),
             # A dead worker's claim: the lease ran out while it was processing.
             and_(row.c.status == "processing", row.c.locked_until < now, row.c.attempts < self.max_attempts),
         )
-        candidates = select(row.c.id).where(due, ~waits_for_earlier).order_by(row.c.update_id).limit(limit)
+        candidates = (
+            select(row.c.id).where(_active("c"), due, ~waits_for_earlier).order_by(row.c.update_id).limit(limit)
+        )
         if not self.db.is_sqlite:
             candidates = candidates.with_for_update(skip_locked=True, of=row)
         statement = (
@@ -139,7 +165,7 @@ class UpdateQueue:
             )
             .returning(TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts)
         )
-        async with self.db.engine.begin() as conn:
+        async with self._writing() as conn:
             rows = (await conn.execute(statement)).all()
         claimed = [ClaimedUpdate(*r) for r in rows]
         return sorted(claimed, key=lambda c: c.update_id)
@@ -150,11 +176,23 @@ class UpdateQueue:
             .where(TABLE.c.id == item.id, TABLE.c.locked_by == worker, TABLE.c.status == "processing")
             .values(locked_by=None, locked_until=None, updated_at=utcnow(), **values)
         )
-        async with self.db.engine.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(statement)
 
+    async def _complete_rows(self, items: list[tuple[int, str]]) -> list[None]:
+        now = utcnow()
+        async with self._writing() as conn:
+            for worker in {w for _, w in items}:
+                ids = [i for i, w in items if w == worker]
+                await conn.execute(
+                    update(TABLE)
+                    .where(TABLE.c.id.in_(ids), TABLE.c.locked_by == worker, TABLE.c.status == "processing")
+                    .values(status="done", last_error=None, locked_by=None, locked_until=None, updated_at=now)
+                )
+        return [None] * len(items)
+
     async def complete(self, item: ClaimedUpdate, worker: str) -> None:
-        await self._finish(item, worker, status="done", last_error=None)
+        await self._completions.submit((item.id, worker))
 
     async def fail(self, item: ClaimedUpdate, worker: str, error: str, *, permanent: bool = False) -> str:
         """Schedule a retry with exponential backoff, or dead-letter it; returns the new status."""
@@ -178,7 +216,7 @@ class UpdateQueue:
             .where(TABLE.c.locked_by == worker, TABLE.c.status == "processing")
             .values(locked_until=now + self.lease)
         )
-        async with self.db.engine.begin() as conn:
+        async with self._writing() as conn:
             await conn.execute(statement)
 
     async def maintain(self) -> tuple[int, int]:
@@ -195,7 +233,7 @@ class UpdateQueue:
                     last_error="the worker stopped while processing it on every attempt")
         )
         purge = delete(TABLE).where(TABLE.c.status == "done", TABLE.c.updated_at < now - self.retention)
-        async with self.db.engine.begin() as conn:
+        async with self._writing() as conn:
             dead = (await conn.execute(abandoned)).rowcount
             purged = (await conn.execute(purge)).rowcount
         return dead, purged

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10.0  # below docker's stop_grace_period (30 s) and uvicorn's (20 s)
 HOUSEKEEPING_MIN_SECONDS = 0.2
 MAX_CLAIM_BACKOFF_SECONDS = 10.0
+INGEST_QUIET_SECONDS = 0.05  # no webhook request for this long ends a burst
+INGEST_SHARE_DIVISOR = 32  # during a burst, at most concurrency/32 updates in flight
 
 
 class PermanentFailure(Exception):
@@ -68,7 +70,7 @@ class UpdateWorkers:
             # Cleared before claiming, so a row queued meanwhile sets it again; when every slot is
             # busy, a finishing update sets it and the next claim picks up whatever arrived.
             wakeup.clear()
-            free = self.concurrency - len(self.inflight)
+            free = self._limit() - len(self.inflight)
             if free > 0:
                 try:
                     claimed = await self.queue.claim(self.worker_id, free)
@@ -83,14 +85,28 @@ class UpdateWorkers:
                     task = asyncio.create_task(self._process(item), name=f"telegram-update-{item.update_id}")
                     self.inflight[task] = item
                     task.add_done_callback(self._finished)
-                if len(claimed) == free:
+                if len(claimed) == free and not self._ingesting():
                     continue  # possibly more waiting: claim again once a slot frees
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (SIGTERM).
             try:
-                async with asyncio.timeout(self.poll_seconds):
+                async with asyncio.timeout(INGEST_QUIET_SECONDS if self._ingesting() else self.poll_seconds):
                     await wakeup.wait()
             except TimeoutError:
                 pass  # another process may have queued something: look again
+
+    def _ingesting(self) -> bool:
+        return asyncio.get_running_loop().time() - self.queue.last_ingest < INGEST_QUIET_SECONDS
+
+    def _limit(self) -> int:
+        """While webhook requests are arriving, process only a few updates at once.
+
+        Workers and the webhook share this process's event loop, and an update costs several times
+        the CPU of taking one in. Answering Telegram fast comes first (it waits for each answer);
+        the backlog is committed, and the workers catch up as soon as the burst ends.
+        """
+        if self._ingesting():
+            return max(1, self.concurrency // INGEST_SHARE_DIVISOR)
+        return self.concurrency
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.inflight.pop(task, None)

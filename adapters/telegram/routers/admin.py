@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.text_decorations import html_decoration as hd
 
+from adapters.telegram import filters
 from adapters.telegram.turns import TelegramContext
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ async def leadtest(message: Message, command: CommandObject, tg: TelegramContext
 def build() -> Router:
     """A fresh router: aiogram attaches a router to one dispatcher only."""
     router = Router(name="admin")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(filters.private_chat)
     router.message.register(kbtest, Command("kbtest"))
     router.message.register(leadtest, Command("leadtest"))
     return router

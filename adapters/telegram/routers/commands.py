@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import BotCommand, Message, Update
 from aiogram.utils.text_decorations import html_decoration as hd
 
-from adapters.telegram import keyboards
+from adapters.telegram import filters, keyboards
 from adapters.telegram.rendering import split_text
 from adapters.telegram.turns import TelegramContext, inbound_for, run_turn
 
@@ -108,7 +108,7 @@ async def privacy_command(message: Message, tg: TelegramContext) -> None:
 def build() -> Router:
     """A fresh router: aiogram attaches a router to one dispatcher only."""
     router = Router(name="commands")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(filters.private_chat)
     router.message.register(start, CommandStart())
     router.message.register(help_command, Command("help"))
     router.message.register(app_command, Command("app"))

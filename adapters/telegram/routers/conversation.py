@@ -5,12 +5,12 @@ Also follows my_chat_member, which tells when a user blocks or unblocks the bot.
 
 from __future__ import annotations
 
-from aiogram import Bot, F, Router
+from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 from aiogram.utils.text_decorations import html_decoration as hd
 
-from adapters.telegram import keyboards
+from adapters.telegram import filters, keyboards
 from adapters.telegram.turns import TelegramContext, inbound_for, run_turn
 from agent.types import SharedContact
 
@@ -80,11 +80,11 @@ async def membership(event: ChatMemberUpdated, tg: TelegramContext) -> None:
 def build() -> Router:
     """A fresh router: aiogram attaches a router to one dispatcher only."""
     router = Router(name="conversation")
-    router.message.filter(F.chat.type == "private")
-    router.message.register(contact, F.contact)
-    router.message.register(unknown_command, F.text.startswith("/"))
-    router.message.register(text, F.text)
+    router.message.filter(filters.private_chat)
+    router.message.register(contact, filters.has_contact)
+    router.message.register(unknown_command, filters.looks_like_command)
+    router.message.register(text, filters.has_text)
     router.message.register(unsupported)
-    router.callback_query.register(choice, F.data)
-    router.my_chat_member.register(membership, F.chat.type == "private")
+    router.callback_query.register(choice, filters.has_data)
+    router.my_chat_member.register(membership, filters.private_chat)
     return router

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.text_decorations import html_decoration as hd
 
-from adapters.telegram import keyboards
+from adapters.telegram import filters, keyboards
 from adapters.telegram.keyboards import ForgetChoice
 from adapters.telegram.turns import TelegramContext
 
@@ -54,7 +54,7 @@ async def forget_choice(query: CallbackQuery, callback_data: ForgetChoice, tg: T
 def build() -> Router:
     """A fresh router: aiogram attaches a router to one dispatcher only."""
     router = Router(name="forget")
-    router.message.filter(F.chat.type == "private")
+    router.message.filter(filters.private_chat)
     router.message.register(forget_command, Command("forget"))
     router.callback_query.register(forget_choice, ForgetChoice.filter())
     return router
