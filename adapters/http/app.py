@@ -65,8 +65,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(webapp.router)
-    install_telegram_routes(app, settings)
     # Outermost first: the size limit guards everything, the request id tags every log line.
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    install_telegram_routes(app, settings)  # last: its webhook ingress sits in front of everything
     return app

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import TextClause, and_, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.storage.database import Database
 from adapters.storage.models import TelegramUpdate, utcnow
 from adapters.telegram.group_commit import GroupCommit
+from adapters.telegram.queue_writes import QueueWrites
 
 TABLE = TelegramUpdate.__table__
 MAX_BACKOFF_SECONDS = 3600.0
@@ -78,24 +76,19 @@ class UpdateQueue:
         self.retention = timedelta(hours=retention_hours)
         # Set when this process queues something, so local workers start without waiting for a poll.
         self.wakeup = asyncio.Event()
-        # When this process last took a webhook request in (loop time): workers yield to ingest.
+        # Webhook requests being stored now, and when the last one was (loop time): workers ration
+        # their claims while requests arrive.
+        self.ingesting = 0
         self.last_ingest = float("-inf")
+        # RETURNING names the new rows: psycopg reports no rowcount for this insert.
         self._insert = (
             (sqlite.insert if db.is_sqlite else postgresql.insert)(TABLE)
             .on_conflict_do_nothing(index_elements=["update_id"])
             .returning(TABLE.c.update_id)
         )
-        # SQLite has one writer at a time and its busy handler sleeps in milliseconds: this process's
-        # queue writes take turns here instead. PostgreSQL locks rows and needs no such turn.
-        self._write_turn: asyncio.Lock | None = asyncio.Lock() if db.is_sqlite else None
+        self._writes = QueueWrites(db)
         self._inserts: GroupCommit[dict[str, Any], bool] = GroupCommit(self._insert_rows)
         self._completions: GroupCommit[tuple[int, str], None] = GroupCommit(self._complete_rows)
-
-    @asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        async with self._write_turn or nullcontext():
-            async with self.db.engine.begin() as conn:
-                yield conn
 
     def _row(self, update_id: int, chat_id: int | None, payload: str, now: datetime) -> dict[str, Any]:
         return {
@@ -110,10 +103,7 @@ class UpdateQueue:
         }
 
     async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[bool]:
-        """One executemany INSERT (compiled once, batched by SQLAlchemy into multi-row statements);
-        RETURNING names the new rows, since psycopg reports no rowcount for it."""
-        async with self._writing() as conn:
-            inserted = set((await conn.execute(self._insert, rows)).scalars())
+        inserted: set[int] = await self._writes.run(lambda conn: set(conn.execute(self._insert, rows).scalars()))
         self.wakeup.set()
         results = []
         for row in rows:  # the same update twice in one batch: the first is new, the second a duplicate
@@ -123,8 +113,12 @@ class UpdateQueue:
 
     async def enqueue(self, update_id: int, chat_id: int | None, payload: str) -> bool:
         """Commit one update; False when this update_id is already queued (a duplicate delivery)."""
-        self.last_ingest = asyncio.get_running_loop().time()
-        return await self._inserts.submit(self._row(update_id, chat_id, payload, utcnow()))
+        self.ingesting += 1
+        try:
+            return await self._inserts.submit(self._row(update_id, chat_id, payload, utcnow()))
+        finally:
+            self.ingesting -= 1
+            self.last_ingest = asyncio.get_running_loop().time()
 
     async def enqueue_many(self, updates: list[dict[str, Any]]) -> int:
         """Commit a getUpdates batch in one transaction; returns how many were new."""
@@ -165,10 +159,8 @@ class UpdateQueue:
             )
             .returning(TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts)
         )
-        async with self._writing() as conn:
-            rows = (await conn.execute(statement)).all()
-        claimed = [ClaimedUpdate(*r) for r in rows]
-        return sorted(claimed, key=lambda c: c.update_id)
+        rows = await self._writes.run(lambda conn: conn.execute(statement).all())
+        return sorted((ClaimedUpdate(*r) for r in rows), key=lambda c: c.update_id)
 
     async def _finish(self, item: ClaimedUpdate, worker: str, **values: Any) -> None:
         statement = (
@@ -176,19 +168,18 @@ class UpdateQueue:
             .where(TABLE.c.id == item.id, TABLE.c.locked_by == worker, TABLE.c.status == "processing")
             .values(locked_by=None, locked_until=None, updated_at=utcnow(), **values)
         )
-        async with self._writing() as conn:
-            await conn.execute(statement)
+        await self._writes.run(lambda conn: conn.execute(statement))
 
     async def _complete_rows(self, items: list[tuple[int, str]]) -> list[None]:
         now = utcnow()
-        async with self._writing() as conn:
-            for worker in {w for _, w in items}:
-                ids = [i for i, w in items if w == worker]
-                await conn.execute(
-                    update(TABLE)
-                    .where(TABLE.c.id.in_(ids), TABLE.c.locked_by == worker, TABLE.c.status == "processing")
-                    .values(status="done", last_error=None, locked_by=None, locked_until=None, updated_at=now)
-                )
+        statements = [
+            update(TABLE)
+            .where(TABLE.c.id.in_([i for i, w in items if w == worker]), TABLE.c.locked_by == worker)
+            .where(TABLE.c.status == "processing")
+            .values(status="done", last_error=None, locked_by=None, locked_until=None, updated_at=now)
+            for worker in {w for _, w in items}
+        ]
+        await self._writes.run(lambda conn: [conn.execute(statement) for statement in statements])
         return [None] * len(items)
 
     async def complete(self, item: ClaimedUpdate, worker: str) -> None:
@@ -210,33 +201,32 @@ class UpdateQueue:
 
     async def extend_leases(self, worker: str) -> None:
         """Heartbeat: keep this worker's claims alive while their updates are still running."""
-        now = utcnow()
         statement = (
             update(TABLE)
             .where(TABLE.c.locked_by == worker, TABLE.c.status == "processing")
-            .values(locked_until=now + self.lease)
+            .values(locked_until=utcnow() + self.lease)
         )
-        async with self._writing() as conn:
-            await conn.execute(statement)
+        await self._writes.run(lambda conn: conn.execute(statement))
 
     async def maintain(self) -> tuple[int, int]:
         """Dead-letter updates whose worker died on every attempt; purge done rows past retention."""
         now = utcnow()
         abandoned = (
             update(TABLE)
-            .where(
-                TABLE.c.status == "processing",
-                TABLE.c.locked_until < now,
-                TABLE.c.attempts >= self.max_attempts,
+            .where(TABLE.c.status == "processing", TABLE.c.locked_until < now, TABLE.c.attempts >= self.max_attempts)
+            .values(
+                status="dead",
+                locked_by=None,
+                locked_until=None,
+                updated_at=now,
+                last_error="the worker stopped while processing it on every attempt",
             )
-            .values(status="dead", locked_by=None, locked_until=None, updated_at=now,
-                    last_error="the worker stopped while processing it on every attempt")
         )
         purge = delete(TABLE).where(TABLE.c.status == "done", TABLE.c.updated_at < now - self.retention)
-        async with self._writing() as conn:
-            dead = (await conn.execute(abandoned)).rowcount
-            purged = (await conn.execute(purge)).rowcount
-        return dead, purged
+        return await self._writes.run(lambda conn: (conn.execute(abandoned).rowcount, conn.execute(purge).rowcount))
+
+    def close(self) -> None:
+        self._writes.close()
 
     async def stats(self, *, dead_limit: int = 20) -> dict[str, Any]:
         """Counts per status and the newest dead-lettered updates (for diagnostics and admin)."""

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TYPING_INTERVAL_SECONDS = 4.5  # "typing" fades after 5 s
+TYPING_DELAY_SECONDS = 0.3  # a reply faster than this needs no indicator (and saves a request)
 INVALID_INPUT_TEXT = "Кажется, здесь что-то не так: {reason}. Попробуйте, пожалуйста, ещё раз."
 AGENT_ERROR_TEXT = (
     "Извините, сейчас не получается ответить. Попробуйте чуть позже или напишите /manager — "
@@ -73,7 +74,10 @@ async def run_turn(
     Errors the core raises on purpose become a polite message; anything else propagates so the
     queue retries the update.
     """
-    async with ChatActionSender.typing(bot=bot, chat_id=chat_id, interval=TYPING_INTERVAL_SECONDS):
+    typing = ChatActionSender.typing(
+        bot=bot, chat_id=chat_id, interval=TYPING_INTERVAL_SECONDS, initial_sleep=TYPING_DELAY_SECONDS
+    )
+    async with typing:
         try:
             reply = await call()
         except InvalidInput as error:

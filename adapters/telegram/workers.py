@@ -17,7 +17,8 @@ SHUTDOWN_GRACE_SECONDS = 10.0  # below docker's stop_grace_period (30 s) and uvi
 HOUSEKEEPING_MIN_SECONDS = 0.2
 MAX_CLAIM_BACKOFF_SECONDS = 10.0
 INGEST_QUIET_SECONDS = 0.05  # no webhook request for this long ends a burst
-INGEST_SHARE_DIVISOR = 32  # during a burst, at most concurrency/32 updates in flight
+BURST_CLAIMS = 4  # during a burst: at most this many updates claimed...
+BURST_CLAIM_INTERVAL_SECONDS = 0.05  # ...per interval (80 updates/s)
 
 
 class PermanentFailure(Exception):
@@ -70,7 +71,10 @@ class UpdateWorkers:
             # Cleared before claiming, so a row queued meanwhile sets it again; when every slot is
             # busy, a finishing update sets it and the next claim picks up whatever arrived.
             wakeup.clear()
-            free = self._limit() - len(self.inflight)
+            burst = self._ingesting()
+            free = self.concurrency - len(self.inflight)
+            if burst:
+                free = min(free, BURST_CLAIMS)
             if free > 0:
                 try:
                     claimed = await self.queue.claim(self.worker_id, free)
@@ -85,28 +89,28 @@ class UpdateWorkers:
                     task = asyncio.create_task(self._process(item), name=f"telegram-update-{item.update_id}")
                     self.inflight[task] = item
                     task.add_done_callback(self._finished)
-                if len(claimed) == free and not self._ingesting():
+                if len(claimed) == free and not burst:
                     continue  # possibly more waiting: claim again once a slot frees
+            if burst:
+                await asyncio.sleep(BURST_CLAIM_INTERVAL_SECONDS)
+                continue
             # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation (SIGTERM).
             try:
-                async with asyncio.timeout(INGEST_QUIET_SECONDS if self._ingesting() else self.poll_seconds):
+                async with asyncio.timeout(self.poll_seconds):
                     await wakeup.wait()
             except TimeoutError:
                 pass  # another process may have queued something: look again
 
     def _ingesting(self) -> bool:
-        return asyncio.get_running_loop().time() - self.queue.last_ingest < INGEST_QUIET_SECONDS
+        """Whether webhook requests are arriving: then claims are rationed.
 
-    def _limit(self) -> int:
-        """While webhook requests are arriving, process only a few updates at once.
-
-        Workers and the webhook share this process's event loop, and an update costs several times
-        the CPU of taking one in. Answering Telegram fast comes first (it waits for each answer);
-        the backlog is committed, and the workers catch up as soon as the burst ends.
+        The webhook and the workers share this process's event loop and (on SQLite) one database
+        writer, and processing an update costs several times what taking one in does. Answering
+        Telegram fast comes first (it waits for each answer before sending more): during a burst
+        the workers claim a few updates per interval, and catch up in full once it ends.
         """
-        if self._ingesting():
-            return max(1, self.concurrency // INGEST_SHARE_DIVISOR)
-        return self.concurrency
+        queue = self.queue
+        return queue.ingesting > 0 or asyncio.get_running_loop().time() - queue.last_ingest < INGEST_QUIET_SECONDS
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.inflight.pop(task, None)

@@ -48,7 +48,6 @@ async def run_funnel(service: Service, api: FakeBotAPI) -> None:
     # Every button press answered; pressed choices removed from their message.
     assert {c.params["callback_query_id"] for c in api.calls_of("answerCallbackQuery")} == {"cq2", "cq3"}
     assert len(api.calls_of("editMessageReplyMarkup")) == 2
-    assert api.calls_of("sendChatAction")  # typing while the agent works
 
     async with service.runtime.db.engine.connect() as conn:
         leads = (await conn.execute(text("SELECT phone, user_id FROM leads"))).all()

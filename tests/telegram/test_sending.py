@@ -102,6 +102,16 @@ async def test_model_text_with_markup_and_10000_characters(tmp_path: Path, fake_
     assert re.sub(r"\s+", " ", " ".join(plain)) == re.sub(r"\s+", " ", long_text)
 
 
+async def test_typing_is_shown_while_a_slow_agent_works(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    settings = telegram_settings(tmp_path, fake_api.base_url)
+    async with running_service(settings, fake_api, lambda rt: InstantAssistant(delay=0.6)) as service:
+        await service.deliver(updates.message(1, USER, "вопрос"))
+        await service.settle(1)
+        (typing,) = fake_api.calls_of("sendChatAction")
+        assert typing.params == {"chat_id": USER, "action": "typing"}
+        assert typing.at < fake_api.calls_of("sendMessage")[0].at
+
+
 def test_split_prefers_paragraphs_then_sentences_then_words() -> None:
     assert split_text("a\n\nb", limit=10) == ["a\n\nb"]
     assert split_text("first para.\n\nsecond para.", limit=15) == ["first para.", "second para."]

@@ -65,7 +65,8 @@ async def leadtest(message: Message, command: CommandObject, tg: TelegramContext
 def build() -> Router:
     """A fresh router: aiogram attaches a router to one dispatcher only."""
     router = Router(name="admin")
-    router.message.filter(filters.private_chat)
+    # Commands only: plain text skips these routers after one cheap check.
+    router.message.filter(filters.private_chat, filters.looks_like_command)
     router.message.register(kbtest, Command("kbtest"))
     router.message.register(leadtest, Command("leadtest"))
     return router

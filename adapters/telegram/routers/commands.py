@@ -108,7 +108,8 @@ async def privacy_command(message: Message, tg: TelegramContext) -> None:
 def build() -> Router:
     """A fresh router: aiogram attaches a router to one dispatcher only."""
     router = Router(name="commands")
-    router.message.filter(filters.private_chat)
+    # Commands only: plain text skips these routers after one cheap check.
+    router.message.filter(filters.private_chat, filters.looks_like_command)
     router.message.register(start, CommandStart())
     router.message.register(help_command, Command("help"))
     router.message.register(app_command, Command("app"))

@@ -54,7 +54,8 @@ async def forget_choice(query: CallbackQuery, callback_data: ForgetChoice, tg: T
 def build() -> Router:
     """A fresh router: aiogram attaches a router to one dispatcher only."""
     router = Router(name="forget")
-    router.message.filter(filters.private_chat)
+    # Commands only: plain text skips these routers after one cheap check.
+    router.message.filter(filters.private_chat, filters.looks_like_command)
     router.message.register(forget_command, Command("forget"))
     router.callback_query.register(forget_choice, ForgetChoice.filter())
     return router
