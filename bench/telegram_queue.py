@@ -9,7 +9,7 @@
 The fake Bot API runs in its own process. Telegram's real 30 messages/s cap is lifted here
 (TELEGRAM_SEND_GLOBAL_PER_SECOND) because it would measure Telegram, not the queue.
 
-    python bench/telegram_queue.py [--requests 3000] [--rounds 5] [--concurrency 32] [--database-url URL]
+    python bench/telegram_queue.py [--requests 5000] [--rounds 5] [--concurrency 32] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def serve(role: str, port: int) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--updates", type=int, default=2000)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import TextClause, and_, delete, exists, func, or_, select, text, update
+from sqlalchemy import TextClause, Update, and_, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.storage.database import Database
-from adapters.storage.models import TelegramUpdate, utcnow
+from adapters.storage.models import TelegramUpdate, UTCDateTime, utcnow
 from adapters.telegram.group_commit import GroupCommit
 from adapters.telegram.queue_writes import QueueWrites
 
@@ -74,8 +74,10 @@ class UpdateQueue:
         self.retry_base_seconds = retry_base_seconds
         self.lease = timedelta(seconds=lease_seconds)
         self.retention = timedelta(hours=retention_hours)
-        # Set when this process queues something, so local workers start without waiting for a poll.
+        # Set when this process queues something (fresh_rows) or finishes an update, so local
+        # workers claim without waiting for a poll.
         self.wakeup = asyncio.Event()
+        self.fresh_rows = False
         # Webhook requests being stored now, and when the last one was (loop time): workers ration
         # their claims while requests arrive.
         self.ingesting = 0
@@ -87,6 +89,19 @@ class UpdateQueue:
             .returning(TABLE.c.update_id)
         )
         self._writes = QueueWrites(db)
+        self._claim = self._claim_statement()
+        self._complete = (
+            update(TABLE)
+            .where(TABLE.c.id.in_(bindparam("ids", expanding=True)), TABLE.c.locked_by == bindparam("worker"))
+            .where(TABLE.c.status == "processing")
+            .values(
+                status="done",
+                last_error=None,
+                locked_by=None,
+                locked_until=None,
+                updated_at=bindparam("now", type_=UTCDateTime()),
+            )
+        )
         self._inserts: GroupCommit[dict[str, Any], bool] = GroupCommit(self._insert_rows)
         self._completions: GroupCommit[tuple[int, str], None] = GroupCommit(self._complete_rows)
 
@@ -104,6 +119,7 @@ class UpdateQueue:
 
     async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[bool]:
         inserted: set[int] = await self._writes.run(lambda conn: set(conn.execute(self._insert, rows).scalars()))
+        self.fresh_rows = True
         self.wakeup.set()
         results = []
         for row in rows:  # the same update twice in one batch: the first is new, the second a duplicate
@@ -128,9 +144,9 @@ class UpdateQueue:
         rows = [self._row(u["update_id"], chat_of(u), json.dumps(u, ensure_ascii=False), now) for u in updates]
         return sum(await self._insert_rows(rows))
 
-    async def claim(self, worker: str, limit: int) -> list[ClaimedUpdate]:
-        """Atomically take up to ``limit`` due updates, at most one per chat (the head of its line)."""
-        now = utcnow()
+    def _claim_statement(self) -> Update:
+        """Built once; values are bound per claim (building the aliases cost more than running it)."""
+        now = bindparam("now", type_=UTCDateTime())
         row, earlier = TABLE.alias("c"), TABLE.alias("p")
         waits_for_earlier = exists().where(
             _active("p"),
@@ -143,23 +159,31 @@ class UpdateQueue:
             and_(row.c.status == "processing", row.c.locked_until < now, row.c.attempts < self.max_attempts),
         )
         candidates = (
-            select(row.c.id).where(_active("c"), due, ~waits_for_earlier).order_by(row.c.update_id).limit(limit)
+            select(row.c.id)
+            .where(_active("c"), due, ~waits_for_earlier)
+            .order_by(row.c.update_id)
+            .limit(bindparam("limit"))
         )
         if not self.db.is_sqlite:
             candidates = candidates.with_for_update(skip_locked=True, of=row)
-        statement = (
+        return (
             update(TABLE)
             .where(TABLE.c.id.in_(candidates.scalar_subquery()))
             .values(
                 status="processing",
-                locked_by=worker,
-                locked_until=now + self.lease,
+                locked_by=bindparam("worker"),
+                locked_until=bindparam("locked_until", type_=UTCDateTime()),
                 attempts=TABLE.c.attempts + 1,
                 updated_at=now,
             )
             .returning(TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts)
         )
-        rows = await self._writes.run(lambda conn: conn.execute(statement).all())
+
+    async def claim(self, worker: str, limit: int) -> list[ClaimedUpdate]:
+        """Atomically take up to ``limit`` due updates, at most one per chat (the head of its line)."""
+        now = utcnow()
+        values = {"now": now, "limit": limit, "worker": worker, "locked_until": now + self.lease}
+        rows = await self._writes.run(lambda conn: conn.execute(self._claim, values).all())
         return sorted((ClaimedUpdate(*r) for r in rows), key=lambda c: c.update_id)
 
     async def _finish(self, item: ClaimedUpdate, worker: str, **values: Any) -> None:
@@ -172,14 +196,8 @@ class UpdateQueue:
 
     async def _complete_rows(self, items: list[tuple[int, str]]) -> list[None]:
         now = utcnow()
-        statements = [
-            update(TABLE)
-            .where(TABLE.c.id.in_([i for i, w in items if w == worker]), TABLE.c.locked_by == worker)
-            .where(TABLE.c.status == "processing")
-            .values(status="done", last_error=None, locked_by=None, locked_until=None, updated_at=now)
-            for worker in {w for _, w in items}
-        ]
-        await self._writes.run(lambda conn: [conn.execute(statement) for statement in statements])
+        values = [{"ids": [i for i, w in items if w == worker], "worker": worker, "now": now} for worker in {w for _, w in items}]
+        await self._writes.run(lambda conn: [conn.execute(self._complete, v) for v in values])
         return [None] * len(items)
 
     async def complete(self, item: ClaimedUpdate, worker: str) -> None:

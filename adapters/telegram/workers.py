@@ -17,6 +17,7 @@ SHUTDOWN_GRACE_SECONDS = 10.0  # below docker's stop_grace_period (30 s) and uvi
 HOUSEKEEPING_MIN_SECONDS = 0.2
 MAX_CLAIM_BACKOFF_SECONDS = 10.0
 INGEST_QUIET_SECONDS = 0.05  # no webhook request for this long ends a burst
+COMPLETION_BATCH_SECONDS = 0.02
 BURST_CLAIMS = 4  # during a burst: at most this many updates claimed...
 BURST_CLAIM_INTERVAL_SECONDS = 0.05  # ...per interval (80 updates/s)
 
@@ -71,6 +72,7 @@ class UpdateWorkers:
             # Cleared before claiming, so a row queued meanwhile sets it again; when every slot is
             # busy, a finishing update sets it and the next claim picks up whatever arrived.
             wakeup.clear()
+            self.queue.fresh_rows = False
             burst = self._ingesting()
             free = self.concurrency - len(self.inflight)
             if burst:
@@ -99,7 +101,11 @@ class UpdateWorkers:
                 async with asyncio.timeout(self.poll_seconds):
                     await wakeup.wait()
             except TimeoutError:
-                pass  # another process may have queued something: look again
+                continue  # another process may have queued something: look again
+            if not self.queue.fresh_rows:
+                # Only finished updates: let a few more finish, so one claim serves them all
+                # (a claim that finds nothing costs as much as one that finds something).
+                await asyncio.sleep(COMPLETION_BATCH_SECONDS)
 
     def _ingesting(self) -> bool:
         """Whether webhook requests are arriving: then claims are rationed.
