@@ -72,9 +72,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def service_env(data: Path, api_url: str, database_url: str | None) -> dict[str, str]:
-    env = {
-        **os.environ,
+def service_settings(data: Path, api_url: str, database_url: str | None) -> dict[str, str]:
+    """The service's configuration, as environment variable names."""
+    values = {
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": api_url,
         "TELEGRAM_MODE": "webhook",
@@ -85,8 +85,8 @@ def service_env(data: Path, api_url: str, database_url: str | None) -> dict[str,
         "LOG_LEVEL": "WARNING",
     }
     if database_url:
-        env["DATABASE_URL"] = database_url
-    return env
+        values["DATABASE_URL"] = database_url
+    return values
 
 
 @contextmanager
@@ -166,7 +166,7 @@ async def measure_ingest(
     bare_port, service_port = free_port(), free_port()
     queue_url = database_url or f"sqlite+aiosqlite:///{data / 'sales_agent.db'}"
     bare_url, service_url = f"http://127.0.0.1:{bare_port}/hook", f"http://127.0.0.1:{service_port}/telegram/webhook"
-    env = service_env(data, api_url, database_url)
+    env = {**os.environ, **service_settings(data, api_url, database_url)}
     ratios, bare_rates, service_rates = [], [], []
     with spawn([__file__, "--role", "bare", "--port", str(bare_port)]), spawn(
         [__file__, "--role", "service", "--port", str(service_port)], env
@@ -196,10 +196,10 @@ async def measure_ingest(
 async def run_workers(api_url: str, data: Path, database_url: str | None, batch: list[dict[str, Any]], delay: float) -> float:
     """Queue ``batch``, start the workers, return seconds until every update is done."""
     from adapters.wiring import build_runtime
-    from agent.settings import load_settings
+    from agent.settings import Settings
 
-    os.environ.update(service_env(data, api_url, database_url))
-    runtime = build_runtime(load_settings())
+    values = {name.lower(): value for name, value in service_settings(data, api_url, database_url).items()}
+    runtime = build_runtime(Settings(_env_file=None, **values))  # type: ignore[arg-type]
     runtime.assistant = InstantAgent(delay)  # type: ignore[attr-defined]
     telegram = runtime.telegram
     assert telegram is not None
