@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 
 from aiogram import Bot
@@ -39,7 +40,7 @@ def handoff_card(notice: HandoffNotice) -> str:
     lines.append(f"Контакт: {hd.quote(notice.contact)}" if notice.contact else "Контакт: нет согласия на обработку")
     url = notice.transcript_url or f"/admin/conversations/{notice.conversation_id}"
     if url.startswith(("https://", "http://")):
-        lines.append(f'<a href="{hd.quote(url)}">Переписка #{notice.conversation_id}</a>')
+        lines.append(f'<a href="{html.escape(url, quote=True)}">Переписка #{notice.conversation_id}</a>')
     else:  # Telegram links only absolute URLs
         lines.append(f"Переписка: {hd.quote(url)}")
     return "\n".join(lines)[:MESSAGE_LIMIT]

@@ -48,27 +48,15 @@ def callback(update_id: int, user_id: int, data: str, *, message_id: int = 1) ->
     }
 
 
+def _with(update_id: int, user_id: int, **content: Any) -> dict[str, Any]:
+    body = {"message_id": update_id, "date": int(time.time()), "chat": _chat(user_id), "from": _user(user_id)}
+    return {"update_id": update_id, "message": {**body, **content}}
+
+
 def contact(update_id: int, user_id: int, phone: str, *, owner_id: int | None = None) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": int(time.time()),
-            "chat": _chat(user_id),
-            "from": _user(user_id),
-            "contact": {"phone_number": phone, "first_name": f"Parent{user_id}", "user_id": owner_id or user_id},
-        },
-    }
+    shared = {"phone_number": phone, "first_name": f"Parent{user_id}", "user_id": owner_id or user_id}
+    return _with(update_id, user_id, contact=shared)
 
 
 def photo(update_id: int, user_id: int) -> dict[str, Any]:
-    return {
-        "update_id": update_id,
-        "message": {
-            "message_id": update_id,
-            "date": int(time.time()),
-            "chat": _chat(user_id),
-            "from": _user(user_id),
-            "photo": [{"file_id": "f1", "file_unique_id": "u1", "width": 10, "height": 10}],
-        },
-    }
+    return _with(update_id, user_id, photo=[{"file_id": "f1", "file_unique_id": "u1", "width": 10, "height": 10}])

@@ -7,6 +7,8 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
 from adapters.telegram.rendering import MESSAGE_LIMIT, plan_messages, split_text
 from adapters.telegram.sender import html_to_plain
 from agent.types import Action, ProgramCard, QuickReply, Reply
@@ -18,26 +20,26 @@ from tests.telegram.conftest import running_service, telegram_settings, wait_unt
 USER = 900
 
 
-async def test_429_waits_retry_after_then_delivers(tmp_path: Path, fake_api: FakeBotAPI) -> None:
-    fake_api.fail_next("sendMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
+@pytest.mark.parametrize(
+    ("status", "description", "retry_after", "failures", "min_gap"),
+    [
+        (429, "Too Many Requests: retry after 1", 1, 1, 0.95),  # waits retry_after
+        (502, "Bad Gateway", None, 2, 0.0),  # backs off and tries again
+    ],
+)
+async def test_flood_wait_and_server_errors_are_retried(
+    tmp_path: Path, fake_api: FakeBotAPI, status: int, description: str, retry_after: int | None, failures: int, min_gap: float
+) -> None:
+    fake_api.fail_next("sendMessage", status, description, retry_after=retry_after, times=failures)
     settings = telegram_settings(tmp_path, fake_api.base_url)
     async with running_service(settings, fake_api, lambda rt: InstantAssistant()) as service:
         await service.deliver(updates.message(1, USER, "привет"))
         await service.settle(1)
-        attempts = [c for c in fake_api.calls_of("sendMessage")]
-        assert len(attempts) == 2
-        assert attempts[1].at - attempts[0].at >= 0.95
-        assert (await service.runtime.telegram.queue.stats())["counts"]["done"] == 1
-
-
-async def test_server_errors_back_off_and_retry(tmp_path: Path, fake_api: FakeBotAPI) -> None:
-    fake_api.fail_next("sendMessage", 502, "Bad Gateway", times=2)
-    settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant()) as service:
-        await service.deliver(updates.message(1, USER, "привет"))
-        await service.settle(1)
-        assert len(fake_api.calls_of("sendMessage")) == 3
+        attempts = fake_api.calls_of("sendMessage")
+        assert len(attempts) == failures + 1
+        assert attempts[1].at - attempts[0].at >= min_gap
         assert [m["text"] for m in fake_api.sent_to(USER)][-1] == "Ответ"
+        assert (await service.runtime.telegram.queue.stats())["counts"]["done"] == 1
 
 
 async def test_403_marks_the_user_blocked_and_nothing_more_is_sent(tmp_path: Path, fake_api: FakeBotAPI) -> None:
