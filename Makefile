@@ -35,7 +35,9 @@ webapp:
 run: install webapp
 	HOST=$(HOST) PORT=$(PORT) $(PY) -m adapters.main serve
 
-test: install
+# The frontend unit tests (vitest) first, then pytest (its browser tests need the build from `webapp`).
+test: install webapp
+	@if [ -d webapp/node_modules ]; then (cd webapp && npm test); else echo "webapp: npm not found, vitest skipped"; fi
 	$(PY) -m pytest -q
 
 chat: install

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from adapters.content_check import check_content
 from agent.settings import CrmProvider, PreflightMode, TelegramMode
 
 if TYPE_CHECKING:
@@ -163,11 +164,24 @@ def _crm_settings(runtime: Runtime) -> list[Check]:
     return [Check("crm_settings", Level.ok, f"provider {settings.crm_provider.value}")]
 
 
+_ISSUE_LEVEL = {"error": Level.critical, "warning": Level.warning}
+
+
 def _content(runtime: Runtime) -> list[Check]:
-    brand_file = runtime.settings.catalog_path / f"{runtime.settings.brand_default}.yaml"
-    if not brand_file.is_file():
-        return [Check("catalog", Level.critical, f"{brand_file} not found (BRAND_DEFAULT={runtime.settings.brand_default})")]
-    return [Check("catalog", Level.ok, str(brand_file))]
+    """The checks of scripts/validate_catalog.py: errors are critical, warnings stay warnings."""
+    settings = runtime.settings
+    report = check_content(settings, runtime.today())
+    checks = [Check("catalog", _ISSUE_LEVEL[i.level], str(i)) for i in report.catalog_issues]
+    checks += [Check("knowledge", _ISSUE_LEVEL[i.level], str(i)) for i in report.knowledge_issues]
+    if not report.catalog_issues:
+        checks.append(Check("catalog", Level.ok, f"{len(report.brands)} brand(s), {report.programs} programs"))
+    if not report.knowledge_issues:
+        checks.append(Check("knowledge", Level.ok, f"{report.documents} documents"))
+    if settings.openai_vector_store_id and not settings.llm_configured:
+        checks.append(
+            Check("knowledge", Level.warning, "OPENAI_VECTOR_STORE_ID is set without OPENAI_API_KEY: local index used")
+        )
+    return checks
 
 
 async def run_preflight(runtime: Runtime) -> Report:

@@ -32,9 +32,26 @@ class ModelUnavailable(AgentError):
 
 
 class CrmError(AgentError):
-    """A CRM call failed. ``retryable`` tells the outbox whether trying again can help."""
+    """A CRM call failed. ``retryable`` tells the outbox whether trying again can help.
 
-    def __init__(self, message: str, *, retryable: bool, status: int | None = None) -> None:
+    ``kind`` names the failure for logs and the admin view (timeout, network, rate_limited, server,
+    auth, rejected, invalid_json, unexpected, read_only); ``retry_after`` is the CRM's own hint in
+    seconds (a 429's Retry-After) and ``crm_ids`` what a partly finished push already created.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        kind: str = "error",
+        retry_after: float | None = None,
+        crm_ids: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
+        self.kind = kind
+        self.retry_after = retry_after
+        self.crm_ids = crm_ids or {}

@@ -30,6 +30,8 @@ class LeadPayload(BaseModel):
     program_ids: list[str] = Field(default_factory=list)
     summary: str = ""
     is_test: bool = False
+    # Ids an earlier, partly finished push recorded (e.g. the amo lead whose note failed): reuse them.
+    known_ids: dict[str, str] = Field(default_factory=dict)
 
 
 class CrmPushResult(BaseModel):

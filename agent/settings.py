@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     openai_vector_store_id: str | None = None
     openai_timeout_seconds: float = Field(default=30.0, gt=0)
     openai_max_retries: int = Field(default=3, ge=0, le=10)
+    # Model rounds (model call + its tool calls) per user turn before a graceful answer is forced.
+    openai_max_tool_rounds: int = Field(default=4, ge=1, le=10)
+    # Daily token budgets (UTC day, from model_usage); a spent budget degrades to the offline policy.
+    openai_daily_token_budget_per_user: int = Field(default=60_000, ge=0)
+    openai_daily_token_budget_total: int = Field(default=3_000_000, ge=0)
 
     # Assistant HTTP endpoint
     assistant_api_token: SecretStr | None = None
@@ -91,6 +96,7 @@ class Settings(BaseSettings):
     crm_api_exposed: bool = False
     crm_rate_limit_window_seconds: int = Field(default=300, gt=0)
     crm_rate_limit_ip_requests: int = Field(default=180, gt=0)
+    crm_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     tallanto_api_url: str | None = None
     tallanto_api_key: SecretStr | None = None
     tallanto_api_token: SecretStr | None = None
@@ -112,6 +118,9 @@ class Settings(BaseSettings):
     admin_webapp_url: str | None = None
     user_webapp_url: str | None = None
     webapp_initdata_max_age_seconds: int = Field(default=86400, ge=0)
+    # The bot's numeric id, for checking initData by Telegram's Ed25519 signature when this process
+    # does not hold TELEGRAM_BOT_TOKEN (e.g. an API-only deployment); the token's HMAC check wins.
+    webapp_bot_id: int | None = Field(default=None, gt=0)
     sales_tone_path: str | None = None
     webapp_dist_path: str | None = None
 
@@ -125,6 +134,7 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
 
     # Process
+    metrics_enabled: bool = False  # GET /metrics (Prometheus), behind admin Basic auth
     # Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (rate limits, logs).
     trusted_proxy_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "0.0.0.0"
@@ -159,6 +169,15 @@ class Settings(BaseSettings):
     def _webhook_path(cls, value: str) -> str:
         if not value.startswith("/"):
             raise ValueError("must start with '/'")
+        return value
+
+    @field_validator("sales_tone_path")
+    @classmethod
+    def _sales_tone_file(cls, value: str | None) -> str | None:
+        if value:
+            path = Path(value) if Path(value).is_absolute() else PROJECT_ROOT / value
+            if not path.is_file():
+                raise ValueError(f"no such file: {path}")
         return value
 
     @field_validator("log_level")

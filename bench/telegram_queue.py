@@ -143,7 +143,7 @@ async def queue_counts(database_url: str) -> dict[str, int]:
 
     db = Database(database_url)
     try:
-        return (await UpdateQueue(db).stats(dead_limit=0))["counts"]
+        return (await UpdateQueue(db).stats())["counts"]
     finally:
         await db.dispose()
 

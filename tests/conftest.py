@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from asgi_lifespan import LifespanManager
 
+from adapters.http.app import create_app
 from adapters.storage.database import Database
 from adapters.wiring import Runtime, build_runtime
 from agent.settings import Settings
@@ -43,6 +49,47 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return make_settings(tmp_path)
+
+
+async def app_client(settings: Settings, runtime: Runtime | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client on the app with its lifespan (migrations, preflight) run."""
+    app = create_app(settings, runtime=runtime)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def redis_url() -> str:
+    """The Redis at 127.0.0.1:6379 (skips outside CI when it is down; in CI that is a failure)."""
+    import redis.asyncio as redis
+
+    client = redis.from_url(REDIS_URL)
+    try:
+        await asyncio.wait_for(client.ping(), 2)
+    except Exception as error:  # noqa: BLE001
+        if IN_CI:
+            pytest.fail(f"Redis not reachable in CI: {error}")
+        pytest.skip(f"Redis at 127.0.0.1:6379 not reachable: {error}")
+    finally:
+        await client.aclose()
+    return REDIS_URL
+
+
+def run_script(script: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run scripts/<script> as an operator would, with only PATH and ``env`` in the environment."""
+    return subprocess.run(
+        [sys.executable, f"scripts/{script}", *args],
+        cwd=REPO,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _pg_available() -> str | None:

@@ -11,7 +11,7 @@ from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
 from agent.settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import app_client, make_settings
 
 SECRETS = {
     "telegram_bot_token": "123456789:AAAbbbCCCdddEEEfffGGGhhhIIIjjjKKKlll",
@@ -24,17 +24,9 @@ SECRETS = {
 }
 
 
-async def _client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
-
-
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async for c in _client(settings):
+    async for c in app_client(settings):
         yield c
 
 
@@ -77,8 +69,11 @@ async def test_diagnostics_shape(client: httpx.AsyncClient) -> None:
 
 
 async def test_no_secret_in_diagnostics_or_errors(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, **SECRETS, crm_provider="amo", amo_api_url="https://x.amocrm.ru")
-    async for client in _client(settings):
+    # A closed local port: preflight's CRM round trip fails fast and never leaves the machine.
+    settings = make_settings(
+        tmp_path, **SECRETS, crm_provider="amo", amo_api_url="http://127.0.0.1:9", startup_preflight_mode="off"
+    )
+    async for client in app_client(settings):
         bodies = [
             (await client.get("/api/runtime/diagnostics")).text,
             (await client.get("/api/health")).text,
@@ -110,7 +105,7 @@ async def test_app_serves_build_with_cache_headers(tmp_path: Path) -> None:
     (dist / "assets").mkdir(parents=True)
     (dist / "index.html").write_text("<html>mini app</html>")
     (dist / "assets" / "app-abc123.js").write_text("console.log(1)")
-    async for client in _client(make_settings(tmp_path, webapp_dist_path=str(dist))):
+    async for client in app_client(make_settings(tmp_path, webapp_dist_path=str(dist))):
         index = await client.get("/app")
         asset = await client.get("/app/assets/app-abc123.js")
         route = await client.get("/app/some/client/route")

@@ -35,8 +35,13 @@ def _levels(report: Report) -> dict[str, Level]:
 
 
 async def test_clean_configuration_passes_strict(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    (dist / "admin").mkdir(parents=True)
+    (dist / "index.html").write_text("user app")
+    (dist / "admin" / "index.html").write_text("admin app")
     report = await _report(
-        tmp_path, telegram_bot_token=VALID_TOKEN, openai_api_key="sk-test", startup_preflight_mode="strict"
+        tmp_path, telegram_bot_token=VALID_TOKEN, openai_api_key="sk-test", startup_preflight_mode="strict",
+        webapp_dist_path=str(dist),
     )
     assert report.criticals == [] and report.warnings == []
     assert not report.blocking

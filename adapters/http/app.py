@@ -8,9 +8,23 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from adapters.http import metrics
 from adapters.http.errors import install_error_handlers
+from adapters.http.metrics import MetricsMiddleware
 from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from adapters.http.routers import health, webapp
+from adapters.http.routers import (
+    admin_activity,
+    admin_leads,
+    assistant,
+    catalog,
+    crm,
+    health,
+    kb,
+    leads,
+    legal,
+    webapp,
+    whoami,
+)
 from adapters.preflight import Level, run_preflight
 from adapters.telegram.http import install_routes as install_telegram_routes
 from adapters.wiring import Runtime, build_runtime
@@ -64,7 +78,20 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.include_router(whoami.router)
+    app.include_router(legal.router)
+    app.include_router(leads.router)
+    app.include_router(admin_leads.router)
+    app.include_router(admin_activity.router)
+    app.include_router(assistant.router)
     app.include_router(webapp.router)
+    app.include_router(crm.router)
+    app.state.crm_rate_limiter = crm.make_rate_limiter(settings)
+    app.include_router(catalog.router)
+    app.include_router(kb.router)
+    if settings.metrics_enabled:
+        app.include_router(metrics.router)
+        app.add_middleware(MetricsMiddleware)
     # Outermost first: the size limit guards everything, the request id tags every log line.
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)

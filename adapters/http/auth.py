@@ -11,7 +11,7 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
 from adapters.http.dependencies import SettingsDep
 
-_basic = HTTPBasic(auto_error=False)
+basic_scheme = HTTPBasic(auto_error=False)
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="admin", charset="UTF-8"'}
 
 
@@ -29,7 +29,7 @@ def check_admin_credentials(credentials: HTTPBasicCredentials | None, settings: 
 
 
 async def require_admin(
-    settings: SettingsDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]
+    settings: SettingsDep, credentials: Annotated[HTTPBasicCredentials | None, Depends(basic_scheme)]
 ) -> str:
     if not check_admin_credentials(credentials, settings):
         raise HTTPException(401, {"reason": "admin_auth_required"}, headers=UNAUTHORIZED_HEADERS)

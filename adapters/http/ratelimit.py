@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,6 @@ def make_storage(redis_url: str | None) -> Storage:
     if redis_url:
         scheme, rest = redis_url.split("://", 1)
         return RedisStorage(f"async+{scheme}://{rest}", implementation="redispy", key_prefix="sales_agent")
-    # MemoryStorage expires keys on a timer, so memory stays bounded under many distinct keys.
     return MemoryStorage()
 
 
@@ -29,7 +28,9 @@ class RateLimiter:
     """A named limit of ``requests`` per ``window_seconds`` for any key (a user id, an IP)."""
 
     def __init__(self, storage: Storage, name: str, requests: int, window_seconds: int) -> None:
-        self.limiter = MovingWindowRateLimiter(storage)
+        # The sliding-window counter keeps two counters per key that expire, so memory stays bounded
+        # under many distinct keys (the moving window keeps every event and purged them far slower).
+        self.limiter = SlidingWindowCounterRateLimiter(storage)
         self.name = name
         self.item = RateLimitItemPerSecond(requests, window_seconds)
 

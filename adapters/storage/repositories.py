@@ -204,11 +204,12 @@ class MessageRepository:
             return message
 
     async def exists(self, idempotency_key: str) -> bool:
+        return await self.by_idempotency_key(idempotency_key) is not None
+
+    async def by_idempotency_key(self, idempotency_key: str) -> Message | None:
         async with self.db.session() as session:
-            found = await session.exec(
-                select(Message.id).where(Message.idempotency_key == idempotency_key)
-            )
-            return found.first() is not None
+            found = await session.exec(select(Message).where(Message.idempotency_key == idempotency_key))
+            return found.first()
 
     async def recent(self, conversation_id: int, *, limit: int = 40) -> list[Message]:
         async with self.db.session() as session:
@@ -270,6 +271,18 @@ class LeadRepository:
     async def count(self) -> int:
         async with self.db.session() as session:
             return (await session.exec(select(func.count()).select_from(Lead))).one()
+
+    async def set_crm_status(
+        self, lead_id: int, status: str, *, crm_id: str | None = None, error: str | None = None
+    ) -> None:
+        """Record a direct push's outcome (the outbox records its own; /leadtest uses this)."""
+        async with self.db.session() as session:
+            await session.exec(
+                update(Lead)
+                .where(Lead.id == lead_id)
+                .values(crm_status=status, crm_id=crm_id, crm_error=error, updated_at=utcnow())
+            )
+            await session.commit()
 
 
 class ConsentRepository:

@@ -246,28 +246,14 @@ class UpdateQueue:
     def close(self) -> None:
         self._writes.close()
 
-    async def stats(self, *, dead_limit: int = 20) -> dict[str, Any]:
-        """Counts per status and the newest dead-lettered updates (for diagnostics and admin)."""
+    async def stats(self) -> dict[str, Any]:
+        """Counts per status and the oldest waiting update (diagnostics)."""
         async with self.db.engine.connect() as conn:
             counts = dict((await conn.execute(select(TABLE.c.status, func.count()).group_by(TABLE.c.status))).all())
             oldest = (
                 await conn.execute(select(func.min(TABLE.c.created_at)).where(TABLE.c.status.in_(("queued", "retry"))))
             ).scalar()
-            dead = (
-                await conn.execute(
-                    select(TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.attempts, TABLE.c.last_error, TABLE.c.updated_at)
-                    .where(TABLE.c.status == "dead")
-                    .order_by(TABLE.c.id.desc())
-                    .limit(dead_limit)
-                )
-            ).all()
-        waiting = counts.get("queued", 0) + counts.get("retry", 0)
         return {
             "counts": {s: counts.get(s, 0) for s in ("queued", "processing", "retry", "done", "dead")},
-            "waiting": waiting,
             "oldest_waiting_at": oldest.isoformat() if oldest else None,
-            "dead": [
-                {"update_id": d[0], "chat_id": d[1], "attempts": d[2], "last_error": d[3], "at": d[4].isoformat()}
-                for d in dead
-            ],
         }

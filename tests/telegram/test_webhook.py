@@ -92,9 +92,7 @@ async def test_an_unprocessable_update_is_dead_lettered_and_shown_to_admins(serv
     response = await service.client.post(PATH, json={"update_id": 5, "message": "not an object"}, headers=GOOD)
     assert response.json() == {"ok": True, "queued": True}
     await service.settle(5)
-    assert (await service.client.get("/admin/telegram/queue")).status_code == 401
-    view = (await service.client.get("/admin/telegram/queue", auth=("admin", "a-long-test-password"))).json()
-    assert view["counts"]["dead"] == 1
-    assert view["dead"][0]["update_id"] == 5 and "not a valid Telegram update" in view["dead"][0]["last_error"]
+    view = (await service.client.get("/admin/telegram/dead-updates", auth=("admin", "a-long-test-password"))).json()
+    assert view["items"][0]["update_id"] == 5 and "not a valid Telegram update" in view["items"][0]["last_error"]
     diagnostics = (await service.client.get("/api/runtime/diagnostics")).json()
     assert diagnostics["telegram_queue"]["counts"]["dead"] == 1

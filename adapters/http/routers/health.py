@@ -44,6 +44,7 @@ async def diagnostics(runtime: RuntimeDep) -> dict[str, object]:
             "database_on_persistent_storage": runtime.db.is_sqlite is False or paths.database_on_persistent_storage,
             "vector_meta_on_persistent_storage": paths.vector_meta_on_persistent_storage,
             "telegram_mode": settings.telegram_mode.value,
+            "telegram_webhook_path": settings.telegram_webhook_path,
             "telegram_configured": settings.telegram_bot_token is not None,
             "llm_configured": settings.llm_configured,
             "llm_model": settings.openai_model,
@@ -64,10 +65,9 @@ async def _telegram_queue(runtime: RuntimeDep) -> dict[str, object] | None:
     if runtime.telegram is None:
         return None
     try:
-        stats = await runtime.telegram.queue.stats(dead_limit=0)
+        return await runtime.telegram.queue.stats()
     except Exception as error:
         return {"error": type(error).__name__}
-    return {"counts": stats["counts"], "oldest_waiting_at": stats["oldest_waiting_at"]}
 
 
 _LANDING = """<!doctype html>

@@ -1,4 +1,8 @@
-"""Serves the built Mini App (webapp/dist) at /app, or a clear page saying a build is needed."""
+"""Serves the built Mini Apps (webapp/dist) at /app and /admin/miniapp, or a page saying a build is needed.
+
+One multi-page Vite build: dist/index.html is the user app, dist/admin/index.html the admin app;
+both load their hashed assets from /app/assets/.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +27,12 @@ _BUILD_REQUIRED = """<!doctype html><html lang="ru"><head><meta charset="utf-8">
 (or <code>make run</code>), or set <code>WEBAPP_DIST_PATH</code> to the built folder.</p></body></html>"""
 
 
-def _serve(dist: Path, relative: str) -> Response:
-    index = dist / "index.html"
+USER_ENTRY = "index.html"
+ADMIN_ENTRY = "admin/index.html"
+
+
+def _serve(dist: Path, relative: str, entry: str = USER_ENTRY) -> Response:
+    index = dist / entry
     if not index.is_file():
         return HTMLResponse(_BUILD_REQUIRED, status_code=503, headers={"Cache-Control": "no-store"})
     if relative:
@@ -43,3 +51,10 @@ def _serve(dist: Path, relative: str) -> Response:
 @router.get("/app/{relative:path}", include_in_schema=False)
 async def user_app(settings: SettingsDep, relative: str = "") -> Response:
     return _serve(settings.webapp_dist, relative)
+
+
+@router.get("/admin/miniapp", include_in_schema=False)
+@router.get("/admin/miniapp/", include_in_schema=False)
+async def admin_app(settings: SettingsDep) -> Response:
+    """The page itself holds no data: its API calls need Basic auth or an allowed admin's initData."""
+    return _serve(settings.webapp_dist, "", ADMIN_ENTRY)

@@ -1,0 +1,42 @@
+"""Start-up check of the configured CRM: one cheap authenticated read, reported without secrets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from adapters.preflight import Check, Level
+from agent.errors import CrmError
+from agent.settings import CrmProvider
+
+if TYPE_CHECKING:
+    from adapters.wiring import Runtime
+
+
+def _settings_complete(runtime: Runtime) -> bool:
+    settings = runtime.settings
+    if settings.crm_provider is CrmProvider.tallanto:
+        return bool(settings.tallanto_api_url) and (settings.tallanto_api_token or settings.tallanto_api_key) is not None
+    return bool(settings.amo_api_url) and settings.amo_access_token is not None
+
+
+async def crm_connection(runtime: Runtime) -> list[Check]:
+    settings = runtime.settings
+    provider = settings.crm_provider
+    # `none` needs no check, and missing settings are already reported by the crm_settings check.
+    if provider is CrmProvider.none or not _settings_complete(runtime):
+        return []
+    checks: list[Check] = []
+    if provider is CrmProvider.tallanto and settings.tallanto_read_only_enabled:
+        checks.append(
+            Check(
+                "crm_read_only",
+                Level.warning,
+                "TALLANTO_READ_ONLY=1: writes are refused, so new leads stay in the database with crm_status=failed (read_only)",
+            )
+        )
+    try:
+        await runtime.crm.check()
+    except CrmError as error:
+        # The message names the provider, the call, the status and the CRM's error code; never the token.
+        return [*checks, Check("crm_connection", Level.critical, f"{error.kind}: {error}")]
+    return [*checks, Check("crm_connection", Level.ok, f"{provider.value}: authenticated read succeeded")]

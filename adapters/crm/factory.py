@@ -1,0 +1,46 @@
+"""Pick the CRM implementation CRM_PROVIDER names; `none` keeps leads in the database only."""
+
+from __future__ import annotations
+
+import httpx
+
+from adapters.crm.amo import AmoCRM
+from adapters.crm.tallanto import TallantoCRM
+from agent.errors import CrmError
+from agent.ports import CRM, CrmLookupResult, CrmPushResult, LeadPayload
+from agent.settings import CrmProvider, Settings
+
+
+class NoCRM:
+    """CRM_PROVIDER=none: leads live in the database and the admin views; look-ups find nothing."""
+
+    name = CrmProvider.none.value
+
+    async def push_lead(self, lead: LeadPayload) -> CrmPushResult:
+        raise CrmError("no CRM is configured (CRM_PROVIDER=none)", retryable=False, kind="disabled")
+
+    async def lookup(self, phone: str) -> CrmLookupResult:
+        return CrmLookupResult(found=False)
+
+    async def check(self) -> None:
+        return None
+
+
+def _secret(value: object) -> str:
+    return value.get_secret_value() if value is not None else ""  # type: ignore[attr-defined]
+
+
+def build_crm(settings: Settings, http: httpx.AsyncClient | None) -> CRM:
+    """The configured provider; a real one needs ``http`` (preflight reports missing settings)."""
+    if settings.crm_provider is CrmProvider.none or http is None:
+        return NoCRM()
+    if settings.crm_provider is CrmProvider.tallanto:
+        token = settings.tallanto_api_token or settings.tallanto_api_key
+        return TallantoCRM(
+            http,
+            settings.tallanto_api_url or "",
+            _secret(token),
+            contact_module=settings.tallanto_default_contact_module,
+            read_only=settings.tallanto_read_only_enabled,
+        )
+    return AmoCRM(http, settings.amo_api_url or "", _secret(settings.amo_access_token))

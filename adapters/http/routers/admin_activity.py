@@ -1,0 +1,160 @@
+"""Admin API over conversations (list, transcript, ending human mode), dead Telegram updates and the funnel."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from adapters.http.dependencies import RuntimeDep
+from adapters.http.miniapp_auth import AdminAccessDep
+from adapters.http.routers.admin_leads import RowId
+from adapters.storage.admin_queries import AdminQueries
+from adapters.storage.funnel import compute_funnel
+from adapters.storage.models import Conversation, Message, User
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["admin"])
+
+PREVIEW_CHARS = 200
+PAYLOAD_CHARS = 4000
+TRANSCRIPT_LIMIT = 500
+FUNNEL_DEFAULT_DAYS = 30
+FUNNEL_MAX_DAYS = 366
+
+
+def _user_json(user: User | None) -> dict[str, object] | None:
+    if user is None:
+        return None
+    return {
+        "id": user.id,
+        "identity": user.identity,
+        "external_id": user.external_id,
+        "first_name": user.first_name,
+        "username": user.username,
+        "source": user.source,
+    }
+
+
+def _conversation_json(conversation: Conversation, user: User | None, in_human_mode: bool) -> dict[str, object]:
+    return {
+        "id": conversation.id,
+        "brand": conversation.brand,
+        "user": _user_json(user),
+        "profile": conversation.profile,
+        "in_human_mode": in_human_mode,
+        "human_mode_until": conversation.human_mode_until.isoformat() if conversation.human_mode_until else None,
+        "handoff_reason": conversation.handoff_reason,
+        "created_at": conversation.created_at.isoformat(),
+        "last_message_at": conversation.last_message_at.isoformat() if conversation.last_message_at else None,
+    }
+
+
+def _message_json(message: Message) -> dict[str, object]:
+    return {
+        "id": message.id,
+        "role": message.role,
+        "channel": message.channel,
+        "content": message.content,
+        "meta": message.meta,  # tool calls, cards, quick replies
+        "created_at": message.created_at.isoformat(),
+    }
+
+
+@router.get("/admin/conversations")
+async def list_conversations(
+    _: AdminAccessDep,
+    runtime: RuntimeDep,
+    handoff: Annotated[bool, Query(description="only conversations in human mode")] = False,
+    brand: Annotated[str | None, Query(max_length=32)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, object]:
+    rows, total = await AdminQueries(runtime.db).conversations(
+        now=runtime.clock(), offset=(page - 1) * per_page, limit=per_page, handoff_only=handoff, brand=brand or None
+    )
+    items = []
+    for row in rows:
+        item = _conversation_json(row.conversation, row.user, row.in_human_mode)
+        last = row.last_message
+        item["last_message"] = (
+            {"role": last.role, "text": last.content[:PREVIEW_CHARS], "created_at": last.created_at.isoformat()}
+            if last
+            else None
+        )
+        items.append(item)
+    return {"ok": True, "items": items, "total": total, "page": page, "per_page": per_page}
+
+
+@router.get("/admin/conversations/{conversation_id}")
+async def conversation_transcript(
+    conversation_id: RowId, _: AdminAccessDep, runtime: RuntimeDep
+) -> dict[str, object]:
+    found = await AdminQueries(runtime.db).transcript(conversation_id, limit=TRANSCRIPT_LIMIT)
+    if found is None:
+        raise HTTPException(404, {"reason": "not_found", "detail": f"conversation {conversation_id}"})
+    conversation, user, messages = found
+    in_human_mode = conversation.human_mode_until is not None and conversation.human_mode_until > runtime.clock()
+    return {
+        "ok": True,
+        "conversation": _conversation_json(conversation, user, in_human_mode),
+        "messages": [_message_json(m) for m in messages],
+    }
+
+
+@router.post("/admin/conversations/{conversation_id}/release")
+async def release_conversation(
+    conversation_id: RowId, who: AdminAccessDep, runtime: RuntimeDep
+) -> dict[str, object]:
+    """End human mode: the assistant answers this user again."""
+    if runtime.assistant is None:
+        raise HTTPException(503, {"reason": "assistant_unavailable"})
+    await runtime.assistant.release(conversation_id)  # NotFound → 404
+    log.info("conversation %s released to the assistant by %s", conversation_id, who)
+    return {"ok": True, "conversation_id": conversation_id, "in_human_mode": False}
+
+
+@router.get("/admin/telegram/dead-updates")
+async def dead_updates(
+    _: AdminAccessDep,
+    runtime: RuntimeDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, object]:
+    """Telegram updates that failed every retry (status "dead"), newest first, for a manager to follow up."""
+    rows, total = await AdminQueries(runtime.db).dead_updates(offset=(page - 1) * per_page, limit=per_page)
+    items = [
+        {
+            "id": row.id,
+            "update_id": row.update_id,
+            "chat_id": row.chat_id,
+            "attempts": row.attempts,
+            "last_error": row.last_error,
+            "payload": row.payload[:PAYLOAD_CHARS],
+            "created_at": row.created_at.isoformat(),
+            "updated_at": row.updated_at.isoformat(),
+        }
+        for row in rows
+    ]
+    return {"ok": True, "items": items, "total": total, "page": page, "per_page": per_page}
+
+
+@router.get("/admin/funnel")
+async def funnel(
+    _: AdminAccessDep,
+    runtime: RuntimeDep,
+    date_from: Annotated[date | None, Query(description="first day, inclusive (UTC); default 30 days ago")] = None,
+    date_to: Annotated[date | None, Query(description="last day, inclusive (UTC); default today")] = None,
+    brand: Annotated[str | None, Query(max_length=32)] = None,
+) -> dict[str, object]:
+    last = date_to or runtime.clock().date()
+    first = date_from or last - timedelta(days=FUNNEL_DEFAULT_DAYS - 1)
+    if first > last or (last - first).days >= FUNNEL_MAX_DAYS:
+        detail = f"date_from must be on or before date_to, at most {FUNNEL_MAX_DAYS} days apart"
+        raise HTTPException(422, {"reason": "invalid_request", "field": "date_from", "detail": detail})
+    since = datetime.combine(first, time(), UTC)
+    until = datetime.combine(last + timedelta(days=1), time(), UTC)
+    result = await compute_funnel(runtime.db, since=since, until=until, brand=brand or None)
+    return {"ok": True, "date_from": first.isoformat(), "date_to": last.isoformat(), **result}

@@ -1,0 +1,146 @@
+"""Admin API over leads: list with filters, status and note changes, CSV export for spreadsheets."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, model_validator
+
+from adapters.http.dependencies import RuntimeDep
+from adapters.http.miniapp_auth import AdminAccessDep
+from adapters.storage.admin_queries import AdminQueries, LeadFilter
+from adapters.storage.models import Lead
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["admin"])
+
+LeadStatus = Literal["new", "contacted", "trial", "enrolled", "lost"]
+# Row ids are 32-bit integers in PostgreSQL: anything larger is a 422, not a database error.
+RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+CSV_ROW_LIMIT = 50_000
+# A spreadsheet runs a cell starting with these as a formula (CSV injection); a leading ' defuses it.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def lead_filter(
+    status: Annotated[LeadStatus | None, Query()] = None,
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    brand: Annotated[str | None, Query(max_length=32)] = None,
+    date_from: Annotated[date | None, Query(description="first day, inclusive (UTC)")] = None,
+    date_to: Annotated[date | None, Query(description="last day, inclusive (UTC)")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="name, phone digits or note")] = None,
+) -> LeadFilter:
+    if date_from and date_to and date_from > date_to:
+        raise HTTPException(422, {"reason": "invalid_request", "field": "date_from", "detail": "after date_to"})
+    return LeadFilter(
+        status=status,
+        source=source or None,
+        brand=brand or None,
+        created_from=datetime.combine(date_from, time(), UTC) if date_from else None,
+        created_to=datetime.combine(date_to + timedelta(days=1), time(), UTC) if date_to else None,
+        text=q.strip() if q and q.strip() else None,
+    )
+
+
+LeadFilterDep = Annotated[LeadFilter, Depends(lead_filter)]
+
+
+def lead_json(lead: Lead) -> dict[str, object]:
+    return {
+        "id": lead.id,
+        "created_at": lead.created_at.isoformat(),
+        "updated_at": lead.updated_at.isoformat(),
+        "brand": lead.brand,
+        "channel": lead.channel,
+        "source": lead.source,
+        "name": lead.name,
+        "phone": lead.phone,
+        "profile": lead.profile,
+        "program_ids": lead.program_ids,
+        "status": lead.status,
+        "manager_note": lead.manager_note,
+        "crm_status": lead.crm_status,
+        "crm_id": lead.crm_id,
+        "crm_error": lead.crm_error,
+        "is_test": lead.is_test,
+        "user_id": lead.user_id,
+        "conversation_id": lead.conversation_id,
+    }
+
+
+@router.get("/admin/leads")
+async def list_leads(
+    _: AdminAccessDep,
+    runtime: RuntimeDep,
+    where: LeadFilterDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, object]:
+    rows, total = await AdminQueries(runtime.db).leads(where, offset=(page - 1) * per_page, limit=per_page)
+    return {"ok": True, "items": [lead_json(r) for r in rows], "total": total, "page": page, "per_page": per_page}
+
+
+class LeadChange(BaseModel):
+    status: LeadStatus | None = None
+    manager_note: str | None = Field(default=None, max_length=4000)
+
+    @model_validator(mode="after")
+    def _something_changes(self) -> LeadChange:
+        if self.status is None and self.manager_note is None:
+            raise ValueError("give status or manager_note")
+        return self
+
+
+@router.patch("/admin/leads/{lead_id}")
+async def change_lead(
+    lead_id: RowId, change: LeadChange, who: AdminAccessDep, runtime: RuntimeDep
+) -> dict[str, object]:
+    lead = await AdminQueries(runtime.db).update_lead(lead_id, status=change.status, manager_note=change.manager_note)
+    if lead is None:
+        raise HTTPException(404, {"reason": "not_found", "detail": f"lead {lead_id}"})
+    noted = change.manager_note is not None
+    log.info("lead %s changed by %s: status=%s note_changed=%s", lead_id, who, change.status, noted)
+    return {"ok": True, "lead": lead_json(lead)}
+
+
+CSV_COLUMNS = (
+    "id", "created_at", "brand", "channel", "source", "name", "phone", "grade", "goal", "subject", "format",
+    "program_ids", "status", "crm_status", "manager_note",
+)
+
+
+def neutralise(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
+def leads_csv(leads: list[Lead]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for lead in leads:
+        profile = lead.profile or {}
+        values = {
+            **lead_json(lead),
+            **{k: profile.get(k) for k in ("grade", "goal", "subject", "format")},
+            "program_ids": ",".join(lead.program_ids or []),
+        }
+        writer.writerow([neutralise(values[c]) for c in CSV_COLUMNS])
+    # The BOM makes Excel read the file as UTF-8 (Cyrillic names); `;` is its separator in ru locales.
+    return "\ufeff" + buffer.getvalue()
+
+
+@router.get("/admin/leads.csv")
+async def export_leads(_: AdminAccessDep, runtime: RuntimeDep, where: LeadFilterDep) -> Response:
+    rows, _total = await AdminQueries(runtime.db).leads(where, offset=0, limit=CSV_ROW_LIMIT)
+    return Response(
+        leads_csv(list(rows)).encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="leads.csv"', "Cache-Control": "no-store"},
+    )

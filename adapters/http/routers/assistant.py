@@ -1,0 +1,121 @@
+"""POST /api/assistant/ask: the assistant over HTTP, for integrations (Bearer token) and the Mini App.
+
+Auth: ``Authorization: Bearer <ASSISTANT_API_TOKEN>`` (constant-time; a blank setting disables the
+token route) or Mini App initData (``Authorization: tma <initData>`` or ``X-Tg-Init-Data``, verified by
+adapters/http/miniapp_auth.py).
+Limits: ASSISTANT_RATE_LIMIT_USER_REQUESTS per user and ASSISTANT_RATE_LIMIT_IP_REQUESTS per client IP
+within ASSISTANT_RATE_LIMIT_WINDOW_SECONDS; over the limit: 429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field, model_validator
+
+from adapters.http.auth import client_ip
+from adapters.http.dependencies import RuntimeDep, SettingsDep
+from adapters.http.miniapp_auth import OptionalInitDataDep
+from agent.settings import Settings
+from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply
+
+router = APIRouter()
+# Longer messages are accepted and cut to 4000 characters with a note (agent/guardrails.py).
+MAX_MESSAGE_CHARS = 20_000
+
+
+class AskRequest(BaseModel):
+    message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
+    user_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[\w.:@-]+$")
+    brand: str | None = Field(default=None, max_length=32)
+    # A quick-reply payload the user pressed (see agent/service.py for the reserved ones).
+    choice: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def _something_to_answer(self) -> AskRequest:
+        if not (self.message and self.message.strip()) and not self.choice:
+            raise ValueError("message must not be empty")
+        return self
+
+
+class AskResponse(BaseModel):
+    ok: bool = True
+    text: str
+    quick_replies: list[QuickReply]
+    cards: list[ProgramCard]
+    actions: list[Action]
+    conversation_id: int | None
+    lead_id: int | None
+    silent: bool
+    engine: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    channel: Channel
+    user_id: str | None  # known from auth for the Mini App; from the body for token callers
+    first_name: str | None = None
+    username: str | None = None
+
+
+def _unauthorized(reason: str = "unauthorized") -> HTTPException:
+    return HTTPException(401, {"reason": reason}, headers={"WWW-Authenticate": 'Bearer realm="assistant"'})
+
+
+async def assistant_caller(request: Request, settings: SettingsDep, init_data: OptionalInitDataDep) -> Caller:
+    scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() == "bearer" and credentials:
+        if _token_matches(credentials, settings):
+            return Caller(channel=Channel.api, user_id=None)
+        raise _unauthorized()
+    # Forged or expired initData was already refused (401 invalid_init_data / expired) by the dependency.
+    if init_data is not None and init_data.user is not None:
+        user = init_data.user
+        return Caller(channel=Channel.miniapp, user_id=str(user.id), first_name=user.first_name, username=user.username)
+    raise _unauthorized()
+
+
+def _token_matches(given: str, settings: Settings) -> bool:
+    expected = settings.assistant_api_token.get_secret_value() if settings.assistant_api_token else ""
+    if not expected:
+        return False  # a blank ASSISTANT_API_TOKEN disables the token route
+    return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+CallerDep = Annotated[Caller, Depends(assistant_caller)]
+
+
+def _too_many(retry_after: int) -> HTTPException:
+    return HTTPException(429, {"reason": "rate_limited", "retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
+
+
+async def ip_limit(request: Request, runtime: RuntimeDep) -> None:
+    """Counted before authentication, so guessing tokens is throttled like any other traffic."""
+    limits = runtime.assistant_limits
+    assert limits is not None
+    decision = await limits.per_ip.hit(client_ip(request, runtime.settings.trusted_proxy_ips))
+    if not decision.allowed:
+        raise _too_many(decision.retry_after)
+
+
+@router.post("/api/assistant/ask", response_model=AskResponse, dependencies=[Depends(ip_limit)])
+async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep) -> AskResponse:
+    user_id = caller.user_id or body.user_id
+    if not user_id:
+        raise HTTPException(422, {"reason": "invalid_request", "field": "user_id", "detail": "user_id is required"})
+    limits = runtime.assistant_limits
+    assert limits is not None
+    user_decision = await limits.per_user.hit(f"{caller.channel.value}:{user_id}")
+    if not user_decision.allowed:
+        raise _too_many(user_decision.retry_after)
+    if runtime.assistant is None:
+        raise HTTPException(503, {"reason": "assistant_unavailable"})
+    inbound = Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice)
+    # The Mini App's initData names the user: keep their display name like the bot does.
+    named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
+    reply = await runtime.assistant.handle(named)
+    return AskResponse(**reply.model_dump(exclude={"usage"}))

@@ -1,0 +1,35 @@
+"""GET /api/catalog/search: the top programs for a family's criteria (Mini App, bot, load smoke)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
+
+from adapters.http.dependencies import RuntimeDep
+from agent.catalog import Format, Goal, Grade, SearchCriteria, Subject
+
+router = APIRouter()
+
+
+def _blank_is_absent(value: object) -> object:
+    # A form that sends "grade=" means "any grade", not a bad grade.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Blank = BeforeValidator(_blank_is_absent)
+
+
+@router.get("/api/catalog/search")
+async def catalog_search(
+    runtime: RuntimeDep,
+    brand: Annotated[str | None, Query(max_length=64, description="blank or absent: BRAND_DEFAULT")] = None,
+    grade: Annotated[Grade | None, Blank, Query(description="1..11")] = None,
+    goal: Annotated[Goal | None, Blank, Query()] = None,
+    subject: Annotated[Subject | None, Blank, Query()] = None,
+    format: Annotated[Format | None, Blank, Query()] = None,
+) -> dict[str, object]:
+    criteria = SearchCriteria(grade=grade, goal=goal, subject=subject, format=format)
+    result = runtime.catalog.search(brand or runtime.settings.brand_default, criteria, today=runtime.today())
+    return {"ok": True, **result.model_dump()}

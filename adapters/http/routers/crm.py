@@ -1,0 +1,104 @@
+"""The runbook's read-only Tallanto API: /api/crm/meta/modules, /api/crm/meta/fields, /api/crm/lookup.
+
+Open only with CRM_PROVIDER=tallanto, TALLANTO_READ_ONLY=1 (the literal) and CRM_API_EXPOSED=true;
+otherwise every path answers 404 {"reason": "crm_api_disabled"}. The per-IP limit is taken before the
+admin password is checked, so guessing passwords costs requests too. Look-ups answer anonymised context
+only (found, tags, interests, last_touch_days).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from adapters.crm.tallanto import TallantoCRM, api_module
+from adapters.http.auth import AdminDep, client_ip
+from adapters.http.dependencies import RuntimeDep
+from adapters.http.ratelimit import RateLimiter, make_storage
+from agent.errors import CrmError
+from agent.settings import CrmProvider, Settings
+
+MODULE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
+FIELD_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def crm_api_enabled(settings: Settings) -> bool:
+    return (
+        settings.crm_provider is CrmProvider.tallanto
+        and settings.tallanto_read_only_enabled
+        and settings.crm_api_exposed
+    )
+
+
+def make_rate_limiter(settings: Settings) -> RateLimiter:
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    return RateLimiter(
+        make_storage(redis_url),
+        "crm_api_ip",
+        settings.crm_rate_limit_ip_requests,
+        settings.crm_rate_limit_window_seconds,
+    )
+
+
+async def _open_and_within_limit(request: Request, runtime: RuntimeDep) -> None:
+    settings = runtime.settings
+    if not crm_api_enabled(settings) or not isinstance(runtime.crm, TallantoCRM):
+        raise HTTPException(404, {"reason": "crm_api_disabled"})
+    limiter: RateLimiter = request.app.state.crm_rate_limiter
+    decision = await limiter.hit(client_ip(request, settings.trusted_proxy_ips))
+    if not decision.allowed:
+        raise HTTPException(429, {"reason": "rate_limited"}, headers={"Retry-After": str(decision.retry_after)})
+
+
+# Router dependencies run before the endpoint's own (AdminDep), which is the order the limit needs.
+router = APIRouter(prefix="/api/crm", tags=["crm"], dependencies=[Depends(_open_and_within_limit)])
+
+
+def _tallanto(runtime: RuntimeDep) -> TallantoCRM:
+    assert isinstance(runtime.crm, TallantoCRM)  # guaranteed by _open_and_within_limit
+    return runtime.crm
+
+
+TallantoDep = Annotated[TallantoCRM, Depends(_tallanto)]
+ModuleQuery = Annotated[str | None, Query(pattern=MODULE_PATTERN)]
+
+
+def _upstream_error(error: CrmError) -> HTTPException:
+    if error.kind == "rate_limited":
+        retry = str(int(error.retry_after or 1))
+        return HTTPException(503, {"reason": "crm_unavailable", "kind": error.kind}, headers={"Retry-After": retry})
+    status = 504 if error.kind == "timeout" else 502
+    return HTTPException(status, {"reason": "crm_unavailable", "kind": error.kind})
+
+
+@router.get("/meta/modules")
+async def modules(_: AdminDep, crm: TallantoDep) -> dict[str, object]:
+    try:
+        return {"ok": True, "modules": await crm.modules()}
+    except CrmError as error:
+        raise _upstream_error(error) from None
+
+
+@router.get("/meta/fields")
+async def fields(_: AdminDep, crm: TallantoDep, module: ModuleQuery = None) -> dict[str, object]:
+    name = api_module(module) if module else crm.contact_module
+    try:
+        return {"ok": True, "module": name, "fields": await crm.fields(name)}
+    except CrmError as error:
+        raise _upstream_error(error) from None
+
+
+@router.get("/lookup")
+async def lookup(
+    _: AdminDep,
+    crm: TallantoDep,
+    field: Annotated[str, Query(pattern=FIELD_PATTERN)],
+    value: Annotated[str, Query(min_length=1, max_length=128)],
+    module: ModuleQuery = None,
+) -> dict[str, object]:
+    try:
+        result = await crm.lookup_field(module or crm.contact_module, field, value)
+    except CrmError as error:
+        raise _upstream_error(error) from None
+    return {"ok": True, **result.model_dump()}

@@ -1,0 +1,95 @@
+"""POST /api/leads: the Mini App's lead form. initData says who; the core's LeadService does the rest
+(phone normalisation, consent proof with the consent text version, 24 h dedupe, lead + CRM outbox)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, StringConstraints
+
+from adapters.http.dependencies import RuntimeDep
+from adapters.http.miniapp_auth import TelegramUserDep
+from adapters.wiring import Runtime
+from agent.errors import ConsentRequired, UnknownBrand
+from agent.leads import MARKETING, PERSONAL_DATA, normalize_phone
+from agent.state import LeadRequest
+from agent.types import Channel, Identity
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["mini app"])
+
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
+MINIAPP_SOURCE = "miniapp"
+
+
+class MiniAppLead(BaseModel):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    phone: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    consent_personal_data: bool = False
+    consent_marketing: bool = False
+    brand: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_-]{1,32}$")] | None = None
+    grade: int | None = Field(default=None, ge=1, le=11)
+    goal: Short | None = None
+    subject: Short | None = None
+    format: Short | None = None
+    program_ids: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list, max_length=10)
+
+
+CONFIRMATION = (
+    "Спасибо, {name}! Мы получили вашу заявку из мини-приложения. "
+    "Менеджер свяжется с вами в рабочее время (ежедневно 10:00–18:00)."
+)
+
+
+async def _confirm_in_chat(runtime: Runtime, telegram_id: int, name: str) -> None:
+    try:
+        await runtime.notifier.notify_user(telegram_id, CONFIRMATION.format(name=name))
+    except Exception:  # the lead is stored; a failed courtesy message must not turn it into an error
+        log.warning("could not confirm the Mini App lead in chat", exc_info=True)
+
+
+@router.post("/api/leads", status_code=201)
+async def submit_lead(
+    body: MiniAppLead, user: TelegramUserDep, runtime: RuntimeDep, tasks: BackgroundTasks
+) -> JSONResponse:
+    """201 {"ok": true, "lead_id", "duplicate"}; 422 consent_required / a bad phone; 401 without valid initData."""
+    service = runtime.lead_service
+    if service is None:
+        raise HTTPException(503, {"reason": "leads_unavailable"})
+    # Checked before anything is stored: no consent record, user or lead for a request that fails.
+    if not body.consent_personal_data:
+        raise ConsentRequired("the personal-data consent box was not ticked")
+    phone = normalize_phone(body.phone)
+    brand = body.brand or runtime.settings.brand_default
+    if brand not in runtime.catalog.brand_ids():
+        raise UnknownBrand(brand)
+
+    state = await runtime.store.load(
+        Identity.telegram.value, str(user.id), brand, first_name=user.first_name, username=user.username
+    )
+    for kind, granted in ((PERSONAL_DATA, True), (MARKETING, body.consent_marketing)):
+        await service.record_consent(
+            user_id=state.user_id, brand=brand, granted=granted, channel=Channel.miniapp.value,
+            telegram_id=user.id, kind=kind,
+        )
+    profile = body.model_dump(include={"grade", "goal", "subject", "format"}, exclude_none=True)
+    outcome = await service.create(
+        LeadRequest(
+            user_id=state.user_id,
+            conversation_id=state.conversation_id,
+            brand=brand,
+            channel=Channel.miniapp.value,
+            phone=phone,
+            name=body.name,
+            source=state.source or MINIAPP_SOURCE,
+            profile=profile,
+            program_ids=body.program_ids,
+        ),
+        now=runtime.clock(),
+    )
+    if outcome.created:
+        tasks.add_task(_confirm_in_chat, runtime, user.id, body.name)
+    return JSONResponse({"ok": True, "lead_id": outcome.lead_id, "duplicate": not outcome.created}, 201)

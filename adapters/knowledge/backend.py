@@ -1,0 +1,53 @@
+"""Which knowledge backend the service uses: the OpenAI vector store when configured, else the local index."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from openai import AsyncOpenAI
+
+from adapters.knowledge.documents import KnowledgeDocument
+from adapters.knowledge.local import LocalKnowledge
+from adapters.knowledge.vector_store import UsageRecorder, VectorStoreKnowledge
+from agent.ports import KnowledgeResult
+from agent.settings import Settings
+
+# The search sits inside a user's turn: fail fast and let the local index answer.
+VECTOR_SEARCH_TIMEOUT_SECONDS = 10.0
+
+
+class KnowledgeBackend(Protocol):
+    """agent.ports.Knowledge plus the document texts (guardrails, admin tools)."""
+
+    name: str
+
+    async def search(self, brand: str, query: str, *, limit: int = 3) -> KnowledgeResult: ...
+
+    def documents(self, brand: str) -> list[KnowledgeDocument]: ...
+
+    def document(self, brand: str, slug: str) -> KnowledgeDocument | None: ...
+
+    def known_amounts(self, brand: str) -> set[int]: ...
+
+    def brands(self) -> list[str]: ...
+
+
+def openai_client(settings: Settings, *, timeout: float | None = None, max_retries: int | None = None) -> AsyncOpenAI:
+    if settings.openai_api_key is None:
+        raise ValueError("OPENAI_API_KEY is not set")
+    return AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        timeout=timeout if timeout is not None else settings.openai_timeout_seconds,
+        max_retries=max_retries if max_retries is not None else settings.openai_max_retries,
+    )
+
+
+def build_knowledge(settings: Settings, usage_recorder: UsageRecorder | None = None) -> KnowledgeBackend:
+    local = LocalKnowledge.from_directory(settings.knowledge_path)
+    if not settings.openai_vector_store_id or not settings.llm_configured:
+        return local
+    client = openai_client(
+        settings, timeout=min(settings.openai_timeout_seconds, VECTOR_SEARCH_TIMEOUT_SECONDS), max_retries=1
+    )
+    return VectorStoreKnowledge(client, settings.openai_vector_store_id, local, usage_recorder=usage_recorder)

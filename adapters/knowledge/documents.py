@@ -1,0 +1,103 @@
+"""Knowledge documents: knowledge/<brand>/<slug>.md with YAML front matter (title, sources, checked_at)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
+
+from agent.catalog import ContentIssue
+
+FRONT_MATTER_FENCE = "---"
+
+
+class FrontMatter(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    title: str = Field(min_length=1)
+    sources: list[HttpUrl] = Field(min_length=1)
+    checked_at: date | None = None
+
+
+@dataclass(frozen=True)
+class KnowledgeDocument:
+    brand: str
+    slug: str  # the file name without .md: the document's id everywhere (passages, vector store)
+    title: str
+    sources: tuple[str, ...]
+    checked_at: date | None
+    body: str
+    path: Path
+
+    @property
+    def source_url(self) -> str | None:
+        return self.sources[0] if self.sources else None
+
+
+class DocumentError(ValueError):
+    def __init__(self, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _split_front_matter(text: str) -> tuple[object, str]:
+    lines = text.lstrip("\ufeff").splitlines()
+    if not lines or lines[0].strip() != FRONT_MATTER_FENCE:
+        raise DocumentError(None, "no front matter: the file must start with a '---' block (title, sources)")
+    for index in range(1, len(lines)):
+        if lines[index].strip() == FRONT_MATTER_FENCE:
+            try:
+                meta = yaml.safe_load("\n".join(lines[1:index]))
+            except yaml.YAMLError as error:
+                raise DocumentError(None, f"front matter is not valid YAML: {error}") from None
+            return meta, "\n".join(lines[index + 1 :]).strip()
+    raise DocumentError(None, "front matter is not closed by '---'")
+
+
+def read_document(brand: str, path: Path) -> KnowledgeDocument:
+    meta, body = _split_front_matter(path.read_text(encoding="utf-8"))
+    try:
+        front = FrontMatter.model_validate(meta if isinstance(meta, dict) else {})
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise DocumentError(str(first["loc"][0]) if first["loc"] else None, first["msg"]) from None
+    if not body:
+        raise DocumentError("body", "the document has no text")
+    return KnowledgeDocument(
+        brand=brand,
+        slug=path.stem,
+        title=front.title.strip(),
+        sources=tuple(str(url) for url in front.sources),
+        checked_at=front.checked_at,
+        body=body,
+        path=path,
+    )
+
+
+def read_brand_documents(knowledge_root: Path, brand: str) -> tuple[list[KnowledgeDocument], list[ContentIssue]]:
+    """Every readable document of a brand, and an issue for each file that can't be used."""
+    folder = knowledge_root / brand
+    documents: list[KnowledgeDocument] = []
+    issues: list[ContentIssue] = []
+    file_prefix = f"{knowledge_root.name}/{brand}"
+    if not folder.is_dir():
+        return [], [ContentIssue("warning", file_prefix, None, None, "no knowledge base folder for this brand")]
+    for path in sorted(folder.glob("*.md")):
+        try:
+            documents.append(read_document(brand, path))
+        except (OSError, UnicodeDecodeError) as error:
+            issues.append(ContentIssue("error", f"{file_prefix}/{path.name}", path.stem, None, f"cannot read: {error}"))
+        except DocumentError as error:
+            issues.append(ContentIssue("error", f"{file_prefix}/{path.name}", path.stem, error.field, str(error)))
+    if not documents and not issues:
+        issues.append(ContentIssue("warning", file_prefix, None, None, "the knowledge base folder has no documents"))
+    return documents, issues
+
+
+def brand_folders(knowledge_root: Path) -> list[str]:
+    if not knowledge_root.is_dir():
+        return []
+    return sorted(p.name for p in knowledge_root.iterdir() if p.is_dir() and not p.name.startswith("."))

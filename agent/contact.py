@@ -1,0 +1,122 @@
+"""Contact capture with consent, the same for both engines: consent and the phone are legal facts, so
+they are recorded from the user's own buttons and messages, never decided by the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from agent.errors import ConsentRequired, InvalidInput
+from agent.leads import LeadRequest, LeadService, normalize_phone
+from agent.state import ConversationState
+from agent.types import Action, QuickReply, Reply
+
+CONSENT_YES = "consent:yes"
+CONSENT_NO = "consent:no"
+CONTACT_START = "contact:start"
+HANDOFF = "handoff"
+
+CONSENT_PROMPT = (
+    "Чтобы менеджер {brand} связался с вами, мне нужно ваше согласие на обработку персональных данных: "
+    "имени, телефона, Telegram id, класса и интересов ребёнка — только для консультации и записи на обучение. "
+    "Согласие можно отозвать в любой момент командой /forget. Полный текст согласия и политика "
+    "конфиденциальности — на сайте {domain}."
+)
+ASK_PHONE = "Спасибо! Отправьте, пожалуйста, номер телефона кнопкой ниже или напишите его сообщением."
+BAD_PHONE = "Кажется, это не похоже на номер телефона. Напишите, пожалуйста, номер в формате +7 999 123-45-67."
+NO_CONSENT = (
+    "Хорошо, без согласия я не сохраняю контакты. Вы можете связаться со школой сами: {contact}. "
+    "А я с радостью продолжу отвечать на вопросы."
+)
+LEAD_CREATED = (
+    "Спасибо! Заявка №{lead_id} передана менеджеру, он свяжется с вами в рабочее время "
+    "(ежедневно 10:00–18:00). Если появятся вопросы — пишите, я на связи."
+)
+LEAD_EXISTS = "Ваша заявка №{lead_id} уже у менеджера, он скоро свяжется с вами. Спасибо за терпение!"
+
+
+def lead_request(
+    state: ConversationState,
+    *,
+    channel: str,
+    key: str | None,
+    name: str | None = None,
+    program_ids: list[str] | None = None,
+) -> LeadRequest:
+    """A lead from what the conversation knows; the phone is the stored one, never the model's."""
+    assert state.profile.phone is not None
+    return LeadRequest(
+        user_id=state.user_id,
+        conversation_id=state.conversation_id,
+        brand=state.brand,
+        channel=channel,
+        phone=state.profile.phone,
+        name=name or state.profile.name or state.first_name,
+        source=state.source,
+        profile=state.profile.model_dump(include={"grade", "goal", "subject", "format"}, exclude_none=True),
+        program_ids=program_ids or state.profile.program_ids,
+        idempotency_key=f"{key}:lead" if key else None,
+    )
+
+
+def consent_buttons() -> list[QuickReply]:
+    return [
+        QuickReply(label="Согласен(на)", payload=CONSENT_YES),
+        QuickReply(label="Не согласен(на)", payload=CONSENT_NO),
+    ]
+
+
+@dataclass
+class ContactFlow:
+    leads: LeadService
+    brand_name: str
+    brand_domain: str
+    manager_contact: str
+
+    def ask_consent(self, state: ConversationState) -> Reply:
+        state.flow["awaiting"] = "consent"
+        text = CONSENT_PROMPT.format(brand=self.brand_name, domain=self.brand_domain)
+        return Reply(text=text, quick_replies=consent_buttons())
+
+    async def start(self, state: ConversationState, *, channel: str, now: datetime, key: str | None) -> Reply:
+        if not await self.leads.has_consent(state.user_id):
+            return self.ask_consent(state)
+        if state.profile.phone:
+            return await self.create_lead(state, channel=channel, now=now, key=key)
+        state.flow["awaiting"] = "phone"
+        return Reply(text=ASK_PHONE, actions=[Action.ask_contact])
+
+    async def on_consent(
+        self, state: ConversationState, granted: bool, *, channel: str, telegram_id: int | None, now: datetime, key: str | None
+    ) -> Reply:
+        await self.leads.record_consent(
+            user_id=state.user_id, brand=state.brand, granted=granted, channel=channel, telegram_id=telegram_id
+        )
+        state.flow.pop("awaiting", None)
+        if not granted:
+            return Reply(text=NO_CONSENT.format(contact=self.manager_contact))
+        return await self.start(state, channel=channel, now=now, key=key)
+
+    async def on_phone(
+        self, state: ConversationState, raw: str, *, name: str | None, channel: str, now: datetime, key: str | None
+    ) -> Reply:
+        try:
+            state.profile.phone = normalize_phone(raw)
+        except InvalidInput:
+            state.flow["awaiting"] = "phone"
+            return Reply(text=BAD_PHONE, actions=[Action.ask_contact])
+        if name and not state.profile.name:
+            state.profile.name = name
+        if not await self.leads.has_consent(state.user_id):
+            return self.ask_consent(state)
+        return await self.create_lead(state, channel=channel, now=now, key=key)
+
+    async def create_lead(self, state: ConversationState, *, channel: str, now: datetime, key: str | None) -> Reply:
+        request = lead_request(state, channel=channel, key=key)
+        try:
+            outcome = await self.leads.create(request, now=now)
+        except ConsentRequired:
+            return self.ask_consent(state)
+        state.flow.pop("awaiting", None)
+        template = LEAD_CREATED if outcome.created else LEAD_EXISTS
+        return Reply(text=template.format(lead_id=outcome.lead_id), lead_id=outcome.lead_id)

@@ -1,0 +1,145 @@
+"""The qualification funnel (grade -> goal -> subject -> format): its questions, buttons and payloads.
+
+Both engines use it: a funnel button updates the profile directly (the model is told what was chosen),
+and the offline policy asks the next open question.
+"""
+
+from __future__ import annotations
+
+import re
+
+from agent.state import ConversationState
+from agent.types import QuickReply
+
+STEPS = ("grade", "goal", "subject", "format")
+ANY = "any"  # "не важно": the step is answered but the criterion stays open
+
+GOAL_LABELS = {
+    "ege": "ЕГЭ",
+    "oge": "ОГЭ",
+    "olympiad": "Олимпиады",
+    "base": "Учёба по школьной программе и выше",
+    "intensive": "Интенсив перед экзаменом",
+    "camp": "Лагерь",
+}
+SUBJECT_LABELS = {"math": "Математика", "physics": "Физика", "informatics": "Информатика", "russian": "Русский язык"}
+FORMAT_LABELS = {"offline": "Очно", "online": "Онлайн", "hybrid": "Гибридный"}
+LABELS = {"goal": GOAL_LABELS, "subject": SUBJECT_LABELS, "format": FORMAT_LABELS}
+
+QUESTIONS = {
+    "grade": "В каком классе учится ребёнок?",
+    "goal": "Какая цель занятий?",
+    "subject": "Какой предмет интересует?",
+    "format": "Какой формат удобнее?",
+}
+
+_HINTS = {
+    "goal": [
+        (r"\bегэ\b", "ege"),
+        (r"\bогэ\b", "oge"),
+        (r"олимпиад|физтех", "olympiad"),
+        (r"интенсив", "intensive"),
+        (r"лагер", "camp"),
+    ],
+    "subject": [
+        (r"матем|алгебр|геометр", "math"),
+        (r"физик", "physics"),
+        (r"информат|программир", "informatics"),
+        (r"русск", "russian"),
+    ],
+    "format": [(r"онлайн|дистанц|удал[её]н", "online"), (r"очн|в классе|лично", "offline"), (r"гибрид", "hybrid")],
+}
+_GRADE_RE = re.compile(r"\b(1[01]|[1-9])\s*(?:-?[йм])?\s*класс", re.IGNORECASE)
+
+
+def goals_for(grade: int | None) -> list[str]:
+    if grade is None:
+        return list(GOAL_LABELS)
+    goals = ["base"]
+    if grade >= 5:
+        goals.append("olympiad")
+    if grade in (8, 9):
+        goals.append("oge")
+    if grade >= 10:
+        goals += ["ege", "intensive"]
+    if grade >= 5:
+        goals.append("camp")
+    return goals
+
+
+def _answered(state: ConversationState) -> set[str]:
+    return set(state.flow.get("answered", []))
+
+
+def mark_answered(state: ConversationState, step: str) -> None:
+    answered = _answered(state) | {step}
+    state.flow["answered"] = [s for s in STEPS if s in answered]
+
+
+def next_step(state: ConversationState) -> str | None:
+    answered = _answered(state)
+    for step in STEPS:
+        if getattr(state.profile, step) is None and step not in answered:
+            return step
+    return None
+
+
+def apply_choice(state: ConversationState, payload: str) -> bool:
+    """Apply a funnel button (grade:9, goal:ege, subject:any, ...); False if it is not a funnel payload."""
+    step, _, value = payload.partition(":")
+    if step not in STEPS or not value:
+        return False
+    if step == "grade":
+        if not value.isdigit() or not 1 <= int(value) <= 11:
+            return False
+        state.profile.grade = int(value)
+    elif value == ANY:
+        setattr(state.profile, step, None)
+    elif value in LABELS[step]:
+        setattr(state.profile, step, value)
+    else:
+        return False
+    mark_answered(state, step)
+    state.flow.pop("shown_for", None)  # the criteria changed: show programs again
+    return True
+
+
+def apply_text_hints(state: ConversationState, text: str) -> bool:
+    """Fill funnel steps from free text («11 класс, ЕГЭ по физике, онлайн»); True if anything changed."""
+    changed = False
+    lowered = text.lower()
+    grade = _GRADE_RE.search(lowered)
+    if grade and state.profile.grade != int(grade.group(1)):
+        state.profile.grade = int(grade.group(1))
+        mark_answered(state, "grade")
+        changed = True
+    for step, patterns in _HINTS.items():
+        for pattern, value in patterns:
+            if re.search(pattern, lowered) and getattr(state.profile, step) != value:
+                setattr(state.profile, step, value)
+                mark_answered(state, step)
+                changed = True
+                break
+    if changed:
+        state.flow.pop("shown_for", None)
+    return changed
+
+
+def choice_label(payload: str) -> str:
+    """How a funnel button reads in the transcript («Выбрано: 9 класс»)."""
+    step, _, value = payload.partition(":")
+    if step == "grade":
+        return f"{value} класс"
+    if value == ANY:
+        return "не важно"
+    return LABELS.get(step, {}).get(value, value)
+
+
+def question(state: ConversationState, step: str) -> tuple[str, list[QuickReply]]:
+    if step == "grade":
+        return QUESTIONS[step], [QuickReply(label=f"{n} класс", payload=f"grade:{n}") for n in range(1, 12)]
+    options = goals_for(state.profile.grade) if step == "goal" else list(LABELS[step])
+    buttons = [QuickReply(label=LABELS[step][v], payload=f"{step}:{v}") for v in options]
+    if step != "goal":
+        buttons.append(QuickReply(label="Не важно", payload=f"{step}:{ANY}"))
+    return QUESTIONS[step], buttons

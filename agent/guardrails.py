@@ -1,0 +1,144 @@
+"""Input caps, personal-data masking and reply checks (prices, links, prompt leaks).
+
+The model provider is a cross-border processor under 152-ФЗ, so phones and e-mails the user types are
+masked in everything sent to it; the tools read the stored values instead. Replies may name a ₽ amount
+only when the catalog or the knowledge base has it, and may link only to the brand's domain and t.me.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+MAX_INPUT_CHARS = 4000
+TRUNCATION_NOTE = (
+    "Ваше сообщение очень длинное, поэтому я прочитал только первые 4000 символов. "
+    "Если важное осталось в конце, пришлите его, пожалуйста, отдельным сообщением."
+)
+ASK_MANAGER = "уточню у менеджера"
+REFUSAL = (
+    "Я не могу рассказать о своих внутренних настройках, но с радостью помогу подобрать курс "
+    "или отвечу на вопросы об обучении."
+)
+TELEGRAM_HOSTS = ("t.me", "telegram.me")
+
+# A Russian or international phone as people type it: +7 (999) 123-45-67, 8 999 123 45 67, 89991234567.
+PHONE_RE = re.compile(r"(?<![\w+])(?:\+?\d[\s\-()]*){10,14}\d(?!\w)")
+EMAIL_RE = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
+# 36 900 ₽, 36900 руб., 1 000 000 рублей, 450 р. (the number may use normal or narrow no-break spaces)
+AMOUNT_RE = re.compile(
+    r"(?<![\d])(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)(?:[.,]\d+)?[ \u00a0\u202f]*"
+    r"(?:₽|руб(?:\.|лей|ля|ль)?|р\.)",
+    re.IGNORECASE,
+)
+URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>()\"'«»]+|\b(?:t\.me|telegram\.me)/[^\s<>()\"'«»]+", re.IGNORECASE)
+PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
+# Text that only a tool schema or our prompt files contain.
+SCHEMA_MARKERS = ("additionalProperties", '"parameters"', "function_call_output", "json_schema")
+
+
+def cap_input(text: str) -> tuple[str, bool]:
+    """Cut over-long input; the caller adds TRUNCATION_NOTE to the reply."""
+    if len(text) <= MAX_INPUT_CHARS:
+        return text, False
+    return text[:MAX_INPUT_CHARS], True
+
+
+def digits_of(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def mask_phone(raw: str) -> str:
+    """«+7 999 ***-**-67»: enough for the model to refer to it, not enough to call it."""
+    digits = digits_of(raw)
+    if len(digits) == 11 and digits[0] in "78":
+        return f"+7 {digits[1:4]} ***-**-{digits[-2:]}"
+    return f"+{digits[:1]} *** ***-**-{digits[-2:]}"
+
+
+def mask_email(match: re.Match[str]) -> str:
+    return f"{match.group(1)}***@{match.group(2)}"
+
+
+def mask_personal_data(text: str) -> str:
+    text = EMAIL_RE.sub(mask_email, text)
+    return PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def find_phone(text: str) -> str | None:
+    match = PHONE_RE.search(text)
+    return match.group(0) if match else None
+
+
+def host_allowed(url: str, domains: tuple[str, ...]) -> bool:
+    target = url if "://" in url else "https://" + url
+    host = (urlsplit(target).hostname or "").lower()
+    return any(host == d or host.endswith("." + d) for d in domains)
+
+
+def _amount_value(number: str) -> int:
+    return int(re.sub(r"\D", "", number))
+
+
+@dataclass
+class ReplyCheck:
+    text: str
+    removed_amounts: list[int] = field(default_factory=list)
+    removed_links: list[str] = field(default_factory=list)
+    leaked: bool = False
+
+
+def check_reply(
+    text: str,
+    *,
+    known_amounts: set[int],
+    brand_domain: str,
+    secret_lines: list[str] | None = None,
+) -> ReplyCheck:
+    """Remove unknown ₽ amounts and foreign links; replace a reply that leaks our prompt or schemas."""
+    if _leaks(text, secret_lines or []):
+        return ReplyCheck(text=REFUSAL, leaked=True)
+    result = ReplyCheck(text=text)
+
+    def amount(match: re.Match[str]) -> str:
+        value = _amount_value(match.group(1))
+        if value in known_amounts:
+            return match.group(0)
+        result.removed_amounts.append(value)
+        return f"(точную сумму {ASK_MANAGER})"
+
+    def link(match: re.Match[str]) -> str:
+        url = match.group(0).rstrip(".,;:!?")
+        tail = match.group(0)[len(url):]
+        if host_allowed(url, (brand_domain, *TELEGRAM_HOSTS)):
+            return match.group(0)
+        result.removed_links.append(url)
+        return tail
+
+    checked = AMOUNT_RE.sub(amount, text)
+    checked = URL_RE.sub(link, checked)
+    result.text = re.sub(r"[ \t]{2,}", " ", checked).strip()
+    return result
+
+
+def _leaks(text: str, secret_lines: list[str]) -> bool:
+    if any(marker in text for marker in SCHEMA_MARKERS):
+        return True
+    flat = " ".join(text.split())
+    return any(line in flat for line in secret_lines)
+
+
+def secret_lines_of(*documents: str, min_length: int = 60) -> list[str]:
+    """Long lines of the prompt files: a reply quoting one verbatim is revealing the prompt.
+
+    A line is cut at its placeholders ({brand_name}, ...): the model quotes the rendered text, so only
+    the literal stretches between placeholders can be matched."""
+    lines: list[str] = []
+    for document in documents:
+        for line in document.splitlines():
+            for stretch in PLACEHOLDER_RE.split(line):
+                flat = " ".join(stretch.strip(" -*#>()").split())
+                if len(flat) >= min_length:
+                    lines.append(flat[:min_length])
+    return lines

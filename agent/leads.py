@@ -1,0 +1,101 @@
+"""Lead capture, callable from the bot, the model's create_lead tool and the Mini App alike.
+
+Rules (152-ФЗ and sales ops): no lead without recorded consent to personal-data processing; the
+phone is normalised to +7XXXXXXXXXX; the same user and phone within 24 h returns the earlier lead;
+the lead (with its outbox row when a CRM is configured) is committed before any CRM push, which the
+outbox worker does later.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel
+
+from agent.errors import ConsentRequired, InvalidInput
+from agent.state import LeadRequest, LeadStore
+
+PERSONAL_DATA = "personal_data"
+MARKETING = "marketing"
+DEDUPE_WINDOW = timedelta(hours=24)
+
+
+def normalize_phone(raw: str) -> str:
+    """+7XXXXXXXXXX from the ways Russians type a mobile or landline number; InvalidInput otherwise."""
+    digits = re.sub(r"\D", "", raw or "")
+    if len(digits) == 10:
+        digits = "7" + digits
+    elif len(digits) == 11 and digits[0] == "8":
+        digits = "7" + digits[1:]
+    if len(digits) != 11 or digits[0] != "7" or digits[1] not in "3489":
+        raise InvalidInput("phone", "expected a Russian phone number like +7 999 123-45-67")
+    return "+" + digits
+
+
+@lru_cache(maxsize=32)
+def consent_version(legal_path: Path, brand: str) -> str:
+    """The ``version`` in the front matter of legal/<brand>/consent.md: stored with every consent."""
+    path = legal_path / brand / "consent.md"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise InvalidInput("brand", f"no consent text for brand {brand!r}") from error
+    parts = text.split("---", 2)
+    meta = yaml.safe_load(parts[1]) if text.startswith("---") and len(parts) == 3 else None
+    version = (meta or {}).get("version") if isinstance(meta, dict) else None
+    if not version:
+        raise InvalidInput("brand", f"{path} has no front matter version")
+    return str(version)
+
+
+class LeadOutcome(BaseModel):
+    lead_id: int
+    created: bool  # False: the same user and phone left a lead within 24 h (or the key was reused)
+
+
+class LeadService:
+    def __init__(self, store: LeadStore, *, legal_path: Path, outbox_provider: str | None) -> None:
+        self.store = store
+        self.legal_path = legal_path
+        self.outbox_provider = outbox_provider
+
+    async def record_consent(
+        self,
+        *,
+        user_id: int,
+        brand: str,
+        granted: bool,
+        channel: str,
+        telegram_id: int | None,
+        kind: str = PERSONAL_DATA,
+    ) -> str:
+        """Store proof of a consent answer; ``kind`` is personal_data or marketing (its own, optional consent)."""
+        version = consent_version(self.legal_path, brand)
+        await self.store.record_consent(
+            user_id=user_id,
+            kind=kind,
+            granted=granted,
+            channel=channel,
+            text_version=version,
+            telegram_id=telegram_id,
+        )
+        return version
+
+    async def has_consent(self, user_id: int) -> bool:
+        return await self.store.consent_granted(user_id, PERSONAL_DATA)
+
+    async def create(self, request: LeadRequest, *, now: datetime) -> LeadOutcome:
+        phone = normalize_phone(request.phone)
+        if not await self.has_consent(request.user_id):
+            raise ConsentRequired("personal-data consent is not recorded")
+        earlier = await self.store.recent_lead(request.user_id, phone, now - DEDUPE_WINDOW)
+        if earlier is not None:
+            return LeadOutcome(lead_id=earlier, created=False)
+        lead_id = await self.store.create_lead(
+            request.model_copy(update={"phone": phone}), outbox_provider=self.outbox_provider
+        )
+        return LeadOutcome(lead_id=lead_id, created=True)

@@ -1,0 +1,225 @@
+"""The only module that imports ``openai``: the client, the retry policy and the call shapes.
+
+Every model call goes through ``LLM.respond`` (a Responses API turn with function tools and a strict
+json_schema final answer) or ``LLM.web_search`` (the domain-limited web_search tool). The SDK's own
+retries are off (``max_retries=0``) so tenacity is the one retry policy: 429, 408/409, 5xx,
+timeouts and connection errors are retried, honouring ``Retry-After`` / ``retry-after-ms``.
+After the last attempt the caller gets ``ModelUnavailable`` and answers with the offline policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import openai
+from openai import AsyncOpenAI, pydantic_responses_function_tool
+from pydantic import BaseModel, Field
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential_jitter
+
+from agent.errors import ModelUnavailable
+from agent.guardrails import host_allowed
+from agent.settings import Settings
+from agent.types import Usage
+
+log = logging.getLogger(__name__)
+
+# A server asking for a longer pause than this is treated as down for this turn.
+MAX_RETRY_AFTER_SECONDS = 20.0
+_backoff = wait_exponential_jitter(multiplier=0.5, max=8.0)
+
+
+class FunctionCall(BaseModel):
+    call_id: str
+    name: str
+    arguments: str
+
+
+class ModelTurn(BaseModel):
+    """One Responses API answer: the function calls to run, or the final text."""
+
+    calls: list[FunctionCall] = Field(default_factory=list)
+    text: str = ""
+    status: str = "completed"
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Citation(BaseModel):
+    url: str
+    title: str = ""
+
+
+class WebAnswer(BaseModel):
+    text: str
+    citations: list[Citation] = Field(default_factory=list)
+    dropped_citations: int = 0
+    usage: Usage = Field(default_factory=Usage)
+
+
+def function_tool(name: str, description: str, args_model: type[BaseModel]) -> dict[str, Any]:
+    """A strict Responses function tool whose JSON schema is generated from the pydantic model."""
+    return dict(pydantic_responses_function_tool(args_model, name=name, description=description))
+
+
+def json_schema_format(name: str, model: type[BaseModel]) -> dict[str, Any]:
+    """The ``text.format`` of a strict structured answer (the same strict-schema generator as tools)."""
+    schema = function_tool(name, "", model)["parameters"]
+    return {"type": "json_schema", "name": name, "schema": schema, "strict": True}
+
+
+def _header_delay(headers: httpx.Headers | Any) -> float | None:
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return float(millis) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _retryable(error: BaseException) -> bool:
+    if isinstance(error, (openai.APITimeoutError, openai.APIConnectionError)):
+        return True
+    if isinstance(error, openai.APIStatusError):
+        if error.status_code == 429:
+            # A spent quota does not come back by waiting.
+            return getattr(error, "code", None) != "insufficient_quota"
+        return error.status_code in (408, 409) or error.status_code >= 500
+    return False
+
+
+def _wait(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, openai.APIStatusError):
+        delay = _header_delay(error.response.headers)
+        if delay is not None:
+            return min(delay, MAX_RETRY_AFTER_SECONDS)
+    return _backoff(state)
+
+
+def _usage(response: Any) -> Usage:
+    usage = getattr(response, "usage", None)
+    if usage is None:
+        return Usage(model_calls=1)
+    return Usage(
+        model_calls=1,
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        total_tokens=usage.total_tokens or 0,
+    )
+
+
+class LLM:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http_client: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not settings.llm_configured:
+            raise ModelUnavailable("OPENAI_API_KEY is not set")
+        assert settings.openai_api_key is not None
+        self.model = settings.openai_model
+        self.attempts = settings.openai_max_retries + 1
+        self._sleep = sleep
+        # A plain httpx client: the SDK accepts it, and tests intercept it with respx at the HTTP seam.
+        self._http = http_client or httpx.AsyncClient(timeout=settings.openai_timeout_seconds)
+        self.client = AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url or None,
+            timeout=settings.openai_timeout_seconds,
+            max_retries=0,
+            http_client=self._http,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def _create(self, **params: Any) -> Any:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            retry=retry_if_exception(_retryable),
+            wait=_wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    response = await self.client.responses.create(model=self.model, store=False, **params)
+        except openai.OpenAIError as error:
+            status = getattr(error, "status_code", None)
+            log.warning("model call failed: %s status=%s", type(error).__name__, status)
+            raise ModelUnavailable(f"{type(error).__name__} (status {status})") from error
+        if not isinstance(getattr(response, "output", None), list):
+            # A proxy's HTML page with status 200 parses as a plain string, not a Response.
+            raise ModelUnavailable("the model endpoint answered something that is not a Responses object")
+        return response
+
+    async def respond(
+        self,
+        *,
+        instructions: str,
+        input_items: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        answer_format: dict[str, Any],
+        allow_tools: bool = True,
+    ) -> ModelTurn:
+        response = await self._create(
+            instructions=instructions,
+            input=input_items,
+            tools=tools,
+            tool_choice="auto" if allow_tools else "none",
+            parallel_tool_calls=True,
+            text={"format": answer_format},
+        )
+        calls = [
+            FunctionCall(call_id=item.call_id, name=item.name, arguments=item.arguments)
+            for item in response.output
+            if getattr(item, "type", None) == "function_call"
+        ]
+        return ModelTurn(
+            calls=calls,
+            text=response.output_text or "",
+            status=getattr(response, "status", None) or "completed",
+            usage=_usage(response),
+        )
+
+    async def web_search(self, *, query: str, domain: str, instructions: str) -> WebAnswer:
+        """Ask the model to search only ``domain``; citations that point elsewhere are dropped."""
+        response = await self._create(
+            instructions=instructions,
+            input=query,
+            tools=[{"type": "web_search", "filters": {"allowed_domains": [domain]}}],
+        )
+        kept: list[Citation] = []
+        dropped = 0
+        for item in response.output:
+            if getattr(item, "type", None) != "message":
+                continue
+            for part in item.content:
+                for note in getattr(part, "annotations", None) or []:
+                    if getattr(note, "type", None) != "url_citation":
+                        continue
+                    if host_allowed(note.url, (domain,)):
+                        if all(c.url != note.url for c in kept):
+                            kept.append(Citation(url=note.url, title=note.title or ""))
+                    else:
+                        dropped += 1
+        return WebAnswer(
+            text=response.output_text or "", citations=kept, dropped_citations=dropped, usage=_usage(response)
+        )

@@ -1,0 +1,96 @@
+"""One user turn answered by the model: build the instructions and the transcript, run the loop, and
+turn the structured answer into a Reply (cards only from catalog results, payloads only reserved ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agent.catalog import BrandInfo
+from agent.llm import LLM
+from agent.loop import FinalAnswer, run_loop
+from agent.prompting import Prompts, build_instructions, transcript_items
+from agent.settings import Settings
+from agent.state import Store
+from agent.toolkit import Tool, ToolContext
+from agent.types import QuickReply, Reply, Usage
+
+CALLBACK_DATA_MAX_BYTES = 64  # Telegram's callback_data limit; the API channel keeps the same rule
+RESERVED_PREFIXES = ("grade:", "goal:", "subject:", "format:", "program:", "say:")
+RESERVED_PAYLOADS = {"contact:start", "handoff", "restart", "consent:yes", "consent:no"}
+MAX_QUICK_REPLIES = 4
+
+
+def valid_payload(payload: str, *, from_model: bool = False) -> bool:
+    if len(payload.encode("utf-8")) > CALLBACK_DATA_MAX_BYTES:
+        return False
+    # Consent is the user's own act on the consent text the bot shows: the model may not offer a "yes".
+    if from_model and payload.startswith("consent:"):
+        return False
+    return payload in RESERVED_PAYLOADS or (payload.startswith(RESERVED_PREFIXES) and len(payload.split(":", 1)[1]) > 0)
+
+
+def model_quick_replies(answer: FinalAnswer) -> list[QuickReply]:
+    replies = [
+        QuickReply(label=choice.label.strip()[:40], payload=choice.payload.strip())
+        for choice in answer.quick_replies
+        if choice.label.strip() and valid_payload(choice.payload.strip(), from_model=True)
+    ]
+    return replies[:MAX_QUICK_REPLIES]
+
+
+@dataclass
+class ModelTurn:
+    settings: Settings
+    llm: LLM
+    tools: list[Tool]
+    tool_schemas: list[dict[str, Any]]
+    prompts: Prompts
+    store: Store
+
+    async def run(self, ctx: ToolContext, *, brand: BrandInfo, consent_given: bool) -> tuple[Reply, FinalAnswer]:
+        state = ctx.conversation
+        instructions = build_instructions(
+            self.prompts,
+            brand_name=brand.name,
+            brand_domain=brand.domain,
+            facts=brand.facts,
+            manager_contact=brand.manager_contact,
+            today=ctx.today,
+            profile=state.profile,
+            consent_given=consent_given,
+        )
+        messages = await self.store.recent_messages(state.conversation_id, limit=40)
+
+        async def on_usage(usage: Usage) -> None:
+            await self.store.record_usage(
+                conversation_id=state.conversation_id,
+                user_id=state.user_id,
+                model=self.llm.model,
+                purpose="turn",
+                usage=usage,
+            )
+
+        outcome = await run_loop(
+            self.llm,
+            instructions=instructions,
+            input_items=transcript_items(messages),
+            tools=self.tools,
+            tool_schemas=self.tool_schemas,
+            ctx=ctx,
+            max_rounds=self.settings.openai_max_tool_rounds,
+            on_usage=on_usage,
+        )
+        answer = outcome.answer
+        cards = [ctx.cards[pid] for pid in dict.fromkeys(answer.program_ids) if pid in ctx.cards]
+        if cards:
+            state.flow["shown"] = [card.id for card in cards]
+        reply = Reply(
+            text=answer.text.strip(),
+            quick_replies=model_quick_replies(answer),
+            cards=cards,
+            usage=outcome.usage,
+            engine="model",
+            lead_id=ctx.lead_id,
+        )
+        return reply, answer

@@ -1,0 +1,122 @@
+"""The deterministic policy: answers without a model (no OPENAI_API_KEY, a failed model turn, a spent
+token budget) through the same Reply. It greets, walks the funnel with buttons, shows the catalog's
+top 3 as cards, answers free questions from the best knowledge passage with its source (or says
+«уточню у менеджера» and offers a manager), and hands contact capture to agent/contact.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from agent.catalog import Catalog, SearchCriteria
+from agent.contact import CONTACT_START, HANDOFF
+from agent.funnel import apply_text_hints, next_step, question
+from agent.ports import Knowledge, Passage
+from agent.state import ConversationState
+from agent.types import QuickReply, Reply
+
+RESTART = "restart"
+GREETING = (
+    "Здравствуйте! Я бот-помощник {brand}. Помогу подобрать курс для школьника 1–11 класса, расскажу "
+    "об условиях обучения и помогу записаться. Можно выбирать кнопками или просто написать вопрос."
+)
+FOUND = {
+    "strong": "Вот программы, которые подходят:",
+    "limited": "Точного совпадения нет, но посмотрите близкие варианты:",
+    "none": "Подходящей программы в каталоге я не нашёл — менеджер подберёт вариант индивидуально.",
+}
+MANAGER_HINT = "Лучше уточнить детали с менеджером — он поможет выбрать."
+AFTER_RESULTS = "Хотите записаться на пробное занятие или задать вопрос?"
+ASK_MANAGER = (
+    "Точного ответа в моих материалах нет — уточню у менеджера. Позвать менеджера в этот чат? "
+    "Или задайте вопрос иначе."
+)
+MAX_PASSAGE_CHARS = 700
+MAX_BUTTON_LABEL = 40
+
+
+_SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?…](?=\s|$)")
+
+
+def _shorten(text: str, limit: int) -> str:
+    """Cut at the last full sentence within the limit (not at a list number like «3.»)."""
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text[:limit])]
+    if ends and ends[-1] > limit // 2:
+        return text[: ends[-1]].strip()
+    return text[:limit].rstrip() + "…"
+
+
+def _plain(markdown: str) -> str:
+    """Knowledge documents are Markdown; chat replies are plain text."""
+    text = re.sub(r"^#{1,6}\s*", "", markdown, flags=re.MULTILINE)
+    return re.sub(r"\*\*(.+?)\*\*|__(.+?)__", lambda m: m.group(1) or m.group(2), text)
+
+
+def passage_answer(passage: Passage) -> str:
+    source = f"{passage.title} — {passage.source_url}" if passage.source_url else passage.title
+    return f"{_shorten(_plain(passage.text).strip(), MAX_PASSAGE_CHARS)}\n\nИсточник: {source}"
+
+
+def _criteria_key(state: ConversationState) -> str:
+    p = state.profile
+    return f"{p.grade}|{p.goal}|{p.subject}|{p.format}"
+
+
+def after_results_buttons() -> list[QuickReply]:
+    return [
+        QuickReply(label="Оставить заявку", payload=CONTACT_START),
+        QuickReply(label="Позвать менеджера", payload=HANDOFF),
+        QuickReply(label="Подобрать заново", payload=RESTART),
+    ]
+
+
+@dataclass
+class OfflinePolicy:
+    catalog: Catalog
+    knowledge: Knowledge
+
+    def greet(self, state: ConversationState, *, brand_name: str, today: date) -> Reply:
+        follow = self.advance(state, today=today)
+        return Reply(text=f"{GREETING.format(brand=brand_name)}\n\n{follow.text}", quick_replies=follow.quick_replies, cards=follow.cards)
+
+    async def respond(self, state: ConversationState, *, text: str | None, today: date) -> Reply:
+        """A free message (or none, after a funnel button): fill the funnel from it or answer it."""
+        if not text or apply_text_hints(state, text):
+            return self.advance(state, today=today)
+        found = await self.knowledge.search(state.brand, text, limit=1)
+        follow = self.advance(state, today=today, repeat_results=False)
+        if found.relevant and found.passages:
+            answer = passage_answer(found.passages[0])
+            return Reply(text=f"{answer}\n\n{follow.text}", quick_replies=follow.quick_replies, cards=follow.cards)
+        buttons = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *follow.quick_replies]
+        return Reply(text=f"{ASK_MANAGER}\n\n{follow.text}", quick_replies=buttons[:12], cards=follow.cards)
+
+    def advance(self, state: ConversationState, *, today: date, repeat_results: bool = True) -> Reply:
+        """The next funnel question, or the top-3 programs once the funnel is answered."""
+        step = next_step(state)
+        if step is not None:
+            text, buttons = question(state, step)
+            return Reply(text=text, quick_replies=buttons)
+        if state.flow.get("shown_for") == _criteria_key(state) and not repeat_results:
+            return Reply(text=AFTER_RESULTS, quick_replies=after_results_buttons())
+        return self.show_programs(state, today=today)
+
+    def show_programs(self, state: ConversationState, *, today: date) -> Reply:
+        p = state.profile
+        result = self.catalog.search(
+            state.brand, SearchCriteria(grade=p.grade, goal=p.goal, subject=p.subject, format=p.format), today=today
+        )
+        state.flow["shown_for"] = _criteria_key(state)
+        state.flow["shown"] = [card.id for card in result.items]
+        lines = [FOUND[result.match_quality]]
+        if result.manager_recommended and result.match_quality != "none":
+            lines.append(MANAGER_HINT)
+        buttons = [
+            QuickReply(label=_shorten(f"Записаться: {card.title}", MAX_BUTTON_LABEL), payload=f"program:{card.id}")
+            for card in result.items
+        ]
+        return Reply(text="\n".join(lines), cards=list(result.items), quick_replies=buttons + after_results_buttons())

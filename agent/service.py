@@ -1,0 +1,370 @@
+"""The assistant: ``handle(inbound) -> Reply`` for every adapter (Telegram, the HTTP API, the Mini App).
+
+A turn: load the conversation, store the user's message, route it (reserved payloads and contacts are
+handled deterministically; free text goes to the model, or to the offline policy when no model is
+configured, the daily token budget is spent or the model failed after retries), check the reply
+(guardrails), store it and save the conversation.
+
+Reserved quick-reply payloads (each ≤ 64 bytes, Telegram's callback_data limit):
+    grade:<1-11>                               funnel: the pupil's grade
+    goal:<ege|oge|olympiad|base|intensive|camp|any>
+    subject:<math|physics|informatics|russian|any>
+    format:<online|offline|hybrid|any>
+    program:<id>                               "sign me up" for a program card: starts contact capture
+    contact:start                              leave a contact (consent first, then the phone)
+    consent:yes | consent:no                   the user's answer to the personal-data consent request
+    handoff                                    call a manager (human mode)
+    restart                                    start the funnel again
+    say:<text>                                 a ready-made user phrase; handled as if typed
+
+Ordering: two messages of one user never run at the same time in this process (a lock per
+conversation). Across processes, ordering is the update queue's job (one worker claims a chat's updates
+in order); the database's unique idempotency keys keep a reprocessed update from being stored twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
+
+from agent.catalog import Catalog, school_today
+from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, ContactFlow
+from agent.errors import ModelUnavailable, NotFound, UnknownBrand
+from agent.funnel import STEPS, apply_choice, choice_label
+from agent.guardrails import TRUNCATION_NOTE, cap_input, check_reply, find_phone
+from agent.leads import LeadService
+from agent.model_turn import ModelTurn, valid_payload
+from agent.offline import RESTART, OfflinePolicy
+from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
+from agent.settings import Settings
+from agent.state import ConversationState, Store
+from agent.toolkit import ToolContext
+from agent.types import Action, Inbound, QuickReply, Reply, Usage, identity_of
+
+log = logging.getLogger(__name__)
+
+HUMAN_MODE_TTL = timedelta(hours=24)
+HANDOFF_TEXT = (
+    "Передаю разговор менеджеру — он ответит здесь в рабочее время (ежедневно 10:00–18:00). "
+    "Пока менеджер ведёт разговор, я помолчу."
+)
+HUMAN_MODE_NOTICE = "Ваше сообщение передано менеджеру, он ответит здесь. Пока я молчу, чтобы не мешать."
+FALLBACK_TEXT = "Извините, я не понял. Выберите, пожалуйста, вариант кнопкой или напишите вопрос."
+
+
+class KnowledgeBase(Knowledge, Protocol):
+    def known_amounts(self, brand: str) -> set[int]: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _describe(inbound: Inbound, text: str | None) -> str:
+    """The user's message as it is stored in the transcript (the phone itself lives in the profile)."""
+    if inbound.contact is not None:
+        return "[пользователь отправил свой номер телефона]"
+    if inbound.choice:
+        step = inbound.choice.partition(":")[0]
+        if inbound.choice.startswith("say:"):
+            return inbound.choice[4:]
+        return f"Выбрано: {choice_label(inbound.choice)}" if step in STEPS else f"[кнопка {inbound.choice}]"
+    if text:
+        return text
+    return "/start" if inbound.start else "[пустое сообщение]"
+
+
+class AssistantService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        catalog: Catalog,
+        knowledge: KnowledgeBase,
+        leads: LeadService,
+        notifier: Notifier,
+        model: ModelTurn | None = None,
+        crm: CRM | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        today: Callable[[], date] = school_today,
+        on_model_failure: Callable[[str], None] = lambda kind: None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.knowledge = knowledge
+        self.leads = leads
+        self.notifier = notifier
+        self.model = model
+        self.crm = crm
+        self.clock = clock
+        self.today = today
+        self.on_model_failure = on_model_failure  # e.g. a metrics counter by kind
+        self.offline = OfflinePolicy(catalog, knowledge)
+        self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+    # ---------------------------------------------------------------- the Assistant protocol
+
+    async def handle(self, inbound: Inbound) -> Reply:
+        brand = self._brand(inbound)
+        async with self._lock(inbound, brand):
+            if (stored := await self._stored_reply(inbound)) is not None:
+                return stored
+            state = await self._load(inbound, brand)
+            text, truncated = cap_input(inbound.text.strip()) if inbound.text and inbound.text.strip() else (None, False)
+            await self.store.add_message(
+                state.conversation_id,
+                "user",
+                _describe(inbound, text),
+                channel=inbound.channel.value,
+                meta={"choice": inbound.choice} if inbound.choice else None,
+                idempotency_key=inbound.idempotency_key,
+            )
+            now = self.clock()
+            if self._in_human_mode(state, now):
+                reply = self._human_mode_reply(state)
+            else:
+                reply = await self._route(inbound, state, text, now)
+                if truncated:
+                    reply.text = f"{TRUNCATION_NOTE}\n\n{reply.text}"
+                reply = self._checked(reply, brand)
+            return await self._finish(inbound, state, reply)
+
+    async def handoff(self, inbound: Inbound, reason: str) -> Reply:
+        brand = self._brand(inbound)
+        async with self._lock(inbound, brand):
+            if (stored := await self._stored_reply(inbound)) is not None:
+                return stored
+            state = await self._load(inbound, brand)
+            await self.store.add_message(
+                state.conversation_id,
+                "user",
+                "[пользователь попросил менеджера]",
+                channel=inbound.channel.value,
+                idempotency_key=inbound.idempotency_key,
+            )
+            reply = await self._enter_human_mode(state, inbound, reason, self.clock())
+            return await self._finish(inbound, state, reply)
+
+    async def release(self, conversation_id: int) -> None:
+        state = await self.store.load_by_id(conversation_id)
+        if state is None:
+            raise NotFound(f"conversation {conversation_id}")
+        state.human_mode_until = None
+        state.handoff_reason = None
+        state.handoff_notice_sent = False
+        await self.store.save(state)
+
+    # ---------------------------------------------------------------- routing
+
+    async def _route(self, inbound: Inbound, state: ConversationState, text: str | None, now: datetime) -> Reply:
+        brand = self.catalog.brand(state.brand).brand
+        contact = ContactFlow(self.leads, brand.name, brand.domain, brand.manager_contact)
+        channel, key = inbound.channel.value, inbound.idempotency_key
+        choice = (inbound.choice or "").strip()
+        if choice.startswith("say:"):
+            text, choice = choice[4:] or None, ""
+        if choice == HANDOFF:
+            return await self._enter_human_mode(state, inbound, "Пользователь попросил менеджера", now)
+        if choice in (CONSENT_YES, CONSENT_NO):
+            telegram_id = int(inbound.user_id) if identity_of(inbound.channel).value == "telegram" and inbound.user_id.isdigit() else None
+            return await contact.on_consent(
+                state, choice == CONSENT_YES, channel=channel, telegram_id=telegram_id, now=now, key=key
+            )
+        if choice == CONTACT_START:
+            return await contact.start(state, channel=channel, now=now, key=key)
+        if choice.startswith("program:"):
+            program_id = choice.partition(":")[2]
+            if self.catalog.program(state.brand, program_id) is not None:
+                state.profile.program_ids = [program_id]
+            return await contact.start(state, channel=channel, now=now, key=key)
+        if choice == RESTART:
+            for step in STEPS:
+                setattr(state.profile, step, None)
+            state.flow.clear()
+            return self.offline.advance(state, today=self.today())
+        if inbound.contact is not None:
+            name = inbound.contact.first_name or inbound.first_name
+            return await contact.on_phone(state, inbound.contact.phone, name=name, channel=channel, now=now, key=key)
+        if text and (phone := find_phone(text)):
+            return await contact.on_phone(state, phone, name=None, channel=channel, now=now, key=key)
+        if choice and not apply_choice(state, choice):
+            follow = self.offline.advance(state, today=self.today())
+            return Reply(text=f"{FALLBACK_TEXT}\n\n{follow.text}", quick_replies=follow.quick_replies)
+        if inbound.start and not text and not choice:
+            return self.offline.greet(state, brand_name=brand.name, today=self.today())
+        if not text and (not choice or not await self._model_allowed(state)):
+            return self.offline.advance(state, today=self.today())
+        return await self._answer(inbound, state, text, contact, now)
+
+    async def _answer(
+        self, inbound: Inbound, state: ConversationState, text: str | None, contact: ContactFlow, now: datetime
+    ) -> Reply:
+        if self.model is not None and await self._model_allowed(state):
+            ctx = ToolContext(
+                settings=self.settings,
+                brand=state.brand,
+                channel=inbound.channel.value,
+                today=self.today(),
+                now=now,
+                conversation=state,
+                catalog=self.catalog,
+                knowledge=self.knowledge,
+                leads=self.leads,
+                crm=self.crm,
+                llm=self.model.llm,
+                idempotency_key=inbound.idempotency_key,
+                record_usage=lambda purpose, usage: self._record_usage(state, purpose, usage),
+            )
+            try:
+                reply, answer = await self.model.run(
+                    ctx,
+                    brand=self.catalog.brand(state.brand).brand,
+                    consent_given=await self.leads.has_consent(state.user_id),
+                )
+            except ModelUnavailable as error:
+                log.warning("model turn failed, answering offline: %s", error)
+                self.on_model_failure("unavailable")
+            except Exception:
+                # A bug in a tool or in our loop: logged loudly, but the user still gets an answer.
+                log.exception("model turn crashed, answering offline")
+                self.on_model_failure("crash")
+            else:
+                if answer.ask_contact or ctx.consent_needed:
+                    follow = await contact.start(state, channel=inbound.channel.value, now=now, key=inbound.idempotency_key)
+                    reply.text = f"{reply.text}\n\n{follow.text}".strip()
+                    reply.quick_replies = follow.quick_replies or reply.quick_replies
+                    reply.actions = [*reply.actions, *follow.actions]
+                    reply.lead_id = reply.lead_id or follow.lead_id
+                if ctx.handoff_reason:
+                    handoff = await self._enter_human_mode(state, inbound, ctx.handoff_reason, now)
+                    reply.text = f"{reply.text}\n\n{handoff.text}".strip()
+                    reply.actions = [*reply.actions, Action.handoff]
+                    reply.quick_replies = []
+                return reply
+        return await self.offline.respond(state, text=text, today=self.today())
+
+    # ---------------------------------------------------------------- human mode
+
+    def _in_human_mode(self, state: ConversationState, now: datetime) -> bool:
+        if state.human_mode_until is None:
+            return False
+        if state.human_mode_until > now:
+            return True
+        state.human_mode_until = None  # 24 h passed without a release: the bot answers again
+        state.handoff_reason = None
+        return False
+
+    def _human_mode_reply(self, state: ConversationState) -> Reply:
+        if state.handoff_notice_sent:
+            return Reply(text="", silent=True, actions=[Action.handoff])
+        state.handoff_notice_sent = True
+        return Reply(text=HUMAN_MODE_NOTICE, silent=False, actions=[Action.handoff])
+
+    async def _enter_human_mode(
+        self, state: ConversationState, inbound: Inbound, reason: str, now: datetime
+    ) -> Reply:
+        if self._in_human_mode(state, now):
+            return self._human_mode_reply(state)
+        state.human_mode_until = now + HUMAN_MODE_TTL
+        state.handoff_reason = reason[:500]
+        state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
+        consent = await self.leads.has_consent(state.user_id)
+        display = state.first_name or (f"@{state.username}" if state.username else f"{state.identity} user {state.external_id}")
+        notice = HandoffNotice(
+            conversation_id=state.conversation_id,
+            brand=state.brand,
+            channel=inbound.channel.value,
+            user_display=display,
+            reason=state.handoff_reason,
+            profile=state.profile.model_dump(include={"grade", "goal", "subject", "format", "program_ids"}, exclude_none=True),
+            contact=state.profile.phone if consent else None,
+        )
+        try:
+            await self.notifier.notify_handoff(notice)
+        except Exception:  # a staff-chat hiccup must not cost the user their reply
+            log.exception("handoff notification failed for conversation %s", state.conversation_id)
+        return Reply(text=HANDOFF_TEXT, actions=[Action.handoff])
+
+    # ---------------------------------------------------------------- helpers
+
+    def _brand(self, inbound: Inbound) -> str:
+        brand = (inbound.brand or self.settings.brand_default).strip()
+        if brand not in self.catalog.brand_ids():
+            raise UnknownBrand(brand)
+        return brand
+
+    async def _stored_reply(self, inbound: Inbound) -> Reply | None:
+        """The reply already given to this update (a redelivery): answered from storage, not re-run."""
+        if not inbound.idempotency_key:
+            return None
+        stored = await self.store.stored_reply(inbound.idempotency_key)
+        return Reply.model_validate(stored) if stored is not None else None
+
+    def _lock(self, inbound: Inbound, brand: str) -> asyncio.Lock:
+        key = (identity_of(inbound.channel).value, inbound.user_id, brand)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[key] = lock
+        return lock
+
+    async def _load(self, inbound: Inbound, brand: str) -> ConversationState:
+        return await self.store.load(
+            identity_of(inbound.channel).value,
+            inbound.user_id,
+            brand,
+            first_name=inbound.first_name,
+            username=inbound.username,
+            source=inbound.source,
+        )
+
+    async def _model_allowed(self, state: ConversationState) -> bool:
+        """False when a daily token budget (per user or for everyone, UTC day) is spent."""
+        day_start = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
+        if await self.store.tokens_since(day_start, user_id=state.user_id) >= self.settings.openai_daily_token_budget_per_user:
+            return False
+        return await self.store.tokens_since(day_start) < self.settings.openai_daily_token_budget_total
+
+    async def _record_usage(self, state: ConversationState, purpose: str, usage: Usage) -> None:
+        model = self.model.llm.model if self.model else "-"
+        await self.store.record_usage(
+            conversation_id=state.conversation_id, user_id=state.user_id, model=model, purpose=purpose, usage=usage
+        )
+
+    def _checked(self, reply: Reply, brand: str) -> Reply:
+        known = self.catalog.known_amounts(brand) | self.knowledge.known_amounts(brand)
+        secret = self.model.prompts.secret_lines if self.model else []
+        checked = check_reply(
+            reply.text, known_amounts=known, brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
+        )
+        if checked.removed_amounts or checked.removed_links or checked.leaked:
+            log.warning(
+                "reply guardrails: amounts=%s links=%d leaked=%s",
+                checked.removed_amounts, len(checked.removed_links), checked.leaked,
+            )
+        reply.text = checked.text or FALLBACK_TEXT
+        buttons: dict[str, QuickReply] = {}
+        for button in reply.quick_replies:
+            if valid_payload(button.payload):
+                buttons.setdefault(button.payload, button)
+        reply.quick_replies = list(buttons.values())
+        return reply
+
+    async def _finish(self, inbound: Inbound, state: ConversationState, reply: Reply) -> Reply:
+        reply.conversation_id = state.conversation_id
+        await self.store.add_message(
+            state.conversation_id,
+            "assistant",
+            reply.text,
+            channel=inbound.channel.value,
+            meta={"reply": reply.model_dump(mode="json"), "engine": reply.engine},
+            idempotency_key=inbound.idempotency_key,
+        )
+        await self.store.save(state)
+        return reply

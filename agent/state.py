@@ -1,0 +1,119 @@
+"""The conversation as the core sees it, and the storage port the service loads and saves it through.
+
+adapters/storage/stores.py implements ``Store`` over the SQL repositories; the core never sees SQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from agent.types import Usage
+
+
+class Profile(BaseModel):
+    """What the conversation has learnt; shared by the bot chat and the Mini App (same Telegram id)."""
+
+    grade: int | None = None
+    goal: str | None = None
+    subject: str | None = None
+    format: str | None = None
+    name: str | None = None
+    # The phone the user gave in this conversation, normalised (+7XXXXXXXXXX). Never sent to the model.
+    phone: str | None = None
+    program_ids: list[str] = Field(default_factory=list)
+
+
+class ConversationState(BaseModel):
+    conversation_id: int
+    user_id: int
+    brand: str
+    identity: str
+    external_id: str
+    first_name: str | None = None
+    username: str | None = None
+    source: str | None = None
+    profile: Profile = Field(default_factory=Profile)
+    # Policy state: the offline funnel step, whether a phone is awaited, the last shown program ids.
+    flow: dict[str, Any] = Field(default_factory=dict)
+    human_mode_until: datetime | None = None
+    handoff_reason: str | None = None
+    handoff_notice_sent: bool = False
+
+
+class StoredMessage(BaseModel):
+    role: str  # user | assistant
+    content: str
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+class LeadRequest(BaseModel):
+    """A lead to store. ``LeadService.create`` normalises ``phone`` before the store sees it."""
+
+    user_id: int
+    conversation_id: int | None = None
+    brand: str
+    channel: str
+    phone: str
+    name: str | None = Field(default=None, max_length=256)
+    source: str | None = None
+    profile: dict[str, Any] = Field(default_factory=dict)
+    program_ids: list[str] = Field(default_factory=list)
+    idempotency_key: str | None = None
+    is_test: bool = False
+
+
+class Store(Protocol):
+    async def load(
+        self,
+        identity: str,
+        external_id: str,
+        brand: str,
+        *,
+        first_name: str | None = None,
+        username: str | None = None,
+        source: str | None = None,
+    ) -> ConversationState: ...
+
+    async def load_by_id(self, conversation_id: int) -> ConversationState | None: ...
+
+    async def save(self, state: ConversationState) -> None: ...
+
+    async def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        *,
+        channel: str,
+        meta: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> bool:
+        """False when a message with this idempotency key was stored before."""
+        ...
+
+    async def stored_reply(self, idempotency_key: str) -> dict[str, Any] | None:
+        """The reply already given to this inbound key (a reprocessed update), if any."""
+        ...
+
+    async def recent_messages(self, conversation_id: int, *, limit: int) -> list[StoredMessage]: ...
+
+    async def record_usage(
+        self, *, conversation_id: int | None, user_id: int | None, model: str, purpose: str, usage: Usage
+    ) -> None: ...
+
+    async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int: ...
+
+
+class LeadStore(Protocol):
+    async def consent_granted(self, user_id: int, kind: str) -> bool: ...
+
+    async def record_consent(
+        self, *, user_id: int, kind: str, granted: bool, channel: str, text_version: str, telegram_id: int | None
+    ) -> None: ...
+
+    async def recent_lead(self, user_id: int, phone: str, since: datetime) -> int | None: ...
+
+    async def create_lead(self, lead: LeadRequest, *, outbox_provider: str | None) -> int: ...

@@ -1,0 +1,1 @@
+"""Evals: recorded dialogs replayed through the real assistant service (see README "Evals")."""

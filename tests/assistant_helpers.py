@@ -1,0 +1,71 @@
+"""Wiring the real assistant for tests: real catalog and knowledge base, fakes only at the seams."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapters.wiring import Runtime, wire_assistant
+from agent.errors import CrmError
+from agent.llm import LLM
+from agent.ports import CrmLookupResult, CrmPushResult, LeadPayload
+from agent.types import Channel, Inbound
+from evals.runner import RecordingNotifier  # noqa: F401  (re-exported: the tests record handoffs with it)
+
+
+class FakeCRM:
+    name = "fake"
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.lookups: list[str] = []
+        self.fail = fail
+
+    async def push_lead(self, lead: LeadPayload) -> CrmPushResult:
+        return CrmPushResult()
+
+    async def lookup(self, phone: str) -> CrmLookupResult:
+        self.lookups.append(phone)
+        if self.fail:
+            raise CrmError("down", retryable=True)
+        return CrmLookupResult(found=True, tags=["ЕГЭ"], interests=["math"], last_touch_days=12)
+
+    async def check(self) -> None:
+        pass
+
+
+async def _no_sleep(seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+async def attach(rt: Runtime, *, model: bool = False, crm: Any = None, notifier: Any = None) -> Runtime:
+    """Give the runtime a model (respx-faked, never sleeping between retries) or none, a CRM and a
+    notifier, and rebuild the assistant around them. The catalog and knowledge base are the real ones."""
+    if rt.llm is not None:
+        await rt.llm.aclose()
+    rt.llm = LLM(rt.settings, sleep=_no_sleep) if model else None
+    if crm is not None:
+        rt.crm = crm
+    if notifier is not None:
+        rt.notifier = notifier
+    wire_assistant(rt)
+    assert rt.assistant is not None and (rt.assistant.model is not None) == model
+    return rt
+
+
+class Chat:
+    """One Telegram user talking to the assistant, with update ids like the bot adapter sends."""
+
+    def __init__(self, rt: Runtime, user_id: str = "1001", channel: Channel = Channel.telegram) -> None:
+        self.rt = rt
+        self.user_id = user_id
+        self.channel = channel
+        self.update = 0
+
+    async def send(self, **fields: Any):
+        self.update += 1
+        assert self.rt.assistant is not None
+        inbound = Inbound(
+            channel=self.channel, user_id=self.user_id, first_name="Анна",
+            idempotency_key=f"{self.channel.value}:{self.user_id}:{self.update}", **fields,
+        )
+        return await self.rt.assistant.handle(inbound)

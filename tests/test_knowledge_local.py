@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.knowledge.documents import DocumentError, read_brand_documents, read_document
+from adapters.knowledge.local import LocalKnowledge
+from adapters.knowledge.text import analyze
+from agent.errors import UnknownBrand
+from bench.kb_retrieval import evaluate, load_questions
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def knowledge() -> LocalKnowledge:
+    return LocalKnowledge.from_directory(REPO / "knowledge")
+
+
+def test_inflected_forms_share_a_term() -> None:
+    assert analyze("вычет") == analyze("вычета") == analyze("вычетом")
+    assert analyze("Ёлка") == analyze("елка")
+
+
+@pytest.mark.parametrize("question", ["налоговый вычет", "как оформить вычета", "справка для вычетом"])
+async def test_every_form_finds_the_tax_document(knowledge: LocalKnowledge, question: str) -> None:
+    result = await knowledge.search("kmipt", question)
+    assert result.relevant
+    top = result.passages[0]
+    assert top.doc_id == "tax-deduction"
+    assert top.title == "Налоговый вычет за обучение"
+    assert top.source_url == "https://kmipt.ru/courses/"
+    assert "14 300 ₽" in top.text
+
+
+async def test_colloquial_words_reach_the_formal_document(knowledge: LocalKnowledge) -> None:
+    assert (await knowledge.search("kmipt", "можно маткапиталом")).passages[0].doc_id == "maternity-capital"
+    assert (await knowledge.search("kmipt", "есть сплит?")).passages[0].doc_id == "instalments"
+
+
+async def test_nothing_relevant_signal(knowledge: LocalKnowledge) -> None:
+    for question in ("рецепт борща", "какой курс доллара сегодня", "", "!!!", "и в на"):
+        result = await knowledge.search("kmipt", question)
+        assert result.relevant is False, question
+
+
+async def test_limit_and_huge_queries_are_bounded(knowledge: LocalKnowledge) -> None:
+    assert len((await knowledge.search("kmipt", "оплата скидка лагерь", limit=5)).passages) == 5
+    assert (await knowledge.search("kmipt", "оплата", limit=0)).passages == []
+    huge = await knowledge.search("kmipt", "оплата " * 50_000)
+    assert huge.passages[0].doc_id in {"payment", "instalments", "prices"}
+
+
+async def test_brands_are_separate(knowledge: LocalKnowledge) -> None:
+    demo = LocalKnowledge.from_directory(REPO / "tests" / "data" / "knowledge")
+    assert demo.brands() == ["demo"]
+    result = await demo.search("demo", "как оплатить курс")
+    assert result.passages[0].doc_id == "payment" and "Школе Демо" in result.passages[0].text
+    with pytest.raises(UnknownBrand):
+        await knowledge.search("demo", "оплата")
+
+
+def test_documents_and_known_amounts(knowledge: LocalKnowledge) -> None:
+    documents = knowledge.documents("kmipt")
+    assert len(documents) >= 25
+    assert all(doc.title and doc.sources for doc in documents)
+    amounts = knowledge.known_amounts("kmipt")
+    assert {14300, 110000, 18800, 34400} <= amounts
+    assert knowledge.document("kmipt", "refunds") is not None
+    assert knowledge.document("kmipt", "nope") is None
+
+
+def test_bad_documents_are_reported_not_indexed(tmp_path: Path) -> None:
+    folder = tmp_path / "kb" / "acme"
+    folder.mkdir(parents=True)
+    (folder / "ok.md").write_text("---\ntitle: Оплата\nsources: [https://acme.ru/pay]\n---\nОплата картой.\n", encoding="utf-8")
+    (folder / "no-front.md").write_text("Просто текст\n", encoding="utf-8")
+    (folder / "no-title.md").write_text("---\nsources: [https://acme.ru/]\n---\nТекст\n", encoding="utf-8")
+    (folder / "empty.md").write_text("---\ntitle: Пусто\nsources: [https://acme.ru/]\n---\n", encoding="utf-8")
+    documents, issues = read_brand_documents(tmp_path / "kb", "acme")
+    assert [d.slug for d in documents] == ["ok"]
+    assert {(i.item, i.field) for i in issues} == {("no-front", None), ("no-title", "title"), ("empty", "body")}
+    with pytest.raises(DocumentError):
+        read_document("acme", folder / "no-title.md")
+    assert LocalKnowledge.from_directory(tmp_path / "kb").documents("acme")[0].slug == "ok"
+
+
+def test_benchmark_quality_on_the_real_data() -> None:
+    """The benchmark's own code on the labelled set: quality only (speed is the benchmark's business)."""
+    questions = load_questions()
+    assert len(questions) >= 80
+    figures = evaluate(questions, repeat=0)
+    assert figures.hit_at_3 >= 0.9, figures.misses
+    assert figures.no_answer_recall >= 0.5
+    assert figures.false_no_answer <= 0.15

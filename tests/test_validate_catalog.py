@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from adapters.preflight import Level, run_preflight
+from adapters.wiring import build_runtime
+from tests.conftest import REPO, make_settings, run_script
+
+DATA = REPO / "tests" / "data"
+
+
+
+def broken_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """The demo brand with a duplicate id, an off-domain url and a knowledge document without sources."""
+    catalog = tmp_path / "catalog"
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(DATA / "catalog", catalog)
+    shutil.copytree(DATA / "knowledge", knowledge)
+    raw = yaml.safe_load((catalog / "demo.yaml").read_text(encoding="utf-8"))
+    raw["programs"][1]["id"] = raw["programs"][0]["id"]
+    raw["programs"][2]["url"] = "https://elsewhere.example.org/course"
+    (catalog / "demo.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    (knowledge / "demo" / "payment.md").write_text("---\ntitle: Оплата\n---\nТекст без источника.\n", encoding="utf-8")
+    return catalog, knowledge
+
+
+def test_shipped_content_is_clean() -> None:
+    result = run_script("validate_catalog.py", "--strict")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: 1 brand(s), 34 programs, 29 knowledge documents: 0 error(s), 0 warning(s)" in result.stdout
+
+
+def test_demo_brand_is_clean() -> None:
+    result = run_script(
+        "validate_catalog.py",
+        "--strict", BRAND_DEFAULT="demo", CATALOG_DIR=str(DATA / "catalog"), KNOWLEDGE_DIR=str(DATA / "knowledge")
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_broken_content_fails_with_precise_errors(tmp_path: Path) -> None:
+    catalog, knowledge = broken_copy(tmp_path)
+    args = ("--catalog-dir", str(catalog), "--knowledge-dir", str(knowledge))
+    result = run_script("validate_catalog.py", *args, BRAND_DEFAULT="demo")
+    assert result.returncode == 1
+    out = result.stdout
+    assert "demo.yaml: demo-ege-math-11-online: id: duplicate program id" in out
+    assert "demo.yaml: demo-math-3-5-hybrid: url:" in out and "demo-school.ru" in out
+    assert "knowledge/demo/payment.md: payment: sources:" in out
+    assert "FAIL" in out
+
+
+def test_warnings_fail_only_with_strict(tmp_path: Path) -> None:
+    knowledge = tmp_path / "knowledge"  # a brand without knowledge documents: a warning
+    knowledge.mkdir()
+    env = {"BRAND_DEFAULT": "demo", "CATALOG_DIR": str(DATA / "catalog"), "KNOWLEDGE_DIR": str(knowledge)}
+    relaxed = run_script("validate_catalog.py", **env)
+    assert relaxed.returncode == 0 and "WARNING" in relaxed.stdout
+    assert run_script("validate_catalog.py", "--strict", **env).returncode == 1
+
+
+def test_configuration_error_exits_2() -> None:
+    result = run_script("validate_catalog.py", CRM_PROVIDER="bogus")
+    assert result.returncode == 2 and "CRM_PROVIDER" in result.stdout
+
+
+async def test_preflight_uses_the_same_checks(tmp_path: Path) -> None:
+    catalog, knowledge = broken_copy(tmp_path)
+    settings = make_settings(tmp_path, brand_default="demo", catalog_dir=str(catalog), knowledge_dir=str(knowledge))
+    runtime = build_runtime(settings)
+    try:
+        await runtime.db.migrate()
+        report = await run_preflight(runtime)
+    finally:
+        await runtime.close()
+    critical = [c for c in report.criticals if c.name in {"catalog", "knowledge"}]
+    assert any("duplicate program id" in c.detail for c in critical)
+    assert any(c.name == "knowledge" and "payment" in c.detail for c in critical)
+    assert report.blocking
+    # The broken brand file is left out of the runtime's catalog rather than half-loaded.
+    assert runtime.catalog.brand_ids() == []
+
+
+async def test_preflight_warns_about_past_sessions(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path,
+        brand_default="demo",
+        catalog_dir=str(DATA / "catalog"),
+        knowledge_dir=str(DATA / "knowledge"),
+    )
+    runtime = build_runtime(settings)
+    runtime.today = lambda: date(2028, 1, 1)
+    try:
+        await runtime.db.migrate()
+        report = await run_preflight(runtime)
+    finally:
+        await runtime.close()
+    catalog_checks = [c for c in report.checks if c.name == "catalog"]
+    assert catalog_checks and all(c.level is Level.warning for c in catalog_checks)

@@ -1,0 +1,41 @@
+"""crm_lookup: anonymised CRM context for the phone the user gave in this conversation, and no other."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from agent.errors import CrmError
+from agent.toolkit import Tool, ToolContext, ToolFailure
+
+DESCRIPTION = (
+    "Проверить, знаком ли уже школе телефон, который пользователь сам дал в этом разговоре. Возвращает "
+    "только обезличенный контекст: найден ли, теги, интересы, дней с последнего контакта. "
+    "Аргументов нет: используется сохранённый номер."
+)
+
+
+class Args(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Result(BaseModel):
+    found: bool
+    tags: list[str]
+    interests: list[str]
+    last_touch_days: int | None
+
+
+async def run(args: Args, ctx: ToolContext) -> Result:
+    phone = ctx.conversation.profile.phone
+    if phone is None:
+        raise ToolFailure("the user has not given a phone number in this conversation")
+    if ctx.crm is None:
+        raise ToolFailure("no CRM is connected")
+    try:
+        found = await ctx.crm.lookup(phone)
+    except CrmError as error:
+        raise ToolFailure("the CRM is not answering right now") from error
+    return Result(found=found.found, tags=found.tags, interests=found.interests, last_touch_days=found.last_touch_days)
+
+
+TOOL = Tool(name="crm_lookup", description=DESCRIPTION, args_model=Args, run=run)

@@ -1,0 +1,75 @@
+// The admin app's API client: initData of an allowed admin inside Telegram, Basic auth in a browser
+// (the browser asks for the login once when the API answers 401 with WWW-Authenticate).
+
+import type { WebApp } from "telegram-web-app";
+import { requestJson } from "./telegram";
+
+export interface Lead {
+  id: number;
+  created_at: string;
+  brand: string;
+  channel: string;
+  source: string | null;
+  name: string | null;
+  phone: string;
+  profile: Record<string, unknown>;
+  program_ids: string[];
+  status: string;
+  manager_note: string | null;
+  crm_status: string;
+  crm_error: string | null;
+}
+
+export interface Page<T> {
+  ok: boolean;
+  items: T[];
+  total: number;
+  page: number;
+  per_page: number;
+}
+
+export interface ConversationItem {
+  id: number;
+  brand: string;
+  user: { first_name: string | null; username: string | null; external_id: string; source: string | null } | null;
+  profile: Record<string, unknown>;
+  in_human_mode: boolean;
+  handoff_reason: string | null;
+  last_message: { role: string; text: string; created_at: string } | null;
+  last_message_at: string | null;
+}
+
+export interface TranscriptMessage {
+  id: number;
+  role: string;
+  content: string;
+  meta: Record<string, unknown>;
+  created_at: string;
+}
+
+export const LEAD_STATUSES: Record<string, string> = {
+  new: "Новая",
+  contacted: "Связались",
+  trial: "Пробное",
+  enrolled: "Зачислен",
+  lost: "Отказ",
+};
+
+export class AdminApi {
+  constructor(private readonly app: WebApp | null) {}
+
+  private headers(json = false): HeadersInit {
+    const headers: Record<string, string> = {};
+    if (this.app) headers["X-Tg-Init-Data"] = this.app.initData;
+    if (json) headers["Content-Type"] = "application/json";
+    return headers;
+  }
+
+  get<T>(path: string): Promise<T> {
+    return requestJson<T>(path, { headers: this.headers() });
+  }
+
+  send<T>(method: "PATCH" | "POST", path: string, body?: unknown): Promise<T> {
+    return requestJson<T>(path, { method, headers: this.headers(true), body: body === undefined ? undefined : JSON.stringify(body) });
+  }
+}
