@@ -83,7 +83,9 @@ class SendPolicy(BaseRequestMiddleware):
         self.blocked: set[int] = set()
 
     async def load_blocked(self) -> None:
-        self.blocked = {int(x) for x in await self.users.blocked_external_ids("telegram") if x.lstrip("-").isdigit()}
+        stored = await self.users.blocked_external_ids("telegram")
+        # A union: a 403 may already have arrived while this was loading.
+        self.blocked |= {int(x) for x in stored if x.lstrip("-").isdigit()}
 
     async def unblock(self, telegram_id: int) -> None:
         """The user wrote to the bot again, so they have unblocked it."""

@@ -156,7 +156,7 @@ def install_telegram(runtime: Runtime, *, run_bot: bool) -> TelegramService | No
         log.error("Telegram bot disabled: %s", error)
         return None
     runtime.telegram = service
-    runtime.notifier = service.notifier  # type: ignore[attr-defined]
+    runtime.notifier = service.notifier
     webhook = settings.telegram_mode is TelegramMode.webhook
     if run_bot or webhook:
         runtime.background.append(_Startup(service))

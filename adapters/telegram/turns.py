@@ -15,6 +15,7 @@ from adapters.telegram.rendering import send_reply
 from adapters.telegram.sender import SendPolicy
 from agent.errors import AgentError, InvalidInput
 from agent.ports import Assistant
+from agent.settings import Settings
 from agent.types import Channel, Inbound, Reply
 
 if TYPE_CHECKING:
@@ -39,12 +40,13 @@ class TelegramContext:
     policy: SendPolicy
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> Settings:
         return self.runtime.settings
 
     @property
     def assistant(self) -> Assistant:
-        return self.runtime.assistant  # type: ignore[attr-defined,no-any-return]
+        assert self.runtime.assistant is not None  # wired by build_runtime
+        return self.runtime.assistant
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.settings.admin_telegram_ids

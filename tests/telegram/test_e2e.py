@@ -8,79 +8,89 @@ import pytest
 from sqlalchemy import text
 
 from tests.fakes import updates
-from tests.fakes.assistant import ScriptedAssistant
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.telegram.conftest import Service, running_service, telegram_settings, wait_until
 
 USER = 501
 
 
+FUNNEL = [("grade:11", "Какая цель"), ("goal:ege", "Какой предмет"), ("subject:math", "Какой формат")]
+
+
+def buttons(message: dict) -> list[str]:
+    rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
+    return [b.get("callback_data") or b.get("url") for row in rows for b in row]
+
+
 async def run_funnel(service: Service, api: FakeBotAPI) -> None:
+    """The real assistant (offline policy): /start -> buttons -> top 3 cards -> consent -> contact -> lead."""
     await service.deliver(updates.message(1, USER, "/start ads_vk-2026"))
     await service.settle(1)
     greeting = api.sent_to(USER)[-1]
-    assert "В каком классе" in greeting["text"]
-    grade_buttons = [b["callback_data"] for row in greeting["reply_markup"]["inline_keyboard"] for b in row]
-    assert grade_buttons == ["grade:9", "grade:10", "grade:11"]
+    assert "Здравствуйте" in greeting["text"] and "grade:11" in buttons(greeting)
 
-    await service.deliver(updates.callback(2, USER, "grade:11"))
-    await service.settle(2)
-    goal = api.sent_to(USER)[-1]
-    assert goal["text"] == "Какая цель?"
+    for update_id, (choice, next_question) in enumerate(FUNNEL, start=2):
+        await service.deliver(updates.callback(update_id, USER, choice))
+        await service.settle(update_id)
+        assert next_question in api.sent_to(USER)[-1]["text"]
 
-    await service.deliver(updates.callback(3, USER, "goal:ege"))
-    await service.settle(3)
-    sent = api.sent_to(USER)
-    cards = [m for m in sent if "Программа" in m["text"]]
+    before = len(api.sent_to(USER))
+    await service.deliver(updates.callback(5, USER, "format:online"))
+    await service.settle(5)
+    cards = [m for m in api.sent_to(USER)[before:] if any(b and b.startswith("https://") for b in buttons(m))]
     assert len(cards) == 3
-    for card in cards:
-        assert "&lt;ЕГЭ &amp; олимпиады&gt;" in card["text"]  # model/catalog text escaped
-        assert card["reply_markup"]["inline_keyboard"][0][0]["url"].startswith("https://kmipt.ru/")
-    contact_request = next(m for m in sent if "keyboard" in (m.get("reply_markup") or {}))
+    assert all(card["text"].startswith("<b>") and "₽" in card["text"] for card in cards)
+    enrol = next(b for b in buttons(cards[-1]) if b and b.startswith("program:"))
+
+    await service.deliver(updates.callback(6, USER, enrol))
+    await service.settle(6)
+    assert "consent:yes" in buttons(api.sent_to(USER)[-1])
+    await service.deliver(updates.callback(7, USER, "consent:yes"))
+    await service.settle(7)
+    contact_request = api.sent_to(USER)[-1]
     assert contact_request["reply_markup"]["keyboard"][0][0]["request_contact"] is True
 
-    await service.deliver(updates.contact(4, USER, "+79991234567"))
-    await service.settle(4)
+    await service.deliver(updates.contact(8, USER, "+79991234567"))
+    await service.settle(8)
     thanks = api.sent_to(USER)[-1]
-    assert "Заявка принята" in thanks["text"]
+    assert "Заявка" in thanks["text"]
     assert thanks["reply_markup"] == {"remove_keyboard": True}
 
     # Every button press answered; pressed choices removed from their message.
-    assert {c.params["callback_query_id"] for c in api.calls_of("answerCallbackQuery")} == {"cq2", "cq3"}
-    assert len(api.calls_of("editMessageReplyMarkup")) == 2
+    assert {c.params["callback_query_id"] for c in api.calls_of("answerCallbackQuery")} == {f"cq{n}" for n in range(2, 8)}
+    assert len(api.calls_of("editMessageReplyMarkup")) == 6
 
     async with service.runtime.db.engine.connect() as conn:
-        leads = (await conn.execute(text("SELECT phone, user_id FROM leads"))).all()
+        leads = (await conn.execute(text("SELECT phone, source FROM leads"))).all()
         source = (await conn.execute(text("SELECT source FROM users WHERE external_id = :u"), {"u": str(USER)})).scalar()
     assert [lead[0] for lead in leads] == ["+79991234567"]
     assert source == "ads_vk-2026"
 
 
 @pytest.mark.parametrize("mode", ["webhook", "polling"])
-async def test_funnel_end_to_end(mode: str, tmp_path: Path, fake_api: FakeBotAPI, database_url: str) -> None:
+async def test_funnel_end_to_end_on_the_real_assistant(
+    mode: str, tmp_path: Path, fake_api: FakeBotAPI, database_url: str
+) -> None:
     settings = telegram_settings(tmp_path, fake_api.base_url, database_url, telegram_mode=mode)
-    async with running_service(settings, fake_api, ScriptedAssistant) as service:
+    async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as service:
         await run_funnel(service, fake_api)
         await wait_until(lambda: bool(fake_api.calls_of("setMyCommands")))
         if mode == "polling":
             # Confirmed only after being stored: the next getUpdates carries offset = last + 1.
-            await wait_until(lambda: fake_api.confirmed_offset == 5)
+            await wait_until(lambda: fake_api.confirmed_offset == 9)
 
 
 async def test_start_source_is_first_touch_only(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, ScriptedAssistant) as service:
-        assistant = service.runtime.assistant  # type: ignore[attr-defined]
+    async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as service:
         await service.deliver(updates.message(1, USER, "/start first_campaign"))
         await service.deliver(updates.message(2, USER, "/start second_campaign"))
         await service.deliver(updates.message(3, 502, "/start bad payload!"))
         await service.deliver(updates.message(4, 503, "/start " + "x" * 65))
         for update_id in (1, 2, 3, 4):
             await service.settle(update_id)
-        sources = [(i.user_id, i.source) for i in assistant.seen]
-        # Chats run concurrently; one chat's updates keep their order.
-        assert [s for s in sources if s[0] == str(USER)] == [(str(USER), "first_campaign"), (str(USER), "second_campaign")]
-        assert sorted(s for s in sources if s[0] != str(USER)) == [("502", None), ("503", None)]
-        assert all(i.start for i in assistant.seen)
-        user = await service.runtime.users.get_or_create("telegram", str(USER))
-        assert user.source == "first_campaign"
+        sources = {}
+        for user_id in (USER, 502, 503):
+            sources[user_id] = (await service.runtime.users.get_or_create("telegram", str(user_id))).source
+        assert sources == {USER: "first_campaign", 502: None, 503: None}
+        assert all("Здравствуйте" in service.api.sent_to(u)[0]["text"] for u in (USER, 502, 503))

@@ -9,6 +9,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.text_decorations import html_decoration as hd
 
+from adapters.crm.leadtest import run_lead_test
 from adapters.telegram import filters
 from adapters.telegram.turns import TelegramContext
 
@@ -18,7 +19,6 @@ PASSAGE_PREVIEW = 600
 KBTEST_USAGE = "Напишите вопрос после команды, например: /kbtest Какие условия оплаты?"
 LEADTEST_USAGE = "Укажите телефон после команды, например: /leadtest +79991234567"
 ADMIN_ONLY_TEXT = "Извините, эта команда доступна только администраторам."
-UNAVAILABLE = "{what} пока не подключена в этой сборке."
 
 
 async def kbtest(message: Message, command: CommandObject, tg: TelegramContext) -> None:
@@ -26,11 +26,7 @@ async def kbtest(message: Message, command: CommandObject, tg: TelegramContext) 
     if not question:
         await message.answer(hd.quote(KBTEST_USAGE))
         return
-    knowledge = getattr(tg.runtime, "knowledge", None)
-    if knowledge is None:
-        await message.answer(hd.quote(UNAVAILABLE.format(what="База знаний")))
-        return
-    result = await knowledge.search(tg.settings.brand_default, question, limit=3)
+    result = await tg.runtime.knowledge.search(tg.settings.brand_default, question, limit=3)
     if not result.passages:
         await message.answer(hd.quote("В базе знаний ничего не нашлось по этому вопросу."))
         return
@@ -53,13 +49,8 @@ async def leadtest(message: Message, command: CommandObject, tg: TelegramContext
     if not phone:
         await message.answer(hd.quote(LEADTEST_USAGE))
         return
-    try:
-        from adapters.crm.leadtest import run_lead_test
-    except ImportError:
-        await message.answer(hd.quote(UNAVAILABLE.format(what="Проверка CRM")))
-        return
     result = await run_lead_test(tg.runtime, phone)
-    await message.answer(hd.quote(str(result)))
+    await message.answer(hd.quote(("✅ " if result.ok else "⚠️ ") + result.message))
 
 
 def build() -> Router:
