@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ from adapters.http.app import create_app
 from adapters.wiring import Runtime, build_runtime
 from agent.settings import Settings
 from tests.conftest import make_settings
+from tests.crm_helpers import wait_for
 from tests.fakes.telegram_api import FakeBotAPI
 
 TOKEN = "123456789:AAF_test-token-for-the-fake-bot-api-00"
@@ -49,19 +48,6 @@ def telegram_settings(tmp_path: Path, api_url: str, database_url: str | None = N
         values["database_url"] = database_url
     values.update(overrides)
     return make_settings(tmp_path, **values)
-
-
-async def wait_until(condition: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0, step: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(step)
 
 
 class Service:
@@ -102,7 +88,7 @@ class Service:
                 row = (await conn.execute(text("SELECT status FROM telegram_updates WHERE update_id = :u"), {"u": update_id})).first()
             return row is not None and row[0] in {"done", "dead"}
 
-        await wait_until(finished, timeout)
+        await wait_for(finished, timeout=timeout, what=f"update {update_id} to finish")
 
 
 @asynccontextmanager

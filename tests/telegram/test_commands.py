@@ -11,9 +11,10 @@ from sqlalchemy import text
 
 from adapters.telegram.notifier import handoff_card
 from agent.ports import HandoffNotice
+from tests.crm_helpers import wait_for
 from tests.fakes import updates
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram.conftest import Service, running_service, telegram_settings, wait_until
+from tests.telegram.conftest import Service, running_service, telegram_settings
 
 USER = 700
 ADMIN = 701
@@ -54,7 +55,7 @@ async def test_help_app_and_adminapp(service: Service) -> None:
 
 
 async def test_commands_are_registered_at_start(service: Service) -> None:
-    await wait_until(lambda: bool(service.api.calls_of("setMyCommands")))
+    await wait_for(lambda: bool(service.api.calls_of("setMyCommands")))
     names = [c["command"] for c in service.api.calls_of("setMyCommands")[0].params["commands"]]
     assert {"start", "app", "manager", "privacy", "forget", "help", "kbtest"} <= set(names)
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from tests.crm_helpers import wait_for
 from tests.fakes import updates
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram.conftest import Service, running_service, telegram_settings, wait_until
+from tests.telegram.conftest import Service, running_service, telegram_settings
 
 USER = 501
 
@@ -74,10 +75,10 @@ async def test_funnel_end_to_end_on_the_real_assistant(
     settings = telegram_settings(tmp_path, fake_api.base_url, database_url, telegram_mode=mode)
     async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as service:
         await run_funnel(service, fake_api)
-        await wait_until(lambda: bool(fake_api.calls_of("setMyCommands")))
+        await wait_for(lambda: bool(fake_api.calls_of("setMyCommands")))
         if mode == "polling":
             # Confirmed only after being stored: the next getUpdates carries offset = last + 1.
-            await wait_until(lambda: fake_api.confirmed_offset == 9)
+            await wait_for(lambda: fake_api.confirmed_offset == 9)
 
 
 async def test_start_source_is_first_touch_only(tmp_path: Path, fake_api: FakeBotAPI) -> None:

@@ -19,9 +19,10 @@ from sqlalchemy import text
 
 from adapters.storage.database import Database
 from tests.conftest import REPO
+from tests.crm_helpers import wait_for
 from tests.fakes import updates
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram.conftest import SECRET, TOKEN, wait_until
+from tests.telegram.conftest import SECRET, TOKEN
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT = 60.0  # importing aiogram alone takes seconds on a busy 2-core machine
@@ -120,7 +121,7 @@ async def test_worker_killed_mid_update_then_restarted(tmp_path: Path, fake_api:
     log = tmp_path / "bot.log"
     async with database(database_url) as db:
         with child("bot", env, log) as first:
-            await wait_until(lambda: bool(fake_api.held), timeout=START_TIMEOUT)
+            await wait_for(lambda: bool(fake_api.held), timeout=START_TIMEOUT)
             assert await scalar(db, "SELECT status FROM telegram_updates WHERE update_id = 8") == "processing"
             assert await scalar(db, "SELECT count(*) FROM leads") == 1
             first.send_signal(signal.SIGKILL)
@@ -132,7 +133,7 @@ async def test_worker_killed_mid_update_then_restarted(tmp_path: Path, fake_api:
                     await scalar(db, "SELECT count(*) FROM telegram_updates") == len(script)
                 )
 
-            await wait_until(all_done, timeout=START_TIMEOUT)
+            await wait_for(all_done, timeout=START_TIMEOUT)
         assert await scalar(db, "SELECT count(*) FROM leads") == 1
         assert await scalar(db, "SELECT attempts FROM telegram_updates WHERE update_id = 8") == 2
         stored = await scalar(db, "SELECT count(*) FROM messages WHERE role = 'user'")
@@ -168,7 +169,7 @@ async def test_two_webhook_services_share_one_postgresql(tmp_path: Path, fake_ap
                         return False
 
                 for port in ports:
-                    await wait_until(lambda port=port: up(port), timeout=START_TIMEOUT, step=0.2)
+                    await wait_for(lambda port=port: up(port), timeout=START_TIMEOUT)
 
                 async def send_chat(index: int, chat: int) -> None:
                     # Telegram sends one chat's updates one after another; chats go in parallel.
@@ -186,7 +187,7 @@ async def test_two_webhook_services_share_one_postgresql(tmp_path: Path, fake_ap
             async def all_done() -> bool:
                 return await scalar(db, "SELECT count(*) FROM telegram_updates WHERE status = 'done'") == total
 
-            await wait_until(all_done, timeout=START_TIMEOUT)
+            await wait_for(all_done, timeout=START_TIMEOUT)
             assert await scalar(db, "SELECT count(*) FROM telegram_updates WHERE attempts = 1") == total
     for chat in chats:
         assert first_replies(fake_api, chat) == FUNNEL_REPLIES  # each update once, in order

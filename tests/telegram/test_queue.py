@@ -13,8 +13,8 @@ from adapters.storage.database import Database
 from adapters.storage.models import utcnow
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue, backoff_seconds, chat_of
 from adapters.telegram.workers import PermanentFailure, UpdateWorkers
+from tests.crm_helpers import wait_for
 from tests.fakes import updates
-from tests.telegram.conftest import wait_until
 
 
 def make_queue(db: Database, **overrides: float) -> UpdateQueue:
@@ -157,7 +157,7 @@ async def test_workers_run_chats_concurrently_and_each_chat_in_order(db: Databas
         chat = 100 + update_id % 8
         expected.setdefault(chat, []).append(update_id)
         await put(queue, update_id, chat)
-    await wait_until(lambda: workers.processed == 40, timeout=20)
+    await wait_for(lambda: workers.processed == 40, timeout=20)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -185,8 +185,8 @@ async def test_workers_retry_failures_and_dead_letter_bad_payloads(db: Database)
     task = asyncio.create_task(workers.run())
     await put(queue, 1, 10)
     await put(queue, 2, 20)
-    await wait_until(lambda: calls.count(1) == 2 and 2 in calls)
-    await wait_until(lambda: workers.processed == 1)
+    await wait_for(lambda: calls.count(1) == 2 and 2 in calls)
+    await wait_for(lambda: workers.processed == 1)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert await status_of(db, 1) == ("done", 2, None)
@@ -206,7 +206,7 @@ async def test_stop_finishes_short_updates_and_releases_long_ones(db: Database) 
     task = asyncio.create_task(workers.run())
     await put(queue, 1, 10)
     await put(queue, 2, 20)
-    await wait_until(lambda: started == {1, 2})
+    await wait_for(lambda: started == {1, 2})
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert (await status_of(db, 1))[0] == "done"

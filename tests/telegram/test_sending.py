@@ -15,7 +15,7 @@ from agent.types import Action, ProgramCard, QuickReply, Reply
 from tests.fakes import updates
 from tests.fakes.assistant import InstantAssistant
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram.conftest import running_service, telegram_settings, wait_until
+from tests.telegram.conftest import running_service, telegram_settings
 
 USER = 900
 

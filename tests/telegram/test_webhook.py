@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.crm_helpers import wait_for
 from tests.fakes import updates
 from tests.fakes.assistant import InstantAssistant
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram.conftest import SECRET, running_service, telegram_settings, wait_until
+from tests.telegram.conftest import SECRET, running_service, telegram_settings
 
 PATH = "/telegram/webhook"
 GOOD = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
@@ -56,7 +57,7 @@ async def test_duplicate_update_is_acknowledged_and_processed_once(service, fake
     assert first.status_code == 200 and first.json() == {"ok": True, "queued": True}
     assert second.status_code == 200 and second.json() == {"ok": True, "queued": False, "duplicate": True}
     await service.settle(10)
-    await wait_until(lambda: len(fake_api.sent_to(7)) == 1)
+    await wait_for(lambda: len(fake_api.sent_to(7)) == 1)
     assert len(service.runtime.assistant.seen) == 1
 
 
