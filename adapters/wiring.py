@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -47,6 +47,9 @@ from agent.service import AssistantService
 from agent.paths import DataPaths, resolve_data_paths
 from agent.settings import CrmProvider, Settings
 from tools.registry import build_tools, tool_schemas
+
+if TYPE_CHECKING:
+    from adapters.telegram.service import TelegramService
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +113,7 @@ class Runtime:
     knowledge: KnowledgeBackend = field(default_factory=lambda: LocalKnowledge({}))
     # "Today" for session dates (Moscow time); tests replace it to pin the calendar.
     today: Callable[[], date] = school_today
+    telegram: TelegramService | None = None  # set when TELEGRAM_BOT_TOKEN is configured
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def start_background(self) -> None:
@@ -131,6 +135,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.stop_background()
+        if self.telegram is not None:
+            await self.telegram.close()
         if self.llm is not None:
             await self.llm.aclose()
         if self.crm_http is not None:
@@ -185,6 +191,11 @@ def build_runtime(
         # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
         runtime.catalog, _ = read_catalog(settings.catalog_path)
         runtime.knowledge = build_knowledge(settings, usage_recorder=record_vector_search)
+    if settings.telegram_bot_token is not None:
+        from adapters.telegram.service import install_telegram
+
+        # Before the assistant is wired: it takes the Telegram notifier (handoff cards, confirmations).
+        install_telegram(runtime, run_bot=run_bot)
     wire_assistant(runtime)
     return runtime
 

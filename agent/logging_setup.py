@@ -89,7 +89,7 @@ def configure_logging(level: str = "INFO", secrets: list[str] | None = None, *, 
     root.addHandler(handler)
     root.setLevel(level)
     # Library loggers that would otherwise print URLs with tokens (aiogram puts the bot token in URLs).
-    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine", "bm25s"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
     # uvicorn installs its own handlers; route its records through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

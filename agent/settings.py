@@ -56,6 +56,17 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
     manager_chat_id: int | None = None
+    # The durable update queue both modes share (see README "Telegram bot").
+    telegram_queue_concurrency: int = Field(default=256, ge=1, le=1000)  # chats processed at once per process
+    telegram_queue_max_attempts: int = Field(default=5, ge=1, le=100)  # then the update is dead-lettered
+    telegram_queue_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)  # doubles per attempt
+    telegram_queue_lease_seconds: float = Field(default=60.0, ge=1, le=3600)  # a dead worker's claim expires
+    telegram_queue_poll_seconds: float = Field(default=0.5, gt=0, le=60)  # idle check for other processes' rows
+    telegram_queue_retention_hours: float = Field(default=48.0, gt=0)  # done rows (and duplicate detection)
+    # Telegram's sending limits: about 1 message/s per chat (short bursts allowed), 30/s overall.
+    telegram_send_global_per_second: int = Field(default=30, ge=1)
+    telegram_send_chat_per_second: float = Field(default=1.0, gt=0)
+    telegram_send_chat_burst: int = Field(default=3, ge=1)
 
     # OpenAI
     openai_api_key: SecretStr | None = None

@@ -26,6 +26,7 @@ from adapters.http.routers import (
     whoami,
 )
 from adapters.preflight import Level, run_preflight
+from adapters.telegram.http import install_routes as install_telegram_routes
 from adapters.wiring import Runtime, build_runtime
 from agent import __version__
 from agent.settings import Settings
@@ -94,4 +95,5 @@ def create_app(
     # Outermost first: the size limit guards everything, the request id tags every log line.
     app.add_middleware(BodySizeLimitMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    install_telegram_routes(app, settings)  # last: its webhook ingress sits in front of everything
     return app

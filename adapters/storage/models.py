@@ -129,11 +129,24 @@ class ConsentRecord(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+_ACTIVE_UPDATE = sa.text("status IN ('queued', 'retry', 'processing')")
+
+
 class TelegramUpdate(SQLModel, table=True):
     """The durable update queue shared by polling and webhook modes."""
 
     __tablename__ = "telegram_updates"
-    __table_args__ = (sa.Index("ix_telegram_updates_claim", "status", "next_attempt_at"),)
+    # Partial indexes over the active rows keep claiming cheap whatever the backlog (migration 0002).
+    __table_args__ = (
+        sa.Index("ix_telegram_updates_active", "update_id", sqlite_where=_ACTIVE_UPDATE, postgresql_where=_ACTIVE_UPDATE),
+        sa.Index(
+            "ix_telegram_updates_active_chat",
+            "chat_id",
+            "update_id",
+            sqlite_where=_ACTIVE_UPDATE,
+            postgresql_where=_ACTIVE_UPDATE,
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     update_id: int = Field(sa_type=sa.BigInteger, unique=True)

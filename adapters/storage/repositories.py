@@ -83,6 +83,18 @@ class UserRepository:
             await session.exec(update(User).where(User.id == user_id).values(blocked_at=utcnow()))
             await session.commit()
 
+    async def unblock(self, user_id: int) -> None:
+        async with self.db.session() as session:
+            await session.exec(update(User).where(User.id == user_id).values(blocked_at=None))
+            await session.commit()
+
+    async def blocked_external_ids(self, identity: str) -> list[str]:
+        async with self.db.session() as session:
+            rows = await session.exec(
+                select(User.external_id).where(User.identity == identity, col(User.blocked_at).is_not(None))
+            )
+            return list(rows.all())
+
     async def forget(self, user_id: int) -> None:
         """Delete the user's personal data and conversations (152-ФЗ withdrawal).
 

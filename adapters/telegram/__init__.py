@@ -1,0 +1,1 @@
+"""Telegram adapter: aiogram 3 bot over one durable update queue (polling and webhook modes)."""

@@ -54,9 +54,20 @@ async def diagnostics(runtime: RuntimeDep) -> dict[str, object]:
             "admin_miniapp_enabled": settings.admin_miniapp_enabled,
             "preflight_mode": settings.startup_preflight_mode.value,
         },
+        "telegram_queue": await _telegram_queue(runtime),
         "warnings": warnings,
         "preflight": report.as_dict() if report else None,
     }
+
+
+async def _telegram_queue(runtime: RuntimeDep) -> dict[str, object] | None:
+    """Queue counts, so dead-lettered Telegram updates show up in the runbook's diagnostics check."""
+    if runtime.telegram is None:
+        return None
+    try:
+        return await runtime.telegram.queue.stats()
+    except Exception as error:
+        return {"error": type(error).__name__}
 
 
 _LANDING = """<!doctype html>

@@ -1,0 +1,259 @@
+"""The durable Telegram update queue shared by polling and webhook modes (table telegram_updates).
+
+Life of a row: queued -> processing (claimed with a lease) -> done | retry (backoff) -> ... -> dead.
+A chat's updates are handed out strictly in update_id order: a row is claimable only while no
+earlier row of the same chat is still queued, retrying or processing. Different chats run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import TextClause, Update, and_, bindparam, delete, exists, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from adapters.storage.database import Database
+from adapters.storage.models import TelegramUpdate, UTCDateTime, utcnow
+from adapters.telegram.group_commit import GroupCommit
+from adapters.telegram.queue_writes import QueueWrites
+
+TABLE = TelegramUpdate.__table__
+MAX_BACKOFF_SECONDS = 3600.0
+ERROR_LENGTH = 1000
+
+
+@dataclass(frozen=True)
+class ClaimedUpdate:
+    id: int
+    update_id: int
+    chat_id: int | None
+    payload: str
+    attempts: int
+
+
+def chat_of(update: dict[str, Any]) -> int | None:
+    """The chat an update belongs to (its ordering key): the chat, else the sender."""
+    for key, value in update.items():
+        if key == "update_id" or not isinstance(value, dict):
+            continue
+        chat = value.get("chat") or (value.get("message") or {}).get("chat")
+        if isinstance(chat, dict) and isinstance(chat.get("id"), int):
+            return chat["id"]
+        sender = value.get("from") or value.get("user")
+        if isinstance(sender, dict) and isinstance(sender.get("id"), int):
+            return sender["id"]
+    return None
+
+
+def _active(alias: str) -> TextClause:
+    """Literally the partial indexes' condition: SQLite uses a partial index only for a query that
+    repeats its WHERE term with the same constants (bound parameters don't count)."""
+    return text(f"{alias}.status IN ('queued', 'retry', 'processing')")
+
+
+def backoff_seconds(attempts: int, base: float) -> float:
+    return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
+
+
+class UpdateQueue:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_attempts: int = 5,
+        retry_base_seconds: float = 2.0,
+        lease_seconds: float = 60.0,
+        retention_hours: float = 48.0,
+    ) -> None:
+        self.db = db
+        self.max_attempts = max_attempts
+        self.retry_base_seconds = retry_base_seconds
+        self.lease = timedelta(seconds=lease_seconds)
+        self.retention = timedelta(hours=retention_hours)
+        # Set when this process queues something (fresh_rows) or finishes an update, so local
+        # workers claim without waiting for a poll.
+        self.wakeup = asyncio.Event()
+        self.fresh_rows = False
+        # Webhook requests being stored now, and when the last one was (loop time): workers ration
+        # their claims while requests arrive.
+        self.ingesting = 0
+        self.last_ingest = float("-inf")
+        # RETURNING names the new rows: psycopg reports no rowcount for this insert.
+        self._insert = (
+            (sqlite.insert if db.is_sqlite else postgresql.insert)(TABLE)
+            .on_conflict_do_nothing(index_elements=["update_id"])
+            .returning(TABLE.c.update_id)
+        )
+        self._writes = QueueWrites(db)
+        self._claim = self._claim_statement()
+        self._complete = (
+            update(TABLE)
+            .where(TABLE.c.id.in_(bindparam("ids", expanding=True)), TABLE.c.locked_by == bindparam("worker"))
+            .where(TABLE.c.status == "processing")
+            .values(
+                status="done",
+                last_error=None,
+                locked_by=None,
+                locked_until=None,
+                updated_at=bindparam("now", type_=UTCDateTime()),
+            )
+        )
+        self._inserts: GroupCommit[dict[str, Any], bool] = GroupCommit(self._insert_rows)
+        self._completions: GroupCommit[tuple[int, str], None] = GroupCommit(self._complete_rows)
+
+    def _row(self, update_id: int, chat_id: int | None, payload: str, now: datetime) -> dict[str, Any]:
+        return {
+            "update_id": update_id,
+            "chat_id": chat_id,
+            "payload": payload,
+            "status": "queued",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    async def _insert_rows(self, rows: list[dict[str, Any]]) -> list[bool]:
+        inserted: set[int] = await self._writes.run(lambda conn: set(conn.execute(self._insert, rows).scalars()))
+        self.fresh_rows = True
+        self.wakeup.set()
+        results = []
+        for row in rows:  # the same update twice in one batch: the first is new, the second a duplicate
+            results.append(row["update_id"] in inserted)
+            inserted.discard(row["update_id"])
+        return results
+
+    async def enqueue(self, update_id: int, chat_id: int | None, payload: str) -> bool:
+        """Commit one update; False when this update_id is already queued (a duplicate delivery)."""
+        self.ingesting += 1
+        try:
+            return await self._inserts.submit(self._row(update_id, chat_id, payload, utcnow()))
+        finally:
+            self.ingesting -= 1
+            self.last_ingest = asyncio.get_running_loop().time()
+
+    async def enqueue_many(self, updates: list[dict[str, Any]]) -> int:
+        """Commit a getUpdates batch in one transaction; returns how many were new."""
+        if not updates:
+            return 0
+        now = utcnow()
+        rows = [self._row(u["update_id"], chat_of(u), json.dumps(u, ensure_ascii=False), now) for u in updates]
+        return sum(await self._insert_rows(rows))
+
+    def _claim_statement(self) -> Update:
+        """Built once; values are bound per claim (building the aliases cost more than running it)."""
+        now = bindparam("now", type_=UTCDateTime())
+        row, earlier = TABLE.alias("c"), TABLE.alias("p")
+        waits_for_earlier = exists().where(
+            _active("p"),
+            earlier.c.chat_id == row.c.chat_id,
+            earlier.c.update_id < row.c.update_id,
+        )
+        due = or_(
+            and_(row.c.status.in_(("queued", "retry")), row.c.next_attempt_at <= now),
+            # A dead worker's claim: the lease ran out while it was processing.
+            and_(row.c.status == "processing", row.c.locked_until < now, row.c.attempts < self.max_attempts),
+        )
+        candidates = (
+            select(row.c.id)
+            .where(_active("c"), due, ~waits_for_earlier)
+            .order_by(row.c.update_id)
+            .limit(bindparam("limit"))
+        )
+        if not self.db.is_sqlite:
+            candidates = candidates.with_for_update(skip_locked=True, of=row)
+        return (
+            update(TABLE)
+            .where(TABLE.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                status="processing",
+                locked_by=bindparam("worker"),
+                locked_until=bindparam("locked_until", type_=UTCDateTime()),
+                attempts=TABLE.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts)
+        )
+
+    async def claim(self, worker: str, limit: int) -> list[ClaimedUpdate]:
+        """Atomically take up to ``limit`` due updates, at most one per chat (the head of its line)."""
+        now = utcnow()
+        values = {"now": now, "limit": limit, "worker": worker, "locked_until": now + self.lease}
+        rows = await self._writes.run(lambda conn: conn.execute(self._claim, values).all())
+        return sorted((ClaimedUpdate(*r) for r in rows), key=lambda c: c.update_id)
+
+    async def _finish(self, item: ClaimedUpdate, worker: str, **values: Any) -> None:
+        statement = (
+            update(TABLE)
+            .where(TABLE.c.id == item.id, TABLE.c.locked_by == worker, TABLE.c.status == "processing")
+            .values(locked_by=None, locked_until=None, updated_at=utcnow(), **values)
+        )
+        await self._writes.run(lambda conn: conn.execute(statement))
+
+    async def _complete_rows(self, items: list[tuple[int, str]]) -> list[None]:
+        now = utcnow()
+        values = [{"ids": [i for i, w in items if w == worker], "worker": worker, "now": now} for worker in {w for _, w in items}]
+        await self._writes.run(lambda conn: [conn.execute(self._complete, v) for v in values])
+        return [None] * len(items)
+
+    async def complete(self, item: ClaimedUpdate, worker: str) -> None:
+        await self._completions.submit((item.id, worker))
+
+    async def fail(self, item: ClaimedUpdate, worker: str, error: str, *, permanent: bool = False) -> str:
+        """Schedule a retry with exponential backoff, or dead-letter it; returns the new status."""
+        error = error[:ERROR_LENGTH]
+        if permanent or item.attempts >= self.max_attempts:
+            await self._finish(item, worker, status="dead", last_error=error)
+            return "dead"
+        delay = timedelta(seconds=backoff_seconds(item.attempts, self.retry_base_seconds))
+        await self._finish(item, worker, status="retry", last_error=error, next_attempt_at=utcnow() + delay)
+        return "retry"
+
+    async def release(self, item: ClaimedUpdate, worker: str) -> None:
+        """Hand an unfinished update back at shutdown without counting the interrupted attempt."""
+        await self._finish(item, worker, status="queued", attempts=TABLE.c.attempts - 1, next_attempt_at=utcnow())
+
+    async def extend_leases(self, worker: str) -> None:
+        """Heartbeat: keep this worker's claims alive while their updates are still running."""
+        statement = (
+            update(TABLE)
+            .where(TABLE.c.locked_by == worker, TABLE.c.status == "processing")
+            .values(locked_until=utcnow() + self.lease)
+        )
+        await self._writes.run(lambda conn: conn.execute(statement))
+
+    async def maintain(self) -> tuple[int, int]:
+        """Dead-letter updates whose worker died on every attempt; purge done rows past retention."""
+        now = utcnow()
+        abandoned = (
+            update(TABLE)
+            .where(TABLE.c.status == "processing", TABLE.c.locked_until < now, TABLE.c.attempts >= self.max_attempts)
+            .values(
+                status="dead",
+                locked_by=None,
+                locked_until=None,
+                updated_at=now,
+                last_error="the worker stopped while processing it on every attempt",
+            )
+        )
+        purge = delete(TABLE).where(TABLE.c.status == "done", TABLE.c.updated_at < now - self.retention)
+        return await self._writes.run(lambda conn: (conn.execute(abandoned).rowcount, conn.execute(purge).rowcount))
+
+    def close(self) -> None:
+        self._writes.close()
+
+    async def stats(self) -> dict[str, Any]:
+        """Counts per status and the oldest waiting update (diagnostics)."""
+        async with self.db.engine.connect() as conn:
+            counts = dict((await conn.execute(select(TABLE.c.status, func.count()).group_by(TABLE.c.status))).all())
+            oldest = (
+                await conn.execute(select(func.min(TABLE.c.created_at)).where(TABLE.c.status.in_(("queued", "retry"))))
+            ).scalar()
+        return {
+            "counts": {s: counts.get(s, 0) for s in ("queued", "processing", "retry", "done", "dead")},
+            "oldest_waiting_at": oldest.isoformat() if oldest else None,
+        }

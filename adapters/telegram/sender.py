@@ -1,0 +1,147 @@
+"""Every Bot API call goes through SendPolicy (an aiogram session middleware):
+
+- message-sending methods wait for Telegram's limits (about 1/s per chat with short bursts, 30/s
+  overall; shared between processes through Redis when REDIS_URL is set);
+- 429 waits ``retry_after`` and tries again; 5xx and network errors back off exponentially;
+- 403 from a private chat marks the user blocked, and nothing is sent to them again until they
+  write to the bot;
+- "can't parse entities" resends the text as plain text;
+- the typing indicator is best-effort: its failures never fail an update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import time
+from typing import Any
+
+from aiogram import Bot
+from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramBadRequest,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import SendChatAction, SendMessage, TelegramMethod
+from aiogram.methods.base import TelegramType
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+
+from adapters.storage.repositories import UserRepository
+from agent.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5
+# A longer flood wait fails the update instead; the queue retries it later without holding a worker.
+MAX_RETRY_AFTER_SECONDS = 60
+_TAG = re.compile(r"<[^>]+>")
+
+
+def html_to_plain(text: str) -> str:
+    """Our HTML escapes every user/model character, so dropping tags and unescaping is exact."""
+    return html.unescape(_TAG.sub("", text))
+
+
+def _is_message(method: TelegramMethod[Any]) -> bool:
+    name = method.__api_method__
+    return name.startswith(("send", "copy", "forward")) and name != "sendChatAction"
+
+
+def _retryable(error: BaseException) -> bool:
+    if isinstance(error, TelegramRetryAfter):
+        return error.retry_after <= MAX_RETRY_AFTER_SECONDS
+    return isinstance(error, (TelegramServerError, TelegramNetworkError))
+
+
+_backoff = wait_exponential(multiplier=0.5, max=10)
+
+
+def _wait(state: RetryCallState) -> float:
+    error = state.outcome.exception() if state.outcome else None
+    if isinstance(error, TelegramRetryAfter):
+        return float(error.retry_after)
+    return _backoff(state)
+
+
+class SendPolicy(BaseRequestMiddleware):
+    def __init__(self, settings: Settings, users: UserRepository, storage: Storage) -> None:
+        self.users = users
+        self.limiter = MovingWindowRateLimiter(storage)
+        self.global_limit = RateLimitItemPerSecond(settings.telegram_send_global_per_second, 1)
+        burst = settings.telegram_send_chat_burst
+        window = max(1, round(burst / settings.telegram_send_chat_per_second))
+        self.chat_limit = RateLimitItemPerSecond(burst, window)
+        self.blocked: set[int] = set()
+
+    async def load_blocked(self) -> None:
+        stored = await self.users.blocked_external_ids("telegram")
+        # A union: a 403 may already have arrived while this was loading.
+        self.blocked |= {int(x) for x in stored if x.lstrip("-").isdigit()}
+
+    async def unblock(self, telegram_id: int) -> None:
+        """The user wrote to the bot again, so they have unblocked it."""
+        if telegram_id in self.blocked:
+            self.blocked.discard(telegram_id)
+            user = await self.users.get_or_create("telegram", str(telegram_id))
+            await self.users.unblock(user.id)  # type: ignore[arg-type]
+
+    async def mark_blocked(self, chat_id: int) -> None:
+        self.blocked.add(chat_id)
+        user = await self.users.get_or_create("telegram", str(chat_id))
+        await self.users.mark_blocked(user.id)  # type: ignore[arg-type]
+        log.info("chat %s blocked the bot: no further messages", chat_id)
+
+    async def _wait_for_slot(self, item: RateLimitItemPerSecond, key: str) -> None:
+        while not await self.limiter.hit(item, "tg_send", key):
+            stats = await self.limiter.get_window_stats(item, "tg_send", key)
+            await asyncio.sleep(max(0.01, stats.reset_time - time.time()))
+
+    async def __call__(
+        self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
+    ) -> Any:
+        chat_id = getattr(method, "chat_id", None)
+        if isinstance(chat_id, int) and chat_id in self.blocked:
+            raise TelegramForbiddenError(method=method, message="Forbidden: the user blocked the bot earlier")
+        if isinstance(method, SendChatAction):
+            try:
+                return await make_request(bot, method)
+            except TelegramAPIError as error:
+                log.debug("typing indicator failed: %s", error)
+                return False
+        try:
+            return await self._with_retries(make_request, bot, method)
+        except TelegramForbiddenError:
+            if isinstance(chat_id, int) and chat_id > 0:
+                await self.mark_blocked(chat_id)
+            raise
+        except TelegramBadRequest as error:
+            if isinstance(method, SendMessage) and "can't parse entities" in error.message.lower():
+                log.warning("Telegram could not parse the HTML; resending as plain text")
+                plain = method.model_copy(update={"text": html_to_plain(method.text), "parse_mode": None, "entities": None})
+                return await self._with_retries(make_request, bot, plain)
+            raise
+
+    async def _with_retries(
+        self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
+    ) -> Any:
+        chat_id = getattr(method, "chat_id", None)
+        limited = _is_message(method)
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception(_retryable), wait=_wait, stop=stop_after_attempt(MAX_ATTEMPTS), reraise=True
+        ):
+            with attempt:
+                if limited:
+                    if chat_id is not None:
+                        await self._wait_for_slot(self.chat_limit, str(chat_id))
+                    await self._wait_for_slot(self.global_limit, "all")
+                result = await make_request(bot, method)
+        return result

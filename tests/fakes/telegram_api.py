@@ -1,0 +1,161 @@
+"""A fake Telegram Bot API server on 127.0.0.1 that real aiogram talks to (TELEGRAM_API_BASE_URL).
+
+Serves getMe, getUpdates (with offset confirmation), sendMessage, answerCallbackQuery,
+sendChatAction, setMyCommands, editMessageReplyMarkup, deleteWebhook; records every call and can
+answer scripted failures (429 with retry_after, 5xx, 403, 400). Run standalone for benchmarks:
+``python -m tests.fakes.telegram_api --port 8081``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_USER = {"id": 4242, "is_bot": True, "first_name": "Test bot", "username": "test_sales_bot"}
+MAX_LONG_POLL_SECONDS = 1.0
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)
+
+
+def _decode(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+class FakeBotAPI:
+    def __init__(self, *, record: bool = True) -> None:
+        self.record = record
+        self.calls: list[Call] = []
+        self.updates: list[dict[str, Any]] = []
+        self.confirmed_offset = 0
+        self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+        self._holds: list[tuple[Callable[[dict[str, Any]], bool], asyncio.Event]] = []
+        self.held: list[dict[str, Any]] = []
+        self.sent_count = 0
+        self._message_ids = itertools.count(1000)
+        self._new_update = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+    # --- control -------------------------------------------------------------------------
+    async def start(self, port: int = 0) -> str:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base_url = f"http://127.0.0.1:{bound}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def push_update(self, update: dict[str, Any]) -> None:
+        self.updates.append(update)
+        self._new_update.set()
+
+    def fail_next(self, method: str, status: int, description: str, *, retry_after: int | None = None, times: int = 1) -> None:
+        body: dict[str, Any] = {"ok": False, "error_code": status, "description": description}
+        if retry_after is not None:
+            body["parameters"] = {"retry_after": retry_after}
+        self.failures.setdefault(method, []).extend([(status, body)] * times)
+
+    def hold(self, predicate: Callable[[dict[str, Any]], bool]) -> asyncio.Event:
+        """sendMessage calls matching ``predicate`` hang until the returned event is set."""
+        release = asyncio.Event()
+        self._holds.append((predicate, release))
+        return release
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
+        return [c.params for c in self.calls if c.method == "sendMessage" and int(c.params["chat_id"]) == chat_id]
+
+    # --- server --------------------------------------------------------------------------
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:
+            params = {k: _decode(v) if isinstance(v, str) else v for k, v in (await request.post()).items()}
+        if self.record:
+            self.calls.append(Call(method, params))
+        for predicate, release in self._holds:
+            if method == "sendMessage" and not release.is_set() and predicate(params):
+                self.held.append(params)
+                await release.wait()
+        scripted = self.failures.get(method)
+        if scripted:
+            status, body = scripted.pop(0)
+            return web.json_response(body, status=status)
+        result = await self._result(method, params)
+        return web.json_response({"ok": True, "result": result})
+
+    async def _result(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getMe":
+            return BOT_USER
+        if method == "getUpdates":
+            return await self._get_updates(params)
+        if method in {"sendMessage", "editMessageReplyMarkup", "editMessageText"}:
+            self.sent_count += method == "sendMessage"
+            return self._message(params)
+        return True
+
+    async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        offset = int(params.get("offset") or 0)
+        if offset:
+            self.confirmed_offset = max(self.confirmed_offset, offset)
+            self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        if not self.updates:
+            self._new_update.clear()
+            timeout = min(float(params.get("timeout") or 0), MAX_LONG_POLL_SECONDS)
+            try:
+                await asyncio.wait_for(self._new_update.wait(), timeout)
+            except TimeoutError:
+                pass
+        return self.updates[: int(params.get("limit") or 100)]
+
+    def _message(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id = int(params.get("chat_id") or 0)
+        message: dict[str, Any] = {
+            "message_id": int(params.get("message_id") or next(self._message_ids)),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "group", "title": "chat"},
+            "from": BOT_USER,
+            "text": params.get("text") or "…",
+        }
+        if isinstance(params.get("reply_markup"), dict) and "inline_keyboard" in params["reply_markup"]:
+            message["reply_markup"] = params["reply_markup"]
+        return message
+
+
+async def _serve(port: int) -> None:
+    api = FakeBotAPI(record=False)
+    await api.start(port)
+    print(api.base_url, flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    asyncio.run(_serve(parser.parse_args().port))

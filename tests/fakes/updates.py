@@ -1,0 +1,62 @@
+"""Telegram update payloads shaped like the real ones (only the fields the bot reads, plus ids)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+def _user(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, "is_bot": False, "first_name": f"Parent{user_id}", "username": f"user{user_id}", "language_code": "ru"}
+
+
+def _chat(user_id: int) -> dict[str, Any]:
+    return {"id": user_id, "type": "private", "first_name": f"Parent{user_id}"}
+
+
+def message(update_id: int, user_id: int, text: str, *, message_id: int | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "message_id": message_id or update_id,
+        "date": int(time.time()),
+        "chat": _chat(user_id),
+        "from": _user(user_id),
+        "text": text,
+    }
+    if text.startswith("/"):
+        command = text.split()[0]
+        body["entities"] = [{"type": "bot_command", "offset": 0, "length": len(command)}]
+    return {"update_id": update_id, "message": body}
+
+
+def callback(update_id: int, user_id: int, data: str, *, message_id: int = 1) -> dict[str, Any]:
+    return {
+        "update_id": update_id,
+        "callback_query": {
+            "id": f"cq{update_id}",
+            "from": _user(user_id),
+            "chat_instance": f"ci{user_id}",
+            "data": data,
+            "message": {
+                "message_id": message_id,
+                "date": int(time.time()),
+                "chat": _chat(user_id),
+                "from": {"id": 4242, "is_bot": True, "first_name": "Test bot"},
+                "text": "Выберите вариант",
+                "reply_markup": {"inline_keyboard": [[{"text": "Вариант", "callback_data": data}]]},
+            },
+        },
+    }
+
+
+def _with(update_id: int, user_id: int, **content: Any) -> dict[str, Any]:
+    body = {"message_id": update_id, "date": int(time.time()), "chat": _chat(user_id), "from": _user(user_id)}
+    return {"update_id": update_id, "message": {**body, **content}}
+
+
+def contact(update_id: int, user_id: int, phone: str, *, owner_id: int | None = None) -> dict[str, Any]:
+    shared = {"phone_number": phone, "first_name": f"Parent{user_id}", "user_id": owner_id or user_id}
+    return _with(update_id, user_id, contact=shared)
+
+
+def photo(update_id: int, user_id: int) -> dict[str, Any]:
+    return _with(update_id, user_id, photo=[{"file_id": "f1", "file_unique_id": "u1", "width": 10, "height": 10}])

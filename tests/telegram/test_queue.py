@@ -1,0 +1,213 @@
+"""The durable update queue and its workers on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import text
+
+from adapters.storage.database import Database
+from adapters.storage.models import utcnow
+from adapters.telegram.queue import ClaimedUpdate, UpdateQueue, backoff_seconds, chat_of
+from adapters.telegram.workers import PermanentFailure, UpdateWorkers
+from tests.crm_helpers import wait_for
+from tests.fakes import updates
+
+
+def make_queue(db: Database, **overrides: float) -> UpdateQueue:
+    values = {"max_attempts": 3, "retry_base_seconds": 0.05, "lease_seconds": 30.0, "retention_hours": 1.0}
+    values.update(overrides)
+    return UpdateQueue(db, **values)  # type: ignore[arg-type]
+
+
+async def put(queue: UpdateQueue, update_id: int, chat: int) -> bool:
+    payload = updates.message(update_id, chat, f"m{update_id}")
+    return await queue.enqueue(update_id, chat_of(payload), json.dumps(payload))
+
+
+async def status_of(db: Database, update_id: int) -> tuple[str, int, str | None]:
+    async with db.engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text("SELECT status, attempts, last_error FROM telegram_updates WHERE update_id = :u"), {"u": update_id}
+            )
+        ).one()
+    return row[0], row[1], row[2]
+
+
+def test_chat_of_finds_the_chat_or_sender() -> None:
+    assert chat_of(updates.message(1, 55, "hi")) == 55
+    assert chat_of(updates.callback(2, 56, "x")) == 56
+    assert chat_of({"update_id": 3, "inline_query": {"id": "q", "from": {"id": 57}, "query": ""}}) == 57
+    assert chat_of({"update_id": 4}) is None
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [backoff_seconds(n, 2.0) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
+    assert backoff_seconds(40, 2.0) == 3600.0
+
+
+async def test_duplicates_are_not_queued_twice(db: Database) -> None:
+    queue = make_queue(db)
+    assert await put(queue, 1, 10) is True
+    assert await put(queue, 1, 10) is False
+    assert await queue.enqueue_many([updates.message(1, 10, "again"), updates.message(2, 10, "new")]) == 1
+
+
+async def test_claim_takes_one_head_per_chat_in_update_order(db: Database) -> None:
+    queue = make_queue(db)
+    for update_id, chat in [(1, 10), (2, 20), (3, 10), (4, 30), (5, 20)]:
+        await put(queue, update_id, chat)
+    first = await queue.claim("w1", 10)
+    assert [c.update_id for c in first] == [1, 2, 4]  # the heads of chats 10, 20, 30
+    assert await queue.claim("w2", 10) == []  # the rest wait for their chat's earlier update
+    await queue.complete(first[0], "w1")
+    second = await queue.claim("w2", 10)
+    assert [c.update_id for c in second] == [3]
+
+
+async def test_failure_retries_with_backoff_then_dead_letters(db: Database) -> None:
+    queue = make_queue(db, max_attempts=2)
+    await put(queue, 1, 10)
+    await put(queue, 2, 10)
+    item = (await queue.claim("w", 5))[0]
+    assert await queue.fail(item, "w", "boom") == "retry"
+    status, attempts, error = await status_of(db, 1)
+    assert (status, attempts, error) == ("retry", 1, "boom")
+    assert await queue.claim("w", 5) == []  # not due yet, and update 2 waits behind it
+    await asyncio.sleep(0.08)
+    item = (await queue.claim("w", 5))[0]
+    assert item.update_id == 1 and item.attempts == 2
+    assert await queue.fail(item, "w", "boom again") == "dead"
+    assert (await status_of(db, 1))[0] == "dead"
+    # A dead update no longer holds up its chat.
+    assert [c.update_id for c in await queue.claim("w", 5)] == [2]
+    stats = await queue.stats()
+    assert stats["counts"]["dead"] == 1 and (await status_of(db, 1))[2] == "boom again"
+
+
+async def test_expired_lease_is_reclaimed_and_the_old_owner_cannot_finish_it(db: Database) -> None:
+    queue = make_queue(db, lease_seconds=1.0)
+    await put(queue, 1, 10)
+    first = (await queue.claim("dead-worker", 5))[0]
+    assert await queue.claim("other", 5) == []
+    await asyncio.sleep(1.1)
+    again = (await queue.claim("other", 5))[0]
+    assert again.update_id == 1 and again.attempts == 2
+    await queue.complete(first, "dead-worker")  # too late: no longer its claim
+    assert (await status_of(db, 1))[0] == "processing"
+    await queue.complete(again, "other")
+    assert (await status_of(db, 1))[0] == "done"
+
+
+async def test_heartbeat_keeps_a_long_update_claimed(db: Database) -> None:
+    queue = make_queue(db, lease_seconds=1.0)
+    await put(queue, 1, 10)
+    await queue.claim("busy", 5)
+    for _ in range(3):
+        await asyncio.sleep(0.4)
+        await queue.extend_leases("busy")
+    assert await queue.claim("other", 5) == []
+
+
+async def test_release_hands_back_without_counting_an_attempt(db: Database) -> None:
+    queue = make_queue(db)
+    await put(queue, 1, 10)
+    item = (await queue.claim("w", 5))[0]
+    await queue.release(item, "w")
+    assert await status_of(db, 1) == ("queued", 0, None)
+
+
+async def test_maintenance_dead_letters_crash_loops_and_purges_old_done_rows(db: Database) -> None:
+    queue = make_queue(db, max_attempts=1, lease_seconds=1.0)
+    await put(queue, 1, 10)
+    await put(queue, 2, 20)
+    crashed, finished = await queue.claim("w", 5)
+    await queue.complete(finished, "w")
+    async with db.engine.begin() as conn:
+        old = (utcnow() - timedelta(hours=2)).replace(tzinfo=None)
+        await conn.execute(text("UPDATE telegram_updates SET updated_at = :t WHERE update_id = 2"), {"t": old})
+    await asyncio.sleep(1.1)
+    assert await queue.maintain() == (1, 1)
+    assert (await status_of(db, crashed.update_id))[0] == "dead"
+    assert (await queue.stats())["counts"]["done"] == 0
+
+
+async def test_workers_run_chats_concurrently_and_each_chat_in_order(db: Database) -> None:
+    queue = make_queue(db)
+    order: dict[int, list[int]] = {}
+    running = 0
+    peak = 0
+
+    async def handle(item: ClaimedUpdate) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        order.setdefault(item.chat_id, []).append(item.update_id)  # type: ignore[arg-type]
+        running -= 1
+
+    workers = UpdateWorkers(queue, handle, concurrency=8, poll_seconds=0.05)
+    task = asyncio.create_task(workers.run())
+    expected: dict[int, list[int]] = {}
+    for update_id in range(1, 41):
+        chat = 100 + update_id % 8
+        expected.setdefault(chat, []).append(update_id)
+        await put(queue, update_id, chat)
+    await wait_for(lambda: workers.processed == 40, timeout=20)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert order == expected
+    assert peak > 1
+
+
+async def test_workers_retry_failures_and_dead_letter_bad_payloads(db: Database) -> None:
+    queue = make_queue(db)
+    calls: list[int] = []
+
+    async def handle(item: ClaimedUpdate) -> None:
+        calls.append(item.update_id)
+        if item.update_id == 1 and item.attempts == 1:
+            raise RuntimeError("flaky")
+        if item.update_id == 2:
+            raise PermanentFailure("not an update")
+
+    dead: list[int] = []
+
+    async def on_dead(item: ClaimedUpdate) -> None:
+        dead.append(item.update_id)
+
+    workers = UpdateWorkers(queue, handle, concurrency=4, poll_seconds=0.02, on_dead=on_dead)
+    task = asyncio.create_task(workers.run())
+    await put(queue, 1, 10)
+    await put(queue, 2, 20)
+    await wait_for(lambda: calls.count(1) == 2 and 2 in calls)
+    await wait_for(lambda: workers.processed == 1)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert await status_of(db, 1) == ("done", 2, None)
+    assert (await status_of(db, 2))[:2] == ("dead", 1)
+    assert dead == []  # on_dead is for updates that used up their retries, not for bad payloads
+
+
+async def test_stop_finishes_short_updates_and_releases_long_ones(db: Database) -> None:
+    queue = make_queue(db)
+    started: set[int] = set()
+
+    async def handle(item: ClaimedUpdate) -> None:
+        started.add(item.update_id)
+        await asyncio.sleep(0.1 if item.update_id == 1 else 30)
+
+    workers = UpdateWorkers(queue, handle, concurrency=4, poll_seconds=0.02, shutdown_grace_seconds=0.5)
+    task = asyncio.create_task(workers.run())
+    await put(queue, 1, 10)
+    await put(queue, 2, 20)
+    await wait_for(lambda: started == {1, 2})
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert (await status_of(db, 1))[0] == "done"
+    assert await status_of(db, 2) == ("queued", 0, None)
