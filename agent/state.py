@@ -107,7 +107,7 @@ class Store(Protocol):
         identity: str,
         external_id: str,
         brand: str,
-        message: NewMessage,
+        message: NewMessage | None,
         *,
         first_name: str | None = None,
         username: str | None = None,
@@ -115,7 +115,7 @@ class Store(Protocol):
     ) -> TurnStart:
         """The reply already given to ``message.idempotency_key`` (a reprocessed update: nothing is
         stored), else the conversation (user and conversation created when new) with the user's
-        message stored."""
+        message stored (``message`` None: only load the conversation)."""
         ...
 
     async def finish_turn(self, state: ConversationState, reply: NewMessage, usage: list[UsageRecord]) -> None:

@@ -36,7 +36,9 @@ class SqlStore:
         username: str | None = None,
         source: str | None = None,
     ) -> ConversationState:
-        started = await self._open(identity, external_id, brand, None, first_name, username, source)
+        started = await self.open_turn(
+            identity, external_id, brand, None, first_name=first_name, username=username, source=source
+        )
         assert started.state is not None
         return started.state
 
@@ -45,23 +47,11 @@ class SqlStore:
         identity: str,
         external_id: str,
         brand: str,
-        message: NewMessage,
+        message: NewMessage | None,
         *,
         first_name: str | None = None,
         username: str | None = None,
         source: str | None = None,
-    ) -> TurnStart:
-        return await self._open(identity, external_id, brand, message, first_name, username, source)
-
-    async def _open(
-        self,
-        identity: str,
-        external_id: str,
-        brand: str,
-        message: NewMessage | None,
-        first_name: str | None,
-        username: str | None,
-        source: str | None,
     ) -> TurnStart:
         key = message.idempotency_key if message is not None else None
         find = {"identity": identity, "external_id": external_id, "brand": brand,
