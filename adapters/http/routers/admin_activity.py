@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from adapters.http.dependencies import RuntimeDep
 from adapters.http.miniapp_auth import AdminAccessDep
-from adapters.http.routers.admin_leads import RowId
+from adapters.http.routers.admin_leads import FIRST_DAY, LAST_DAY, RowId
 from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.funnel import compute_funnel
 from adapters.storage.models import Conversation, Message, User
@@ -145,8 +145,12 @@ async def dead_updates(
 async def funnel(
     _: AdminAccessDep,
     runtime: RuntimeDep,
-    date_from: Annotated[date | None, Query(description="first day, inclusive (UTC); default 30 days ago")] = None,
-    date_to: Annotated[date | None, Query(description="last day, inclusive (UTC); default today")] = None,
+    date_from: Annotated[
+        date | None, Query(ge=FIRST_DAY, le=LAST_DAY, description="first day, inclusive (UTC); default 30 days ago")
+    ] = None,
+    date_to: Annotated[
+        date | None, Query(ge=FIRST_DAY, le=LAST_DAY, description="last day, inclusive (UTC); default today")
+    ] = None,
     brand: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, object]:
     last = date_to or runtime.clock().date()

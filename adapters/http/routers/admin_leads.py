@@ -23,6 +23,9 @@ router = APIRouter(tags=["admin"])
 LeadStatus = Literal["new", "contacted", "trial", "enrolled", "lost"]
 # Row ids are 32-bit integers in PostgreSQL: anything larger is a 422, not a database error.
 RowId = Annotated[int, Path(ge=1, le=2_147_483_647)]
+# Report days: a day outside these is a 422, not an overflow when the day after (or a month before) is taken.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date.max - timedelta(days=1)
 CSV_ROW_LIMIT = 50_000
 # A spreadsheet runs a cell starting with these as a formula (CSV injection); a leading ' defuses it.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -32,8 +35,8 @@ def lead_filter(
     status: Annotated[LeadStatus | None, Query()] = None,
     source: Annotated[str | None, Query(max_length=64)] = None,
     brand: Annotated[str | None, Query(max_length=32)] = None,
-    date_from: Annotated[date | None, Query(description="first day, inclusive (UTC)")] = None,
-    date_to: Annotated[date | None, Query(description="last day, inclusive (UTC)")] = None,
+    date_from: Annotated[date | None, Query(ge=FIRST_DAY, le=LAST_DAY, description="first day, inclusive (UTC)")] = None,
+    date_to: Annotated[date | None, Query(ge=FIRST_DAY, le=LAST_DAY, description="last day, inclusive (UTC)")] = None,
     q: Annotated[str | None, Query(max_length=100, description="name, phone digits or note")] = None,
 ) -> LeadFilter:
     if date_from and date_to and date_from > date_to:
