@@ -50,6 +50,17 @@ _HINTS = {
     "format": [(r"онлайн|дистанц|удал[её]н", "online"), (r"очн|в классе|лично", "offline"), (r"гибрид", "hybrid")],
 }
 _GRADE_RE = re.compile(r"\b(1[01]|[1-9])\s*(?:-?[йм])?\s*класс", re.IGNORECASE)
+# Grades in words, (compound stem, ordinal stem) per grade: «восьмиклассник», «в седьмом классе».
+_GRADE_WORDS = (
+    ("перво", "перв"), ("второ", "втор"), ("третье", "трет"), ("четверо", "четв[её]рт"), ("пяти", "пят"),
+    ("шести", "шест"), ("семи", "седьм"), ("восьми", "восьм"), ("девяти", "девят"), ("десяти", "десят"),
+    ("одиннадцати", "одиннадцат"),
+)
+_ORDINAL_ENDING = r"(?:ый|ой|ий|ом|ем|ого|его|ьем|ьего)"
+_GRADE_WORD_RES = [
+    (grade, re.compile(rf"\b(?:{compound}классни|{ordinal}{_ORDINAL_ENDING}\s+класс)"))
+    for grade, (compound, ordinal) in enumerate(_GRADE_WORDS, start=1)
+]
 
 
 def goals_for(grade: int | None) -> list[str]:
@@ -104,21 +115,27 @@ def apply_choice(state: ConversationState, payload: str) -> bool:
     return True
 
 
-def apply_text_hints(state: ConversationState, text: str) -> bool:
-    """Fill funnel steps from free text («11 класс, ЕГЭ по физике, онлайн»); True if anything changed."""
-    changed = False
+def _grade_in(lowered: str) -> int | None:
+    if match := _GRADE_RE.search(lowered):
+        return int(match.group(1))
+    return next((grade for grade, pattern in _GRADE_WORD_RES if pattern.search(lowered)), None)
+
+
+def apply_text_hints(state: ConversationState, text: str) -> list[str]:
+    """Fill funnel steps from free text («11 класс, ЕГЭ по физике, онлайн»); the steps it changed."""
+    changed: list[str] = []
     lowered = text.lower()
-    grade = _GRADE_RE.search(lowered)
-    if grade and state.profile.grade != int(grade.group(1)):
-        state.profile.grade = int(grade.group(1))
+    grade = _grade_in(lowered)
+    if grade is not None and state.profile.grade != grade:
+        state.profile.grade = grade
         mark_answered(state, "grade")
-        changed = True
+        changed.append("grade")
     for step, patterns in _HINTS.items():
         for pattern, value in patterns:
             if re.search(pattern, lowered) and getattr(state.profile, step) != value:
                 setattr(state.profile, step, value)
                 mark_answered(state, step)
-                changed = True
+                changed.append(step)
                 break
     if changed:
         state.flow.pop("shown_for", None)
@@ -133,6 +150,18 @@ def choice_label(payload: str) -> str:
     if value == ANY:
         return "не важно"
     return LABELS.get(step, {}).get(value, value)
+
+
+def profile_labels(state: ConversationState, steps: list[str]) -> list[str]:
+    """The profile's values for these steps as they read mid-sentence («8 класс», «лагерь», «ЕГЭ»)."""
+    labels = []
+    for step in steps:
+        value = getattr(state.profile, step)
+        if value is None:
+            continue
+        label = choice_label(f"{step}:{value}")
+        labels.append(label if label[:2].isupper() else label[:1].lower() + label[1:])
+    return labels
 
 
 def question(state: ConversationState, step: str) -> tuple[str, list[QuickReply]]:
