@@ -4,6 +4,7 @@ knowledge base and SQLite storage."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -314,11 +315,14 @@ async def test_long_input_is_cut_with_a_note(rt: Runtime, api: respx.MockRouter)
 async def test_a_tool_bug_is_logged_and_the_user_still_gets_an_answer(
     rt: Runtime, api: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.ERROR)  # another test (the evals CLI) may have raised the root level
+
     async def broken(brand: str, query: str, *, limit: int = 3):
         raise RuntimeError("index corrupted")
 
     rt.knowledge.search = broken  # type: ignore[method-assign]
     api.post("/responses").mock(return_value=fake.response(fake.function_call("kb_file_search", {"query": "оплата"})))
-    reply = await Chat(rt).send(text="Как оплатить ЕГЭ по математике, 11 класс?")  # offline: funnel, no KB
-    assert reply.engine == "offline" and reply.text
-    assert "model turn crashed" in caplog.text
+    reply = await Chat(rt).send(text="Как оплатить ЕГЭ по математике, 11 класс?")
+    # The offline policy meets the same broken index: it still answers, honestly and with the funnel.
+    assert reply.engine == "offline" and "уточню у менеджера" in reply.text and "Какой формат" in reply.text
+    assert "model turn crashed" in caplog.text and "knowledge search failed" in caplog.text

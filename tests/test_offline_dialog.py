@@ -89,6 +89,29 @@ async def test_free_text_fills_the_funnel(runtime: Runtime) -> None:
     }
 
 
+async def test_typed_answers_and_a_question_on_the_way_to_a_lead(runtime: Runtime) -> None:
+    """A question naming a funnel value is answered, and the funnel does not ask for that value again."""
+    await attach(runtime)
+    chat = Chat(runtime, user_id="31")
+    await chat.send(start=True)
+    asked = await chat.send(text="Есть ли скидки на математику?")
+    assert "20 %" in asked.text and "Источник:" in asked.text and "учту: математика" in asked.text
+    assert "grade:11" in [q.payload for q in asked.quick_replies]
+    assert (await chat.send(text="11 класс")).text == "Какая цель занятий?"
+    assert (await chat.send(text="ЕГЭ")).text == "Какой формат удобнее?"  # the subject is known already
+    found = await chat.send(text="онлайн")
+    assert found.cards and found.cards[0].id == "online-ege-math-10-11"
+    consent = await chat.send(choice=f"program:{found.cards[0].id}")
+    assert "consent:yes" in [q.payload for q in consent.quick_replies]
+    await chat.send(choice="consent:yes")
+    done = await chat.send(text="8 999 123-45-67")
+    assert done.lead_id is not None
+    async with runtime.db.session() as session:
+        lead = (await session.exec(select(Lead))).one()
+    assert lead.profile == {"grade": 11, "goal": "ege", "subject": "math", "format": "online"}
+    assert lead.program_ids == ["online-ege-math-10-11"]
+
+
 async def test_consent_refusal_keeps_no_contact(runtime: Runtime) -> None:
     await attach(runtime)
     chat = Chat(runtime, user_id="77")
