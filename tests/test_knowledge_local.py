@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.knowledge.documents import DocumentError, read_brand_documents, read_document
+from adapters.knowledge.documents import DocumentError, Section, read_brand_documents, read_document, split_sections
 from adapters.knowledge.local import LocalKnowledge
 from adapters.knowledge.text import analyze
 from agent.errors import UnknownBrand
@@ -30,7 +30,41 @@ async def test_every_form_finds_the_tax_document(knowledge: LocalKnowledge, ques
     assert top.doc_id == "tax-deduction"
     assert top.title == "Налоговый вычет за обучение"
     assert top.source_url == "https://kmipt.ru/courses/"
-    assert "14 300 ₽" in top.text
+
+
+async def test_the_passage_is_the_sections_that_answer(knowledge: LocalKnowledge) -> None:
+    """A passage is the document's matching sections, best first, not the document's opening."""
+    general = (await knowledge.search("kmipt", "налоговый вычет")).passages[0]
+    assert general.text.startswith("За обучение ребёнка") and "14 300 ₽" in general.text  # short: read on
+    certificate = (await knowledge.search("kmipt", "справка для вычета")).passages[0]
+    assert certificate.text.startswith("## Какой документ мы выдаём") and "КНД 1151158" in certificate.text
+    # two questions in one message: both sections, each once, the price section not cut off
+    camp = (await knowledge.search("kmipt", "Когда смены в лагере Менделеево и сколько стоит путёвка?")).passages[0]
+    assert camp.doc_id == "summer-camp"
+    assert "18–26 июля" in camp.text and "120 000 ₽" in camp.text
+    assert camp.text.count("## Смены") == 1
+    # a question about one aspect does not drag in every section that shares a word
+    second = (await knowledge.search("kmipt", "Если ребёнок пойдёт сразу на математику и физику, будет скидка?")).passages[0]
+    assert second.doc_id == "discounts" and second.text.startswith("## Скидки на курсы")
+    assert "лояльности" not in second.text
+
+
+def test_sections_split_at_headings() -> None:
+    body = "Вступление.\n\n## Цена\n\n- 100 ₽ # не заголовок\n\n## Пусто\n\n### Даты\nИюль"
+    assert split_sections(body) == [
+        Section("", "Вступление."),
+        Section("Цена", "- 100 ₽ # не заголовок"),
+        Section("Пусто", ""),
+        Section("Даты", "Июль"),
+    ]
+    assert split_sections("Без заголовков.") == [Section("", "Без заголовков.")]
+    assert Section("Цена", "100 ₽").markdown == "## Цена\n100 ₽"
+
+
+def test_inflected_concept_words_share_the_tag() -> None:
+    """Short stems («цен», «очн») are not trusted, so the listed forms carry the tag."""
+    assert "_price" in analyze("цены") and "_price" in analyze("цену") and "_price" in analyze("стоит")
+    assert "_inperson" in analyze("очные курсы")
 
 
 async def test_colloquial_words_reach_the_formal_document(knowledge: LocalKnowledge) -> None:

@@ -1,4 +1,6 @@
-"""Knowledge documents: knowledge/<brand>/<slug>.md with YAML front matter (title, sources, checked_at)."""
+"""Knowledge documents: knowledge/<brand>/<slug>.md with YAML front matter (title, sources, checked_at),
+and their sections (the body split at its Markdown headings: the units the local index ranks and returns).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ from datetime import date
 from pathlib import Path
 
 import yaml
+from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from agent.catalog import ContentIssue
 
 FRONT_MATTER_FENCE = "---"
+_MARKDOWN = MarkdownIt("commonmark")
 
 
 class FrontMatter(BaseModel):
@@ -35,6 +39,35 @@ class KnowledgeDocument:
     @property
     def source_url(self) -> str | None:
         return self.sources[0] if self.sources else None
+
+
+@dataclass(frozen=True)
+class Section:
+    heading: str  # "" for the text before the first heading
+    text: str  # the section's Markdown without its heading line
+
+    @property
+    def markdown(self) -> str:
+        return f"## {self.heading}\n{self.text}".strip() if self.heading else self.text
+
+
+def split_sections(body: str) -> list[Section]:
+    """The body cut at every Markdown heading (a parser, so a «#» inside a list or code is no heading).
+    Empty sections are dropped; a body without headings is one section."""
+    lines = body.splitlines()
+    tokens = _MARKDOWN.parse(body)
+    cuts = [
+        (token.map[0], token.map[1], tokens[index + 1].content.strip())
+        for index, token in enumerate(tokens)
+        if token.type == "heading_open" and token.map
+    ]
+    sections = []
+    bounds = [(0, 0, ""), *cuts, (len(lines), len(lines), "")]
+    for (_, text_start, heading), (next_start, _, _) in zip(bounds, bounds[1:], strict=False):
+        text = "\n".join(lines[text_start:next_start]).strip()
+        if text or heading:
+            sections.append(Section(heading=heading, text=text))
+    return sections
 
 
 class DocumentError(ValueError):
