@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from agent.llm import LLM
 from agent.loop import ANSWER_FORMAT
 from tests.conftest import REPO, make_settings
@@ -23,6 +25,7 @@ async def test_overhead_figures_come_from_model_answered_turns(tmp_path: Path) -
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] and figures["floor_p50_ms"] > 0
 
 
+@pytest.mark.real_transport
 async def test_concurrent_conversations_reach_the_fake_server(tmp_path: Path) -> None:
     app = responses_app(greeting, delay=0.05)
     with ThreadServer(app) as server:
@@ -31,6 +34,7 @@ async def test_concurrent_conversations_reach_the_fake_server(tmp_path: Path) ->
     assert figures["ideal_rate"] == 100 and 0 < figures["fraction_of_ideal"] <= 1.05
 
 
+@pytest.mark.real_transport
 async def test_the_benchmark_server_answers_every_call_with_the_same_model_answer(tmp_path: Path) -> None:
     with ThreadServer(constant_app(greeting({}, 0), delay=0.01)) as server:
         llm = LLM(make_settings(tmp_path, openai_api_key="sk-test", openai_base_url=f"{server.url}/v1"))
