@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 from openai import AsyncOpenAI, pydantic_responses_function_tool
 from openai.types.responses import Response
@@ -35,12 +36,9 @@ log = logging.getLogger(__name__)
 MAX_RETRY_AFTER_SECONDS = 20.0
 # The body keys in the order ``client.responses.create`` writes them, so the request bytes are the same.
 BODY_KEYS = ("model", "input", "instructions", "parallel_tool_calls", "store", "text", "tool_choice", "tools")
-# Conversations waiting for the model each hold a connection, so the pool must not cap them (httpx's
-# default is 100 connections; the SDK's own client allows 1000). Idle connections stay at httpx's 20:
-# httpcore 1.0's pool scans all connections for each idle one on every request and release, so 100
-# idle connections made 300 requests from 100 concurrent callers cost ~6 s of CPU instead of ~0.5 s
-# (encode/httpcore#1035); reconnecting on 127.0.0.1 or a kept-alive TLS pool of 20 is cheaper.
-CONNECTION_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=20)
+# Conversations waiting for the model each hold a connection, so the pool must not cap them (aiohttp's
+# connector default is 100; the SDK's own client allows 1000). aiohttp keeps them all alive.
+CONNECTION_LIMITS = httpx2.Limits(max_connections=1000)
 # What ``responses.create`` asks of the client's auth: the API key as a bearer token.
 REQUEST_OPTIONS: Any = {"security": {"bearer_auth": True}}
 _backoff = wait_exponential_jitter(multiplier=0.5, max=8.0)
@@ -133,12 +131,20 @@ def _usage(response: Any) -> Usage:
     )
 
 
+def default_http_client(settings: Settings) -> httpx.AsyncClient | httpx2.AsyncClient:
+    """The SDK over aiohttp (``openai.DefaultAioHttpClient``, the SDK's option for high concurrency):
+    the same requests as its default httpx transport for about half the CPU per call, and that CPU, on
+    the event loop, is what many conversations waiting on the model at once queue behind. Tests replace
+    this with a plain httpx client that respx intercepts (tests/conftest.py)."""
+    return openai.DefaultAioHttpClient(timeout=settings.openai_timeout_seconds, limits=CONNECTION_LIMITS)
+
+
 class LLM:
     def __init__(
         self,
         settings: Settings,
         *,
-        http_client: httpx.AsyncClient | None = None,
+        http_client: httpx.AsyncClient | httpx2.AsyncClient | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not settings.llm_configured:
@@ -147,8 +153,7 @@ class LLM:
         self.model = settings.openai_model
         self.attempts = settings.openai_max_retries + 1
         self._sleep = sleep
-        # A plain httpx client: the SDK accepts it, and tests intercept it with respx at the HTTP seam.
-        self._http = http_client or httpx.AsyncClient(timeout=settings.openai_timeout_seconds, limits=CONNECTION_LIMITS)
+        self._http = http_client or default_http_client(settings)
         self.client = AsyncOpenAI(
             api_key=settings.openai_api_key.get_secret_value(),
             base_url=settings.openai_base_url or None,

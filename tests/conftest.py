@@ -33,6 +33,18 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RENDER", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _model_calls_through_plain_httpx(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """respx intercepts httpx, not the aiohttp transport production uses for model calls
+    (agent.llm.default_http_client), so tests get a plain httpx client; tests marked ``real_transport``
+    keep production's and talk to a real server on 127.0.0.1 (tests/test_llm_transport.py)."""
+    if request.node.get_closest_marker("real_transport"):
+        return
+    import agent.llm
+
+    monkeypatch.setattr(agent.llm, "default_http_client", lambda s: httpx.AsyncClient(timeout=s.openai_timeout_seconds))
+
+
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "persistent_data_path": str(tmp_path / "data"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -43,18 +44,17 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    # NORMAL is durable across process crashes in WAL mode; only an OS crash may lose the last commit.
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def install_sqlite_pragmas(sync_engine: Any, *, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
+    def pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        # NORMAL is durable across process crashes in WAL mode; only an OS crash may lose the last commit.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
 
-
-def install_sqlite_pragmas(sync_engine: Any) -> None:
-    event.listen(sync_engine, "connect", _sqlite_pragmas)
+    event.listen(sync_engine, "connect", pragmas)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -69,6 +69,16 @@ def create_engine(url: str) -> AsyncEngine:
         install_sqlite_pragmas(engine.sync_engine)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+def in_place_engine(url: str) -> Engine | None:
+    """A synchronous engine on the same SQLite file that never waits for a lock (busy_timeout 0):
+    None for PostgreSQL and in-memory SQLite (see Database.run)."""
+    if not is_sqlite(url) or make_url(url).database in (None, "", ":memory:"):
+        return None
+    engine = create_sync_engine(sync_url(url), connect_args={"timeout": 0})
+    install_sqlite_pragmas(engine, busy_timeout_ms=0)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

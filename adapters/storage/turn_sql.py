@@ -1,8 +1,10 @@
-"""The assistant's per-turn SQL in SQLAlchemy Core: the fewest round trips a turn can make.
+"""The assistant's per-turn SQL in SQLAlchemy Core: the fewest statements a turn can make.
 
-A turn is two short transactions (``SqlStore.open_turn`` and ``finish_turn``). The ORM repositories
-(repositories.py) keep everything else; a turn's ORM sessions, refreshes and merges were most of the
-service's own cost per turn, and that cost is CPU on the event loop, so it grew with concurrency.
+A turn is two short transactions (``open_turn`` and ``finish_turn``), synchronous functions of a
+Connection that ``Database.run`` executes (in place on SQLite). The ORM repositories (repositories.py)
+keep everything else; a turn's ORM sessions, refreshes and merges, and then each statement's hop
+through aiosqlite, were most of the service's own cost per turn, and that cost is CPU on the event
+loop, so it grew with concurrency.
 """
 
 from __future__ import annotations
@@ -12,10 +14,9 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.storage.models import ConsentRecord, Conversation, Message, ModelUsage, User
-from agent.state import ConversationState, NewMessage, Profile, UsageRecord
+from agent.state import ConversationState, NewMessage, Profile, StoredMessage, TurnStart, UsageRecord
 
 users = cast(sa.Table, User.__table__)
 conversations = cast(sa.Table, Conversation.__table__)
@@ -86,10 +87,6 @@ _INSERT_ONCE = {
 _INSERT_MESSAGE = {name: insert_once(name, messages).returning(messages.c.id) for name in ("sqlite", "postgresql")}
 
 
-def insert_once_into(conn: AsyncConnection, table: sa.Table) -> Any:
-    return _INSERT_ONCE[(conn.dialect.name, table.name)]
-
-
 def state_of(row: Any, brand: str) -> ConversationState:
     return ConversationState(
         conversation_id=row.conversation_id,
@@ -108,9 +105,70 @@ def state_of(row: Any, brand: str) -> ConversationState:
     )
 
 
-async def insert_message(
-    conn: AsyncConnection, conversation_id: int, role: str, message: NewMessage, now: datetime
-) -> bool:
+def open_turn(
+    conn: sa.Connection,
+    identity: str,
+    external_id: str,
+    brand: str,
+    message: NewMessage | None,
+    *,
+    first_name: str | None,
+    username: str | None,
+    source: str | None,
+    now: datetime,
+) -> TurnStart:
+    """The reply already stored for the message's key, or the user's conversation with the message stored
+    (the user and the conversation are created on first contact)."""
+    key = message.idempotency_key if message is not None else None
+    find = {"identity": identity, "external_id": external_id, "brand": brand,
+            "reply_key": key + REPLY_KEY_SUFFIX if key else None}
+    dialect = conn.dialect.name
+    row = conn.execute(FIND_USER, find).first()
+    if row is not None and row.reply_content is not None:
+        meta = row.reply_meta or {}
+        return TurnStart(stored_reply=dict(meta.get("reply") or {"text": row.reply_content}))
+    # A concurrent first message of the same user (another brand, another process) may insert the
+    # user or the conversation first: the insert is then skipped and the row read again.
+    if row is None:
+        values = {"identity": identity, "external_id": external_id, "first_name": first_name,
+                  "username": username, "source": source, "created_at": now}
+        conn.execute(_INSERT_ONCE[(dialect, "users")], values)
+        row = conn.execute(FIND_USER, find).one()
+    else:
+        changes: dict[str, Any] = {}
+        if source and not row.source:
+            changes["source"] = source  # the first-touch source is set once, never overwritten
+        if first_name and row.first_name != first_name:
+            changes["first_name"] = first_name
+        if username and row.username != username:
+            changes["username"] = username
+        if changes:
+            conn.execute(UPDATE_USER, {"user_id": row.id, **changes})
+            row = conn.execute(FIND_USER, find).one()
+    if row.conversation_id is None:
+        values = {"user_id": row.id, "brand": brand, "profile": {}, "state": {}, "handoff_notice_sent": False,
+                  "created_at": now, "updated_at": now}
+        conn.execute(_INSERT_ONCE[(dialect, "conversations")], values)
+        row = conn.execute(FIND_USER, find).one()
+    state = state_of(row, brand)
+    if message is not None and insert_message(conn, state.conversation_id, "user", message, now):
+        update_conversation(conn, state.conversation_id, {"last_message_at": now})
+    return TurnStart(state=state)
+
+
+def finish_turn(
+    conn: sa.Connection, state: ConversationState, reply: NewMessage, usage: list[UsageRecord], now: datetime
+) -> None:
+    """Store the reply, the conversation's state and the turn's model usage."""
+    values = state_values(state, now)
+    if insert_message(conn, state.conversation_id, "assistant", reply, now):
+        values["last_message_at"] = now
+    update_conversation(conn, state.conversation_id, values)
+    if usage:
+        insert_usage(conn, usage, now)
+
+
+def insert_message(conn: sa.Connection, conversation_id: int, role: str, message: NewMessage, now: datetime) -> bool:
     """Store the message; False when its idempotency key was stored before."""
     key = message.idempotency_key
     if key and role == "assistant":
@@ -124,7 +182,7 @@ async def insert_message(
         "idempotency_key": key,
         "created_at": now,
     }
-    return (await conn.execute(_INSERT_MESSAGE[conn.dialect.name], values)).first() is not None
+    return conn.execute(_INSERT_MESSAGE[conn.dialect.name], values).first() is not None
 
 
 def state_values(state: ConversationState, now: datetime) -> dict[str, Any]:
@@ -138,11 +196,11 @@ def state_values(state: ConversationState, now: datetime) -> dict[str, Any]:
     }
 
 
-async def update_conversation(conn: AsyncConnection, conversation_id: int, values: dict[str, Any]) -> None:
-    await conn.execute(UPDATE_CONVERSATION, {"conversation_id": conversation_id, **values})
+def update_conversation(conn: sa.Connection, conversation_id: int, values: dict[str, Any]) -> None:
+    conn.execute(UPDATE_CONVERSATION, {"conversation_id": conversation_id, **values})
 
 
-async def insert_usage(conn: AsyncConnection, records: list[UsageRecord], now: datetime) -> None:
+def insert_usage(conn: sa.Connection, records: list[UsageRecord], now: datetime) -> None:
     rows = [
         {
             "conversation_id": record.conversation_id,
@@ -156,4 +214,24 @@ async def insert_usage(conn: AsyncConnection, records: list[UsageRecord], now: d
         }
         for record in records
     ]
-    await conn.execute(INSERT_USAGE, rows)
+    conn.execute(INSERT_USAGE, rows)
+
+
+def recent_messages(conn: sa.Connection, conversation_id: int, limit: int) -> list[StoredMessage]:
+    rows = conn.execute(RECENT_MESSAGES, {"conversation_id": conversation_id, "limit": limit}).all()
+    return [StoredMessage(role=r.role, content=r.content, meta=r.meta or {}) for r in reversed(rows)]
+
+
+def load_by_id(conn: sa.Connection, conversation_id: int) -> ConversationState | None:
+    row = conn.execute(FIND_CONVERSATION, {"conversation_id": conversation_id}).first()
+    return state_of(row, row.brand) if row is not None else None
+
+
+def tokens_since(conn: sa.Connection, since: datetime, user_id: int | None) -> int:
+    query, params = (TOKENS_SINCE, {"since": since}) if user_id is None else (
+        USER_TOKENS_SINCE, {"since": since, "user_id": user_id})
+    return int(conn.execute(query, params).scalar_one())
+
+
+def consent_granted(conn: sa.Connection, user_id: int, kind: str) -> bool:
+    return bool(conn.execute(LATEST_CONSENT, {"user_id": user_id, "kind": kind}).scalar())

@@ -243,9 +243,6 @@ class UpdateQueue:
         purge = delete(TABLE).where(TABLE.c.status == "done", TABLE.c.updated_at < now - self.retention)
         return await self._writes.run(lambda conn: (conn.execute(abandoned).rowcount, conn.execute(purge).rowcount))
 
-    def close(self) -> None:
-        self._writes.close()
-
     async def stats(self) -> dict[str, Any]:
         """Counts per status and the oldest waiting update (diagnostics)."""
         async with self.db.engine.connect() as conn:

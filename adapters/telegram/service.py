@@ -135,7 +135,6 @@ class TelegramService:
                 await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        self.queue.close()
         await self.bot.session.close()
 
 
