@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import psycopg
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import text
 
 from adapters.storage.database import Database
 from adapters.storage.engine import normalize_database_url
 from adapters.storage.models import ConsentRecord, Lead, ModelUsage
 from adapters.wiring import Runtime
+from tests.conftest import PG_ADMIN_DSN, REPO
 
 
 async def test_migrations_create_every_table(db: Database) -> None:
@@ -141,3 +148,51 @@ def test_hosting_provider_urls_work_as_given(given: str, expected: str) -> None:
 def test_unsupported_driver_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported"):
         normalize_database_url("mysql://u@h/db")
+
+
+MIGRATE = "import sys; from adapters.storage.migrate import upgrade; upgrade(sys.argv[1])"
+
+
+def _migrate_at_once(url: str, processes: int = 3) -> list[subprocess.CompletedProcess[str]]:
+    """Start several processes that migrate the same fresh database, as the API and the bot do."""
+    started = [
+        subprocess.Popen([sys.executable, "-c", MIGRATE, url], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(processes)
+    ]
+    results = []
+    for process in started:
+        out, err = process.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
+    return results
+
+
+def _tables(sync_dsn: str) -> set[str]:
+    engine = sa.create_engine(sync_dsn, poolclass=sa.pool.NullPool)
+    try:
+        return set(sa.inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_processes_migrating_a_fresh_sqlite_file_at_once_all_succeed(tmp_path: Path) -> None:
+    database = tmp_path / "fresh" / "app.db"
+    results = _migrate_at_once(f"sqlite+aiosqlite:///{database}")
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr[-500:] for r in results]
+    assert {"users", "conversations", "messages", "alembic_version"} <= _tables(f"sqlite:///{database}")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_processes_migrating_a_fresh_postgres_database_at_once_all_succeed(postgres_url: str) -> None:
+    name = f"sa_migrate_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        results = _migrate_at_once(url)
+        assert [r.returncode for r in results] == [0, 0, 0], [r.stderr[-500:] for r in results]
+        assert {"users", "conversations", "messages", "alembic_version"} <= _tables(url)
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
