@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -55,6 +55,11 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return is_sqlite(self.url)
+
+    @property
+    def sync_engines(self) -> list[Engine]:
+        """Every engine statements run on, for event listeners (instrumentation, tests)."""
+        return [self.engine.sync_engine, *([self._in_place] if self._in_place is not None else [])]
 
     @property
     def backend(self) -> str:
