@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Seconds from launching the service to its first 200 from GET /api/health.
 
-    python bench/startup.py [--runs 5] [--timeout 30]
+    python bench/startup.py [--runs 5] [--timeout 30] [--cpu-load 0]
 
 Each run starts `python -m adapters.main serve --host 127.0.0.1 --port P` (what `make run` starts) in a
 fresh interpreter on a new temporary PERSISTENT_DATA_PATH (so migrations run from scratch) and polls
@@ -15,6 +15,8 @@ run so machine noise hits them alike:
   the model at start-up), for information.
 
 Also prints how long `import adapters.main, adapters.http.app` alone takes in a fresh interpreter.
+`--cpu-load K` keeps K busy-looping processes running during the measurement (the machine shared with
+other work: on 2 cores, K=2 roughly halves the CPU a launch gets).
 Every service variable of the caller's environment is removed and the working directory is an empty
 temporary one (no `.env`), so the figures are those of the defaults. Target: the default mode's median
 and max <= 3.0 s.
@@ -23,6 +25,7 @@ and max <= 3.0 s.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import os
 import signal
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,14 +172,29 @@ def measure(runs: int, timeout: float, *, warm_up: bool = True) -> dict[str, lis
     return samples
 
 
+@contextlib.contextmanager
+def cpu_load(processes: int) -> Iterator[None]:
+    """``processes`` busy loops for the duration of the block (stopped by their pids afterwards)."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5, help="timed launches per mode (default 5)")
     parser.add_argument("--timeout", type=float, default=30.0, help="give up on one launch after this many seconds")
+    parser.add_argument("--cpu-load", type=int, default=0, help="busy-looping processes running meanwhile (default 0)")
     args = parser.parse_args()
-    samples = measure(args.runs, args.timeout)
+    with cpu_load(args.cpu_load):
+        samples = measure(args.runs, args.timeout)
     floor = statistics.median(samples["baseline"])
-    print(f"time to the first 200 from /api/health, {args.runs} launches per mode (median / max):")
+    load = f", {args.cpu_load} busy-looping processes beside" if args.cpu_load else ""
+    print(f"time to the first 200 from /api/health, {args.runs} launches per mode{load} (median / max):")
     labels = {
         "baseline": "baseline: minimal FastAPI + uvicorn",
         "default": "default (no key, no token, SQLite)",
