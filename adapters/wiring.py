@@ -39,7 +39,6 @@ from adapters.storage.stores import SqlStore
 from agent import __version__
 from agent.catalog import Catalog, read_catalog, school_today
 from agent.leads import LeadService
-from agent.llm import LLM
 from agent.model_turn import ModelTurn
 from agent.ports import CRM, Notifier
 from agent.prompting import load_prompts
@@ -50,6 +49,7 @@ from tools.registry import build_tools, tool_schemas
 
 if TYPE_CHECKING:
     from adapters.telegram.service import TelegramService
+    from agent.llm import LLM
 
 log = logging.getLogger(__name__)
 
@@ -214,6 +214,9 @@ def wire_assistant(runtime: Runtime) -> None:
     runtime.lead_service = LeadService(runtime.store, legal_path=settings.legal_path, outbox_provider=provider)
     runtime.assistant_limits = runtime.assistant_limits or AssistantLimits.from_settings(settings)
     if runtime.llm is None and settings.llm_configured:
+        # Imported here: the openai SDK costs 0.4-0.8 s of start-up that the offline mode never needs.
+        from agent.llm import LLM
+
         runtime.llm = LLM(settings)
     model = None
     if runtime.llm is not None:

@@ -19,14 +19,15 @@ from typing import Any
 import httpx
 import httpx2
 import openai
-from openai import AsyncOpenAI, pydantic_responses_function_tool
+from openai import AsyncOpenAI
 from openai.types.responses import Response
-from pydantic import BaseModel, Field
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
 from agent.errors import ModelUnavailable
 from agent.guardrails import host_allowed
+# function_tool and json_schema_format are re-exported for the callers that import them from here.
+from agent.llm_types import Citation, FunctionCall, ModelTurn, WebAnswer, function_tool, json_schema_format  # noqa: F401
 from agent.settings import Settings
 from agent.types import Usage
 
@@ -42,44 +43,6 @@ CONNECTION_LIMITS = httpx2.Limits(max_connections=1000)
 # What ``responses.create`` asks of the client's auth: the API key as a bearer token.
 REQUEST_OPTIONS: Any = {"security": {"bearer_auth": True}}
 _backoff = wait_exponential_jitter(multiplier=0.5, max=8.0)
-
-
-class FunctionCall(BaseModel):
-    call_id: str
-    name: str
-    arguments: str
-
-
-class ModelTurn(BaseModel):
-    """One Responses API answer: the function calls to run, or the final text."""
-
-    calls: list[FunctionCall] = Field(default_factory=list)
-    text: str = ""
-    status: str = "completed"
-    usage: Usage = Field(default_factory=Usage)
-
-
-class Citation(BaseModel):
-    url: str
-    title: str = ""
-
-
-class WebAnswer(BaseModel):
-    text: str
-    citations: list[Citation] = Field(default_factory=list)
-    dropped_citations: int = 0
-    usage: Usage = Field(default_factory=Usage)
-
-
-def function_tool(name: str, description: str, args_model: type[BaseModel]) -> dict[str, Any]:
-    """A strict Responses function tool whose JSON schema is generated from the pydantic model."""
-    return dict(pydantic_responses_function_tool(args_model, name=name, description=description))
-
-
-def json_schema_format(name: str, model: type[BaseModel]) -> dict[str, Any]:
-    """The ``text.format`` of a strict structured answer (the same strict-schema generator as tools)."""
-    schema = function_tool(name, "", model)["parameters"]
-    return {"type": "json_schema", "name": name, "schema": schema, "strict": True}
 
 
 def _header_delay(headers: httpx.Headers | Any) -> float | None:

@@ -9,16 +9,20 @@ The final answer is a strict json_schema (``FinalAnswer``); anything else is a f
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
 from agent.errors import ModelUnavailable
-from agent.llm import LLM, FunctionCall, json_schema_format
+from agent.llm_types import FunctionCall, json_schema_format
 from agent.toolkit import Tool, ToolContext, ToolFailure
 from agent.types import Usage
+
+if TYPE_CHECKING:
+    from agent.llm import LLM
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +43,10 @@ class FinalAnswer(BaseModel):
     ask_contact: bool = Field(description="true, если пора попросить телефон для заявки")
 
 
-ANSWER_FORMAT = json_schema_format("assistant_reply", FinalAnswer)
+@functools.cache
+def answer_format() -> dict[str, Any]:
+    """The strict schema of ``FinalAnswer``, built at the first model turn (it needs the openai SDK)."""
+    return json_schema_format("assistant_reply", FinalAnswer)
 
 
 class LoopOutcome(BaseModel):
@@ -96,7 +103,7 @@ async def run_loop(
             instructions=instructions,
             input_items=items,
             tools=tool_schemas,
-            answer_format=ANSWER_FORMAT,
+            answer_format=answer_format(),
             allow_tools=allow_tools,
         )
         usage = usage.add(turn.usage)

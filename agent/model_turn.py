@@ -4,16 +4,18 @@ turn the structured answer into a Reply (cards only from catalog results, payloa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.catalog import BrandInfo
-from agent.llm import LLM
 from agent.loop import FinalAnswer, run_loop
 from agent.prompting import Prompts, build_instructions, transcript_items
 from agent.settings import Settings
 from agent.state import Store
 from agent.toolkit import Tool, ToolContext
 from agent.types import QuickReply, Reply, Usage
+
+if TYPE_CHECKING:
+    from agent.llm import LLM  # the SDK is imported only where a model is configured
 
 CALLBACK_DATA_MAX_BYTES = 64  # Telegram's callback_data limit; the API channel keeps the same rule
 RESERVED_PREFIXES = ("grade:", "goal:", "subject:", "format:", "program:", "say:")

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from agent.errors import ModelUnavailable
 from agent.llm import LLM, function_tool, json_schema_format
-from agent.loop import ANSWER_FORMAT
+from agent.loop import answer_format
 from tests import openai_fakes as fake
 from tests.conftest import make_settings
 
@@ -34,7 +34,7 @@ async def _respond(llm: LLM):
         instructions="be nice",
         input_items=[{"role": "user", "content": "hi"}],
         tools=[function_tool("catalog_search", "search", Args)],
-        answer_format=ANSWER_FORMAT,
+        answer_format=answer_format(),
     )
 
 
@@ -177,9 +177,9 @@ async def test_request_bytes_equal_what_responses_create_sends(respx_mock: respx
         {"type": "function_call_output", "call_id": "c1", "output": '{"items": []}'},
     ]
     calls = [
-        (dict(instructions="Инструкции", input_items=items, tools=tools, answer_format=ANSWER_FORMAT, allow_tools=allow),
+        (dict(instructions="Инструкции", input_items=items, tools=tools, answer_format=answer_format(), allow_tools=allow),
          dict(instructions="Инструкции", input=items, tools=tools, tool_choice="auto" if allow else "none",
-              parallel_tool_calls=True, text={"format": ANSWER_FORMAT}))
+              parallel_tool_calls=True, text={"format": answer_format()}))
         for allow in (True, False)
     ]
     for ours, sdk in calls:

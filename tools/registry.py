@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent.llm import function_tool
+from agent.llm_types import function_tool
 from agent.settings import Settings
 from agent.toolkit import Tool
 from tools import catalog_search, create_lead, crm_lookup, handoff_to_manager, kb_file_search, web_fallback

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Protocol
-
-from openai import AsyncOpenAI
+from typing import TYPE_CHECKING, Protocol
 
 from adapters.knowledge.documents import KnowledgeDocument
 from adapters.knowledge.local import LocalKnowledge
 from adapters.knowledge.vector_store import UsageRecorder, VectorStoreKnowledge
 from agent.ports import KnowledgeResult
 from agent.settings import Settings
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 # The search sits inside a user's turn: fail fast and let the local index answer.
 VECTOR_SEARCH_TIMEOUT_SECONDS = 10.0
@@ -35,6 +36,8 @@ class KnowledgeBackend(Protocol):
 def openai_client(settings: Settings, *, timeout: float | None = None, max_retries: int | None = None) -> AsyncOpenAI:
     if settings.openai_api_key is None:
         raise ValueError("OPENAI_API_KEY is not set")
+    from openai import AsyncOpenAI  # only with a key: the SDK is a slow import (see agent/llm_types.py)
+
     return AsyncOpenAI(
         api_key=settings.openai_api_key.get_secret_value(),
         base_url=settings.openai_base_url,

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import PurePath
-
-from openai import AsyncOpenAI
+from typing import TYPE_CHECKING
 
 from adapters.knowledge.documents import KnowledgeDocument
 from adapters.knowledge.local import MAX_PASSAGE_CHARS, MAX_QUERY_CHARS, LocalKnowledge
 from agent.ports import KnowledgeResult, Passage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI  # the client is handed in; only a configured service builds one
 
 log = logging.getLogger(__name__)
 
