@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.llm import LLM
-from agent.loop import ANSWER_FORMAT
+from agent.loop import answer_format
 from tests.conftest import REPO, make_settings
 from tests.fake_responses import constant_app, greeting, responses_app
 from tests.thread_server import ThreadServer
@@ -40,7 +40,7 @@ async def test_the_benchmark_server_answers_every_call_with_the_same_model_answe
         llm = LLM(make_settings(tmp_path, openai_api_key="sk-test", openai_base_url=f"{server.url}/v1"))
         try:
             turns = [await llm.respond(instructions="i", input_items=[{"role": "user", "content": f"вопрос {n}"}],
-                                       tools=[], answer_format=ANSWER_FORMAT) for n in range(2)]
+                                       tools=[], answer_format=answer_format()) for n in range(2)]
         finally:
             await llm.aclose()
     assert [turn.calls for turn in turns] == [[], []]

@@ -17,7 +17,7 @@ from starlette.routing import Route
 
 from agent.errors import ModelUnavailable
 from agent.llm import LLM
-from agent.loop import ANSWER_FORMAT
+from agent.loop import answer_format
 from tests import openai_fakes as fake
 from tests.conftest import make_settings
 from tests.thread_server import ThreadServer
@@ -54,7 +54,7 @@ def make_llm(tmp_path: Path, url: str, delays: list[float], **overrides: Any) ->
 
 async def respond(llm: LLM) -> Any:
     return await llm.respond(instructions="be nice", input_items=[{"role": "user", "content": "привет"}],
-                             tools=[], answer_format=ANSWER_FORMAT)
+                             tools=[], answer_format=answer_format())
 
 
 async def test_production_transport_is_aiohttp_and_sends_the_key_and_body(tmp_path: Path) -> None:
