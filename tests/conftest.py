@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
@@ -43,6 +44,14 @@ def _model_calls_through_plain_httpx(request: pytest.FixtureRequest, monkeypatch
     import agent.llm
 
     monkeypatch.setattr(agent.llm, "default_http_client", lambda s: httpx.AsyncClient(timeout=s.openai_timeout_seconds))
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze_the_heap_after_each_test() -> Iterator[None]:
+    """A server freezes its start-up heap once (adapters.wiring.settle_startup_heap); tests start many
+    apps in one process, so each test's objects go back to the collector when it ends."""
+    yield
+    gc.unfreeze()
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -53,6 +54,14 @@ async def test_health_reports_database_down(settings: Settings, tmp_path: Path) 
         runtime.db = healthy_db
     assert response.status_code == 503
     assert response.json() == {"ok": False, "reason": "database_unavailable", "detail": "OperationalError"}
+
+
+async def test_a_started_server_exempts_its_start_up_heap_from_the_collector(settings: Settings) -> None:
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    async for client in app_client(settings):
+        assert (await client.get("/api/health")).status_code == 200
+        assert gc.get_freeze_count() > 10_000  # modules, catalog, knowledge index: the whole start-up heap
 
 
 async def test_diagnostics_shape(client: httpx.AsyncClient) -> None:

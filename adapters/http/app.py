@@ -27,7 +27,7 @@ from adapters.http.routers import (
 )
 from adapters.preflight import Level, run_preflight
 from adapters.telegram.http import install_routes as install_telegram_routes
-from adapters.wiring import Runtime, build_runtime
+from adapters.wiring import Runtime, build_runtime, settle_startup_heap
 from agent import __version__
 from agent.settings import Settings
 
@@ -53,6 +53,7 @@ async def start_runtime(runtime: Runtime, *, migrate: bool = True) -> None:
             "run `python3 scripts/preflight_audit.py` for details"
         )
     await runtime.start_background()
+    settle_startup_heap()
 
 
 def create_app(
