@@ -1,4 +1,5 @@
-"""The only module that imports ``openai``: the client, the retry policy and the call shapes.
+"""The model client: the openai SDK (over aiohttp), the retry policy and the call shapes. Imported only
+when OPENAI_API_KEY is set (the SDK is a slow import; the data shapes live in agent/llm_types.py).
 
 Every model call goes through ``LLM.respond`` (a Responses API turn with function tools and a strict
 json_schema final answer) or ``LLM.web_search`` (the domain-limited web_search tool). The SDK's own
