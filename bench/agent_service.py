@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from adapters.wiring import Runtime, build_runtime, settle_startup_heap, wire_assistant  # noqa: E402
-from agent.llm import FunctionCall, ModelTurn, WebAnswer  # noqa: E402
+from agent.llm_types import FunctionCall, ModelTurn, WebAnswer  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from agent.state import NewMessage  # noqa: E402
 from agent.types import Channel, Inbound, Usage  # noqa: E402

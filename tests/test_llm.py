@@ -10,7 +10,8 @@ import respx
 from pydantic import BaseModel
 
 from agent.errors import ModelUnavailable
-from agent.llm import LLM, function_tool, json_schema_format
+from agent.llm import LLM
+from agent.llm_types import function_tool, json_schema_format
 from agent.loop import answer_format
 from tests import openai_fakes as fake
 from tests.conftest import make_settings

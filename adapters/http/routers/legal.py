@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import yaml
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import HTMLResponse
-from adapters.http.dependencies import SettingsDep
+from markdown_it import MarkdownIt
 
-if TYPE_CHECKING:
-    from markdown_it import MarkdownIt
+from adapters.http.dependencies import SettingsDep
 
 router = APIRouter(tags=["mini app"])
 
 DOCUMENTS = ("consent", "privacy")
 _BRAND = re.compile(r"^[a-z0-9_-]{1,32}$")
-
-
-@functools.cache
-def _markdown() -> MarkdownIt:
-    """Built at the first legal page: importing markdown-it is ~25 ms of every start-up otherwise."""
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark")  # our own content: raw HTML (the sample-text comment) passes through
+_markdown = MarkdownIt("commonmark")  # our own content: raw HTML (the sample-text comment) passes through
 
 
 def split_front_matter(text: str) -> tuple[dict[str, object], str]:
@@ -56,5 +46,5 @@ async def legal_document(brand: str, document: str, settings: SettingsDep) -> HT
 <meta name="viewport" content="width=device-width,initial-scale=1"><title>{title}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:44rem;margin:1.5rem auto;padding:0 1rem;line-height:1.5}}
 .version{{color:#777;font-size:.9em}}</style></head>
-<body>{_markdown().render(body)}<p class="version">Редакция от {version}</p></body></html>"""
+<body>{_markdown.render(body)}<p class="version">Редакция от {version}</p></body></html>"""
     return HTMLResponse(page, headers={"Cache-Control": "public, max-age=300", "X-Document-Version": version})
