@@ -18,9 +18,11 @@ from zoneinfo import ZoneInfo
 import yaml
 from pydantic import ValidationError
 
-from agent.catalog_schema import BrandCatalog, BrandInfo, Format, Goal, Grade, Program, Session, Subject
+from agent.brand_rules import RULES_SUFFIX, BrandRules, RulesFileError, empty_rules, read_rules_file, rules_path
+from agent.catalog_schema import BrandCatalog, BrandInfo, Format, Goal, Grade, Price, Program, Session, Site, Subject
 from agent.catalog_search import CatalogSearchResult, SearchCriteria, next_start_text, price_text, rank_programs
 from agent.errors import UnknownBrand
+from agent.rules_guard import RulesGuard
 
 # The school works in Moscow time: "today" decides which sessions are still ahead.
 SCHOOL_TZ = ZoneInfo("Europe/Moscow")
@@ -72,8 +74,11 @@ def rub_amounts(text: str) -> set[int]:
 
 
 class Catalog:
-    def __init__(self, brands: dict[str, BrandCatalog]) -> None:
+    def __init__(self, brands: dict[str, BrandCatalog], rules: dict[str, BrandRules] | None = None) -> None:
         self._brands = brands
+        rules = rules or {}
+        # The school's rules for what may be said (catalog/<brand>.rules.yaml), compiled once per brand.
+        self._guards = {brand_id: RulesGuard(rules.get(brand_id) or empty_rules(brand_id)) for brand_id in brands}
         self._programs = {
             brand_id: {program.id: program for program in catalog.programs} for brand_id, catalog in brands.items()
         }
@@ -87,6 +92,13 @@ class Catalog:
         except KeyError:
             raise UnknownBrand(brand_id) from None
 
+    def rules(self, brand_id: str) -> BrandRules:
+        return self.guard(brand_id).rules
+
+    def guard(self, brand_id: str) -> RulesGuard:
+        self.brand(brand_id)
+        return self._guards[brand_id]
+
     def program(self, brand_id: str, program_id: str) -> Program | None:
         self.brand(brand_id)
         return self._programs[brand_id].get(program_id)
@@ -94,7 +106,9 @@ class Catalog:
     def search(
         self, brand_id: str, criteria: SearchCriteria, *, today: date, limit: int = 3
     ) -> CatalogSearchResult:
-        return rank_programs(self.brand(brand_id).programs, criteria, today=today, limit=limit)
+        catalog = self.brand(brand_id)
+        sites = {site.id: site for site in catalog.brand.sites}
+        return rank_programs(catalog.programs, criteria, today=today, limit=limit, sites=sites)
 
     @staticmethod
     def price_text(program: Program, today: date) -> str:
@@ -105,12 +119,12 @@ class Catalog:
         return next_start_text(program, today)
 
     def known_amounts(self, brand_id: str) -> set[int]:
-        """Every price in the brand's catalog: session prices and amounts written in usp or facts."""
+        """Every price in the brand's catalog: program prices and amounts written in usp, includes or facts."""
         catalog = self.brand(brand_id)
         amounts = rub_amounts(" ".join([*catalog.brand.facts, catalog.brand.manager_contact]))
         for program in catalog.programs:
-            amounts |= {s.price_rub for s in program.sessions if s.price_rub is not None}
-            amounts |= rub_amounts(" ".join(program.usp))
+            amounts |= {price.amount_rub for price in program.prices}
+            amounts |= rub_amounts(" ".join([*program.usp, *program.includes]))
         return amounts
 
 
@@ -148,6 +162,9 @@ def _rule_issues(file: str, stem: str, catalog: BrandCatalog) -> list[ContentIss
     if brand.id != stem:
         issues.append(ContentIssue("error", file, None, "brand.id", f"{brand.id!r} must match the file name {stem!r}"))
     seen: set[str] = set()
+    sites = {site.id: site for site in brand.sites}
+    if len(sites) != len(brand.sites):
+        issues.append(ContentIssue("error", file, None, "brand.sites", "duplicate site id"))
     for program in catalog.programs:
         def error(field: str, message: str, program_id: str = program.id) -> None:
             issues.append(ContentIssue("error", file, program_id, field, message))
@@ -164,14 +181,45 @@ def _rule_issues(file: str, stem: str, catalog: BrandCatalog) -> list[ContentIss
         for index, session in enumerate(program.sessions):
             if session.end_date is not None and session.end_date < session.start_date:
                 error(f"sessions[{index}].end_date", "ends before it starts")
+        issues += _site_issues(file, program, sites)
+    return issues
+
+
+def _site_issues(file: str, program: Program, sites: dict[str, Site]) -> list[ContentIssue]:
+    """Each of a program's sites must exist, teach in the program's format and serve some of its grades;
+    together they must serve all of them (a 5–11 course can run at a 5–8 and a 9–11 site)."""
+    issues = []
+    grades = set(range(program.grade_min, program.grade_max + 1))
+    formats = {"online", "offline"} if program.format == "hybrid" else {program.format}
+    served: set[int] = set()
+    for site_id in program.sites:
+        site = sites.get(site_id)
+        if site is None:
+            issues.append(ContentIssue("error", file, program.id, "sites", f"unknown site {site_id!r}"))
+            continue
+        if site.format not in formats:
+            issues.append(ContentIssue("error", file, program.id, "sites", f"{site_id} is {site.format}, the program is {program.format}"))
+        if not grades & set(site.grades):
+            issues.append(ContentIssue("error", file, program.id, "sites", f"{site_id} serves none of grades {program.grade_min}–{program.grade_max}"))
+        served |= set(site.grades)
+    missing = sorted(grades - served)
+    if program.sites and missing:
+        issues.append(ContentIssue("error", file, program.id, "sites", f"no site of the program serves grade(s) {missing}"))
     return issues
 
 
 def _past_session_warnings(file: str, catalog: BrandCatalog, today: date) -> list[ContentIssue]:
+    """A program whose sessions have all started needs new dates, unless a running year can be joined."""
+    def stale(program: Program) -> bool:
+        if any(session.start_date >= today for session in program.sessions):
+            return False
+        running = any(session.end_date is None or session.end_date >= today for session in program.sessions)
+        return not (program.join_anytime and running)
+
     return [
         ContentIssue("warning", file, program.id, "sessions", "every session has already started; add new dates")
         for program in catalog.programs
-        if all(session.start_date < today for session in program.sessions)
+        if stale(program)
     ]
 
 
@@ -184,8 +232,9 @@ def read_catalog(directory: Path, *, today: date | None = None) -> tuple[Catalog
     """Load every valid brand file and report the problems of all files (errors and, with ``today``,
     warnings). A file with an error is left out of the catalog; the others still load."""
     brands: dict[str, BrandCatalog] = {}
+    rules: dict[str, BrandRules] = {}
     issues: list[ContentIssue] = []
-    files = sorted(directory.glob("*.yaml")) if directory.is_dir() else []
+    files = sorted(p for p in directory.glob("*.yaml") if not p.name.endswith(RULES_SUFFIX)) if directory.is_dir() else []
     if not files:
         issues.append(ContentIssue("error", str(directory), None, None, "no brand catalog (*.yaml) found"))
     for path in files:
@@ -204,9 +253,25 @@ def read_catalog(directory: Path, *, today: date | None = None) -> tuple[Catalog
         issues += file_issues
         if today is not None:
             issues += _past_session_warnings(file, catalog, today)
+        brand_rules, rules_issues = _read_rules(directory, catalog.brand.id)
+        file_issues += [issue for issue in rules_issues if issue.level == "error"]
+        issues += rules_issues
         if not file_issues and catalog.brand.id not in brands:
             brands[catalog.brand.id] = catalog
-    return Catalog(brands), issues
+            rules[catalog.brand.id] = brand_rules
+    return Catalog(brands, rules), issues
+
+
+def _read_rules(directory: Path, brand: str) -> tuple[BrandRules, list[ContentIssue]]:
+    """The brand's rules file; a broken one is an error (the brand is left out rather than run without
+    its rules), a missing one a warning (the brand runs with no extra rules)."""
+    path = rules_path(directory, brand)
+    if not path.is_file():
+        return empty_rules(brand), [ContentIssue("warning", path.name, None, None, "no brand rules file")]
+    try:
+        return read_rules_file(path, brand), []
+    except RulesFileError as error:
+        return empty_rules(brand), [ContentIssue("error", error.file, None, where, message) for where, message in error.problems]
 
 
 def load_catalog(directory: Path) -> Catalog:
@@ -221,6 +286,7 @@ def load_catalog(directory: Path) -> Catalog:
 __all__ = [
     "BrandCatalog",
     "BrandInfo",
+    "BrandRules",
     "Catalog",
     "CatalogError",
     "CatalogSearchResult",
@@ -228,11 +294,14 @@ __all__ = [
     "Format",
     "Goal",
     "Grade",
+    "Price",
     "Program",
     "SearchCriteria",
     "Session",
+    "Site",
     "Subject",
     "load_catalog",
+    "price_text",
     "read_catalog",
     "rub_amounts",
     "school_today",

@@ -11,13 +11,27 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.catalog_schema import Format, Goal, Program, Subject
+from agent.catalog_schema import Format, Goal, Period, Price, Program, Site, Subject
 from agent.types import ProgramCard
 
 MatchQuality = Literal["strong", "limited", "none"]
-CARD_USP_LINES = 3
-PRICE_ON_REQUEST = "Цена по запросу"
+CARD_USP_LINES = 2  # the selling points after the card's fact lines (where, when, what is included)
+PRICE_ON_REQUEST = "Стоимость уточнит менеджер"
 START_WHEN_GROUP_FILLS = "Старт по мере набора группы"
+JOIN_ANYTIME = "Учебный год идёт — можно присоединиться в любое время"
+PROVISIONAL = "предварительно"
+PERIOD_TEXT: dict[Period, str] = {
+    "semester": "за семестр",
+    "year": "за год",
+    "month": "в месяц",
+    "shift": "за смену",
+    "course": "за курс",
+}
+AVAILABILITY_TEXT = {
+    "confirm": "наличие мест подтверждает менеджер",
+    "waitlist": "мест нет — лист ожидания",
+    "closed": "набор закрыт",
+}
 
 GOAL_TEXT: dict[str, str] = {
     "ege": "подготовка к ЕГЭ",
@@ -63,19 +77,34 @@ def _rub(amount: int) -> str:
     return f"{amount:,}".replace(",", " ") + " ₽"
 
 
-def _relevant_sessions(program: Program, today: date) -> list:
-    upcoming = [s for s in program.sessions if s.start_date >= today]
-    return upcoming or list(program.sessions)
+def _marked(text: str, provisional: bool) -> str:
+    return f"{text} ({PROVISIONAL})" if provisional else text
 
 
-def price_text(program: Program, today: date) -> str:
-    """The price of the sessions still ahead (all sessions when every one has started)."""
-    prices = sorted({s.price_rub for s in _relevant_sessions(program, today) if s.price_rub is not None})
-    if not prices:
+def price_text(program: Program, today: date | None = None) -> str:
+    """Every card price with its period: «от 36 900 ₽ за семестр · 82 000 ₽ за год · 10 900 ₽ в месяц ·
+    первый месяц 9 900 ₽ для новых учеников». Regular prices of one period show their lowest («от»);
+    labelled prices are shown as written; provisional ones are marked. (``today`` is kept for callers:
+    prices are per program, not per session.)"""
+    shown = [price for price in program.prices if price.on_card]
+    if not shown:
         return PRICE_ON_REQUEST
-    if len(prices) == 1:
-        return _rub(prices[0])
-    return f"от {_rub(prices[0]).removesuffix(' ₽')} до {_rub(prices[-1])}"
+    parts = []
+    for period, period_text in PERIOD_TEXT.items():
+        regular = [price for price in shown if price.period == period and price.label is None]
+        if regular:
+            low = min(price.amount_rub for price in regular)
+            prefix = "от " if len({price.amount_rub for price in regular}) > 1 else ""
+            parts.append(_marked(f"{prefix}{_rub(low)} {period_text}", any(p.provisional for p in regular)))
+    parts += [_special_price(price) for price in shown if price.label is not None]
+    return " · ".join(parts)
+
+
+def _special_price(price: Price) -> str:
+    text = f"{price.label} {_rub(price.amount_rub)}"
+    if price.condition:
+        text += f" {price.condition}"
+    return _marked(text, price.provisional)
 
 
 def next_start(program: Program, today: date) -> date | None:
@@ -83,9 +112,40 @@ def next_start(program: Program, today: date) -> date | None:
     return min(starts) if starts else None
 
 
+def _running(program: Program, today: date) -> bool:
+    return any(s.start_date <= today and (s.end_date is None or s.end_date >= today) for s in program.sessions)
+
+
 def next_start_text(program: Program, today: date) -> str:
-    start = next_start(program, today)
-    return start.strftime("%d.%m.%Y") if start else START_WHEN_GROUP_FILLS
+    """The next start date (marked when preliminary), or that a running year can be joined, and what a
+    family must know about places («мест нет — лист ожидания»)."""
+    if program.availability in ("waitlist", "closed"):
+        return AVAILABILITY_TEXT[program.availability].capitalize()
+    upcoming = [s for s in program.sessions if s.start_date >= today]
+    if upcoming:
+        first = min(upcoming, key=lambda s: s.start_date)
+        text = _marked(first.start_date.strftime("%d.%m.%Y"), first.provisional)
+    elif program.join_anytime and _running(program, today):
+        text = JOIN_ANYTIME
+    else:
+        text = START_WHEN_GROUP_FILLS
+    if program.availability == "confirm":
+        text += f" · {AVAILABILITY_TEXT['confirm']}"
+    return text
+
+
+def fact_lines(program: Program, sites: dict[str, Site]) -> list[str]:
+    """The card's fact lines: where and when, how long a lesson is, what the price includes."""
+    lines = []
+    places = [sites[site_id].name for site_id in program.sites if site_id in sites]
+    if places:
+        lines.append(f"Где: {'; '.join(places)}")
+    when = "; ".join(part for part in (program.schedule, program.lesson) if part)
+    if when:
+        lines.append(f"Когда: {when}")
+    if program.includes:
+        lines.append(f"В стоимость входит: {', '.join(program.includes)}")
+    return lines
 
 
 def _meets(program: Program, criteria: SearchCriteria) -> dict[str, bool]:
@@ -158,7 +218,9 @@ def _rank_key(program: Program, met: dict[str, bool], criteria: SearchCriteria, 
     )
 
 
-def to_card(program: Program, criteria: SearchCriteria, met: dict[str, bool], today: date) -> ProgramCard:
+def to_card(
+    program: Program, criteria: SearchCriteria, met: dict[str, bool], today: date, sites: dict[str, Site] | None = None
+) -> ProgramCard:
     return ProgramCard(
         id=program.id,
         title=program.title,
@@ -166,12 +228,17 @@ def to_card(program: Program, criteria: SearchCriteria, met: dict[str, bool], to
         price_text=price_text(program, today),
         next_start_text=next_start_text(program, today),
         why_match=why_match(program, criteria, met),
-        usp=list(program.usp[:CARD_USP_LINES]),
+        usp=[*fact_lines(program, sites or {}), *program.usp[:CARD_USP_LINES]],
     )
 
 
 def rank_programs(
-    programs: Sequence[Program], criteria: SearchCriteria, *, today: date, limit: int = 3
+    programs: Sequence[Program],
+    criteria: SearchCriteria,
+    *,
+    today: date,
+    limit: int = 3,
+    sites: dict[str, Site] | None = None,
 ) -> CatalogSearchResult:
     given = criteria.given()
     scored = []
@@ -183,7 +250,7 @@ def rank_programs(
         scored.append((_rank_key(program, met, criteria, today), program, met))
     scored.sort(key=lambda entry: entry[0])
     top = scored[: max(limit, 0)]
-    items = [to_card(program, criteria, met, today) for _, program, met in top]
+    items = [to_card(program, criteria, met, today, sites) for _, program, met in top]
     if not given:
         return CatalogSearchResult(items=items, match_quality="limited" if items else "none", manager_recommended=False)
     if not items:

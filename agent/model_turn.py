@@ -50,7 +50,9 @@ class ModelTurn:
     prompts: Prompts
     store: Store
 
-    async def run(self, ctx: ToolContext, *, brand: BrandInfo, consent_given: bool) -> tuple[Reply, FinalAnswer]:
+    async def run(
+        self, ctx: ToolContext, *, brand: BrandInfo, consent_given: bool, rules_prompt: str = ""
+    ) -> tuple[Reply, FinalAnswer]:
         state = ctx.conversation
         instructions = build_instructions(
             self.prompts,
@@ -58,6 +60,7 @@ class ModelTurn:
             brand_domain=brand.domain,
             facts=brand.facts,
             manager_contact=brand.manager_contact,
+            rules=rules_prompt,
             today=ctx.today,
             profile=state.profile,
             consent_given=consent_given,

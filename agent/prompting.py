@@ -46,6 +46,7 @@ def build_instructions(
     manager_contact: str,
     today: date,
     profile: Profile,
+    rules: str = "",
     consent_given: bool,
 ) -> str:
     known: dict[str, Any] = profile.model_dump(include={"grade", "goal", "subject", "format", "program_ids"}, exclude_none=True)
@@ -55,20 +56,23 @@ def build_instructions(
         known["phone"] = mask_phone(profile.phone)
     known["consent_personal_data"] = consent_given
     return (
-        f"{_brand_part(prompts, brand_name, brand_domain, tuple(facts), manager_contact)}"
+        f"{_brand_part(prompts, brand_name, brand_domain, tuple(facts), manager_contact, rules)}"
         f"## Сегодня\n{today.isoformat()}\n\n"
         f"## Что известно о пользователе\n{json.dumps(known, ensure_ascii=False)}\n"
     )
 
 
 @lru_cache(maxsize=64)
-def _brand_part(prompts: Prompts, brand_name: str, brand_domain: str, facts: tuple[str, ...], manager_contact: str) -> str:
-    """The instructions' part that is the same for every turn of a brand, built once."""
+def _brand_part(
+    prompts: Prompts, brand_name: str, brand_domain: str, facts: tuple[str, ...], manager_contact: str, rules: str
+) -> str:
+    """The instructions' part that is the same for every turn of a brand, built once. ``rules`` is the
+    section rendered from the brand rules file (agent/rules_guard.py)."""
     system = prompts.system.replace("{brand_name}", brand_name).replace("{brand_domain}", brand_domain)
     facts_text = "\n".join(f"- {fact}" for fact in facts)
     return (
         f"{system}\n\n## Тон\n{prompts.tone}\n\n## О школе\n{facts_text}\n"
-        f"- Связь с менеджером: {manager_contact}\n\n"
+        f"- Связь с менеджером: {manager_contact}\n\n{rules}"
     )
 
 

@@ -43,7 +43,7 @@ from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
 from agent.toolkit import ToolContext
-from agent.types import Action, Inbound, QuickReply, Reply, Usage, identity_of
+from agent.types import Action, Inbound, ProgramCard, QuickReply, Reply, Usage, identity_of
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,13 @@ FALLBACK_TEXT = "Извините, я не понял. Выберите, пож�
 
 class KnowledgeBase(Knowledge, Protocol):
     def known_amounts(self, brand: str) -> set[int]: ...
+
+
+CALL_MANAGER = "Позвать менеджера"
+
+
+def _card_text(card: ProgramCard) -> str:
+    return "\n".join([card.title, card.price_text, card.next_start_text, card.why_match, *card.usp])
 
 
 def _utcnow() -> datetime:
@@ -231,6 +238,7 @@ class AssistantService:
                 reply, answer = await model.run(
                     ctx,
                     brand=self.catalog.brand(state.brand).brand,
+                    rules_prompt=self.catalog.guard(state.brand).prompt_section,
                     consent_given=await self.leads.has_consent(state.user_id),
                 )
             except ModelUnavailable as error:
@@ -343,13 +351,25 @@ class AssistantService:
         loaded at start-up and never change while the service runs)."""
         known = self._amounts.get(brand)
         if known is None:
-            known = self._amounts[brand] = frozenset(self.catalog.known_amounts(brand) | self.knowledge.known_amounts(brand))
+            withdrawn = {item.amount for item in self.catalog.rules(brand).withdrawn_amounts}
+            known = frozenset((self.catalog.known_amounts(brand) | self.knowledge.known_amounts(brand)) - withdrawn)
+            self._amounts[brand] = known
         return known
 
     def _checked(self, reply: Reply, brand: str) -> Reply:
+        """The school's rules first (a reply naming a forbidden term is replaced whole, a promise or a
+        computed sum is cut), then the generic checks (unknown ₽ amounts, foreign links, prompt leaks)."""
+        guard = self.catalog.guard(brand)
+        ruled = guard.check(reply.text)
+        if ruled.hits:
+            log.warning("brand rules: %s", ", ".join(f"{hit.kind}:{hit.rule}" for hit in ruled.hits))
+        if ruled.replaced:
+            reply.cards = []
+            if not any(button.payload == HANDOFF for button in reply.quick_replies):
+                reply.quick_replies = [*reply.quick_replies, QuickReply(label=CALL_MANAGER, payload=HANDOFF)]
         secret = self.model.prompts.secret_lines if self.model else []
         checked = check_reply(
-            reply.text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
+            ruled.text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
         )
         if checked.removed_amounts or checked.removed_links or checked.leaked:
             log.warning(
@@ -359,9 +379,10 @@ class AssistantService:
         reply.text = checked.text or FALLBACK_TEXT
         buttons: dict[str, QuickReply] = {}
         for button in reply.quick_replies:
-            if valid_payload(button.payload):
+            if valid_payload(button.payload) and not guard.violations(f"{button.label} {button.payload}"):
                 buttons.setdefault(button.payload, button)
         reply.quick_replies = list(buttons.values())
+        reply.cards = [card for card in reply.cards if not guard.violations(_card_text(card))]
         return reply
 
     async def _finish(

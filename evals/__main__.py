@@ -30,13 +30,15 @@ def _settings() -> Settings:
         raise typer.Exit(2) from None
 
 
-def _mode(offline: bool, live: bool, record: bool, repeat: int) -> Mode:
-    if offline and (live or record):
-        raise typer.BadParameter("--offline cannot be combined with --live or --record")
+def _mode(offline: bool, live: bool, record: bool, repeat: int, refresh: bool = False) -> Mode:
+    if sum((offline, live, record, refresh)) > 1:
+        raise typer.BadParameter("choose one of --offline, --live, --record, --refresh")
     if repeat < 1:
         raise typer.BadParameter("--repeat must be at least 1")
     if repeat > 1 and not live:
         raise typer.BadParameter("--repeat needs --live: a replay gives the same answer every time")
+    if refresh:
+        return Mode.refresh
     if record:
         return Mode.record
     if live:
@@ -51,13 +53,16 @@ def run(
     offline: bool = typer.Option(False, "--offline", help="run every case on the offline policy (no model)"),
     live: bool = typer.Option(False, "--live", help="score runs against the live model (OPENAI_API_KEY)"),
     record: bool = typer.Option(False, "--record", help="run live and rewrite each model case's cassette"),
+    refresh: bool = typer.Option(
+        False, "--refresh", help="replay the recorded responses and rewrite the cassettes' request fingerprints"
+    ),
     repeat: int = typer.Option(1, "--repeat", help="live runs per case: reports pass rate and flip rate"),
     dialogs: Path = typer.Option(DIALOGS_DIR, help="folder of dialog files"),
     report_dir: Path = typer.Option(REPORTS_DIR, help="where the JSON and Markdown reports go"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="show the service's warnings"),
 ) -> None:
     """Replay (default), score live (--live) or re-record (--record) the dialogs. Exit 1 unless all pass."""
-    mode = _mode(offline, live, record, repeat)
+    mode = _mode(offline, live, record, repeat, refresh)
     level = logging.WARNING if verbose else logging.CRITICAL
     logging.basicConfig(level=level)
     for handler in logging.getLogger().handlers:  # some libraries set their own loggers to DEBUG

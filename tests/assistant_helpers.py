@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from adapters.wiring import Runtime, wire_assistant
+from adapters.wiring import Runtime, build_runtime, wire_assistant
 from agent.errors import CrmError
 from agent.llm import LLM
 from agent.ports import CrmLookupResult, CrmPushResult, LeadPayload
@@ -35,6 +36,15 @@ class FakeCRM:
 
 async def _no_sleep(seconds: float) -> None:
     await asyncio.sleep(0)
+
+
+async def model_runtime(tmp_path: Path, **overrides: Any) -> Runtime:
+    """A migrated runtime with a model key (the model itself is faked at the HTTP seam by respx)."""
+    from tests.conftest import make_settings
+
+    rt = build_runtime(make_settings(tmp_path, openai_api_key="sk-test", openai_max_retries=1, **overrides))
+    await rt.db.migrate()
+    return rt
 
 
 async def attach(rt: Runtime, *, model: bool = False, crm: Any = None, notifier: Any = None) -> Runtime:

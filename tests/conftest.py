@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import respx
 from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
@@ -179,3 +180,12 @@ async def runtime(tmp_path: Path, database_url: str) -> AsyncIterator[Runtime]:
     await rt.db.migrate()
     yield rt
     await rt.close()
+
+
+@pytest.fixture
+def api() -> Iterator[respx.MockRouter]:
+    """The Responses API faked at the HTTP seam (a test module may define its own ``api``)."""
+    from tests import openai_fakes
+
+    with respx.mock(base_url=openai_fakes.BASE_URL, assert_all_called=False) as router:
+        yield router

@@ -14,18 +14,14 @@ import respx
 from sqlmodel import select
 
 from adapters.storage.models import Lead, Message, ModelUsage
-from adapters.wiring import Runtime, build_runtime
+from adapters.wiring import Runtime
 from agent.types import Action, SharedContact
 from tests import openai_fakes as fake
-from tests.assistant_helpers import Chat, FakeCRM, RecordingNotifier, attach
-from tests.conftest import make_settings
+from tests.assistant_helpers import Chat, FakeCRM, RecordingNotifier, attach, model_runtime
 
 
 async def _runtime(tmp_path: Path, **overrides: Any) -> Runtime:
-    settings = make_settings(tmp_path, openai_api_key="sk-test", openai_max_retries=1, **overrides)
-    rt = build_runtime(settings)
-    await rt.db.migrate()
-    return rt
+    return await model_runtime(tmp_path, **overrides)
 
 
 @pytest.fixture
@@ -34,12 +30,6 @@ async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
     await attach(runtime, model=True, crm=FakeCRM(), notifier=RecordingNotifier())
     yield runtime
     await runtime.close()
-
-
-@pytest.fixture
-def api() -> respx.MockRouter:
-    with respx.mock(base_url=fake.BASE_URL, assert_all_called=False) as router:
-        yield router
 
 
 def _outputs(body: dict[str, Any]) -> dict[str, str]:

@@ -40,12 +40,18 @@ def write_catalog(tmp_path: Path, raw: dict, name: str = "demo") -> Path:
 
 def test_shipped_catalog_covers_the_brief(kmipt: Catalog) -> None:
     programs = kmipt.brand("kmipt").programs
-    assert len(programs) >= 30
-    assert {p.goal for p in programs} == {"ege", "oge", "olympiad", "base", "intensive", "camp"}
+    assert len(programs) >= 25
+    # 2026/27: no intensive is announced and there is no hybrid format (F34, F61).
+    assert {p.goal for p in programs} == {"ege", "oge", "olympiad", "base", "camp"}
     assert {s for p in programs for s in p.subjects} == {"math", "physics", "informatics", "russian"}
-    assert {p.format for p in programs} == {"online", "offline", "hybrid"}
+    assert {p.format for p in programs} == {"online", "offline"}
     covered = {g for p in programs for g in range(p.grade_min, p.grade_max + 1)}
     assert covered == set(range(1, 12))
+    # Grades 1–4 are taught in person only (F24); Russian only in person at the МФТИ building (F50).
+    assert all(p.format == "offline" for p in programs if p.grade_max <= 4)
+    assert all(p.sites == ["mipt"] for p in programs if "russian" in p.subjects)
+    # Every program names its sheet facts and every price its period.
+    assert all(p.facts and all(price.period for price in p.prices) for p in programs)
     assert read_catalog(REPO / "catalog", today=TODAY)[1] == []
 
 
@@ -107,7 +113,8 @@ def test_a_broken_file_does_not_hide_the_good_ones(tmp_path: Path) -> None:
     (folder / "zzz.yaml").write_text("brand: [unclosed", encoding="utf-8")
     catalog, issues = read_catalog(folder)
     assert catalog.brand_ids() == ["demo"]
-    assert issues[0].file == "zzz.yaml" and "YAML" in issues[0].message
+    broken = [issue for issue in issues if issue.file == "zzz.yaml"]
+    assert broken and "YAML" in broken[0].message
 
 
 def test_sessions_all_started_is_a_warning(tmp_path: Path) -> None:
@@ -119,22 +126,60 @@ def test_sessions_all_started_is_a_warning(tmp_path: Path) -> None:
 
 def test_price_and_start_texts(kmipt: Catalog) -> None:
     ege = kmipt.program("kmipt", "ege-math-10-11-offline")
-    day_camp = kmipt.program("kmipt", "camp-city-day-summer")
-    zanim = kmipt.program("kmipt", "zanim-math-1-4-hybrid")
-    assert ege and day_camp and zanim
-    assert kmipt.price_text(ege, TODAY) == "36 900 ₽"
-    assert kmipt.price_text(day_camp, TODAY) == "от 37 500 до 99 500 ₽"
-    assert kmipt.price_text(zanim, TODAY) == "Цена по запросу"
+    primary = kmipt.program("kmipt", "math-1-4-offline")
+    weekday = kmipt.program("kmipt", "online-ege-math-11")
+    winter = kmipt.program("kmipt", "camp-winter")
+    assert ege and primary and weekday and winter
+    # F63–F66: semester prices from 36 900 (the second semester; the first is 49 000), year, month, new pupils.
+    assert kmipt.price_text(ege, TODAY) == (
+        "от 36 900 ₽ за семестр · 82 000 ₽ за год · 10 900 ₽ в месяц · первый месяц 9 900 ₽ для новых учеников"
+    )
+    assert kmipt.price_text(primary, TODAY) == "59 900 ₽ за год · первый семестр 35 500 ₽"  # F67
+    assert kmipt.price_text(weekday, TODAY) == "41 800 ₽ за семестр · 69 900 ₽ за год"  # F69
+    assert kmipt.price_text(winter, TODAY) == "93 600 ₽ за смену · полная стоимость 117 000 ₽"  # F144
+    # The Moscow sites start first (F134); once the year runs, a family can join at any time (F73).
     assert kmipt.next_start_text(ege, TODAY) == "13.09.2026"
-    # Autumn has started: the next start is the spring semester.
-    assert kmipt.next_start_text(ege, date(2026, 10, 1)) == "17.01.2027"
+    assert kmipt.next_start_text(ege, date(2026, 10, 1)) == "Учебный год идёт — можно присоединиться в любое время"
     assert kmipt.next_start_text(ege, date(2027, 6, 1)) == "Старт по мере набора группы"
+    # Preliminary dates are marked; camp places are confirmed by a manager (F144, F147).
+    assert kmipt.next_start_text(winter, TODAY) == "03.01.2027 (предварительно) · наличие мест подтверждает менеджер"
 
 
-def test_known_amounts_include_sessions_and_usp_lines(kmipt: Catalog) -> None:
+def test_waitlist_and_provisional_prices_are_shown(tmp_path: Path) -> None:
+    raw = demo_raw()
+    camp = raw["programs"][4]
+    camp.update(availability="waitlist")
+    camp["prices"] = [{"amount_rub": 32000, "period": "shift", "provisional": True}]
+    catalog = load_catalog(write_catalog(tmp_path, raw))
+    program = catalog.program("demo", camp["id"])
+    assert program is not None
+    assert catalog.price_text(program, TODAY) == "32 000 ₽ за смену (предварительно)"
+    assert catalog.next_start_text(program, TODAY) == "Мест нет — лист ожидания"
+
+
+def test_a_price_without_its_period_is_an_error(tmp_path: Path) -> None:
+    raw = demo_raw()
+    raw["programs"][0]["prices"] = [{"amount_rub": 24000}]
+    _, issues = read_catalog(write_catalog(tmp_path, raw))
+    assert any(i.item == "demo-ege-math-11-online" and i.field == "prices[0].period" for i in issues)
+
+
+def test_a_site_must_serve_the_program_grades_and_format(tmp_path: Path) -> None:
+    raw = demo_raw()
+    raw["brand"]["sites"][0]["grades"] = [3, 4]  # Тверь no longer serves grade 9
+    raw["programs"][0]["sites"] = ["tver", "moon"]  # an online program at an in-person site
+    _, issues = read_catalog(write_catalog(tmp_path, raw))
+    messages = {(i.item, i.message) for i in issues if i.field == "sites"}
+    assert ("demo-oge-russian-9-offline", "tver serves none of grades 9–9") in messages
+    assert ("demo-ege-math-11-online", "unknown site 'moon'") in messages
+    assert ("demo-ege-math-11-online", "tver is offline, the program is online") in messages
+
+
+def test_known_amounts_include_prices_and_usp_lines(kmipt: Catalog) -> None:
     amounts = kmipt.known_amounts("kmipt")
-    assert {36900, 18800, 34400, 120000} <= amounts  # session prices
-    assert {59900, 89900} <= amounts  # written in usp lines only
+    assert {49000, 36900, 82000, 10900, 9900, 59900, 35500, 37000, 59000, 41800, 69900, 93600, 99750} <= amounts
+    assert 15000 in amounts  # the ЛВШ contribution, written in a usp line only
+    assert not {18800, 34400, 22500, 27540, 31350, 89900, 120000} & amounts  # withdrawn figures
     assert rub_amounts("от 36 900–49 000 ₽, взнос 15\u00a0000 руб., 250 ₽/час") == {36900, 49000, 15000, 250}
 
 
@@ -143,25 +188,38 @@ def test_search_all_criteria_strong(kmipt: Catalog) -> None:
     result = kmipt.search("kmipt", criteria, today=TODAY)
     assert result.match_quality == "strong" and not result.manager_recommended
     first = result.items[0]
-    assert first.id == "online-ege-math-10-11"
-    assert first.price_text == "31 350 ₽" and first.next_start_text == "14.09.2026"
+    assert first.id == "online-ege-math-11"
+    assert first.price_text == "41 800 ₽ за семестр · 69 900 ₽ за год" and first.next_start_text == "21.09.2026"
     assert "11 класс" in first.why_match and "ЕГЭ" in first.why_match and "онлайн" in first.why_match
-    assert 1 <= len(first.usp) <= 3 and len(result.items) <= 3
+    # The card's first lines are its facts: where, when and how long, what the price includes.
+    assert first.usp[0] == "Где: онлайн на платформе SohoLMS, будничные группы (9 и 11 классы)"
+    assert first.usp[1].startswith("Когда: вторник и четверг, 18:00–19:30")
+    assert first.usp[2].startswith("В стоимость входит: 35 занятий")
+    assert len(first.usp) <= 5 and len(result.items) <= 3
     # The runner-up meets three of four criteria, the goal and subject among them.
     assert result.items[1].id == "ege-math-10-11-offline"
     assert "Отличается: формат" in result.items[1].why_match
 
 
-def test_hybrid_matches_online_and_offline(kmipt: Catalog) -> None:
+def test_hybrid_matches_online_and_offline() -> None:
+    demo = load_catalog(DEMO_DIR)
     for wanted in ("online", "offline"):
-        result = kmipt.search("kmipt", SearchCriteria(grade=2, subject="physics", format=wanted), today=TODAY)
-        assert result.items[0].id == "zanim-physics-1-4-hybrid"
+        result = demo.search("demo", SearchCriteria(grade=4, subject="math", format=wanted), today=TODAY)
+        assert result.items[0].id == "demo-math-3-5-hybrid"
         assert result.match_quality == "strong"
 
 
+def test_primary_school_online_is_offered_in_person_only(kmipt: Catalog) -> None:
+    result = kmipt.search("kmipt", SearchCriteria(grade=2, subject="physics", format="online"), today=TODAY)
+    assert result.items[0].id == "physics-1-4-offline"
+    assert result.match_quality == "limited" and "Отличается: формат — здесь очно" in result.items[0].why_match
+
+
 def test_narrower_grade_range_ranks_first(kmipt: Catalog) -> None:
-    result = kmipt.search("kmipt", SearchCriteria(grade=9, goal="olympiad", subject="math"), today=TODAY)
-    assert [i.id for i in result.items[:2]] == ["olymp-fiztekh-9-online", "olymp-math-5-11-offline"]
+    result = kmipt.search("kmipt", SearchCriteria(grade=9, goal="oge", subject="math"), today=TODAY)
+    assert [i.id for i in result.items[:2]] == ["oge-math-9-offline", "online-oge-math-9"]
+    wide = kmipt.search("kmipt", SearchCriteria(grade=7, subject="math"), today=TODAY)
+    assert wide.items[0].id == "math-5-8-offline"  # 5–8 before the 5–11 courses
 
 
 def test_limited_none_and_no_criteria(kmipt: Catalog) -> None:
@@ -182,4 +240,4 @@ def test_demo_brand_search_uses_its_own_data() -> None:
     assert result.items[0].id == "demo-math-3-5-hybrid"
     assert result.items[0].url.startswith("https://demo-school.ru/")
     camp = demo.program("demo", "demo-summer-camp-6-9")
-    assert camp and demo.price_text(camp, TODAY) == "32 000 ₽"  # one priced session, one without a price
+    assert camp and demo.price_text(camp, TODAY) == "32 000 ₽ за курс"

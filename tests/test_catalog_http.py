@@ -36,9 +36,12 @@ async def test_search_answers_the_documented_shape(client: httpx.AsyncClient) ->
     assert body["ok"] is True and body["match_quality"] == "strong" and body["manager_recommended"] is False
     first = body["items"][0]
     assert set(first) == {"id", "title", "url", "usp", "price_text", "next_start_text", "why_match"}
-    assert first["id"] == "online-ege-math-10-11"
-    assert first["next_start_text"] == "18.01.2027"  # today is injected: 01.10.2026
-    assert len(first["usp"]) <= 3 and len(body["items"]) <= 3
+    assert first["id"] == "online-ege-math-11"
+    # today is injected (01.10.2026): the year is running and can be joined; the price carries its period
+    assert first["next_start_text"] == "Учебный год идёт — можно присоединиться в любое время"
+    assert first["price_text"] == "41 800 ₽ за семестр · 69 900 ₽ за год"
+    assert first["usp"][0].startswith("Где: онлайн на платформе SohoLMS")
+    assert len(first["usp"]) <= 5 and len(body["items"]) <= 3
 
 
 async def test_every_parameter_is_optional(client: httpx.AsyncClient) -> None:

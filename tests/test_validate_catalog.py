@@ -31,7 +31,7 @@ def broken_copy(tmp_path: Path) -> tuple[Path, Path]:
 def test_shipped_content_is_clean() -> None:
     result = run_script("validate_catalog.py", "--strict")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "OK: 1 brand(s), 34 programs, 29 knowledge documents: 0 error(s), 0 warning(s)" in result.stdout
+    assert "OK: 1 brand(s), 26 programs, 29 knowledge documents: 0 error(s), 0 warning(s)" in result.stdout
 
 
 def test_demo_brand_is_clean() -> None:
@@ -101,3 +101,52 @@ async def test_preflight_warns_about_past_sessions(tmp_path: Path) -> None:
         await runtime.close()
     catalog_checks = [c for c in report.checks if c.name == "catalog"]
     assert catalog_checks and all(c.level is Level.warning for c in catalog_checks)
+
+
+def drifted_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """The demo brand drifted the way the kmipt sample did: an obsolete address on a card, the sister
+    brand and a withdrawn price in a document, a price no card states, content not checked for years."""
+    catalog = tmp_path / "catalog"
+    knowledge = tmp_path / "knowledge"
+    shutil.copytree(DATA / "catalog", catalog)
+    shutil.copytree(DATA / "knowledge", knowledge)
+    raw = yaml.safe_load((catalog / "demo.yaml").read_text(encoding="utf-8"))
+    raw["programs"][1]["usp"][0] = "Занятия на Старой улице"
+    raw["programs"][2]["checked_at"] = "2020-01-01"
+    (catalog / "demo.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    (knowledge / "demo" / "payment.md").write_text(
+        "---\ntitle: Оплата\nsources: [https://demo-school.ru/payment/]\nchecked_at: 2026-11-01\n---\n"
+        "Курс ЕГЭ стоит 21 000 ₽, а интенсив — 77 000 ₽. Можно оплатить и в УНПК МФТИ.\n",
+        encoding="utf-8",
+    )
+    return catalog, knowledge
+
+
+def test_drift_is_reported_as_errors_and_warnings(tmp_path: Path) -> None:
+    catalog, knowledge = drifted_copy(tmp_path)
+    result = run_script("validate_catalog.py", "--catalog-dir", str(catalog), "--knowledge-dir", str(knowledge), BRAND_DEFAULT="demo")
+    out = result.stdout
+    assert result.returncode == 1, out
+    assert "demo.yaml: demo-oge-russian-9-offline: card: names a term the brand rules forbid: obsolete:old_address «Старой улице»" in out
+    assert "knowledge/demo/payment.md: payment: text: names a term the brand rules forbid: sister_brand:sister_brand «УНПК МФТИ»" in out
+    assert "payment: text: names a term the brand rules forbid: withdrawn_amount:21000 «21 000»" in out
+    assert "payment: amounts: 77 000 ₽ is in no card and no price list" in out
+    assert "WARNING demo.yaml: demo-math-3-5-hybrid: checked_at: checked" in out
+    assert "21 000 ₽ is in no card" in out  # the withdrawn price is also no catalog price
+
+
+def test_content_age_is_configurable(tmp_path: Path) -> None:
+    env = {"BRAND_DEFAULT": "demo", "CATALOG_DIR": str(DATA / "catalog"), "KNOWLEDGE_DIR": str(DATA / "knowledge")}
+    assert run_script("validate_catalog.py", "--strict", **env).returncode == 0
+    tight = run_script("validate_catalog.py", "--strict", "--max-age-days", "1", **env)
+    assert tight.returncode == 1 and "checked_at: checked" in tight.stdout and "(more than 1)" in tight.stdout
+
+
+def test_a_broken_rules_file_fails_validation(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(DATA / "catalog", catalog)
+    rules = catalog / "demo.rules.yaml"
+    rules.write_text(rules.read_text(encoding="utf-8") + "\nsister_brnad: {}\n", encoding="utf-8")
+    result = run_script("validate_catalog.py", "--catalog-dir", str(catalog), "--knowledge-dir", str(DATA / "knowledge"), BRAND_DEFAULT="demo")
+    assert result.returncode == 1
+    assert "demo.rules.yaml: sister_brnad: Extra inputs are not permitted" in result.stdout

@@ -13,17 +13,39 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from agent.catalog import ContentIssue
+from agent.catalog_schema import FactRef
 
 FRONT_MATTER_FENCE = "---"
 _MARKDOWN = MarkdownIt("commonmark")
+
+
+class KeptContradiction(BaseModel):
+    """A row of the content-contradictions list deliberately kept as written, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    row: int = Field(ge=1)
+    reason: str = Field(min_length=10)
+
+
+class NonPriceAmount(BaseModel):
+    """A ₽ amount the document states that is not a price (a tax limit), so no card has to carry it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    amount: int = Field(gt=0)
+    reason: str = Field(min_length=5)
 
 
 class FrontMatter(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     title: str = Field(min_length=1)
-    sources: list[HttpUrl] = Field(min_length=1)
+    # Pages the text comes from and/or numbered facts of the school's fact sheet («F63»).
+    sources: list[HttpUrl | FactRef] = Field(min_length=1)
     checked_at: date | None = None
+    kept: list[KeptContradiction] = Field(default_factory=list)
+    non_price_amounts: list[NonPriceAmount] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -35,10 +57,16 @@ class KnowledgeDocument:
     checked_at: date | None
     body: str
     path: Path
+    non_price_amounts: frozenset[int] = frozenset()
 
     @property
     def source_url(self) -> str | None:
-        return self.sources[0] if self.sources else None
+        """The first source that is a page (fact numbers are for the people who maintain the content)."""
+        return next((source for source in self.sources if "://" in source), None)
+
+    @property
+    def facts(self) -> tuple[str, ...]:
+        return tuple(source for source in self.sources if "://" not in source)
 
 
 @dataclass(frozen=True)
@@ -107,6 +135,7 @@ def read_document(brand: str, path: Path) -> KnowledgeDocument:
         checked_at=front.checked_at,
         body=body,
         path=path,
+        non_price_amounts=frozenset(item.amount for item in front.non_price_amounts),
     )
 
 
