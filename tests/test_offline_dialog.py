@@ -82,7 +82,7 @@ def _criteria(grade: int, goal: str, subject: str, fmt: str):
 async def test_free_text_fills_the_funnel(runtime: Runtime) -> None:
     await attach(runtime)
     reply = await Chat(runtime).send(text="Ищем курс ЕГЭ по физике онлайн для 11 класса")
-    assert reply.cards[0].id == "online-ege-physics-10-11"
+    assert reply.cards[0].id == "online-ege-physics-11"
     state = await runtime.store.load("telegram", "1001", "kmipt")
     assert state.profile.model_dump(include={"grade", "goal", "subject", "format"}) == {
         "grade": 11, "goal": "ege", "subject": "physics", "format": "online"
@@ -100,7 +100,7 @@ async def test_typed_answers_and_a_question_on_the_way_to_a_lead(runtime: Runtim
     assert (await chat.send(text="11 класс")).text == "Какая цель занятий?"
     assert (await chat.send(text="ЕГЭ")).text == "Какой формат удобнее?"  # the subject is known already
     found = await chat.send(text="онлайн")
-    assert found.cards and found.cards[0].id == "online-ege-math-10-11"
+    assert found.cards and found.cards[0].id == "online-ege-math-11"
     consent = await chat.send(choice=f"program:{found.cards[0].id}")
     assert "consent:yes" in [q.payload for q in consent.quick_replies]
     await chat.send(choice="consent:yes")
@@ -109,7 +109,7 @@ async def test_typed_answers_and_a_question_on_the_way_to_a_lead(runtime: Runtim
     async with runtime.db.session() as session:
         lead = (await session.exec(select(Lead))).one()
     assert lead.profile == {"grade": 11, "goal": "ege", "subject": "math", "format": "online"}
-    assert lead.program_ids == ["online-ege-math-10-11"]
+    assert lead.program_ids == ["online-ege-math-11"]
 
 
 async def test_consent_refusal_keeps_no_contact(runtime: Runtime) -> None:

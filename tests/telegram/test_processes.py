@@ -109,7 +109,7 @@ async def test_worker_killed_mid_update_then_restarted(tmp_path: Path, fake_api:
     release = fake_api.hold(lambda params: "Заявка" in str(params.get("text")))
     script = [
         *funnel(1, user),
-        updates.callback(6, user, "program:online-ege-math-10-11"),
+        updates.callback(6, user, "program:online-ege-math-11"),
         updates.callback(7, user, "consent:yes"),
         updates.contact(8, user, "+79991234567"),
         *funnel(20, others[0]),
