@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from agent.ports import Knowledge, Passage
@@ -175,22 +176,46 @@ def covers(question: str, text: str) -> bool:
     """The section shares enough of the question's content words (4-letter stems) to be its answer, not
     a near miss: one of one or two words, a third of longer questions."""
     asked = {w[:4] for w in content_words(search_query(question))}
-    if not asked or (PRICE_WORDS.search(question) and "₽" in text):
-        return True
+    if len(asked) <= 1 or (PRICE_WORDS.search(question) and "₽" in text):
+        return True  # one word («где вы находитесь?»): the index's own relevance decides
     have = {w[:4] for w in content_words(text)}
     return len(asked & have) >= max(1, round(len(asked) / 3))
 
 
-async def find_answer(knowledge: Knowledge, brand: str, question: str) -> Answer | None:
+_SPLIT = re.compile(r"\?\s*|[,;]?\s+(?:и|а\s+также|а|ещё|еще)\s+(?=(?:сколько|где|когда|как|можно|есть|какие|какой|какая|что)\b)", re.IGNORECASE)
+
+
+def split_questions(question: str, asks: Callable[[str], bool]) -> list[str]:
+    """«Сколько стоит очно 8 класс и сколько детей в группе?» -> two questions (at most three); a part
+    that asks nothing («У нас региональный капитал») stays with the question before it."""
+    parts: list[str] = []
+    for part in (p.strip(" ,.;") for p in _SPLIT.split(question) if p):
+        if not content_words(part):
+            continue
+        if parts and not asks(part):
+            parts[-1] = f"{parts[-1]}. {part}"
+        else:
+            parts.append(part)
+    return parts[:3] or [question]
+
+
+def with_context(question: str, topic: str | None) -> str:
+    """A bare follow-up («а цена?», «Сколько стоит?») is about the topic of the previous answer."""
+    if topic and len(content_words(search_query(question))) <= 1:
+        return f"{question} {topic}"
+    return question
+
+
+async def find_answer(knowledge: Knowledge, brand: str, question: str, *, limit: int = MAX_ANSWER_CHARS) -> Answer | None:
     """The one best section for the question, or None when nothing relevant enough is there."""
     relevant, passages = await find_passages(knowledge, brand, question, limit=1)
     if not relevant or not passages:
         return None
     passage = passages[0]
-    text = best_section(_sections(passage.text))
+    text = best_section(_sections(passage.text), limit)
     if not text or not covers(question, f"{passage.title}\n{text}"):
         return None
-    return Answer(title=passage.title, text=shorten(text, MAX_ANSWER_CHARS), source_url=passage.source_url)
+    return Answer(title=passage.title, text=shorten(text, limit), source_url=passage.source_url)
 
 
 def best_sentence(text: str, words: list[str]) -> str | None:

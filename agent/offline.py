@@ -16,7 +16,16 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from agent.answers import best_sentence, content_words, find_answer, find_passages, shorten
+from agent.answers import (
+    MAX_ANSWER_CHARS,
+    best_sentence,
+    content_words,
+    find_answer,
+    find_passages,
+    shorten,
+    split_questions,
+    with_context,
+)
 from agent.catalog import Catalog, SearchCriteria
 from agent.contact import CONTACT_START, HANDOFF
 from agent.funnel import (
@@ -59,7 +68,7 @@ MAX_BUTTON_LABEL = 40
 _SCHOOL = re.compile(
     r"курс|заняти|урок|учеб|учит|школ|класс|групп|преподав|педагог|цен|стои|оплат|скидк|лагер|смен|"
     r"расписан|адрес|запис|пробн|егэ|огэ|олимпиад|экзамен|программ|справк|договор|ребен|сын|доч|"
-    r"менеджер|филиал|онлайн|очно|мфти|физтех|подготов|балл|домашн",
+    r"менеджер|филиал|онлайн|очно|мфти|физтех|подготов|балл|домашн|кружк|кружок|секци",
     re.IGNORECASE,
 )
 _PRICE = re.compile(r"сколько\s+стоит|стоимост|\bцен[аыуе]\b|\bцены\b|почем|прайс|сколько\s+(?:будет\s+)?стоить|\bстоит\b", re.IGNORECASE)
@@ -149,10 +158,10 @@ class OfflinePolicy:
             )
         if message.has(Intent.price_objection):
             return await self._objection(state, today=today)
+        if message.has(Intent.offtopic):
+            return self._offtopic(brand_name)  # its patterns are specific: «реши домашку по алгебре»
         if noted and not message.asks:
             return self.advance(state, today=today)  # a bare funnel answer moves the funnel on
-        if message.has(Intent.offtopic) and not _SCHOOL.search(message.question):
-            return self._offtopic(brand_name)
         return await self.answer(state, message, today=today, brand_name=brand_name, noted=noted)
 
     async def answer(
@@ -172,7 +181,14 @@ class OfflinePolicy:
             priced = self._catalog_price(state, message, today=today)
             if priced is not None:
                 return priced
-        answer = await self._find(state.brand, question_text)
+        parts = split_questions(question_text, self.intents.asks)
+        if len(parts) > 1:
+            several = await self._several(state, message, parts, today=today)
+            if several is not None:
+                return self._with_follow(state, several, today, qualifying, noted=noted or [])
+        answer = await self._find(state.brand, with_context(question_text, state.flow.get("topic")))
+        if answer is not None:
+            state.flow["topic"] = answer.title
         if answer is None:
             if not _SCHOOL.search(question_text) and not message.hints.steps():
                 return self._offtopic(brand_name)
@@ -239,11 +255,32 @@ class OfflinePolicy:
 
     # ------------------------------------------------------------------ answers
 
-    async def _find(self, brand: str, question_text: str):
+    async def _several(self, state: ConversationState, message: Understanding, parts: list[str], *, today: date) -> str | None:
+        """Several questions in one message: each answered briefly (a catalog price or a section)."""
+        answers: list[str] = []
+        sources: list[str] = []
+        limit = MAX_ANSWER_CHARS // len(parts) + 60
+        for part in parts:
+            if _PRICE.search(part) and (message.hints.steps()):
+                priced = self._catalog_price(state, message, today=today)
+                if priced is not None:
+                    answers.append(priced.text.splitlines()[0])
+                    continue
+            found = await self._find(state.brand, part, limit=limit)
+            if found is not None and found.text not in answers:
+                answers.append(found.text)
+                if found.source_url and found.source_url not in sources:
+                    sources.append(found.source_url)
+        if not answers:
+            return None
+        links = f"\n\nИсточник: {', '.join(sources)}" if sources else ""
+        return "\n\n".join(answers) + links
+
+    async def _find(self, brand: str, question_text: str, *, limit: int = MAX_ANSWER_CHARS):
         """The best answer, or None when the knowledge base has none (or itself fails: this policy is
         the last resort, the model may already have failed on the same error, so it still answers)."""
         try:
-            return await find_answer(self.knowledge, brand, question_text)
+            return await find_answer(self.knowledge, brand, question_text, limit=limit)
         except Exception:
             log.exception("knowledge search failed in the offline policy")
             return None

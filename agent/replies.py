@@ -33,10 +33,10 @@ def forget_confirmation() -> Reply:
     )
 
 
-def withdrawn_reply(*, done: bool, available: bool) -> Reply:
+def withdrawn_reply(*, done: bool, available: bool, confirmed: bool) -> Reply:
     if done:
         return Reply(text=FORGET_DONE)
-    return Reply(text=FORGET_CANCELLED if available else FORGET_UNAVAILABLE)
+    return Reply(text=FORGET_UNAVAILABLE if confirmed and not available else FORGET_CANCELLED)
 
 
 def combine(answer: Reply, step: Reply) -> Reply:

@@ -382,13 +382,13 @@ class AssistantService:
     async def _forget(self, inbound: Inbound, state: ConversationState, *, confirmed: bool) -> Reply:
         """The same withdrawal as Telegram's /forget, through the one method every channel calls."""
         if not confirmed or self.withdrawal is None:
-            return withdrawn_reply(done=False, available=self.withdrawal is not None)
+            return withdrawn_reply(done=False, available=self.withdrawal is not None, confirmed=confirmed)
         await self.withdrawal.withdraw(
             identity=identity_of(inbound.channel).value, external_id=inbound.user_id,
             channel=inbound.channel.value, brand=state.brand,
         )
         state.flow["erased"] = True
-        return withdrawn_reply(done=True, available=True)
+        return withdrawn_reply(done=True, available=True, confirmed=True)
 
     def _intents(self, brand: str) -> IntentTable:
         return self.intents

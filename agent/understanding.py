@@ -201,7 +201,7 @@ def understand(text: str, table: IntentTable, *, expecting_contact: bool = False
         if phone not in phones:
             phones.append(phone)
     emails = tuple(dict.fromkeys(m.group(0) for m in EMAIL_RE.finditer(text)))
-    rest = EMAIL_RE.sub(" ", PHONE_RE.sub(" ", text))
+    rest = EMAIL_RE.sub("\n", PHONE_RE.sub("\n", text))  # «Иванова Ольга 8 916 …, вопрос» splits at the phone
     name = name_in(rest, with_contact=bool(phones or emails) or expecting_contact)
     notes = [m.group(0) for m in _NOTE_RE.finditer(rest)] if (phones or emails) else []
     note = "; ".join(n.strip(" ,.;") for n in notes) or None
@@ -211,7 +211,7 @@ def understand(text: str, table: IntentTable, *, expecting_contact: bool = False
         rest = rest.replace(part, " ")
     if phones or emails or name:
         rest = _CONTACT_FILLER.sub(" ", rest)
-    question = re.sub(r"\s+([,.;:!?])", r"\1", re.sub(r"\s{2,}", " ", rest)).strip(" ,.;:-—–\n")
+    question = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(rest.split())).strip(" ,.;:-—–\n")
     intents, urgent = table.classify(question or text)
     return Understanding(
         text=text,

@@ -84,6 +84,30 @@ def run(
 
 
 @app.command()
+def quality(
+    offline: bool = typer.Option(False, "--offline", help="the offline policy answers (the default)"),
+    live: bool = typer.Option(False, "--live", help="the live model answers (OPENAI_API_KEY)"),
+    show: int = typer.Option(60, help="how many failures to print"),
+    min_good: float = typer.Option(0.85, help="exit 1 below this share of good replies"),
+) -> None:
+    """Run the labelled answer-quality set (evals/quality/) through the real assistant: the share of good
+    replies by category, the failures with the reply, the hard-gate violations. Exit 1 when a hard gate
+    is broken or the share is under --min-good."""
+    from evals.quality import print_quality, run_quality
+
+    if offline and live:
+        raise typer.BadParameter("--offline and --live exclude each other")
+    logging.basicConfig(level=logging.CRITICAL)
+    settings = _settings()
+    if live and not settings.llm_configured:
+        console.print("[red]--live needs OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server).[/red]")
+        raise typer.Exit(2)
+    report = asyncio.run(run_quality(settings, settings.project_path("."), live=live))
+    print_quality(report, console, show=show)
+    raise typer.Exit(0 if report.gate_count == 0 and report.good_share >= min_good else 1)
+
+
+@app.command()
 def reseal(
     case: list[str] = typer.Option(None, "--case", help="reseal only this case id or file stem (repeatable)"),
     dialogs: Path = typer.Option(DIALOGS_DIR, help="folder of dialog files"),
