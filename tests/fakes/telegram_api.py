@@ -30,6 +30,7 @@ class Call:
     method: str
     params: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
+    result: Any = None  # what the fake answered
 
 
 def _decode(value: str) -> Any:
@@ -121,7 +122,7 @@ class FakeBotAPI:
         if scripted:
             status, body = scripted.pop(0)
             return web.json_response(body, status=status)
-        result = await self._result(method, params)
+        result = call.result = await self._result(method, params)
         return web.json_response({"ok": True, "result": result})
 
     async def _result(self, method: str, params: dict[str, Any]) -> Any:

@@ -20,7 +20,7 @@ MANAGER = 9001
 
 
 def relay_settings(tmp_path: Path, api: FakeBotAPI, database_url: str | None = None, **overrides: Any):
-    return telegram_settings(tmp_path, api.base_url, database_url, manager_chat_id=STAFF, **overrides)
+    return telegram_settings(tmp_path, api.base_url, database_url, **{"manager_chat_id": STAFF, **overrides})
 
 
 async def deliver(service: Service, *items: dict[str, Any]) -> None:
