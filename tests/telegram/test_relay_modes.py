@@ -73,8 +73,7 @@ async def test_release_by_button_command_and_close(tmp_path: Path, fake_api: Fak
         assert len(fake_api.calls_of("createForumTopic")) == 1
 
 
-async def test_idle_conversation_returns_to_the_bot(tmp_path: Path, fake_api: FakeBotAPI, monkeypatch) -> None:
-    monkeypatch.setattr("adapters.telegram.relay.staff.IDLE_GRACE", __import__("datetime").timedelta(0))
+async def test_idle_conversation_returns_to_the_bot(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
     settings = relay_settings(tmp_path, fake_api, handoff_idle_hours=1.5 / 3600)  # 1.5 s
     async with running_service(settings, fake_api, lambda r: r.assistant) as service:
@@ -202,6 +201,17 @@ async def test_admin_answers_and_releases_a_telegram_client(tmp_path: Path, fake
         released = await client.post(f"/admin/conversations/{conversation_id}/release", auth=ADMIN)
         assert released.json()["in_human_mode"] is False
         assert "завершил разговор" in fake_api.sent_to(CLIENT)[-1]["text"] and "администратор" in fake_api.sent_to(STAFF)[-1]["text"]
+
+
+async def test_a_group_where_the_bot_cannot_make_topics_gets_the_card_in_reply_mode(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    fake_api.forums.add(STAFF)
+    fake_api.fail_next("createForumTopic", 400, "Bad Request: not enough rights to create a topic")
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+        await deliver(service, updates.message(1, CLIENT, "/start"), updates.message(2, CLIENT, "/manager"))
+        card = fake_api.sent_to(STAFF)[-1]
+        assert "Режим: ответом на сообщение" in card["text"] and "message_thread_id" not in card
+        await deliver(service, updates.staff(3, STAFF, MANAGER, "Здравствуйте!", reply_to=last_result(fake_api, "sendMessage", STAFF)))
+        assert [int(c["message_id"]) for c in copies_to(fake_api, CLIENT)] == [10_003]
 
 
 async def test_relay_off_keeps_the_runbook_card(tmp_path: Path, fake_api: FakeBotAPI) -> None:

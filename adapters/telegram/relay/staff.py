@@ -108,7 +108,13 @@ class StaffRelay:
         if topic is not None and topic.chat_id != self.chat_id:
             topic = None  # MANAGER_CHAT_ID changed since: start afresh in the new chat
         forum = await self.topics_enabled()
-        thread = await self._thread(topic, topic_title(state)) if forum else None
+        thread = None
+        if forum:
+            try:
+                thread = await self._thread(topic, topic_title(state))
+            except TelegramBadRequest as error:  # e.g. the bot may not manage topics: answer by reply
+                log.error("no topic for conversation %s (%s): the card goes out in reply mode", conversation_id, error.message)
+                forum = False
         card = relay_card(notice, facts, topics=forum, in_telegram=client.telegram_chat_id is not None)
         try:
             sent = await self._post(card, thread, None, release_keyboard(conversation_id))
@@ -289,7 +295,8 @@ class StaffRelay:
         """Conversations no manager wrote in for HANDOFF_IDLE_HOURS go back to the bot; the topic says
         so. Safe in several processes: only the one that flips the topic posts the note."""
         returned = 0
-        for topic in await self.repo.idle_topics(self.clock(), grace=IDLE_GRACE):
+        grace = min(IDLE_GRACE, timedelta(hours=self.idle_hours / 4))
+        for topic in await self.repo.idle_topics(self.clock(), grace=grace):
             if not await self.repo.set_active(topic.conversation_id, False):
                 continue
             try:
