@@ -22,6 +22,7 @@ from aiogram.utils.text_decorations import html_decoration as hd
 
 from adapters.storage.models import RelayTopic, utcnow
 from adapters.storage.relay import ClientAddress, RelayRepository
+from adapters.telegram.notifier import handoff_card
 from adapters.telegram.relay.cards import release_keyboard, relay_card
 from agent.errors import NotFound
 from agent.ports import HandoffNotice
@@ -101,7 +102,8 @@ class StaffRelay:
         conversation_id = notice.conversation_id
         state = await self.store.load_by_id(conversation_id)
         client = await self.repo.client(conversation_id)
-        if state is None or client is None:
+        if state is None or client is None:  # nothing to relay to: the runbook's card alone
+            await self.bot.send_message(self.chat_id, handoff_card(notice))
             return
         facts = await self.repo.card_facts(conversation_id, state.user_id)
         topic = await self.repo.topic(conversation_id)
@@ -116,17 +118,24 @@ class StaffRelay:
                 log.error("no topic for conversation %s (%s): the card goes out in reply mode", conversation_id, error.message)
                 forum = False
         card = relay_card(notice, facts, topics=forum, in_telegram=client.telegram_chat_id is not None)
+        # Stored before the card goes out: a manager may write in the new topic at once.
+        row = await self._remember(topic, conversation_id, thread)
         try:
             sent = await self._post(card, thread, None, release_keyboard(conversation_id))
         except TelegramBadRequest as error:
             if thread is None or not _gone(error):
                 raise
             thread = await self._thread(None, topic_title(state))  # the old topic was deleted
+            row = await self._remember(row, conversation_id, thread)
             sent = await self._post(card, thread, None, release_keyboard(conversation_id))
-        row = topic or RelayTopic(conversation_id=conversation_id, chat_id=self.chat_id)
-        row.thread_id, row.card_message_id, row.active, row.closed = thread, sent.message_id, True, False
+        row.card_message_id = sent.message_id
         await self.repo.save_topic(row)
         await self.repo.link(self.chat_id, sent.message_id, conversation_id)
+
+    async def _remember(self, topic: RelayTopic | None, conversation_id: int, thread: int | None) -> RelayTopic:
+        row = topic or RelayTopic(conversation_id=conversation_id, chat_id=self.chat_id)
+        row.thread_id, row.active, row.closed = thread, True, False
+        return await self.repo.save_topic(row)
 
     async def _thread(self, topic: RelayTopic | None, title: str) -> int:
         if topic is None or topic.thread_id is None:
