@@ -28,7 +28,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from agent.catalog import Catalog, school_today
@@ -43,6 +43,7 @@ from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
 from agent.replies import FORGET_NO, FORGET_YES, Withdrawal, combine, forget_confirmation, given_in, withdrawn_reply
 from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
+from agent.relay import human_mode_deadline
 from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
 from agent.toolkit import ToolContext
@@ -51,7 +52,6 @@ from agent.understanding import Understanding, understand
 
 log = logging.getLogger(__name__)
 
-HUMAN_MODE_TTL = timedelta(hours=24)
 HANDOFF_TEXT = (
     "Передаю разговор менеджеру — он ответит здесь в рабочее время (ежедневно 10:00–18:00). "
     "Пока менеджер ведёт разговор, я помолчу."
@@ -345,16 +345,16 @@ class AssistantService:
 
     def _human_mode_reply(self, state: ConversationState) -> Reply:
         if state.handoff_notice_sent:
-            return Reply(text="", silent=True, actions=[Action.handoff])
+            return Reply(text="", silent=True, actions=[Action.handoff], human_mode=True)
         state.handoff_notice_sent = True
-        return Reply(text=HUMAN_MODE_NOTICE, silent=False, actions=[Action.handoff])
+        return Reply(text=HUMAN_MODE_NOTICE, silent=False, actions=[Action.handoff], human_mode=True)
 
     async def _enter_human_mode(
         self, state: ConversationState, inbound: Inbound, reason: str, now: datetime, *, text: str = HANDOFF_TEXT
     ) -> Reply:
         if self._in_human_mode(state, now):
             return self._human_mode_reply(state)
-        state.human_mode_until = now + HUMAN_MODE_TTL
+        state.human_mode_until = human_mode_deadline(now, self.settings.handoff_idle_hours)
         state.handoff_reason = reason[:500]
         state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
         consent = await self.leads.has_consent(state.user_id)

@@ -18,6 +18,8 @@ from adapters.storage.models import (
     Lead,
     Message,
     ModelUsage,
+    RelayLink,
+    RelayTopic,
     User,
     utcnow,
 )
@@ -107,6 +109,8 @@ class UserRepository:
             await session.exec(delete(Lead).where(Lead.user_id == user_id))
             await session.exec(delete(ModelUsage).where(col(ModelUsage.conversation_id).in_(conversation_ids)))
             await session.exec(delete(Message).where(col(Message.conversation_id).in_(conversation_ids)))
+            await session.exec(delete(RelayLink).where(col(RelayLink.conversation_id).in_(conversation_ids)))
+            await session.exec(delete(RelayTopic).where(col(RelayTopic.conversation_id).in_(conversation_ids)))
             await session.exec(delete(Conversation).where(Conversation.user_id == user_id))
             await session.exec(
                 update(User)
