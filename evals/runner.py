@@ -36,9 +36,6 @@ class Mode(StrEnum):
     replay = "replay"  # model cases from their cassettes
     live = "live"  # model cases against the configured Responses API
     record = "record"  # live, and the cassettes are rewritten
-    # The recorded responses replayed and the cassettes' request fingerprints rewritten: after a deliberate
-    # change to the prompt, the tools or the brand content, when the recorded answers still hold.
-    refresh = "refresh"
     offline = "offline"  # every case on the offline policy
 
 
@@ -111,7 +108,7 @@ def case_settings(base: Settings, data_dir: Path, *, mode: Mode, model: bool) ->
     }
     if not model:
         update["openai_api_key"] = None
-    elif mode in (Mode.replay, Mode.refresh):
+    elif mode is Mode.replay:
         update.update(openai_api_key=SecretStr(REPLAY_KEY), openai_base_url=None)
     return base.model_copy(update=update)
 
@@ -127,7 +124,7 @@ class Runner:
     def engine_of(self, case: Case) -> str:
         if case.mode == "offline" or self.mode is Mode.offline:
             return "offline"
-        return "cassette" if self.mode in (Mode.replay, Mode.refresh) else "live"
+        return "cassette" if self.mode is Mode.replay else "live"
 
     async def run(self, case_file: CaseFile) -> CaseResult:
         case = case_file.case
@@ -153,7 +150,7 @@ class Runner:
             await runtime.db.migrate()
             if model:
                 if engine == "cassette":
-                    seam = CassetteTransport(case.cassette, refresh=self.mode is Mode.refresh)
+                    seam = CassetteTransport(case.cassette)
                 else:
                     upstream = self.upstream or httpx.AsyncHTTPTransport()
                     seam = LiveTransport(upstream, case.cassette, owns_upstream=self.upstream is None)

@@ -22,8 +22,6 @@ async def run_suite(files: list[CaseFile], runner: Runner, *, repeat: int = 1, o
             if on_result is not None:
                 on_result(result)
         report.cases.append(CaseReport(result=results[0], outcomes=[r.status for r in results]))
-        first = results[0]
-        if case_file.case.mode == "model" and first.error is None:
-            if runner.mode is Mode.record or (runner.mode is Mode.refresh and not first.stale):
-                write_cassette(case_file.path, first.recorded)
+        if runner.mode is Mode.record and case_file.case.mode == "model" and results[0].error is None:
+            write_cassette(case_file.path, results[0].recorded)
     return report

@@ -46,10 +46,9 @@ class _Seam(httpx.AsyncBaseTransport):
 
 
 class CassetteTransport(_Seam):
-    def __init__(self, cassette: list[Exchange], *, refresh: bool = False) -> None:
+    def __init__(self, cassette: list[Exchange]) -> None:
         super().__init__()
         self.cassette = cassette
-        self.refresh = refresh  # a changed request is expected: ``seen`` carries its new fingerprint
         self.position = 0
         self.problems: list[str] = []
 
@@ -62,7 +61,7 @@ class CassetteTransport(_Seam):
         self.position += 1
         if entry.turn != self.turn:
             self._problem(f"entry {number} was recorded in turn {entry.turn} but requested in turn {self.turn}")
-        elif entry.request.get("fingerprint") != current["fingerprint"] and not self.refresh:
+        elif entry.request.get("fingerprint") != current["fingerprint"]:
             parts = ", ".join(changed_parts(entry.request, current))
             self._problem(f"entry {number} (turn {self.turn}): the request changed ({parts})")
         self.seen.append(entry.model_copy(update={"request": current}))
