@@ -195,7 +195,10 @@ class OfflinePolicy:
             reply = self._with_follow(state, self.intents.reply("no_answer"), today, qualifying, noted=noted or [])
             reply.quick_replies = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *reply.quick_replies][:12]
             return reply
-        return self._with_follow(state, answer.render(), today, qualifying, noted=noted or [])
+        text = answer.render()
+        if message.has(Intent.compute):  # the facts, never a computed total
+            text = answer.render(note=self.intents.reply("compute"))
+        return self._with_follow(state, text, today, qualifying, noted=noted or [])
 
     @staticmethod
     def _names_a_course(state: ConversationState, message: Understanding, question_text: str) -> bool:
