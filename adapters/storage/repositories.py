@@ -272,6 +272,20 @@ class LeadRepository:
         async with self.db.session() as session:
             return await session.get(Lead, lead_id)
 
+    async def annotate(self, lead_id: int, *, note: str | None, name: str | None) -> None:
+        """Append a client's note (new line) and set the name, in one short transaction."""
+        async with self.db.session() as session:
+            lead = await session.get(Lead, lead_id)
+            if lead is None:
+                return  # withdrawn meanwhile
+            if note:
+                lead.manager_note = f"{lead.manager_note}\n{note}" if lead.manager_note else note
+            if name:
+                lead.name = name[:256]
+            lead.updated_at = utcnow()
+            session.add(lead)
+            await session.commit()
+
     async def count(self) -> int:
         async with self.db.session() as session:
             return (await session.exec(select(func.count()).select_from(Lead))).one()
