@@ -342,7 +342,7 @@ class AssistantService:
             return False
         if state.human_mode_until > now:
             return True
-        state.human_mode_until = None  # 24 h passed without a release: the bot answers again
+        state.human_mode_until = None  # no manager wrote for HANDOFF_IDLE_HOURS: the bot answers again
         state.handoff_reason = None
         return False
 
