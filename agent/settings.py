@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(default=8000, gt=0, lt=65536)
     log_level: str = "INFO"
+    # `serve` worker processes on this host (uvicorn workers, one event loop each); see README.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
 
     @field_validator("admin_telegram_ids", mode="before")
     @classmethod

@@ -11,11 +11,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import re
-import time
 from typing import Any
 
 from aiogram import Bot
@@ -35,6 +33,7 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
+from adapters.http.ratelimit import wait_for_slot
 from adapters.storage.repositories import UserRepository
 from agent.settings import Settings
 
@@ -101,9 +100,7 @@ class SendPolicy(BaseRequestMiddleware):
         log.info("chat %s blocked the bot: no further messages", chat_id)
 
     async def _wait_for_slot(self, item: RateLimitItemPerSecond, key: str) -> None:
-        while not await self.limiter.hit(item, "tg_send", key):
-            stats = await self.limiter.get_window_stats(item, "tg_send", key)
-            await asyncio.sleep(max(0.01, stats.reset_time - time.time()))
+        await wait_for_slot(self.limiter, item, "tg_send", key)
 
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
