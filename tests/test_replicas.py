@@ -1,8 +1,8 @@
 """N replicas behave as one: the limits that must hold for the whole service hold across processes
 when REDIS_URL is set. Each test runs the production classes in 3 processes (tests/replica_worker.py)
 against the real Redis, and runs the same scenario once without REDIS_URL to show the limit then
-breaks (so each test fails without the shared limit). Small and bounded; the full-scale figures come
-from bench/replicas.py."""
+breaks (so each test fails without the shared limit). Small and bounded (each well under a minute
+on a quiet machine)."""
 
 from __future__ import annotations
 
