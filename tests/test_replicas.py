@@ -116,13 +116,13 @@ async def test_telegram_send_limits_hold_for_all_replicas_together(redis_url: st
     all_sent, shared_chat = await _send_from_replicas(redis_url, per_second=8, burst=2)
     # The limiter counts a message when it is let go; on a loaded 2-core machine a process may wait
     # a scheduler slice or two before its request reaches the fake, so arrivals are checked in windows
-    # shorter than the limiter's (8 per 1 s overall, 2 per 2 s per chat).
+    # shorter than the limiter's (8 per 1 s overall; 2 per 2 s per chat, checked per 1 s).
     assert most_in_any_window(all_sent, 0.8) <= 8
-    assert most_in_any_window(shared_chat, 1.6) <= 2
+    assert most_in_any_window(shared_chat, 1.0) <= 2
     # Without Redis each replica keeps its own windows: together they send 3x the limits at once.
     all_sent, shared_chat = await _send_from_replicas(None, per_second=8, burst=2)
     assert most_in_any_window(all_sent, 0.8) > 8
-    assert most_in_any_window(shared_chat, 1.6) > 2
+    assert most_in_any_window(shared_chat, 1.0) > 2
 
 
 def _amo_from_replicas(redis_url: str | None, count: int) -> list[float]:
