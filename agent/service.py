@@ -32,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from agent.catalog import Catalog, school_today
+from agent.channel_texts import for_channel, handoff_text, human_mode_notice
 from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, ContactFlow
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
 from agent.funnel import STEPS, apply_choice, choice_label
@@ -43,16 +44,12 @@ from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
 from agent.toolkit import ToolContext
-from agent.types import Action, Inbound, QuickReply, Reply, Usage, identity_of
+from agent.turn_meta import write_turn_meta
+from agent.types import Action, Channel, Inbound, QuickReply, Reply, Usage, identity_of
 
 log = logging.getLogger(__name__)
 
 HUMAN_MODE_TTL = timedelta(hours=24)
-HANDOFF_TEXT = (
-    "Передаю разговор менеджеру — он ответит здесь в рабочее время (ежедневно 10:00–18:00). "
-    "Пока менеджер ведёт разговор, я помолчу."
-)
-HUMAN_MODE_NOTICE = "Ваше сообщение передано менеджеру, он ответит здесь. Пока я молчу, чтобы не мешать."
 FALLBACK_TEXT = "Извините, я не понял. Выберите, пожалуйста, вариант кнопкой или напишите вопрос."
 
 
@@ -123,12 +120,12 @@ class AssistantService:
             try:
                 now = self.clock()
                 if self._in_human_mode(state, now):
-                    reply = self._human_mode_reply(state)
+                    reply = self._human_mode_reply(state, inbound.channel)
                 else:
                     reply = await self._route(inbound, state, text, now, usage)
                     if truncated:
                         reply.text = f"{TRUNCATION_NOTE}\n\n{reply.text}"
-                    reply = self._checked(reply, brand)
+                    reply = self._checked(reply, brand, inbound.channel)
             except Exception:
                 await self.store.record_usage(usage)  # the turn failed, but its tokens were spent
                 raise
@@ -266,17 +263,17 @@ class AssistantService:
         state.handoff_reason = None
         return False
 
-    def _human_mode_reply(self, state: ConversationState) -> Reply:
+    def _human_mode_reply(self, state: ConversationState, channel: Channel) -> Reply:
         if state.handoff_notice_sent:
             return Reply(text="", silent=True, actions=[Action.handoff])
         state.handoff_notice_sent = True
-        return Reply(text=HUMAN_MODE_NOTICE, silent=False, actions=[Action.handoff])
+        return Reply(text=human_mode_notice(channel), silent=False, actions=[Action.handoff])
 
     async def _enter_human_mode(
         self, state: ConversationState, inbound: Inbound, reason: str, now: datetime
     ) -> Reply:
         if self._in_human_mode(state, now):
-            return self._human_mode_reply(state)
+            return self._human_mode_reply(state, inbound.channel)
         state.human_mode_until = now + HUMAN_MODE_TTL
         state.handoff_reason = reason[:500]
         state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
@@ -295,7 +292,7 @@ class AssistantService:
             await self.notifier.notify_handoff(notice)
         except Exception:  # a staff-chat hiccup must not cost the user their reply
             log.exception("handoff notification failed for conversation %s", state.conversation_id)
-        return Reply(text=HANDOFF_TEXT, actions=[Action.handoff])
+        return Reply(text=handoff_text(inbound.channel), actions=[Action.handoff])
 
     # ---------------------------------------------------------------- helpers
 
@@ -346,7 +343,7 @@ class AssistantService:
             known = self._amounts[brand] = frozenset(self.catalog.known_amounts(brand) | self.knowledge.known_amounts(brand))
         return known
 
-    def _checked(self, reply: Reply, brand: str) -> Reply:
+    def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
         secret = self.model.prompts.secret_lines if self.model else []
         checked = check_reply(
             reply.text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
@@ -356,7 +353,7 @@ class AssistantService:
                 "reply guardrails: amounts=%s links=%d leaked=%s",
                 checked.removed_amounts, len(checked.removed_links), checked.leaked,
             )
-        reply.text = checked.text or FALLBACK_TEXT
+        reply.text = for_channel(checked.text or FALLBACK_TEXT, channel)
         buttons: dict[str, QuickReply] = {}
         for button in reply.quick_replies:
             if valid_payload(button.payload):
@@ -368,6 +365,6 @@ class AssistantService:
         self, inbound: Inbound, state: ConversationState, reply: Reply, usage: list[UsageRecord]
     ) -> Reply:
         reply.conversation_id = state.conversation_id
-        meta = {"reply": reply.model_dump(mode="json"), "engine": reply.engine}
+        meta = write_turn_meta(reply, reply.tool_calls)
         await self.store.finish_turn(state, self._message(inbound, reply.text, meta), usage)
         return reply

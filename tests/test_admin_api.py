@@ -29,7 +29,8 @@ def init_data(user_id: int) -> str:
 
 
 async def seed(runtime: Runtime) -> dict[str, int]:
-    """Three conversations over two days and two sources; two leads, one delivered to the CRM."""
+    """Three conversations over two days and two sources; two leads, one delivered to the CRM. Messages
+    carry no turn meta: what the service writes is tested through the service in test_admin_truth.py."""
     ids: dict[str, int] = {}
     async with runtime.db.session() as session:
         anna = User(identity="telegram", external_id="501", first_name="Анна", username="anna", source="vk_ads")
@@ -49,11 +50,10 @@ async def seed(runtime: Runtime) -> dict[str, int]:
         session.add_all([
             Message(conversation_id=talk_a.id, role="user", channel="telegram", content="ЕГЭ по математике", created_at=DAY1),
             Message(conversation_id=talk_a.id, role="assistant", channel="telegram", content="Вот программы",
-                    meta={"tool_calls": [{"name": "catalog_search", "arguments": {"grade": 10}}],
-                          "cards": [{"id": "ege-math"}]}, created_at=DAY1 + timedelta(minutes=1)),
+                    created_at=DAY1 + timedelta(minutes=1)),
             Message(conversation_id=talk_b.id, role="user", channel="telegram", content="Хочу поговорить с менеджером", created_at=DAY2),
             Message(conversation_id=talk_v.id, role="assistant", channel="telegram", content="Олимпиады",
-                    meta={"cards": [{"id": "olymp"}]}, created_at=DAY2),
+                    created_at=DAY2),
         ])
         session.add_all([
             Lead(user_id=anna.id, conversation_id=talk_a.id, brand="kmipt", channel="telegram", source="vk_ads",
@@ -199,7 +199,7 @@ async def test_conversations_list_transcript_and_release(admin: Admin) -> None:
 
     transcript = (await client.get(f"/admin/conversations/{ids['a']}")).json()
     assert [m["role"] for m in transcript["messages"]] == ["user", "assistant"]
-    assert transcript["messages"][1]["meta"]["tool_calls"][0]["name"] == "catalog_search"
+    assert transcript["messages"][1]["tool_calls"] == [] and transcript["messages"][1]["cards"] == []
 
     released = await client.post(f"/admin/conversations/{ids['b']}/release")
     assert released.status_code == 200 and released.json()["in_human_mode"] is False

@@ -14,6 +14,8 @@ from adapters.http.routers.admin_leads import FIRST_DAY, LAST_DAY, RowId
 from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.funnel import compute_funnel
 from adapters.storage.models import Conversation, Message, User
+from agent.catalog import Catalog
+from agent.turn_meta import read_turn_meta
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["admin"])
@@ -52,13 +54,20 @@ def _conversation_json(conversation: Conversation, user: User | None, in_human_m
     }
 
 
-def _message_json(message: Message) -> dict[str, object]:
+def _message_json(message: Message, catalog: Catalog, brand: str) -> dict[str, object]:
+    turn = read_turn_meta(message.meta)  # the one shape the service writes (agent/turn_meta.py)
+    cards = []
+    for program_id in turn.cards:
+        program = catalog.program(brand, program_id)
+        cards.append({"id": program_id, "title": program.title if program else program_id})
     return {
         "id": message.id,
         "role": message.role,
         "channel": message.channel,
         "content": message.content,
-        "meta": message.meta,  # tool calls, cards, quick replies
+        "engine": turn.engine,
+        "cards": cards,
+        "tool_calls": turn.tool_calls,
         "created_at": message.created_at.isoformat(),
     }
 
@@ -100,7 +109,7 @@ async def conversation_transcript(
     return {
         "ok": True,
         "conversation": _conversation_json(conversation, user, in_human_mode),
-        "messages": [_message_json(m) for m in messages],
+        "messages": [_message_json(m, runtime.catalog, conversation.brand) for m in messages],
     }
 
 
