@@ -244,3 +244,25 @@ async def test_funnel_by_day_and_source(admin: Admin) -> None:
         far = await client.get(f"/admin/funnel?{query}")  # schema fuzzing found a 500 (date overflow)
         assert far.status_code == 422 and far.json()["ok"] is False, query
     assert (await client.get("/admin/leads?date_to=9999-12-31")).status_code == 422
+
+
+async def test_csv_download_link_for_the_admin_mini_app(admin: Admin) -> None:
+    """Inside Telegram the download opens in the phone's browser: a signed link valid for minutes."""
+    client, runtime, _ = admin
+    headers = {"X-Tg-Init-Data": init_data(ADMIN_TELEGRAM_ID)}
+    issued = await client.post("/admin/leads.csv/link?status=contacted&brand=", auth=None, headers=headers)
+    assert issued.status_code == 200 and issued.json()["expires_in"] == 300
+    url = issued.json()["url"]
+    assert url.startswith("/admin/leads.csv/signed?") and "status=contacted" in url
+    download = await client.get(url, auth=None)
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig")), delimiter=";"))
+    assert len(rows) == 2  # the header and the one contacted lead: the filter travelled with the link
+    widened = url.replace("status=contacted", "status=new")
+    assert (await client.get(widened, auth=None)).status_code == 403  # the filter is signed too
+    assert (await client.get(url + "0", auth=None)).status_code == 403
+    refused = await client.post("/admin/leads.csv/link", auth=None, headers={"X-Tg-Init-Data": init_data(PLAIN_TELEGRAM_ID)})
+    assert refused.status_code == 403
+    runtime.clock = lambda: NOW + timedelta(minutes=6)
+    expired = await client.get(url, auth=None)
+    assert expired.status_code == 403 and expired.json()["reason"] == "link_expired_or_invalid"

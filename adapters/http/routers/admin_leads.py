@@ -8,14 +8,16 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
 from adapters.http.dependencies import RuntimeDep
 from adapters.http.miniapp_auth import AdminAccessDep
+from adapters.http.signed_links import LINK_TTL, link_is_valid, sign_link
 from adapters.storage.admin_queries import AdminQueries, LeadFilter
 from adapters.storage.models import Lead
+from adapters.wiring import Runtime
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["admin"])
@@ -141,6 +143,32 @@ def leads_csv(leads: list[Lead]) -> str:
 
 @router.get("/admin/leads.csv")
 async def export_leads(_: AdminAccessDep, runtime: RuntimeDep, where: LeadFilterDep) -> Response:
+    return await _csv_response(runtime, where)
+
+
+SIGNED_CSV_PATH = "/admin/leads.csv/signed"
+
+
+@router.post("/admin/leads.csv/link")
+async def csv_link(request: Request, who: AdminAccessDep, runtime: RuntimeDep, _: LeadFilterDep) -> dict[str, object]:
+    """A download link for the admin Mini App (the filters of this request), valid for a few minutes."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k in LEAD_FILTER_PARAMS and v]
+    log.info("signed CSV link issued to %s", who)
+    url = sign_link(runtime.settings, SIGNED_CSV_PATH, params, now=runtime.clock())
+    return {"ok": True, "url": url, "expires_in": int(LINK_TTL.total_seconds())}
+
+
+@router.get(SIGNED_CSV_PATH)
+async def export_leads_signed(request: Request, runtime: RuntimeDep, where: LeadFilterDep) -> Response:
+    if not link_is_valid(runtime.settings, SIGNED_CSV_PATH, request.query_params.multi_items(), now=runtime.clock()):
+        raise HTTPException(403, {"reason": "link_expired_or_invalid"})
+    return await _csv_response(runtime, where)
+
+
+LEAD_FILTER_PARAMS = ("status", "source", "brand", "date_from", "date_to", "q")
+
+
+async def _csv_response(runtime: Runtime, where: LeadFilter) -> Response:
     rows, _total = await AdminQueries(runtime.db).leads(where, offset=0, limit=CSV_ROW_LIMIT)
     return Response(
         leads_csv(list(rows)).encode("utf-8"),
