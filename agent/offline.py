@@ -44,7 +44,6 @@ ASK_MANAGER = (
 PICK_UP = "Если хотите, подберу программу."
 PICK_UP_NOTED = "Если хотите, подберу программу — учту: {noted}."
 MAX_PASSAGE_CHARS = 700
-MAX_BUTTON_LABEL = 40
 
 
 # What makes a message a question rather than a bare funnel answer: a question mark, an interrogative
@@ -160,7 +159,8 @@ class OfflinePolicy:
         if result.manager_recommended and result.match_quality != "none":
             lines.append(MANAGER_HINT)
         buttons = [
-            QuickReply(label=_shorten(f"Записаться: {card.title}", MAX_BUTTON_LABEL), payload=f"program:{card.id}")
+            # The full title: Telegram's keyboard shortens it for its narrow buttons, the Mini App wraps it.
+            QuickReply(label=f"Записаться: {card.title}", payload=f"program:{card.id}")
             for card in result.items
         ]
         return Reply(text="\n".join(lines), cards=list(result.items), quick_replies=buttons + after_results_buttons())

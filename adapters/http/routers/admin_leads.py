@@ -88,7 +88,18 @@ async def list_leads(
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, object]:
     rows, total = await AdminQueries(runtime.db).leads(where, offset=(page - 1) * per_page, limit=per_page)
-    return {"ok": True, "items": [lead_json(r) for r in rows], "total": total, "page": page, "per_page": per_page}
+    items = [{**lead_json(r), "programs": _program_titles(runtime, r)} for r in rows]
+    return {"ok": True, "items": items, "total": total, "page": page, "per_page": per_page}
+
+
+def _program_titles(runtime: Runtime, lead: Lead) -> list[dict[str, str]]:
+    """The catalog's titles of a lead's programs, for managers (an id the catalog dropped stays an id)."""
+    titles = []
+    for program_id in lead.program_ids or []:
+        known = lead.brand in runtime.catalog.brand_ids()  # a lead of a brand no longer in the catalog
+        program = runtime.catalog.program(lead.brand, program_id) if known else None
+        titles.append({"id": program_id, "title": program.title if program else program_id})
+    return titles
 
 
 class LeadChange(BaseModel):

@@ -1,0 +1,31 @@
+// The school's name for the header, and the way to reach it for a visitor outside Telegram (GET /api/brand).
+
+import { h } from "./dom";
+import { requestJson } from "./telegram";
+
+export interface BrandInfo {
+  id: string;
+  name: string;
+  domain: string;
+  phones: { text: string; tel: string }[];
+  bot_url: string | null;
+}
+
+export async function loadBrand(brand: string): Promise<BrandInfo | null> {
+  try {
+    return await requestJson<BrandInfo>(`/api/brand?brand=${encodeURIComponent(brand)}`);
+  } catch {
+    return null; // the header keeps its generic title; nothing else depends on it
+  }
+}
+
+/** For a plain-browser visitor: where the lead form and the chat work, and how to call the school. */
+export function outsidePanel(info: BrandInfo | null, what: string): HTMLElement {
+  return h("div", { class: "notice outside" },
+    h("p", {}, `${what} работает в Telegram: откройте нашего бота — там можно оставить заявку и задать вопрос помощнику.`),
+    info?.bot_url ? h("a", { class: "button-link primary", href: info.bot_url, target: "_blank", rel: "noopener" }, "Открыть бота в Telegram") : null,
+    info?.phones.length
+      ? h("p", {}, "Или позвоните нам: ", ...info.phones.flatMap((p, i) => [i ? ", " : "", h("a", { href: `tel:${p.tel}` }, p.text)]), " (ежедневно 10:00–18:00).")
+      : null,
+    info ? h("p", {}, "Сайт школы: ", h("a", { href: `https://${info.domain}`, target: "_blank", rel: "noopener" }, info.domain)) : null);
+}
