@@ -211,3 +211,23 @@ async def axe_violations(page: Page) -> list[dict[str, Any]]:
 async def admin_leads(base: str) -> list[dict[str, Any]]:
     async with httpx.AsyncClient(base_url=base, auth=BASIC) as client:
         return (await client.get("/admin/leads?per_page=200")).json()["items"]
+
+
+DOC_SHOTS = ("user-2-results-light", "user-3-lead-errors-light", "user-5-duplicate-dark", "user-chat-light",
+             "user-chat-dark", "user-browser-lead-light", "admin-1-leads-light", "admin-3-transcript-dark",
+             "admin-4-funnel-light")
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _doc_screenshots() -> Any:
+    """After the browser tests: UPDATE_DOC_SCREENSHOTS=1 copies the README's pictures (on purpose only)."""
+    yield
+    import os
+    import shutil
+
+    if os.environ.get("UPDATE_DOC_SCREENSHOTS") == "1":
+        docs = REPO / "docs" / "screenshots"
+        docs.mkdir(parents=True, exist_ok=True)
+        for name in DOC_SHOTS:
+            if (SHOTS / f"{name}.png").exists():
+                shutil.copy(SHOTS / f"{name}.png", docs / f"{name}.png")

@@ -229,16 +229,17 @@ async def test_chat_ask_contact_uses_telegram_contact(browser: Browser, server: 
 async def test_plain_browser_is_not_a_dead_end(browser: Browser, server: tuple[str, Runtime]) -> None:
     base, _ = server
     async with opened(browser, f"{base}/app") as page:
-        outside = page.locator(".outside-top .outside")
-        await expect(outside).to_contain_text("работает в Telegram")
-        await expect(outside.locator('a[href^="tel:"]').first).to_be_visible()  # the school's phone
+        await expect(page.locator(".outside-top")).to_contain_text("в браузере")
         await walk(page, ("grade", "5"), ("goal", "olympiad"), ("subject", "math"), ("format", "offline"))
         await page.locator("article.card").first.get_by_role("button", name="Записаться").click()
-        await expect(page.locator("main .outside")).to_contain_text("Заявка работает в Telegram")
+        outside = page.locator("main .outside")
+        await expect(outside).to_contain_text("Заявка работает внутри Telegram")
+        await expect(outside.locator('a[href^="tel:"]').first).to_be_visible()  # the school's phone
+        await expect(outside.get_by_role("link", name="Написать школе в Telegram")).to_have_attribute("href", "https://t.me/unpk_mipt")
         await expect(page.locator("#lead-phone")).to_have_count(0)  # no disabled form to puzzle over
         await shot(page, "user-browser-lead-light")
         await page.get_by_role("tab", name="Чат с помощником").click()
-        await expect(page.locator(".chat .outside")).to_contain_text("Чат с помощником работает в Telegram")
+        await expect(page.locator(".chat .outside")).to_contain_text("Чат с помощником работает внутри Telegram")
         assert await axe_violations(page) == []
 
 

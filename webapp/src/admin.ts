@@ -8,7 +8,8 @@ import { AdminApi, LEAD_STATUSES, type ConversationItem, type Funnel, type Funne
 import { barsChart, funnelChart, type Stage } from "./charts";
 import { h, replaceChildren } from "./dom";
 import { renderText } from "./format";
-import { CHANNEL_LABELS, CRM_LABELS, ROLE_LABELS, SOURCE_LABELS, TOOL_LABELS, day, label, profileText, when } from "./labels";
+import { loadBrand } from "./brand";
+import { CHANNEL_LABELS, CRM_LABELS, ROLE_LABELS, SOURCE_LABELS, TOOL_LABELS, day, label, profileText, storedUserText, when } from "./labels";
 import { emptyView, errorText, loadingView } from "./states";
 import { ApiError, Latest, followTheme, mainButton, openExternal, telegramReady } from "./telegram";
 
@@ -112,13 +113,14 @@ function leadCard(lead: Lead): HTMLElement {
   const profile = profileText(lead.profile);
   const programs = (lead.programs ?? lead.program_ids.map((id) => ({ id, title: id }))).map((p) => p.title);
   const crm = label(CRM_LABELS, lead.crm_status) + (lead.crm_error ? ` (${lead.crm_error})` : "");
+  const source = lead.source && lead.source !== lead.channel ? ` · ${label(SOURCE_LABELS, lead.source)}` : "";
   return h("article", { class: "card lead", "data-lead": String(lead.id) },
     h("h3", {}, lead.name ?? "Без имени"),
     h("p", {}, h("a", { class: "phone", href: `tel:${lead.phone}` }, lead.phone)),
-    h("p", { class: "hint" }, `№${lead.id} · ${when(lead.created_at)} · ${label(CHANNEL_LABELS, lead.channel)}${lead.source ? ` · ${label(SOURCE_LABELS, lead.source)}` : ""}`),
+    h("p", { class: "hint" }, `№${lead.id} · ${when(lead.created_at)} · ${label(CHANNEL_LABELS, lead.channel)}${source}`),
     profile ? h("p", {}, profile) : null,
     programs.length ? h("p", {}, `Программы: ${programs.join(", ")}`) : null,
-    h("p", { class: "hint" }, `Заявка ${crm}`),
+    h("p", { class: "hint" }, crm),
     h("div", { class: "row" }, h("label", { for: statusId }, "Статус"), status, saved),
     h("label", { for: noteId }, "Заметка менеджера"),
     note,
@@ -139,12 +141,13 @@ async function exportCsv(): Promise<void> {
 async function showLeads(): Promise<void> {
   const signal = loads.next();
   const results = h("div", { class: "results" }, loadingView());
-  const csvStatus = h("span", { class: "hint", role: "status" });
+  const csvStatus = h("span", { class: "hint csv-status", role: "status" });
   const csv = h("button", { class: "secondary", type: "button", onclick: () => {
     csvStatus.textContent = "";
     exportCsv().catch((error) => { csvStatus.textContent = errorText(error, "подготовить файл"); });
   } }, "Выгрузить в CSV");
-  replaceChildren(body, filterBox, h("div", { class: "row" }, csv, csvStatus), results);
+  // Inside Telegram the MainButton exports; a browser gets the button on the page.
+  replaceChildren(body, filterBox, app ? csvStatus : h("div", { class: "row" }, csv, csvStatus), results);
   try {
     const page = await api.get<Page<Lead>>(`/admin/leads?${leadQuery()}`, signal);
     replaceChildren(results,
@@ -215,7 +218,7 @@ async function showTranscript(id: number): Promise<void> {
       h("div", { class: "messages transcript" }, ...data.messages.map((m) =>
         h("div", { class: `bubble bubble-${m.role === "user" ? "user" : m.role === "manager" ? "manager" : "assistant"}` },
           h("p", { class: "bubble-author" }, `${label(ROLE_LABELS, m.role)} · ${when(m.created_at)}`),
-          ...renderText(m.content || "—", (url) => openExternal(app, url)),
+          ...renderText(m.role === "user" ? storedUserText(m.content) : m.content || "—", (url) => openExternal(app, url)),
           turnDetails(m)))));
   } catch (error) {
     if (!signal.aborted) inlineError(body, error, () => void showTranscript(id));
@@ -283,7 +286,12 @@ function syncButtons(): void {
   if (!app) return;
   if (openConversation !== null) app.BackButton.show();
   else app.BackButton.hide();
-  if (view === "leads" && openConversation === null) mainButton(app, { text: "Выгрузить в CSV", onClick: () => void exportCsv().catch(() => undefined) });
+  if (view === "leads" && openConversation === null) {
+    mainButton(app, { text: "Выгрузить в CSV", onClick: () => void exportCsv().catch((error) => {
+      const status = body.querySelector<HTMLElement>(".csv-status");
+      if (status) status.textContent = errorText(error, "подготовить файл");
+    }) });
+  }
   else mainButton(app, null);
 }
 
@@ -299,6 +307,7 @@ function show(next: View): void {
 }
 
 async function start(): Promise<void> {
+  const brandLoad = loadBrand("");
   app = await telegramReady();
   api = new AdminApi(app);
   followTheme(app);
@@ -309,6 +318,8 @@ async function start(): Promise<void> {
     h("header", { class: "brand-header" }, h("p", { class: "brand-name" }, "Онлайн-помощник школы"), h("h1", {}, "Администрирование")),
     h("nav", { class: "tabs", hidden: true }), body);
   show("leads");
+  const brand = await brandLoad;
+  if (brand) root.querySelector(".brand-name")!.textContent = brand.name;
 }
 
 void start();

@@ -44,7 +44,7 @@ export interface ChatHooks {
 
 const GREETING = "Здравствуйте! Я виртуальный помощник школы. Спросите о курсах, ценах, расписании или пробном занятии.";
 const SILENT_NOTE = "Сообщение передано менеджеру — он ответит в чате с ботом в Telegram.";
-const HANDOFF_NOTE = "Ответ менеджера придёт в чат с ботом в Telegram. Мини-приложение можно закрыть — уведомление придёт в Telegram.";
+const HANDOFF_NOTE = "Мини-приложение можно закрыть: ответ менеджера придёт в чат с ботом.";
 const RESERVED = /^\[.*\]$|^\/start$/; // stored descriptions of buttons and commands, not words to show
 
 export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string, hooks: ChatHooks): void {
@@ -54,7 +54,7 @@ export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string, 
   }
   const tg = app;
   const log = h("div", { class: "messages", role: "log", "aria-live": "polite", "aria-label": "Переписка с помощником" });
-  const input = h("textarea", { id: "chat-input", rows: "1", maxlength: "4000", autocomplete: "off", "aria-label": "Ваш вопрос", placeholder: "Задайте вопрос о курсах" });
+  const input = h("textarea", { id: "chat-input", rows: "1", maxlength: "4000", autocomplete: "off", "aria-label": "Ваш вопрос", placeholder: "Ваш вопрос" });
   const sendButton = h("button", { class: "primary send", type: "submit", "aria-label": "Отправить" }, "Отправить");
   const form = h("form", { class: "chat-form" }, input, sendButton);
   const managerButton = h("button", { class: "secondary small", type: "button", onclick: () => void send("Позвать менеджера", "handoff") }, "Позвать менеджера");

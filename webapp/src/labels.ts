@@ -29,11 +29,28 @@ export const CHANNEL_LABELS: Record<string, string> = {
 };
 
 export const CRM_LABELS: Record<string, string> = {
-  pending: "ждёт отправки в CRM",
-  delivered: "передана в CRM",
-  failed: "ошибка отправки в CRM",
+  pending: "Ждёт отправки в CRM",
+  delivered: "Передана в CRM",
+  failed: "Не передана в CRM",
   skipped: "CRM не подключена",
 };
+
+const BUTTON_LABELS: Record<string, string> = {
+  handoff: "Позвать менеджера",
+  "contact:start": "Оставить заявку",
+  "consent:yes": "Согласен(на)",
+  "consent:no": "Не согласен(на)",
+  restart: "Подобрать заново",
+};
+
+/** The transcript's stored descriptions of buttons and contacts, in words («[кнопка handoff]» → …). */
+export function storedUserText(text: string): string {
+  const button = /^\[кнопка (.+)\]$/.exec(text.trim());
+  if (!button) return text;
+  const payload = button[1];
+  if (payload.startsWith("program:")) return "Нажата кнопка «Записаться» на программу";
+  return `Нажата кнопка «${BUTTON_LABELS[payload] ?? payload}»`;
+}
 
 export const ROLE_LABELS: Record<string, string> = {
   user: "Клиент",

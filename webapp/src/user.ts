@@ -2,7 +2,7 @@
 
 import "./style.css";
 import type { WebApp } from "telegram-web-app";
-import { loadBrand, outsidePanel, type BrandInfo } from "./brand";
+import { loadBrand, outsideNotice, outsidePanel, type BrandInfo } from "./brand";
 import { renderCards, type ProgramCard } from "./cards";
 import { mountChat } from "./chat";
 import { h, replaceChildren } from "./dom";
@@ -365,7 +365,7 @@ async function start(): Promise<void> {
   root.querySelector("header.brand-header")?.replaceWith(header());
   if (!app) {
     // A plain browser: programs can be browsed here; the lead and the chat are one tap away in Telegram.
-    root.querySelector("header.brand-header")?.after(h("div", { class: "outside-top" }, outsidePanel(brandInfo, "Заявка и чат с помощником")));
+    root.querySelector("header.brand-header")?.after(outsideNotice());
     chatPane.querySelector(".outside")?.replaceWith(outsidePanel(brandInfo, "Чат с помощником"));
     if (state.step === "lead") render();
   }

@@ -37,6 +37,7 @@ async def catalog_search(
 
 
 PHONE_IN_TEXT = re.compile(r"(?:\+7|8)\s?\(?\d{3}\)?[\s-]?\d{3}-\d{2}-\d{2}")
+TELEGRAM_IN_TEXT = re.compile(r"Telegram\s+@(\w{5,32})")
 
 
 @router.get("/api/brand")
@@ -49,6 +50,7 @@ async def brand_info(
     info = runtime.catalog.brand(brand or runtime.settings.brand_default).brand  # unknown brand: 422
     phones = [{"text": text, "tel": "+7" + re.sub(r"\D", "", text)[1:]} for text in PHONE_IN_TEXT.findall(info.manager_contact)]
     username = runtime.telegram.bot_username if runtime.telegram is not None else None
+    school = TELEGRAM_IN_TEXT.search(info.manager_contact)
     return {
         "ok": True,
         "id": info.id,
@@ -57,4 +59,5 @@ async def brand_info(
         "contact": info.manager_contact,
         "phones": phones,
         "bot_url": f"https://t.me/{username}" if username else None,
+        "school_telegram_url": f"https://t.me/{school.group(1)}" if school else None,
     }
