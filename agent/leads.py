@@ -121,3 +121,7 @@ class LeadService:
     def _same_request(request: LeadRequest, earlier: list[EarlierLead]) -> EarlierLead | None:
         wanted = request_key(request.profile, request.program_ids)
         return next((lead for lead in earlier if request_key(lead.profile, lead.program_ids) == wanted), None)
+
+    async def annotate(self, lead_id: int, *, note: str | None, name: str | None = None) -> None:
+        """What the client adds after the lead exists (another phone, when to call, their name)."""
+        await self.store.annotate_lead(lead_id, note=note, name=name)

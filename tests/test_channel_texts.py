@@ -26,7 +26,7 @@ def test_telegram_keeps_its_commands() -> None:
     assert for_channel(text, Channel.telegram) == text
     assert for_channel(text, Channel.miniapp) == "Нажмите «Позвать менеджера» — я передам ваш вопрос менеджеру."
     withdraw = "Чтобы удалить свои данные, отправьте команду **/forget**."
-    assert for_channel(withdraw, Channel.api) == "Чтобы удалить свои данные, напишите об этом менеджеру школы."
+    assert for_channel(withdraw, Channel.api) == "Чтобы удалить свои данные, напишите в чат «удалите мои данные»."
 
 
 @pytest.mark.parametrize("channel", [Channel.miniapp, Channel.api])

@@ -70,8 +70,8 @@ async def run_turn(
     call: Callable[[], Awaitable[Reply]],
     *,
     remove_keyboard: bool = False,
-) -> None:
-    """Ask the assistant while showing "typing", then send what it answered.
+) -> Reply:
+    """Ask the assistant while showing "typing", then send what it answered (and return it).
 
     Errors the core raises on purpose become a polite message; anything else propagates so the
     queue retries the update.
@@ -90,3 +90,4 @@ async def run_turn(
     await send_reply(
         bot, chat_id, reply, webapp_url=tg.settings.user_webapp_url, remove_keyboard=remove_keyboard
     )
+    return reply

@@ -49,6 +49,7 @@ export interface TranscriptMessage {
   engine: string | null;
   cards: { id: string; title: string }[];
   tool_calls: string[];
+  meta?: { manager_name?: string | null } | null;
   created_at: string;
 }
 

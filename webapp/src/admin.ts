@@ -217,7 +217,7 @@ async function showTranscript(id: number): Promise<void> {
       c.in_human_mode ? h("div", { class: "notice" }, h("p", {}, `Диалог у менеджера: ${c.handoff_reason ?? "причина не указана"}`), release, releaseStatus) : null,
       h("div", { class: "messages transcript" }, ...data.messages.map((m) =>
         h("div", { class: `bubble bubble-${m.role === "user" ? "user" : m.role === "manager" ? "manager" : "assistant"}` },
-          h("p", { class: "bubble-author" }, `${label(ROLE_LABELS, m.role)} · ${when(m.created_at)}`),
+          h("p", { class: "bubble-author" }, `${label(ROLE_LABELS, m.role)}${m.role === "manager" && m.meta?.manager_name ? ` ${m.meta.manager_name}` : ""} · ${when(m.created_at)}`),
           ...renderText(m.role === "user" ? storedUserText(m.content) : m.content || "—", (url) => openExternal(app, url)),
           turnDetails(m)))));
   } catch (error) {

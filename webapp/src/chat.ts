@@ -24,7 +24,8 @@ interface AssistantReply {
   cards?: ProgramCard[];
   actions?: ActionCode[];
   silent?: boolean;
-  messages?: { role: Role; text: string }[]; // a manager's words, when the relay adds them (issue 16)
+  // What managers wrote since the last request (the manager relay): drawn as the manager's own bubbles.
+  manager_messages?: { text: string; manager_name?: string | null }[];
 }
 
 interface HistoryMessage {
@@ -139,7 +140,7 @@ export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string, 
         body: JSON.stringify(choice ? { choice, brand } : { message, brand }),
       });
       waiting.remove();
-      for (const extra of reply.messages ?? []) if (extra.role === "manager") drawAssistant(extra.text, [], [], [], "manager");
+      for (const words of reply.manager_messages ?? []) drawAssistant(words.text, [], [], [], "manager");
       if (reply.silent || !reply.text.trim()) {
         if (reply.actions?.includes("handoff")) note(SILENT_NOTE);
       } else {

@@ -20,7 +20,9 @@ from adapters.http.auth import client_ip
 from adapters.http.dependencies import RuntimeDep, SettingsDep
 from adapters.http.miniapp_auth import OptionalInitDataDep, TelegramUserDep
 from adapters.storage.history import recent_history
+from adapters.storage.relay import RelayRepository
 from agent.errors import UnknownBrand
+from agent.relay import ManagerMessage
 from agent.settings import Settings
 from agent.types import Action, Channel, Identity, Inbound, ProgramCard, QuickReply, Reply
 
@@ -53,6 +55,9 @@ class AskResponse(BaseModel):
     lead_id: int | None
     silent: bool
     engine: str
+    # What managers wrote since the client's last request (role "manager"), oldest first: a client
+    # outside Telegram receives the manager relay's answers here.
+    manager_messages: list[ManagerMessage] = []
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,15 @@ async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep) -> AskRe
     # The Mini App's initData names the user: keep their display name like the bot does.
     named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
     reply = await runtime.assistant.handle(named)
-    return AskResponse(**reply.model_dump(exclude={"usage"}))
+    manager_messages: list[ManagerMessage] = []
+    if reply.conversation_id is not None:
+        if reply.human_mode and runtime.telegram is not None and runtime.telegram.relay is not None:
+            await runtime.telegram.relay.from_api_client(reply.conversation_id, body.message or body.choice or "")
+        waiting = await RelayRepository(runtime.db).take_waiting(reply.conversation_id)
+        manager_messages = [
+            ManagerMessage(text=m.content, manager_name=m.meta.get("manager_name"), created_at=m.created_at) for m in waiting
+        ]
+    return AskResponse(**reply.model_dump(exclude={"usage", "human_mode"}), manager_messages=manager_messages)
 
 
 HISTORY_LIMIT = 40
