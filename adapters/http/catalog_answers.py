@@ -83,12 +83,15 @@ class CatalogAnswers:
 Source = Callable[[Request], tuple[object, date]]
 
 
-def answers_route(source: Source) -> type[APIRoute]:
-    """An APIRoute class whose handler answers from ``request.app.state.catalog_answers`` first."""
+def answers_route(path: str, source: Source) -> type[APIRoute]:
+    """An APIRoute class whose route at ``path`` answers from ``request.app.state.catalog_answers``
+    first (the router's other routes are left as they are)."""
 
     class ReadyAnswerRoute(APIRoute):
         def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             compute = super().get_route_handler()
+            if self.path != path:
+                return compute
 
             async def handler(request: Request) -> Response:
                 catalog, day = source(request)
