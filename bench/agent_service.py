@@ -51,7 +51,7 @@ class ScriptedLLM:
     model = "scripted"
 
     async def respond(self, *, instructions: str, input_items: list[dict[str, Any]], tools: list[dict[str, Any]],
-                      answer_format: dict[str, Any], allow_tools: bool = True) -> ModelTurn:
+                      answer_format: dict[str, Any], allow_tools: bool = True, on_text: Any = None) -> ModelTurn:
         usage = Usage(model_calls=1, input_tokens=50, output_tokens=10, total_tokens=60)
         last = input_items[-1]
         if allow_tools and last.get("role") == "user":

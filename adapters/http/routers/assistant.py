@@ -5,6 +5,8 @@ token route) or Mini App initData (``Authorization: tma <initData>`` or ``X-Tg-I
 adapters/http/miniapp_auth.py).
 Limits: ASSISTANT_RATE_LIMIT_USER_REQUESTS per user and ASSISTANT_RATE_LIMIT_IP_REQUESTS per client IP
 within ASSISTANT_RATE_LIMIT_WINDOW_SECONDS; over the limit: 429 with Retry-After.
+Streaming: with ``Accept: text/event-stream`` or ``"stream": true`` the answer comes as Server-Sent
+Events ending with the same reply object (adapters/http/sse.py); checks and limits answer as before.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from adapters.http.auth import client_ip
 from adapters.http.dependencies import RuntimeDep, SettingsDep
 from adapters.http.miniapp_auth import OptionalInitDataDep
+from adapters.http.sse import event_stream, wants_stream
 from agent.settings import Settings
-from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply
+from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply, Reply
 
 router = APIRouter()
 # Longer messages are accepted and cut to 4000 characters with a note (agent/guardrails.py).
@@ -33,6 +36,8 @@ class AskRequest(BaseModel):
     brand: str | None = Field(default=None, max_length=32)
     # A quick-reply payload the user pressed (see agent/service.py for the reserved ones).
     choice: str | None = Field(default=None, max_length=64)
+    # Answer as Server-Sent Events (same as sending Accept: text/event-stream).
+    stream: bool = False
 
     @model_validator(mode="after")
     def _something_to_answer(self) -> AskRequest:
@@ -51,6 +56,10 @@ class AskResponse(BaseModel):
     lead_id: int | None
     silent: bool
     engine: str
+
+    @classmethod
+    def of(cls, reply: Reply) -> AskResponse:
+        return cls(**reply.model_dump(exclude={"usage"}))
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ async def ip_limit(request: Request, runtime: RuntimeDep) -> None:
 
 
 @router.post("/api/assistant/ask", response_model=AskResponse, dependencies=[Depends(ip_limit)])
-async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep) -> AskResponse:
+async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep, request: Request) -> AskResponse | Response:
     user_id = caller.user_id or body.user_id
     if not user_id:
         raise HTTPException(422, {"reason": "invalid_request", "field": "user_id", "detail": "user_id is required"})
@@ -117,5 +126,7 @@ async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep) -> AskRe
     inbound = Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice)
     # The Mini App's initData names the user: keep their display name like the bot does.
     named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
-    reply = await runtime.assistant.handle(named)
-    return AskResponse(**reply.model_dump(exclude={"usage"}))
+    assistant = runtime.assistant
+    if wants_stream(request, body.stream):
+        return event_stream(lambda: assistant.handle(named), lambda reply: AskResponse.of(reply).model_dump(mode="json"))
+    return AskResponse.of(await assistant.handle(named))
