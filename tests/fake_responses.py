@@ -104,8 +104,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--delay", type=float, default=1.0)
+    parser.add_argument("--delta-delay", type=float, default=0.0, help="seconds between streamed text deltas")
     args = parser.parse_args()
-    app = constant_app(greeting({}, 0), delay=args.delay)
+    app = constant_app(greeting({}, 0), delay=args.delay, delta_delay=args.delta_delay)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False, backlog=1024, lifespan="off")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,27 +63,28 @@ async def events_of(response: httpx.Response) -> AsyncIterator[tuple[str, dict[s
                 yield parse(block)
 
 
-@pytest.fixture
-def model_server() -> Any:
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Any]]:
+    """One service process for the module (starting one is the slow part), its model the streaming fake."""
     app = responses_app(model_script, delay=0.3, delta_delay=0.03)
-    with ThreadServer(app) as server:
-        server.app = app  # type: ignore[attr-defined]
-        yield server
+    with ThreadServer(app) as model:
+        env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{model.url}/v1", "ASSISTANT_API_TOKEN": TOKEN}
+        with live_server(tmp_path_factory.mktemp("sse"), **env) as server:
+            yield server.base_url, app
 
 
-async def test_a_parent_sees_the_answer_grow_then_the_reply(tmp_path: Path, model_server: Any) -> None:
-    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{model_server.url}/v1", "ASSISTANT_API_TOKEN": TOKEN}
-    with live_server(tmp_path, **env) as server:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-            seen: list[tuple[float, str, dict[str, Any]]] = []
-            body = {"message": QUESTION, "user_id": "parent-1"}
-            async with client.stream("POST", "/api/assistant/ask", json=body,
-                                     headers={**AUTH, "Accept": "text/event-stream"}) as response:
-                assert response.status_code == 200
-                assert response.headers["content-type"].startswith("text/event-stream")
-                async for event, data in events_of(response):
-                    seen.append((time.monotonic(), event, data))
-            plain = await client.post("/api/assistant/ask", json={"message": "А онлайн можно?", "user_id": "parent-2"}, headers=AUTH)
+async def test_a_parent_sees_the_answer_grow_then_the_reply(served: tuple[str, Any]) -> None:
+    base_url, _ = served
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        seen: list[tuple[float, str, dict[str, Any]]] = []
+        body = {"message": QUESTION, "user_id": "parent-1"}
+        async with client.stream("POST", "/api/assistant/ask", json=body,
+                                 headers={**AUTH, "Accept": "text/event-stream"}) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            async for event, data in events_of(response):
+                seen.append((time.monotonic(), event, data))
+        plain = await client.post("/api/assistant/ask", json={"message": "А онлайн можно?", "user_id": "parent-2"}, headers=AUTH)
     kinds = [event for _, event, _ in seen]
     assert kinds[0] == "status" and seen[0][2] == {"text": "Подбираю программы…"}
     assert kinds[-1] == "reply" and kinds.count("reply") == 1 and "error" not in kinds
@@ -99,29 +100,30 @@ async def test_a_parent_sees_the_answer_grow_then_the_reply(tmp_path: Path, mode
     assert first_delta < seen[-1][0]  # really streamed: text arrived before the reply, not all at once
 
 
-async def test_a_client_that_hangs_up_mid_stream_still_gets_its_turn_stored_once(tmp_path: Path, model_server: Any) -> None:
-    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": f"{model_server.url}/v1", "ASSISTANT_API_TOKEN": TOKEN}
-    with live_server(tmp_path, **env) as server:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
-            body = {"message": QUESTION, "user_id": "parent-3", "stream": True}
-            async with client.stream("POST", "/api/assistant/ask", json=body, headers=AUTH) as response:
-                async for event, _ in events_of(response):
-                    if event == "delta":
-                        break  # the parent closes the Mini App while the answer is being written
-            admin = ("admin", "a-long-test-password")
-            deadline = time.monotonic() + 20
-            messages: list[dict[str, Any]] = []
-            while time.monotonic() < deadline:
-                listing = (await client.get("/admin/conversations", auth=admin)).json()
-                if listing["items"]:
-                    found = (await client.get(f"/admin/conversations/{listing['items'][0]['id']}", auth=admin)).json()
-                    messages = found["messages"]
-                    if any(m["role"] == "assistant" for m in messages):
-                        break
-                await asyncio.sleep(0.2)
+async def test_a_client_that_hangs_up_mid_stream_still_gets_its_turn_stored_once(served: tuple[str, Any]) -> None:
+    base_url, model = served
+    calls_before = len(model.state.seen)
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
+        body = {"message": QUESTION, "user_id": "parent-3", "stream": True}
+        async with client.stream("POST", "/api/assistant/ask", json=body, headers=AUTH) as response:
+            async for event, _ in events_of(response):
+                if event == "delta":
+                    break  # the parent closes the Mini App while the answer is being written
+        admin = ("admin", "a-long-test-password")
+        deadline = time.monotonic() + 20
+        messages: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            listing = (await client.get("/admin/conversations", auth=admin)).json()
+            mine = [c for c in listing["items"] if c["user"]["external_id"] == "parent-3"]
+            if mine:
+                found = (await client.get(f"/admin/conversations/{mine[0]['id']}", auth=admin)).json()
+                messages = found["messages"]
+                if any(m["role"] == "assistant" for m in messages):
+                    break
+            await asyncio.sleep(0.2)
     assert [m["role"] for m in messages] == ["user", "assistant"]
     assert messages[1]["content"].startswith(ANSWER)
-    assert len(model_server.app.state.seen) == 2  # one turn of the model: its tool round and its answer
+    assert len(model.state.seen) - calls_before == 2  # one turn of the model: its tool round and its answer
 
 
 # ---------------------------------------------------------------- in-process

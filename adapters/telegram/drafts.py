@@ -10,7 +10,8 @@ Bot API 9.5 ``sendMessageDraft`` shows an animated, ephemeral draft in a private
 - the checked answer so far replaces it, at most once per ``DRAFT_INTERVAL_SECONDS`` (the newest text
   wins; intermediate ones are skipped);
 - nothing here may delay or break the turn: every call returns at once, the requests run in a
-  background task, and their failures are logged at debug level and dropped.
+  background task, and their failures are logged at debug level and dropped; a 429 stops the drafts
+  for the rest of the turn (the final message keeps its own budget and retries).
 
 A Bot API server that does not know the method answers 404 (or "method not found"): that is
 remembered for the whole process (``DraftSupport``), so later turns go straight to typing.
@@ -27,14 +28,16 @@ from collections.abc import Callable
 
 from aiogram import Bot
 from aiogram.enums import ParseMode
-from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramNotFound
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramNotFound, TelegramRetryAfter
 from aiogram.methods import SendMessageDraft
 from aiogram.utils.chat_action import ChatActionSender
 from aiogram.utils.text_decorations import html_decoration as hd
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_DELAY_SECONDS = 0.3  # a reply faster than this needs no indicator (and saves a request)
+# A reply faster than this needs no indicator (and saves a request); short enough that the feedback
+# reaches the parent within 0.3 s of the update arriving (bench/live_replies.py).
+FEEDBACK_DELAY_SECONDS = 0.2
 DRAFT_INTERVAL_SECONDS = 1.0  # about one draft per second per chat
 TYPING_INTERVAL_SECONDS = 4.5  # "typing" fades after 5 s
 # How long the final message waits for a draft request already on its way (so it cannot land after it).
@@ -88,6 +91,7 @@ class TelegramLiveReply:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: asyncio.Future[None] | None = None
         self._last_sent = float("-inf")
+        self.flooded = False
 
     # ----------------------------------------------------------------- LiveReply
 
@@ -99,7 +103,7 @@ class TelegramLiveReply:
             self._offer(self._text_id, hd.quote(text))
 
     def _offer(self, draft_id: int, html: str) -> None:
-        if self.drafts:
+        if self.drafts and not self.flooded:
             self._pending = (draft_id, html)
             self._wake.set()
 
@@ -126,7 +130,7 @@ class TelegramLiveReply:
             await asyncio.sleep(self.delay)
             if self.drafts and self._pending is None:
                 self._pending = (self._status_id, "")  # empty text: Telegram's «Thinking…» placeholder
-            while self.drafts:
+            while self.drafts and not self.flooded:
                 if self._pending is None:
                     await self._wake.wait()
                 self._wake.clear()
@@ -138,7 +142,8 @@ class TelegramLiveReply:
                 self._last_sent = self.clock()
                 self._in_flight = asyncio.ensure_future(self._send(draft_id, html))
                 await asyncio.shield(self._in_flight)
-            await self._typing()
+            if not self.flooded:
+                await self._typing()
         except asyncio.CancelledError:
             raise
         except Exception:  # feedback is a courtesy: never the reason a turn fails
@@ -149,7 +154,11 @@ class TelegramLiveReply:
             await self.bot(SendMessageDraft(chat_id=self.chat_id, draft_id=draft_id, text=html, parse_mode=ParseMode.HTML))
         except TelegramAPIError as error:
             log.debug("draft refused in chat %s: %s", self.chat_id, error)
-            if self.support.refused(error) or isinstance(error, TelegramBadRequest):
+            if isinstance(error, TelegramRetryAfter):
+                self._pending = None
+                self._wake.clear()
+                self.flooded = True  # no more drafts (nor typing) this turn: the message needs the room
+            elif self.support.refused(error) or isinstance(error, TelegramBadRequest):
                 self.drafts = False  # e.g. not a private chat: typing for the rest of the turn
         except Exception as error:  # network trouble: this draft is skipped, the next may pass
             log.debug("draft not sent to chat %s: %s", self.chat_id, type(error).__name__)

@@ -7,9 +7,10 @@
   write to the bot;
 - "can't parse entities" resends the text as plain text;
 - the typing indicator is best-effort: its failures never fail an update;
-- drafts (``sendMessageDraft``, the growing answer) take no slot of the per-chat budget the final
-  message needs (adapters/telegram/drafts.py sends at most one a second per chat), skip a turn of the
-  global limit instead of waiting for it, and are never retried: the caller drops a failed draft.
+- drafts (``sendMessageDraft``, the growing answer) are feedback like the typing indicator: they take
+  nothing from the per-chat and global budgets the messages need (adapters/telegram/drafts.py sends
+  at most one a second per chat and stops a turn's drafts at a 429), and they are never retried: the
+  caller drops a failed draft.
 """
 
 from __future__ import annotations
@@ -121,9 +122,6 @@ class SendPolicy(BaseRequestMiddleware):
                 log.debug("typing indicator failed: %s", error)
                 return False
         if isinstance(method, SendMessageDraft):
-            if not await self.limiter.hit(self.global_limit, "tg_send", "all"):
-                log.debug("draft skipped: the global send limit is reached")
-                return False
             return await make_request(bot, method)
         try:
             return await self._with_retries(make_request, bot, method)

@@ -85,10 +85,17 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
                              admin_telegram_ids=[ADMIN_TELEGRAM_ID], webapp_dist_path=str(DIST))
     runtime = build_runtime(settings)
     runtime.notifier = RecordingNotifier()
-    app = create_app(settings, runtime=runtime)
-    port = _free_port()
     await runtime.db.migrate()
     await _seed_conversation(runtime)
+    async with serving(settings, runtime) as base:
+        yield base, runtime
+
+
+@asynccontextmanager
+async def serving(settings: Any, runtime: Runtime) -> AsyncIterator[str]:
+    """The real app under uvicorn on a free local port, for the browser; yields its base URL."""
+    app = create_app(settings, runtime=runtime)
+    port = _free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(uv.serve())
     for _ in range(200):
@@ -96,9 +103,11 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
             break
         await asyncio.sleep(0.05)
     assert uv.started, "the test server did not start"
-    yield f"http://127.0.0.1:{port}", runtime
-    uv.should_exit = True
-    await asyncio.wait_for(task, 10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -3,7 +3,9 @@
 import type { WebApp } from "telegram-web-app";
 import { renderCards, type ProgramCard } from "./cards";
 import { h, replaceChildren } from "./dom";
-import { ApiError, openExternal, requestJson } from "./telegram";
+import { askStream } from "./ask-stream";
+import { liveBubble } from "./live-bubble";
+import { ApiError, openExternal } from "./telegram";
 
 interface AssistantReply {
   ok: boolean;
@@ -32,20 +34,26 @@ export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string):
     bubble("user", message);
     input.value = "";
     sendButton.disabled = true;
+    // The answer is streamed: typing dots, then the text as it is written; the final reply replaces it.
+    const live = liveBubble();
+    log.append(live.element);
+    live.element.scrollIntoView({ block: "end" });
     try {
-      const reply = await requestJson<AssistantReply>("/api/assistant/ask", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", Authorization: `tma ${app!.initData}` },
-        body: JSON.stringify(choice ? { choice, brand } : { message, brand }),
+      const reply = await askStream<AssistantReply>(choice ? { choice, brand } : { message, brand }, { Authorization: `tma ${app!.initData}` }, {
+        onStatus: live.status,
+        onDelta: (text) => {
+          live.text(text);
+          live.element.scrollIntoView({ block: "end" });
+        },
       });
       const quick = reply.quick_replies?.length
         ? h("div", { class: "quick" }, ...reply.quick_replies.map((q) => h("button", { class: "option", onclick: () => void send(q.label, q.payload) }, q.label)))
         : null;
       const cards = reply.cards?.length ? renderCards(reply.cards, { onOpen: (url) => openExternal(app, url) }) : null;
-      bubble("assistant", h("p", {}, reply.text), cards, quick);
+      live.finish(h("p", {}, reply.text), cards, quick);
     } catch (error) {
       const limited = error instanceof ApiError && error.status === 429;
-      bubble("assistant", limited ? "Вы отправляете сообщения слишком часто — подождите минуту, пожалуйста." : "Не получилось получить ответ. Попробуйте ещё раз чуть позже.");
+      live.finish(limited ? "Вы отправляете сообщения слишком часто — подождите минуту, пожалуйста." : "Не получилось получить ответ. Попробуйте ещё раз чуть позже.");
     } finally {
       sendButton.disabled = false;
       log.lastElementChild?.scrollIntoView({ block: "end" });
