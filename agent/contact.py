@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agent.errors import ConsentRequired, InvalidInput
+from agent.guardrails import mask_phone
 from agent.leads import LeadRequest, LeadService, normalize_phone
 from agent.state import ConversationState
 from agent.types import Action, QuickReply, Reply
+from agent.understanding import Understanding
 
 CONSENT_YES = "consent:yes"
 CONSENT_NO = "consent:no"
@@ -32,7 +34,29 @@ LEAD_CREATED = (
     "Спасибо! Заявка №{lead_id} передана менеджеру, он свяжется с вами в рабочее время "
     "(ежедневно 10:00–18:00). Если появятся вопросы — пишите, я на связи."
 )
-LEAD_EXISTS = "Ваша заявка №{lead_id} уже у менеджера, он скоро свяжется с вами. Спасибо за терпение!"
+LEAD_EXISTS = "Ваша заявка №{lead_id} уже у менеджера, он свяжется с вами в рабочее время. Спасибо за терпение!"
+NOTE_ADDED = "Спасибо, добавил к вашей заявке №{lead_id}: {what}. Менеджер увидит это."
+NOTED_FOR_LEAD = "Спасибо, передам менеджеру вместе с заявкой."
+NOTE_PREFIX = "От клиента: "
+
+
+def note_parts(message: Understanding, known_phone: str | None) -> list[str]:
+    """What a message adds for the manager: other phones, e-mails and remarks («перезвоните после 18»)."""
+    parts = [f"доп. телефон {phone}" for phone in message.phones if phone != known_phone]
+    parts += [f"e-mail {email}" for email in message.emails]
+    if message.note:
+        parts.append(f"«{message.note}»")
+    return parts
+
+
+def masked_parts(message: Understanding, known_phone: str | None) -> str:
+    """The same, as the user may read it back: phones masked, e-mails not repeated."""
+    parts = [f"номер {mask_phone(phone)}" for phone in message.phones if phone != known_phone]
+    if message.emails:
+        parts.append("e-mail")
+    if message.note:
+        parts.append("ваш комментарий")
+    return ", ".join(parts)
 
 
 def lead_request(
@@ -55,6 +79,7 @@ def lead_request(
         source=state.source,
         profile=state.profile.model_dump(include={"grade", "goal", "subject", "format"}, exclude_none=True),
         program_ids=program_ids or state.profile.program_ids,
+        manager_note=(NOTE_PREFIX + "; ".join(state.flow["notes"])) if state.flow.get("notes") else None,
         idempotency_key=f"{key}:lead" if key else None,
     )
 
@@ -118,5 +143,50 @@ class ContactFlow:
         except ConsentRequired:
             return self.ask_consent(state)
         state.flow.pop("awaiting", None)
+        state.flow.pop("notes", None)
+        state.flow["lead_id"] = outcome.lead_id
         template = LEAD_CREATED if outcome.created else LEAD_EXISTS
         return Reply(text=template.format(lead_id=outcome.lead_id), lead_id=outcome.lead_id)
+
+    # ---------------------------------------------------------------- contact parts of a typed message
+
+    @staticmethod
+    def remember_name(state: ConversationState, name: str) -> None:
+        """The name the user gave («меня зовут Ольга»): kept for the lead, never repeated back."""
+        state.profile.name = name[:256]
+
+    async def on_message_contact(
+        self, state: ConversationState, message: Understanding, *, channel: str, now: datetime, key: str | None
+    ) -> Reply:
+        """A typed phone or e-mail before any lead: the first phone starts the contact flow (consent
+        first); other phones, e-mails and remarks wait in the conversation and go into the lead's note."""
+        known = message.phones[0] if message.phones else state.profile.phone
+        extra = note_parts(message, known)
+        if extra:
+            state.flow["notes"] = [*state.flow.get("notes", []), *extra][-10:]
+        if message.phones:
+            return await self.on_phone(state, message.phones[0], name=message.name, channel=channel, now=now, key=key)
+        if message.bad_phone:
+            state.flow["awaiting"] = "phone"
+            return Reply(text=BAD_PHONE, actions=[Action.ask_contact])
+        reply = await self.start(state, channel=channel, now=now, key=key)
+        if state.flow.get("awaiting") == "phone":
+            reply.text = f"{NOTED_FOR_LEAD} {reply.text}"
+        return reply
+
+    @staticmethod
+    def name_noted(state: ConversationState) -> Reply:
+        """Only a name: kept for the lead (not repeated back); the phone is asked again if awaited."""
+        if state.flow.get("awaiting") == "phone":
+            return Reply(text=f"Спасибо! {ASK_PHONE}", actions=[Action.ask_contact])
+        return Reply(text="Спасибо, записал ваше имя для менеджера.")
+
+    async def add_to_lead(self, state: ConversationState, message: Understanding) -> Reply:
+        """A second number or a remark once a lead exists: added to that lead's note, never a new lead."""
+        lead_id = int(state.flow["lead_id"])
+        parts = note_parts(message, state.profile.phone)
+        if not parts and not message.name:
+            return Reply(text=LEAD_EXISTS.format(lead_id=lead_id), lead_id=lead_id)
+        await self.leads.annotate(lead_id, note=(NOTE_PREFIX + "; ".join(parts)) if parts else None, name=message.name)
+        what = masked_parts(message, state.profile.phone) or "ваше имя"
+        return Reply(text=NOTE_ADDED.format(lead_id=lead_id, what=what), lead_id=lead_id)

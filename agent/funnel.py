@@ -6,9 +6,8 @@ and the offline policy asks the next open question.
 
 from __future__ import annotations
 
-import re
-
 from agent.state import ConversationState
+from agent.understanding import Hints
 from agent.types import QuickReply
 
 STEPS = ("grade", "goal", "subject", "format")
@@ -32,36 +31,6 @@ QUESTIONS = {
     "subject": "Какой предмет интересует?",
     "format": "Какой формат удобнее?",
 }
-
-_HINTS = {
-    "goal": [
-        (r"\bегэ\b", "ege"),
-        (r"\bогэ\b", "oge"),
-        (r"олимпиад|физтех", "olympiad"),
-        (r"интенсив", "intensive"),
-        (r"лагер", "camp"),
-    ],
-    "subject": [
-        (r"матем|алгебр|геометр", "math"),
-        (r"физик", "physics"),
-        (r"информат|программир", "informatics"),
-        (r"русск", "russian"),
-    ],
-    "format": [(r"онлайн|дистанц|удал[её]н", "online"), (r"очн|в классе|лично", "offline"), (r"гибрид", "hybrid")],
-}
-_GRADE_RE = re.compile(r"\b(1[01]|[1-9])\s*(?:-?[йм])?\s*класс", re.IGNORECASE)
-# Grades in words, (compound stem, ordinal stem) per grade: «восьмиклассник», «в седьмом классе».
-_GRADE_WORDS = (
-    ("перво", "перв"), ("второ", "втор"), ("третье", "трет"), ("четверо", "четв[её]рт"), ("пяти", "пят"),
-    ("шести", "шест"), ("семи", "седьм"), ("восьми", "восьм"), ("девяти", "девят"), ("десяти", "десят"),
-    ("одиннадцати", "одиннадцат"),
-)
-_ORDINAL_ENDING = r"(?:ый|ой|ий|ом|ем|ого|его|ьем|ьего)"
-_GRADE_WORD_RES = [
-    (grade, re.compile(rf"\b(?:{compound}классни|{ordinal}{_ORDINAL_ENDING}\s+класс)"))
-    for grade, (compound, ordinal) in enumerate(_GRADE_WORDS, start=1)
-]
-
 
 def goals_for(grade: int | None) -> list[str]:
     if grade is None:
@@ -115,31 +84,34 @@ def apply_choice(state: ConversationState, payload: str) -> bool:
     return True
 
 
-def _grade_in(lowered: str) -> int | None:
-    if match := _GRADE_RE.search(lowered):
-        return int(match.group(1))
-    return next((grade for grade, pattern in _GRADE_WORD_RES if pattern.search(lowered)), None)
+def apply_hints(state: ConversationState, hints: Hints, *, overwrite: bool) -> list[str]:
+    """Fill funnel steps from what a message said («11 класс, ЕГЭ по физике, онлайн»); the steps changed.
 
-
-def apply_text_hints(state: ConversationState, text: str) -> list[str]:
-    """Fill funnel steps from free text («11 класс, ЕГЭ по физике, онлайн»); the steps it changed."""
+    A bare funnel answer («онлайн») may change a step already answered; a question that merely names a
+    value («а интенсив у вас есть?») only fills steps still open, so it never overwrites the profile."""
     changed: list[str] = []
-    lowered = text.lower()
-    grade = _grade_in(lowered)
-    if grade is not None and state.profile.grade != grade:
-        state.profile.grade = grade
-        mark_answered(state, "grade")
-        changed.append("grade")
-    for step, patterns in _HINTS.items():
-        for pattern, value in patterns:
-            if re.search(pattern, lowered) and getattr(state.profile, step) != value:
-                setattr(state.profile, step, value)
-                mark_answered(state, step)
-                changed.append(step)
-                break
+    for step, value in hints.steps().items():
+        current = getattr(state.profile, step)
+        if current == value or (current is not None and not overwrite):
+            continue
+        if step != "grade" and value not in LABELS[step]:
+            continue
+        setattr(state.profile, step, value)
+        mark_answered(state, step)
+        changed.append(step)
+    if hints.location and not state.flow.get("location"):
+        state.flow["location"] = hints.location
     if changed:
         state.flow.pop("shown_for", None)
     return changed
+
+
+def skip_step(state: ConversationState, step: str) -> None:
+    """«Без разницы»: the step is answered, its criterion stays open."""
+    if step != "grade":
+        setattr(state.profile, step, None)
+    mark_answered(state, step)
+    state.flow.pop("shown_for", None)
 
 
 def choice_label(payload: str) -> str:
@@ -164,11 +136,12 @@ def profile_labels(state: ConversationState, steps: list[str]) -> list[str]:
     return labels
 
 
-def question(state: ConversationState, step: str) -> tuple[str, list[QuickReply]]:
+def question(state: ConversationState, step: str, options: list[str] | None = None) -> tuple[str, list[QuickReply]]:
+    """The step's question and buttons; ``options`` are the values the catalog still offers."""
     if step == "grade":
         return QUESTIONS[step], [QuickReply(label=f"{n} класс", payload=f"grade:{n}") for n in range(1, 12)]
-    options = goals_for(state.profile.grade) if step == "goal" else list(LABELS[step])
-    buttons = [QuickReply(label=LABELS[step][v], payload=f"{step}:{v}") for v in options]
-    if step != "goal":
-        buttons.append(QuickReply(label="Не важно", payload=f"{step}:{ANY}"))
+    if options is None:
+        options = goals_for(state.profile.grade) if step == "goal" else list(LABELS[step])
+    buttons = [QuickReply(label=LABELS[step][v], payload=f"{step}:{v}") for v in options if v in LABELS[step]]
+    buttons.append(QuickReply(label="Не важно", payload=f"{step}:{ANY}"))
     return QUESTIONS[step], buttons

@@ -99,3 +99,7 @@ class LeadService:
             request.model_copy(update={"phone": phone}), outbox_provider=self.outbox_provider
         )
         return LeadOutcome(lead_id=lead_id, created=True)
+
+    async def annotate(self, lead_id: int, *, note: str | None, name: str | None = None) -> None:
+        """What the client adds after the lead exists (another phone, when to call, their name)."""
+        await self.store.annotate_lead(lead_id, note=note, name=name)

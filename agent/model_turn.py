@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 CALLBACK_DATA_MAX_BYTES = 64  # Telegram's callback_data limit; the API channel keeps the same rule
 RESERVED_PREFIXES = ("grade:", "goal:", "subject:", "format:", "program:", "say:")
-RESERVED_PAYLOADS = {"contact:start", "handoff", "restart", "consent:yes", "consent:no"}
+RESERVED_PAYLOADS = {"contact:start", "handoff", "restart", "programs", "consent:yes", "consent:no", "forget:yes", "forget:no"}
 MAX_QUICK_REPLIES = 4
 
 
@@ -29,7 +29,7 @@ def valid_payload(payload: str, *, from_model: bool = False) -> bool:
     if len(payload.encode("utf-8")) > CALLBACK_DATA_MAX_BYTES:
         return False
     # Consent is the user's own act on the consent text the bot shows: the model may not offer a "yes".
-    if from_model and payload.startswith("consent:"):
+    if from_model and payload.startswith(("consent:", "forget:")):
         return False
     return payload in RESERVED_PAYLOADS or (payload.startswith(RESERVED_PREFIXES) and len(payload.split(":", 1)[1]) > 0)
 
@@ -58,6 +58,7 @@ class ModelTurn:
         *,
         brand: BrandInfo,
         consent_given: bool,
+        given: dict[str, Any] | None = None,
         check: Callable[[str], str] | None = None,
     ) -> tuple[Reply, FinalAnswer]:
         """``check`` is the reply guardrails; with it, a live reply in the turn's context (Telegram
@@ -74,6 +75,8 @@ class ModelTurn:
             today=ctx.today,
             profile=state.profile,
             consent_given=consent_given,
+            lead_id=state.flow.get("lead_id"),
+            given=given or {},
         )
         messages = await self.store.recent_messages(state.conversation_id, limit=40)
 

@@ -1,12 +1,12 @@
 """The deterministic policy: answers without a model (no OPENAI_API_KEY, a failed model turn, a spent
-token budget) through the same Reply. It greets, walks the funnel with buttons, shows the catalog's
-top 3 as cards, answers free questions from the best knowledge passage with its source (or says
-«уточню у менеджера» and offers a manager), and hands contact capture to agent/contact.py.
+token budget) through the same Reply.
 
-A free message is either a bare funnel answer («11 класс», «онлайн») or a question. A question that
-names a funnel value («Сколько стоит лагерь?», «Можно ли заниматься онлайн?») is still a question: it
-is answered from the knowledge base, and the values it names fill the funnel so the follow-up never asks
-for them again.
+It reads the message's intents first (agent/intents.py: greeting, thanks, «подумаю», «дорого»,
+off-topic, an existing client, a service question), then answers the question: a price question that
+names a course from the catalog, anything else from the one best knowledge section (agent/answers.py),
+or an honest «нет точного ответа» with a manager button. The qualification funnel (grade → goal →
+subject → format, steps with a single possible answer skipped) follows only while it fits: never once a
+lead exists, never for an existing client or a service question.
 """
 
 from __future__ import annotations
@@ -16,16 +16,38 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from agent.answers import (
+    MAX_ANSWER_CHARS,
+    best_sentence,
+    content_words,
+    find_answer,
+    find_passages,
+    shorten,
+    split_questions,
+    with_context,
+)
 from agent.catalog import Catalog, SearchCriteria
 from agent.contact import CONTACT_START, HANDOFF
-from agent.funnel import apply_text_hints, next_step, profile_labels, question
-from agent.ports import Knowledge, KnowledgeResult, Passage
+from agent.funnel import (
+    LABELS,
+    STEPS,
+    apply_hints,
+    goals_for,
+    mark_answered,
+    next_step,
+    profile_labels,
+    question,
+)
+from agent.intents import Intent, IntentTable
+from agent.ports import Knowledge
 from agent.state import ConversationState
-from agent.types import QuickReply, Reply
+from agent.types import ProgramCard, QuickReply, Reply
+from agent.understanding import Understanding
 
 log = logging.getLogger(__name__)
 
 RESTART = "restart"
+PROGRAMS = "programs"  # «show me the programs» (after «подумаю»)
 GREETING = (
     "Здравствуйте! Я бот-помощник {brand}. Помогу подобрать курс для школьника 1–11 класса, расскажу "
     "об условиях обучения и помогу записаться. Можно выбирать кнопками или просто написать вопрос."
@@ -37,59 +59,23 @@ FOUND = {
 }
 MANAGER_HINT = "Лучше уточнить детали с менеджером — он поможет выбрать."
 AFTER_RESULTS = "Хотите записаться на пробное занятие или задать вопрос?"
-ASK_MANAGER = (
-    "Точного ответа в моих материалах нет — уточню у менеджера. Позвать менеджера в этот чат? "
-    "Или задайте вопрос иначе."
-)
 PICK_UP = "Если хотите, подберу программу."
 PICK_UP_NOTED = "Если хотите, подберу программу — учту: {noted}."
-MAX_PASSAGE_CHARS = 700
+PRICE_LINE = "{title}: {price}, старт {start}."
+CHEAPER_FORMAT = "Онлайн-формат дешевле очного: {title} — {price}."
 MAX_BUTTON_LABEL = 40
-
-
-# What makes a message a question rather than a bare funnel answer: a question mark, an interrogative
-# word («сколько», «можно ли», «как», «когда», «где»…), or a topic no funnel step covers (price,
-# payment, discounts, documents, schedule, addresses) — «скидка на математику» asks about discounts.
-_QUESTION = re.compile(
-    r"\?"
-    r"|\b(?:сколько|можно|нельзя|ли|когда|где|куда|откуда|почему|зачем|как[аиоу]\w*)\b"
-    r"|(?<!так )\bкак\b|^\s*что\b|\bчто (?:входит|нужно|у вас)"
-    r"|\bцен[аыуео]|\bстоим|\bстои[тл]|оплат|платн|плати|плат[её]ж|скидк|рассроч|вычет|капитал"
-    r"|возврат|договор|документ|расписани|адрес"
+# Words that make a question about the school rather than off-topic: an unanswered one goes to a manager.
+_SCHOOL = re.compile(
+    r"курс|заняти|урок|учеб|учит|школ|класс|групп|преподав|педагог|цен|стои|оплат|скидк|лагер|смен|"
+    r"расписан|адрес|запис|пробн|егэ|огэ|олимпиад|экзамен|программ|справк|договор|ребен|сын|доч|"
+    r"менеджер|филиал|онлайн|очно|мфти|физтех|подготов|балл|домашн|кружк|кружок|секци",
+    re.IGNORECASE,
 )
+_PRICE = re.compile(r"сколько\s+стоит|стоимост|\bцен[аыуе]\b|\bцены\b|почем|прайс|сколько\s+(?:будет\s+)?стоить|\bстоит\b", re.IGNORECASE)
 
 
-def is_question(text: str) -> bool:
-    return _QUESTION.search(text.lower()) is not None
-
-
-_SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?…](?=\s|$)")
-
-
-def _shorten(text: str, limit: int) -> str:
-    """Cut at the last full sentence within the limit (not at a list number like «3.»)."""
-    if len(text) <= limit:
-        return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text[:limit])]
-    if ends and ends[-1] > limit // 2:
-        return text[: ends[-1]].strip()
-    return text[:limit].rstrip() + "…"
-
-
-def _plain(markdown: str) -> str:
-    """Knowledge documents are Markdown; chat replies are plain text."""
-    text = re.sub(r"^#{1,6}\s*", "", markdown, flags=re.MULTILINE)
-    return re.sub(r"\*\*(.+?)\*\*|__(.+?)__", lambda m: m.group(1) or m.group(2), text)
-
-
-def passage_answer(passage: Passage) -> str:
-    source = f"{passage.title} — {passage.source_url}" if passage.source_url else passage.title
-    return f"{_shorten(_plain(passage.text).strip(), MAX_PASSAGE_CHARS)}\n\nИсточник: {source}"
-
-
-def _criteria_key(state: ConversationState) -> str:
-    p = state.profile
-    return f"{p.grade}|{p.goal}|{p.subject}|{p.format}"
+# A price question that also asks what the price includes is a knowledge-base question.
+_MORE = re.compile(r"что\s+входит|включ|за\s+что|из\s+чего", re.IGNORECASE)
 
 
 def after_results_buttons() -> list[QuickReply]:
@@ -100,50 +86,282 @@ def after_results_buttons() -> list[QuickReply]:
     ]
 
 
+def _criteria_key(state: ConversationState) -> str:
+    p = state.profile
+    return f"{p.grade}|{p.goal}|{p.subject}|{p.format}"
+
+
+def _compact(title: str) -> str:
+    text = re.sub(r"\s*\((?:[^)]*)\)", lambda m: " " + m.group(0).strip(" ()"), title)
+    text = text.replace("класс", "кл.").replace("«", "").replace("»", "")
+    return " ".join(text.split())
+
+
+def program_labels(cards: list[ProgramCard]) -> list[str]:
+    """Readable, unique sign-up labels: where two titles would read the same, name what differs."""
+    compact = [_compact(card.title) for card in cards]
+    labels = [shorten(f"Запись: {c}", MAX_BUTTON_LABEL) for c in compact]
+    for i, label in enumerate(labels):
+        twins = [j for j, other in enumerate(labels) if other == label]
+        if len(twins) < 2:
+            continue
+        common = _common_prefix([compact[j] for j in twins])
+        for j in twins:
+            head = compact[j].split()[0]
+            tail = compact[j][len(common):].strip(" ,—-") or compact[j]
+            labels[j] = shorten(f"{head}: {tail}", MAX_BUTTON_LABEL)
+    return labels
+
+
+def _common_prefix(texts: list[str]) -> str:
+    prefix = texts[0]
+    for text in texts[1:]:
+        while not text.startswith(prefix):
+            prefix = prefix[:-1]
+    return prefix
+
+
 @dataclass
 class OfflinePolicy:
     catalog: Catalog
     knowledge: Knowledge
+    intents: IntentTable
+
+    # ------------------------------------------------------------------ entry points
 
     def greet(self, state: ConversationState, *, brand_name: str, today: date) -> Reply:
         follow = self.advance(state, today=today)
-        return Reply(text=f"{GREETING.format(brand=brand_name)}\n\n{follow.text}", quick_replies=follow.quick_replies, cards=follow.cards)
+        text = f"{GREETING.format(brand=brand_name)}\n\n{follow.text}"
+        return Reply(text=text, quick_replies=follow.quick_replies, cards=follow.cards)
 
-    async def respond(self, state: ConversationState, *, text: str | None, today: date) -> Reply:
-        """A free message (or none, after a funnel button): a bare funnel answer moves the funnel on; a
-        question is answered from the knowledge base, keeping the funnel as a gentle follow-up."""
-        if not text:
+    async def respond(
+        self, state: ConversationState, message: Understanding | None, *, today: date, brand_name: str
+    ) -> Reply:
+        """A free message: intents first, then the question, then a follow-up that fits the state."""
+        if message is None or not (message.question or message.text).strip():
             return self.advance(state, today=today)
-        noted = apply_text_hints(state, text)
-        if noted and not is_question(text):
-            return self.advance(state, today=today)
-        found = await self._search(state.brand, text)
-        follow = self.advance(state, today=today, repeat_results=False)
-        follow_text = follow.text
-        if next_step(state) is not None:  # the funnel is open: offer it, noting what the question told us
-            labels = profile_labels(state, noted)
-            pick_up = PICK_UP_NOTED.format(noted=", ".join(labels)) if labels else PICK_UP
-            follow_text = f"{pick_up} {follow.text}"
-        if found is not None and found.relevant and found.passages:
-            answer = passage_answer(found.passages[0])
-            return Reply(text=f"{answer}\n\n{follow_text}", quick_replies=follow.quick_replies, cards=follow.cards)
-        buttons = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *follow.quick_replies]
-        return Reply(text=f"{ASK_MANAGER}\n\n{follow_text}", quick_replies=buttons[:12], cards=follow.cards)
+        if message.has(Intent.client) or message.has(Intent.service):
+            state.flow["client"] = state.flow.get("client") or message.has(Intent.client)
+        qualifying = self.qualifying(state, message)
+        noted = apply_hints(state, message.hints, overwrite=not message.asks) if qualifying or not message.asks else []
+        if message.has(Intent.greeting) and not message.asks:
+            return self._with_follow(state, self.intents.reply("greeting", brand=brand_name), today, qualifying)
+        if message.has(Intent.thanks) and not message.asks:
+            return self._thanks(state)
+        if message.has(Intent.think):
+            return Reply(
+                text=self.intents.reply("think"),
+                quick_replies=[
+                    QuickReply(label="Показать программы", payload=PROGRAMS),
+                    QuickReply(label="Оставить контакт", payload=CONTACT_START),
+                ],
+            )
+        if message.has(Intent.price_objection):
+            return await self._objection(state, today=today)
+        if message.has(Intent.offtopic):
+            return self._offtopic(brand_name)  # its patterns are specific: «реши домашку по алгебре»
+        if noted and not message.asks:
+            return self.advance(state, today=today)  # a bare funnel answer moves the funnel on
+        return await self.answer(state, message, today=today, brand_name=brand_name, noted=noted)
 
-    async def _search(self, brand: str, text: str) -> KnowledgeResult | None:
-        """The best passage, or None when the knowledge base itself fails: this policy is the last
-        resort (the model may already have failed on the same error), so it still answers."""
+    async def answer(
+        self,
+        state: ConversationState,
+        message: Understanding,
+        *,
+        today: date,
+        brand_name: str,
+        noted: list[str] | None = None,
+        follow_up: bool = True,
+    ) -> Reply:
+        """The question of a message answered: a course price from the catalog, else the knowledge base."""
+        question_text = message.question or message.text
+        qualifying = follow_up and self.qualifying(state, message)
+        if _PRICE.search(question_text) and (message.hints.subject or message.hints.goal not in (None, "camp")):
+            priced = self._catalog_price(state, message, today=today)
+            if priced is not None:
+                return priced
+        parts = split_questions(question_text, self.intents.asks)
+        if len(parts) > 1:
+            several = await self._several(state, message, parts, today=today)
+            if several is not None:
+                return self._with_follow(state, several, today, qualifying, noted=noted or [])
+        answer = await self._find(state.brand, with_context(question_text, state.flow.get("topic")))
+        if answer is not None:
+            state.flow["topic"] = answer.title
+        if answer is None:
+            if not _SCHOOL.search(question_text) and not message.hints.steps():
+                return self._offtopic(brand_name)
+            reply = self._with_follow(state, self.intents.reply("no_answer"), today, qualifying, noted=noted or [])
+            reply.quick_replies = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *reply.quick_replies][:12]
+            return reply
+        return self._with_follow(state, answer.render(), today, qualifying, noted=noted or [])
+
+    def qualifying(self, state: ConversationState, message: Understanding | None = None) -> bool:
+        """The funnel fits: no lead yet, not an existing client, not a service question."""
+        if state.flow.get("lead_id") or state.flow.get("client"):
+            return False
+        return not (message is not None and (message.has(Intent.service) or message.has(Intent.client)))
+
+    # ------------------------------------------------------------------ intents
+
+    def _thanks(self, state: ConversationState) -> Reply:
+        text = self.intents.reply("thanks")
+        if state.flow.get("lead_id") or state.flow.get("client"):
+            return Reply(text=text)
+        return Reply(
+            text=f"{text} {self.intents.reply('thanks_next')}",
+            quick_replies=[
+                QuickReply(label="Подобрать программу", payload=PROGRAMS),
+                QuickReply(label="Записаться на пробное", payload=CONTACT_START),
+            ],
+        )
+
+    def _offtopic(self, brand_name: str) -> Reply:
+        return Reply(
+            text=self.intents.reply("offtopic", brand=brand_name),
+            quick_replies=[QuickReply(label="Подобрать курс", payload=PROGRAMS)],
+        )
+
+    async def _objection(self, state: ConversationState, *, today: date) -> Reply:
+        """«Дорого»: the cheaper format from the catalog, then the discount and trial lines of the KB."""
+        lines = [self.intents.reply("price_objection")]
+        cheaper = self._cheaper_format(state, today=today)
+        if cheaper:
+            lines.append(f"— {cheaper}")
+        for query in self.intents.spec.objection_queries:
+            try:
+                _, passages = await find_passages(self.knowledge, state.brand, query, limit=1)
+            except Exception:
+                log.exception("knowledge search failed for the objection answer")
+                continue
+            sentence = best_sentence(passages[0].text, content_words(query)) if passages else None
+            if sentence:
+                lines.append(f"— {shorten(sentence, 160)}")
+        buttons = [QuickReply(label="Записаться на пробное", payload=CONTACT_START), QuickReply(label="Позвать менеджера", payload=HANDOFF)]
+        return Reply(text="\n".join(lines), quick_replies=buttons)
+
+    def _cheaper_format(self, state: ConversationState, *, today: date) -> str | None:
+        p = state.profile
+        if p.goal is None and p.subject is None:
+            return None  # nothing to compare like for like yet
+        online = self.catalog.search(
+            state.brand, SearchCriteria(grade=p.grade, goal=p.goal, subject=p.subject, format="online"), today=today
+        )
+        card = next((c for c in online.items if "₽" in c.price_text), None)
+        if card is None or online.match_quality == "none":
+            return None
+        return CHEAPER_FORMAT.format(title=card.title, price=card.price_text)
+
+    # ------------------------------------------------------------------ answers
+
+    async def _several(self, state: ConversationState, message: Understanding, parts: list[str], *, today: date) -> str | None:
+        """Several questions in one message: each answered briefly (a catalog price or a section)."""
+        answers: list[str] = []
+        sources: list[str] = []
+        limit = MAX_ANSWER_CHARS // len(parts) + 60
+        for part in parts:
+            if _PRICE.search(part) and (message.hints.steps()):
+                priced = self._catalog_price(state, message, today=today)
+                if priced is not None:
+                    answers.append(priced.text.splitlines()[0])
+                    continue
+            found = await self._find(state.brand, part, limit=limit)
+            if found is not None and found.text not in answers:
+                answers.append(found.text)
+                if found.source_url and found.source_url not in sources:
+                    sources.append(found.source_url)
+        if not answers:
+            return None
+        links = f"\n\nИсточник: {', '.join(sources)}" if sources else ""
+        return "\n\n".join(answers) + links
+
+    async def _find(self, brand: str, question_text: str, *, limit: int = MAX_ANSWER_CHARS):
+        """The best answer, or None when the knowledge base has none (or itself fails: this policy is
+        the last resort, the model may already have failed on the same error, so it still answers)."""
         try:
-            return await self.knowledge.search(brand, text, limit=1)
+            return await find_answer(self.knowledge, brand, question_text, limit=limit)
         except Exception:
             log.exception("knowledge search failed in the offline policy")
             return None
 
+    def _catalog_price(self, state: ConversationState, message: Understanding, *, today: date) -> Reply | None:
+        """«Сколько стоит ЕГЭ по физике онлайн?»: the programs the question names, with their prices.
+        The question's own values win; the profile fills the rest unless that finds nothing."""
+        p, h = state.profile, message.hints
+        merged = SearchCriteria(
+            grade=h.grade or p.grade, goal=h.goal or p.goal, subject=h.subject or p.subject, format=h.format or p.format
+        )
+        own = SearchCriteria(grade=h.grade, goal=h.goal, subject=h.subject, format=h.format)
+        for criteria in (merged, own):
+            result = self.catalog.search(state.brand, criteria, today=today)
+            if result.match_quality == "strong":
+                break
+        else:
+            return None
+        # The first card meets every criterion; the second is shown only when the format is still open.
+        cards = [card for card in result.items[: 1 if criteria.format else 2] if "₽" in card.price_text]
+        if not cards or _MORE.search(message.question or message.text):
+            return None
+        lines = [PRICE_LINE.format(title=c.title, price=c.price_text, start=c.next_start_text.lower()) for c in cards]
+        state.flow["shown"] = [card.id for card in cards]
+        buttons = [QuickReply(label=label, payload=f"program:{card.id}") for label, card in zip(program_labels(cards), cards, strict=True)]
+        return Reply(text="\n".join(lines), cards=cards, quick_replies=buttons + [QuickReply(label="Позвать менеджера", payload=HANDOFF)])
+
+    def _with_follow(
+        self, state: ConversationState, text: str, today: date, qualifying: bool, *, noted: list[str] | None = None
+    ) -> Reply:
+        if not qualifying:
+            return Reply(text=text)
+        step = self.open_step(state)
+        follow = self.advance(state, today=today, repeat_results=False)
+        if step is None:  # the funnel is done: the programs (again only if the criteria changed)
+            return Reply(text=f"{text}\n\n{follow.text}", quick_replies=follow.quick_replies, cards=follow.cards)
+        labels = profile_labels(state, noted or [])
+        pick_up = PICK_UP_NOTED.format(noted=", ".join(labels)) if labels else PICK_UP
+        return Reply(text=f"{text}\n\n{pick_up} {follow.text}", quick_replies=follow.quick_replies)
+
+    # ------------------------------------------------------------------ the funnel
+
+    def options(self, state: ConversationState, step: str) -> list[str]:
+        """The values of a step the catalog still offers for what is known (grade first)."""
+        if step == "grade":
+            return [str(n) for n in range(1, 12)]
+        p = state.profile
+        programs = [
+            program for program in self.catalog.brand(state.brand).programs
+            if (p.grade is None or program.grade_min <= p.grade <= program.grade_max)
+            and (p.goal is None or step == "goal" or program.goal == p.goal)
+            and (p.subject is None or step == "subject" or p.subject in program.subjects)
+        ]
+        if step == "goal":
+            offered = {program.goal for program in programs}
+            return [goal for goal in goals_for(p.grade) if goal in offered] or goals_for(p.grade)
+        if step == "subject":
+            offered = {subject for program in programs for subject in program.subjects}
+            return [s for s in LABELS["subject"] if s in offered]
+        offered = {program.format for program in programs}
+        if "hybrid" in offered:
+            offered |= {"online", "offline"}
+        return [f for f in ("offline", "online") if f in offered]
+
+    def open_step(self, state: ConversationState) -> str | None:
+        """The next open step; a step with a single possible answer is filled and skipped."""
+        while (step := next_step(state)) is not None:
+            if step == "grade":
+                return step
+            options = self.options(state, step)
+            if len(options) != 1:
+                return step
+            setattr(state.profile, step, options[0])
+            mark_answered(state, step)
+        return None
+
     def advance(self, state: ConversationState, *, today: date, repeat_results: bool = True) -> Reply:
         """The next funnel question, or the top-3 programs once the funnel is answered."""
-        step = next_step(state)
+        step = self.open_step(state)
         if step is not None:
-            text, buttons = question(state, step)
+            text, buttons = question(state, step, None if step == "grade" else self.options(state, step))
             return Reply(text=text, quick_replies=buttons)
         if state.flow.get("shown_for") == _criteria_key(state) and not repeat_results:
             return Reply(text=AFTER_RESULTS, quick_replies=after_results_buttons())
@@ -159,8 +377,12 @@ class OfflinePolicy:
         lines = [FOUND[result.match_quality]]
         if result.manager_recommended and result.match_quality != "none":
             lines.append(MANAGER_HINT)
+        cards = list(result.items)
         buttons = [
-            QuickReply(label=_shorten(f"Записаться: {card.title}", MAX_BUTTON_LABEL), payload=f"program:{card.id}")
-            for card in result.items
+            QuickReply(label=label, payload=f"program:{card.id}")
+            for label, card in zip(program_labels(cards), cards, strict=True)
         ]
-        return Reply(text="\n".join(lines), cards=list(result.items), quick_replies=buttons + after_results_buttons())
+        return Reply(text="\n".join(lines), cards=cards, quick_replies=buttons + after_results_buttons())
+
+
+__all__ = ["AFTER_RESULTS", "OfflinePolicy", "PROGRAMS", "RESTART", "STEPS", "after_results_buttons", "program_labels"]

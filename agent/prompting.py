@@ -54,17 +54,30 @@ def build_instructions(
     today: date,
     profile: Profile,
     consent_given: bool,
+    lead_id: int | None = None,
+    given: dict[str, Any] | None = None,
 ) -> str:
+    """The turn's instructions. The lead and this message's contact parts are added only when there are
+    any, so the model never asks again for what the user gave (and recorded dialogs stay comparable)."""
     known: dict[str, Any] = profile.model_dump(include={"grade", "goal", "subject", "format", "program_ids"}, exclude_none=True)
     if profile.name:
         known["name"] = profile.name
     if profile.phone:
         known["phone"] = mask_phone(profile.phone)
     known["consent_personal_data"] = consent_given
+    if lead_id is not None:
+        known["lead_created"] = lead_id
+    extra = ""
+    if given:
+        extra = (
+            f"\n## В этом сообщении пользователь дал\n{json.dumps(given, ensure_ascii=False)}\n"
+            "Контакт, согласие и заявку бот оформляет сам в этом же ответе: не просите их повторить, "
+            "не повторяйте номер и имя, ответьте только на вопрос из сообщения (если он есть).\n"
+        )
     return (
         f"{_brand_part(prompts, brand_name, brand_domain, tuple(facts), manager_contact)}"
         f"## Сегодня\n{today.isoformat()}\n\n"
-        f"## Что известно о пользователе\n{json.dumps(known, ensure_ascii=False)}\n"
+        f"## Что известно о пользователе\n{json.dumps(known, ensure_ascii=False)}\n{extra}"
     )
 
 

@@ -28,31 +28,36 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from agent.catalog import Catalog, school_today
 from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, ContactFlow
+from agent.decide import Decision, Route, Situation, decide
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
-from agent.funnel import STEPS, apply_choice, choice_label
-from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, find_phone, quotes_prompt
+from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
+from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, mask_personal_data, quotes_prompt
+from agent.intents import IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
-from agent.offline import RESTART, OfflinePolicy
+from agent.offline import PROGRAMS, RESTART, OfflinePolicy
+from agent.replies import FORGET_NO, FORGET_YES, Withdrawal, combine, forget_confirmation, given_in, withdrawn_reply
 from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
+from agent.relay import human_mode_deadline
 from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
 from agent.streaming import mute_live_reply
 from agent.toolkit import ToolContext
 from agent.types import Action, Inbound, QuickReply, Reply, Usage, identity_of
+from agent.understanding import Understanding, understand
 
 log = logging.getLogger(__name__)
 
-HUMAN_MODE_TTL = timedelta(hours=24)
 HANDOFF_TEXT = (
     "Передаю разговор менеджеру — он ответит здесь в рабочее время (ежедневно 10:00–18:00). "
     "Пока менеджер ведёт разговор, я помолчу."
 )
+HUMAN_QUIET = "Пока менеджер ведёт разговор, я помолчу."
 HUMAN_MODE_NOTICE = "Ваше сообщение передано менеджеру, он ответит здесь. Пока я молчу, чтобы не мешать."
 FALLBACK_TEXT = "Извините, я не понял. Выберите, пожалуйста, вариант кнопкой или напишите вопрос."
 
@@ -91,6 +96,8 @@ class AssistantService:
         notifier: Notifier,
         model: ModelTurn | None = None,
         crm: CRM | None = None,
+        withdrawal: Withdrawal | None = None,
+        intents: IntentTable | None = None,
         clock: Callable[[], datetime] = _utcnow,
         today: Callable[[], date] = school_today,
         on_model_failure: Callable[[str], None] = lambda kind: None,
@@ -103,10 +110,12 @@ class AssistantService:
         self.notifier = notifier
         self.model = model
         self.crm = crm
+        self.withdrawal = withdrawal  # «удалите мои данные» in a chat goes through the same method as /forget
+        self.intents = intents or load_intents(settings.project_path("prompts") / "intents.yaml")
         self.clock = clock
         self.today = today
         self.on_model_failure = on_model_failure  # e.g. a metrics counter by kind
-        self.offline = OfflinePolicy(catalog, knowledge)
+        self.offline = OfflinePolicy(catalog, knowledge, self.intents)
         self._amounts: dict[str, frozenset[int]] = {}
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -160,6 +169,8 @@ class AssistantService:
     async def _route(
         self, inbound: Inbound, state: ConversationState, text: str | None, now: datetime, usage: list[UsageRecord]
     ) -> Reply:
+        """Buttons and shared contacts are deterministic; typed text is understood whole and routed by the
+        decision table (agent/decide.py)."""
         brand = self.catalog.brand(state.brand).brand
         contact = ContactFlow(self.leads, brand.name, brand.domain, brand.manager_contact)
         channel, key = inbound.channel.value, inbound.idempotency_key
@@ -173,6 +184,8 @@ class AssistantService:
             return await contact.on_consent(
                 state, choice == CONSENT_YES, channel=channel, telegram_id=telegram_id, now=now, key=key
             )
+        if choice in (FORGET_YES, FORGET_NO):
+            return await self._forget(inbound, state, confirmed=choice == FORGET_YES)
         if choice == CONTACT_START:
             return await contact.start(state, channel=channel, now=now, key=key)
         if choice.startswith("program:"):
@@ -183,31 +196,89 @@ class AssistantService:
         if choice == RESTART:
             for step in STEPS:
                 setattr(state.profile, step, None)
-            state.flow.clear()
+            state.flow.clear() if not state.flow.get("lead_id") else state.flow.pop("answered", None)
+            return self.offline.advance(state, today=self.today())
+        if choice == PROGRAMS:
             return self.offline.advance(state, today=self.today())
         if inbound.contact is not None:
             name = inbound.contact.first_name or inbound.first_name
             return await contact.on_phone(state, inbound.contact.phone, name=name, channel=channel, now=now, key=key)
-        if text and (phone := find_phone(text)):
-            return await contact.on_phone(state, phone, name=None, channel=channel, now=now, key=key)
         if choice and not apply_choice(state, choice):
             follow = self.offline.advance(state, today=self.today())
             return Reply(text=f"{FALLBACK_TEXT}\n\n{follow.text}", quick_replies=follow.quick_replies)
         if inbound.start and not text and not choice:
             return self.offline.greet(state, brand_name=brand.name, today=self.today())
-        if not text and (not choice or not await self._model_allowed(state)):
+        if not text:
+            if not choice or not await self._model_allowed(state):
+                return self.offline.advance(state, today=self.today())
+            return await self._answer(inbound, state, None, None, contact, now, usage)
+        expecting = bool(state.flow.get("awaiting") or state.flow.get("lead_id"))
+        message = understand(text, self._intents(state.brand), expecting_contact=expecting)
+        return await self._decided(inbound, state, message, contact, now, usage)
+
+    async def _decided(
+        self,
+        inbound: Inbound,
+        state: ConversationState,
+        message: Understanding,
+        contact: ContactFlow,
+        now: datetime,
+        usage: list[UsageRecord],
+    ) -> Reply:
+        """One row of the decision table, plus the answer to the rest of the message where it asks for one."""
+        channel, key = inbound.channel.value, inbound.idempotency_key
+        decision = decide(message, Situation(
+            lead_id=state.flow.get("lead_id"), phone=state.profile.phone, funnel_open=self.offline.qualifying(state)
+        ))
+        if decision.route is Route.forget:
+            return self._forget_confirmation()
+        if decision.route is Route.urgent:
+            assert message.urgent is not None
+            text = f"{' '.join(message.urgent.reply.split())} {HUMAN_QUIET}"
+            return await self._enter_human_mode(state, inbound, f"Срочная тема: {message.urgent.id}", now, text=text)
+        if decision.route is Route.person:
+            reason = f"Пользователь попросил менеджера: {mask_personal_data(message.text)[:300]}"
+            return await self._enter_human_mode(state, inbound, reason, now)
+        if decision.route is Route.enrol and self.model is not None and await self._model_allowed(state):
+            decision = Decision(Route.answer)  # the model shows the programs and asks for the contact itself
+        if message.name:
+            contact.remember_name(state, message.name)
+        if decision.route is Route.note:
+            done = await contact.add_to_lead(state, message)
+        elif decision.route is Route.name:
+            done = contact.name_noted(state)
+        elif decision.route is Route.contact:
+            apply_hints(state, message.hints, overwrite=False)
+            done = await contact.on_message_contact(state, message, channel=channel, now=now, key=key)
+        elif decision.route is Route.enrol:
+            apply_hints(state, message.hints, overwrite=False)
+            done = await contact.start(state, channel=channel, now=now, key=key)
+        elif decision.route is Route.skip:
+            step = self.offline.open_step(state)
+            if step is not None:
+                skip_step(state, step)
             return self.offline.advance(state, today=self.today())
-        return await self._answer(inbound, state, text, contact, now, usage)
+        else:
+            return await self._answer(inbound, state, message.text, message, contact, now, usage)
+        if not decision.answer_rest:
+            return done
+        answer = await self._answer(inbound, state, message.question, message, contact, now, usage, follow_up=False)
+        return combine(answer, done)
 
     async def _answer(
         self,
         inbound: Inbound,
         state: ConversationState,
         text: str | None,
+        message: Understanding | None,
         contact: ContactFlow,
         now: datetime,
         usage: list[UsageRecord],
+        *,
+        follow_up: bool = True,
     ) -> Reply:
+        """The model's answer (the offline policy's when there is no model, the budget is spent or the
+        model fails). ``follow_up=False``: only the question, the caller's reply carries the next step."""
         if self.model is not None and await self._model_allowed(state):
             model = self.model
 
@@ -235,6 +306,7 @@ class AssistantService:
                     ctx,
                     brand=self.catalog.brand(state.brand).brand,
                     consent_given=await self.leads.has_consent(state.user_id),
+                    given=given_in(message),
                     check=lambda draft: self._live_check(draft, state.brand),
                 )
             except ModelUnavailable as error:
@@ -245,7 +317,9 @@ class AssistantService:
                 log.exception("model turn crashed, answering offline")
                 self.on_model_failure("crash")
             else:
-                if answer.ask_contact or ctx.consent_needed:
+                if ctx.lead_id:
+                    state.flow["lead_id"] = ctx.lead_id
+                if (answer.ask_contact or ctx.consent_needed) and follow_up:
                     follow = await contact.start(state, channel=inbound.channel.value, now=now, key=inbound.idempotency_key)
                     reply.text = f"{reply.text}\n\n{follow.text}".strip()
                     reply.quick_replies = follow.quick_replies or reply.quick_replies
@@ -257,7 +331,10 @@ class AssistantService:
                     reply.actions = [*reply.actions, Action.handoff]
                     reply.quick_replies = []
                 return reply
-        return await self.offline.respond(state, text=text, today=self.today())
+        brand_name = self.catalog.brand(state.brand).brand.name
+        if not follow_up and message is not None:
+            return await self.offline.answer(state, message, today=self.today(), brand_name=brand_name, follow_up=False)
+        return await self.offline.respond(state, message, today=self.today(), brand_name=brand_name)
 
     # ---------------------------------------------------------------- human mode
 
@@ -272,16 +349,16 @@ class AssistantService:
 
     def _human_mode_reply(self, state: ConversationState) -> Reply:
         if state.handoff_notice_sent:
-            return Reply(text="", silent=True, actions=[Action.handoff])
+            return Reply(text="", silent=True, actions=[Action.handoff], human_mode=True)
         state.handoff_notice_sent = True
-        return Reply(text=HUMAN_MODE_NOTICE, silent=False, actions=[Action.handoff])
+        return Reply(text=HUMAN_MODE_NOTICE, silent=False, actions=[Action.handoff], human_mode=True)
 
     async def _enter_human_mode(
-        self, state: ConversationState, inbound: Inbound, reason: str, now: datetime
+        self, state: ConversationState, inbound: Inbound, reason: str, now: datetime, *, text: str = HANDOFF_TEXT
     ) -> Reply:
         if self._in_human_mode(state, now):
             return self._human_mode_reply(state)
-        state.human_mode_until = now + HUMAN_MODE_TTL
+        state.human_mode_until = human_mode_deadline(now, self.settings.handoff_idle_hours)
         state.handoff_reason = reason[:500]
         state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
         consent = await self.leads.has_consent(state.user_id)
@@ -299,7 +376,26 @@ class AssistantService:
             await self.notifier.notify_handoff(notice)
         except Exception:  # a staff-chat hiccup must not cost the user their reply
             log.exception("handoff notification failed for conversation %s", state.conversation_id)
-        return Reply(text=HANDOFF_TEXT, actions=[Action.handoff])
+        return Reply(text=text, actions=[Action.handoff])
+
+    # ---------------------------------------------------------------- withdrawal
+
+    def _forget_confirmation(self) -> Reply:
+        return forget_confirmation()
+
+    async def _forget(self, inbound: Inbound, state: ConversationState, *, confirmed: bool) -> Reply:
+        """The same withdrawal as Telegram's /forget, through the one method every channel calls."""
+        if not confirmed or self.withdrawal is None:
+            return withdrawn_reply(done=False, available=self.withdrawal is not None, confirmed=confirmed)
+        await self.withdrawal.withdraw(
+            identity=identity_of(inbound.channel).value, external_id=inbound.user_id,
+            channel=inbound.channel.value, brand=state.brand,
+        )
+        state.flow["erased"] = True
+        return withdrawn_reply(done=True, available=True, confirmed=True)
+
+    def _intents(self, brand: str) -> IntentTable:
+        return self.intents
 
     # ---------------------------------------------------------------- helpers
 
@@ -383,6 +479,8 @@ class AssistantService:
     async def _finish(
         self, inbound: Inbound, state: ConversationState, reply: Reply, usage: list[UsageRecord]
     ) -> Reply:
+        if state.flow.get("erased"):
+            return reply  # the withdrawal erased the conversation: nothing of this turn is stored
         reply.conversation_id = state.conversation_id
         meta = {"reply": reply.model_dump(mode="json"), "engine": reply.engine}
         await self.store.finish_turn(state, self._message(inbound, reply.text, meta), usage)

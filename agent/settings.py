@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
     manager_chat_id: int | None = None
+    # The manager relay (README "For the sales team"): a topic per client in MANAGER_CHAT_ID, messages
+    # copied both ways. Off: handoff cards only, as before.
+    manager_relay_enabled: bool = True
+    # Human mode ends by itself when no manager has written for this long.
+    handoff_idle_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     # The durable update queue both modes share (see README "Telegram bot").
     telegram_queue_concurrency: int = Field(default=256, ge=1, le=1000)  # chats processed at once per process
     telegram_queue_max_attempts: int = Field(default=5, ge=1, le=100)  # then the update is dead-lettered

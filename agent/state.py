@@ -61,6 +61,8 @@ class LeadRequest(BaseModel):
     source: str | None = None
     profile: dict[str, Any] = Field(default_factory=dict)
     program_ids: list[str] = Field(default_factory=list)
+    # What the client added for the manager (a second phone, «перезвоните после 18»), prefixed «От клиента:».
+    manager_note: str | None = None
     idempotency_key: str | None = None
     is_test: bool = False
 
@@ -148,3 +150,7 @@ class LeadStore(Protocol):
     async def recent_lead(self, user_id: int, phone: str, since: datetime) -> int | None: ...
 
     async def create_lead(self, lead: LeadRequest, *, outbox_provider: str | None) -> int: ...
+
+    async def annotate_lead(self, lead_id: int, *, note: str | None, name: str | None) -> None:
+        """Append ``note`` to the lead's note (a new line) and set its name when one is given."""
+        ...

@@ -94,5 +94,7 @@ class Reply(BaseModel):
     lead_id: int | None = None
     # True while a manager owns the conversation and the bot must stay quiet.
     silent: bool = False
+    # True while a manager owns the conversation: the adapter passes the user's message on to them.
+    human_mode: bool = False
     # Which engine answered: "model" or "offline" (for diagnostics and evals).
     engine: str = "offline"

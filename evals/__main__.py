@@ -84,6 +84,69 @@ def run(
 
 
 @app.command()
+def quality(
+    offline: bool = typer.Option(False, "--offline", help="the offline policy answers (the default)"),
+    live: bool = typer.Option(False, "--live", help="the live model answers (OPENAI_API_KEY)"),
+    show: int = typer.Option(60, help="how many failures to print"),
+    min_good: float = typer.Option(0.85, help="exit 1 below this share of good replies"),
+) -> None:
+    """Run the labelled answer-quality set (evals/quality/) through the real assistant: the share of good
+    replies by category, the failures with the reply, the hard-gate violations. Exit 1 when a hard gate
+    is broken or the share is under --min-good."""
+    from evals.quality import print_quality, run_quality
+
+    if offline and live:
+        raise typer.BadParameter("--offline and --live exclude each other")
+    logging.basicConfig(level=logging.CRITICAL)
+    settings = _settings()
+    if live and not settings.llm_configured:
+        console.print("[red]--live needs OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible server).[/red]")
+        raise typer.Exit(2)
+    report = asyncio.run(run_quality(settings, settings.project_path("."), live=live))
+    print_quality(report, console, show=show)
+    raise typer.Exit(0 if report.gate_count == 0 and report.good_share >= min_good else 1)
+
+
+@app.command()
+def reseal(
+    case: list[str] = typer.Option(None, "--case", help="reseal only this case id or file stem (repeatable)"),
+    dialogs: Path = typer.Option(DIALOGS_DIR, help="folder of dialog files"),
+) -> None:
+    """Re-record hand-authored cassettes: their bodies (or `author:` stubs) are served in order by a
+    scripted upstream and the cassette is rewritten with the current requests' fingerprints."""
+    from pydantic import SecretStr
+
+    from evals.authoring import ScriptedUpstream
+    from evals.cases import write_cassette
+
+    logging.basicConfig(level=logging.CRITICAL)
+    settings = _settings().model_copy(update={"openai_api_key": SecretStr("sk-authored-cassette"), "openai_base_url": None})
+    files = [f for f in load_cases(dialogs, only=case or None) if f.case.mode == "model"]
+    failed = 0
+
+    async def one(case_file) -> None:  # type: ignore[no-untyped-def]
+        nonlocal failed
+        upstream = ScriptedUpstream(case_file.case.id, case_file.case.cassette)
+        result = await Runner(base=settings, mode=Mode.record, upstream=upstream).run(case_file)
+        unused = f", {upstream.unused} authored responses unused" if upstream.unused else ""
+        ok = result.status.value == "PASS" and not upstream.unused
+        failed += not ok
+        if result.error is None:
+            write_cassette(case_file.path, result.recorded)
+        console.print(f"{case_file.case.id}: {result.status.value}{unused} {result.error or ''}")
+        for check in result.checks:
+            if not check.passed:
+                console.print(f"  [red]turn {check.turn}: {check.name} — {check.detail}[/red]")
+
+    async def all_cases() -> None:
+        for case_file in files:
+            await one(case_file)
+
+    asyncio.run(all_cases())
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
 def capture(
     conversation_id: int = typer.Argument(..., help="id of a stored conversation (database from the settings)"),
     output: Path | None = typer.Option(None, help="file to write (default evals/dialogs/captured-<id>.yaml)"),

@@ -10,18 +10,29 @@ import pytest
 
 from adapters.knowledge.local import LocalKnowledge
 from agent.catalog import SearchCriteria, load_catalog
-from agent.funnel import apply_text_hints
-from agent.offline import OfflinePolicy, is_question
+from agent.funnel import apply_hints
+from agent.intents import load_intents
+from agent.offline import OfflinePolicy
+from agent.understanding import hints_in, understand
 from agent.state import ConversationState
 from agent.types import Reply
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = date(2026, 9, 1)
+INTENTS = load_intents(REPO / "prompts" / "intents.yaml")
+
+
+def is_question(text: str) -> bool:
+    return INTENTS.asks(text)
+
+
+async def _respond(policy: OfflinePolicy, state: ConversationState, text: str) -> Reply:
+    return await policy.respond(state, understand(text, INTENTS), today=TODAY, brand_name="УНПК МФТИ")
 
 
 @pytest.fixture(scope="module")
 def policy() -> OfflinePolicy:
-    return OfflinePolicy(load_catalog(REPO / "catalog"), LocalKnowledge.from_directory(REPO / "knowledge"))
+    return OfflinePolicy(load_catalog(REPO / "catalog"), LocalKnowledge.from_directory(REPO / "knowledge"), INTENTS)
 
 
 def _state() -> ConversationState:
@@ -55,7 +66,7 @@ async def test_a_question_with_a_funnel_word_is_answered_from_the_knowledge_base
     policy: OfflinePolicy, text: str, slots: dict[str, object], answer_phrases: list[str], noted: str
 ) -> None:
     state = _state()
-    reply = await policy.respond(state, text=text, today=TODAY)
+    reply = await _respond(policy, state, text)
     answer, _, follow_up = reply.text.partition("\n\nИсточник: ")
     assert follow_up, f"no knowledge-base answer: {reply.text!r}"
     for phrase in answer_phrases:
@@ -69,8 +80,8 @@ async def test_a_question_with_a_funnel_word_is_answered_from_the_knowledge_base
 
 async def test_the_funnel_skips_what_a_question_already_said(policy: OfflinePolicy) -> None:
     state = _state()
-    await policy.respond(state, text="Сколько стоит лагерь и что входит в стоимость?", today=TODAY)
-    after_grade = await policy.respond(state, text="8 класс", today=TODAY)
+    await _respond(policy, state, "Сколько стоит лагерь и что входит в стоимость?")
+    after_grade = await _respond(policy, state, "8 класс")
     assert "Источник" not in after_grade.text
     assert after_grade.text == "Какой предмет интересует?"  # the goal (camp) is not asked again
     assert _slots(state) == {"grade": 8, "goal": "camp"}
@@ -79,23 +90,27 @@ async def test_the_funnel_skips_what_a_question_already_said(policy: OfflinePoli
 async def test_a_question_that_completes_the_funnel_gets_the_answer_and_the_programs(policy: OfflinePolicy) -> None:
     state = _state()
     text = "Сколько стоит очная подготовка к ЕГЭ по физике для 10 класса?"
-    reply = await policy.respond(state, text=text, today=TODAY)
-    assert "Источник:" in reply.text and "Вот программы, которые подходят:" in reply.text
+    reply = await _respond(policy, state, text)
+    top = _top(policy, grade=10, goal="ege", subject="physics", format="offline")
+    # A price question naming a course is answered from the catalog: that course, its price and start.
+    assert [c.id for c in reply.cards] == top[:1] and reply.cards[0].price_text in reply.text
     assert _slots(state) == {"grade": 10, "goal": "ege", "subject": "physics", "format": "offline"}
-    assert [c.id for c in reply.cards] == _top(policy, grade=10, goal="ege", subject="physics", format="offline")
-    assert reply.cards
-    assert "contact:start" in _payloads(reply)
+    assert f"program:{top[0]}" in _payloads(reply)
 
 
-async def test_a_question_after_the_programs_that_changes_a_slot_shows_new_programs(policy: OfflinePolicy) -> None:
+async def test_a_question_after_the_programs_keeps_the_profile(policy: OfflinePolicy) -> None:
+    """A question that merely names a value («онлайн», «интенсив») is answered; it does not overwrite
+    what the user chose, and a bare answer still does."""
     state = _state()
-    shown = await policy.respond(state, text="11 класс, ЕГЭ по математике, очно", today=TODAY)
-    asked = await policy.respond(state, text="А можно заниматься онлайн?", today=TODAY)
-    assert "Источник:" in asked.text and state.profile.format == "online"
+    shown = await _respond(policy, state, "11 класс, ЕГЭ по математике, очно")
+    assert shown.cards
+    asked = await _respond(policy, state, "А можно заниматься онлайн?")
+    assert "Источник:" in asked.text and state.profile.format == "offline" and asked.cards == []
+    await _respond(policy, state, "А интенсив у вас есть?")
+    assert state.profile.goal == "ege"
+    changed = await _respond(policy, state, "онлайн")
     online = _top(policy, grade=11, goal="ege", subject="math", format="online")
-    assert [c.id for c in asked.cards] == online != [c.id for c in shown.cards]
-    same = await policy.respond(state, text="Можно ли оплатить материнским капиталом?", today=TODAY)
-    assert same.cards == [] and "contact:start" in _payloads(same)  # nothing changed: no repeat of the cards
+    assert state.profile.format == "online" and [c.id for c in changed.cards] == online
 
 
 async def test_bare_answers_walk_the_funnel_to_the_top_three(policy: OfflinePolicy) -> None:
@@ -106,9 +121,9 @@ async def test_bare_answers_walk_the_funnel_to_the_top_three(policy: OfflinePoli
         ("математика", "Какой формат удобнее?", "format:online"),
     ]
     for text, asked, button in steps:
-        reply = await policy.respond(state, text=text, today=TODAY)
+        reply = await _respond(policy, state, text)
         assert reply.text == asked and button in _payloads(reply)
-    found = await policy.respond(state, text="онлайн", today=TODAY)
+    found = await _respond(policy, state, "онлайн")
     assert "Источник" not in found.text and 1 <= len(found.cards) <= 3
     assert found.cards[0].id == "online-ege-math-10-11"
     assert _payloads(found)[-3:] == ["contact:start", "handoff", "restart"]
@@ -165,5 +180,5 @@ def test_bare_answers_are_not_questions(text: str) -> None:
 )
 def test_grade_in_words(text: str, grade: int | None) -> None:
     state = _state()
-    changed = apply_text_hints(state, text)
+    changed = apply_hints(state, hints_in(text), overwrite=True)
     assert state.profile.grade == grade and ("grade" in changed) == (grade is not None)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from agent.answers import find_passages, plain, shorten
 from agent.guardrails import mask_personal_data
 from agent.toolkit import Tool, ToolContext
+
+MAX_PASSAGE_CHARS = 1200  # the best sections; the model answers briefly from them
 
 DESCRIPTION = (
     "Поиск ответа в базе знаний школы (оплата, скидки, вычет, расписание, адреса, лагеря, пробное занятие "
@@ -30,10 +33,14 @@ class Result(BaseModel):
 
 
 async def run(args: Args, ctx: ToolContext) -> Result:
-    found = await ctx.knowledge.search(ctx.brand, mask_personal_data(args.query), limit=3)
+    """The same retrieval as the offline answers (agent/answers.py): content words, season and topic
+    filters, the fitting sections only."""
+    relevant, passages = await find_passages(ctx.knowledge, ctx.brand, mask_personal_data(args.query), limit=3)
     return Result(
-        relevant=found.relevant,
-        passages=[Found(title=p.title, text=p.text, source_url=p.source_url) for p in found.passages],
+        relevant=relevant,
+        passages=[
+            Found(title=p.title, text=shorten(plain(p.text), MAX_PASSAGE_CHARS), source_url=p.source_url) for p in passages
+        ],
     )
 
 

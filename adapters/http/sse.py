@@ -24,15 +24,16 @@ from fastapi.sse import EventSourceResponse, format_sse_event
 from starlette.requests import Request
 
 from adapters.http.errors import agent_error_body
+from pydantic import BaseModel
+
 from agent.errors import AgentError
 from agent.streaming import live_reply
-from agent.types import Reply
 
 log = logging.getLogger(__name__)
 
 EVENT_STREAM = "text/event-stream"
 # Turns whose client left: kept referenced until they finish (a bare task may be garbage-collected).
-_detached: set[asyncio.Task[Reply]] = set()
+_detached: set[asyncio.Task[Any]] = set()
 
 
 def wants_stream(request: Request, flag: bool) -> bool:
@@ -56,7 +57,8 @@ def sse(event: str, data: dict[str, Any]) -> bytes:
     return format_sse_event(event=event, data_str=json.dumps(data, ensure_ascii=False))
 
 
-async def turn_events(run: Callable[[], Awaitable[Reply]], render: Callable[[Reply], dict[str, Any]]) -> AsyncIterator[bytes]:
+async def turn_events(run: Callable[[], Awaitable[BaseModel]]) -> AsyncIterator[bytes]:
+    """``run`` answers the turn with the endpoint's reply object (the last event)."""
     live = QueuedLiveReply()
     with live_reply(live):  # the task copies the context, live reply included
         turn = asyncio.create_task(run(), name="assistant-sse-turn")
@@ -83,10 +85,10 @@ async def turn_events(run: Callable[[], Awaitable[Reply]], render: Callable[[Rep
         log.exception("assistant turn failed mid-stream")
         yield sse("error", {"ok": False, "reason": "internal_error"})
     else:
-        yield sse("reply", render(reply))
+        yield sse("reply", reply.model_dump(mode="json"))
 
 
-def event_stream(run: Callable[[], Awaitable[Reply]], render: Callable[[Reply], dict[str, Any]]) -> EventSourceResponse:
+def event_stream(run: Callable[[], Awaitable[BaseModel]]) -> EventSourceResponse:
     # no-cache and no proxy buffering: each event must reach the client when it is written.
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return EventSourceResponse(turn_events(run, render), headers=headers)
+    return EventSourceResponse(turn_events(run), headers=headers)

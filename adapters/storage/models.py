@@ -192,3 +192,37 @@ class ModelUsage(SQLModel, table=True):
     output_tokens: int = 0
     total_tokens: int = 0
     created_at: datetime = _ts(index=True)
+
+
+class RelayTopic(SQLModel, table=True):
+    """Where a handed-off conversation lives in MANAGER_CHAT_ID: a forum topic (thread_id), or, in a
+    group without topics, the card the managers reply to (thread_id NULL). One per conversation, and a
+    topic belongs to exactly one conversation."""
+
+    __tablename__ = "relay_topics"
+    __table_args__ = (sa.UniqueConstraint("chat_id", "thread_id", name="uq_relay_topics_thread"),)
+
+    conversation_id: int = Field(foreign_key="conversations.id", primary_key=True)
+    chat_id: int = Field(sa_type=sa.BigInteger)
+    thread_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    card_message_id: int | None = Field(default=None, sa_type=sa.BigInteger)
+    active: bool = True  # the conversation is with a manager; False once it went back to the bot
+    closed: bool = False  # /close closed the forum topic; a later handoff reopens it
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+
+
+class RelayLink(SQLModel, table=True):
+    """A message in MANAGER_CHAT_ID that speaks for a conversation (the card, each copied client
+    message): a manager's reply to it reaches that client. ``source_key`` (the client's update) keeps a
+    reprocessed update from being copied twice."""
+
+    __tablename__ = "relay_links"
+    __table_args__ = (sa.UniqueConstraint("chat_id", "message_id", name="uq_relay_links_message"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    chat_id: int = Field(sa_type=sa.BigInteger)
+    message_id: int = Field(sa_type=sa.BigInteger)
+    conversation_id: int = Field(foreign_key="conversations.id", index=True)
+    source_key: str | None = Field(default=None, max_length=128, unique=True)
+    created_at: datetime = _ts()

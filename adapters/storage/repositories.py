@@ -18,6 +18,8 @@ from adapters.storage.models import (
     Lead,
     Message,
     ModelUsage,
+    RelayLink,
+    RelayTopic,
     User,
     utcnow,
 )
@@ -107,6 +109,8 @@ class UserRepository:
             await session.exec(delete(Lead).where(Lead.user_id == user_id))
             await session.exec(delete(ModelUsage).where(col(ModelUsage.conversation_id).in_(conversation_ids)))
             await session.exec(delete(Message).where(col(Message.conversation_id).in_(conversation_ids)))
+            await session.exec(delete(RelayLink).where(col(RelayLink.conversation_id).in_(conversation_ids)))
+            await session.exec(delete(RelayTopic).where(col(RelayTopic.conversation_id).in_(conversation_ids)))
             await session.exec(delete(Conversation).where(Conversation.user_id == user_id))
             await session.exec(
                 update(User)
@@ -267,6 +271,20 @@ class LeadRepository:
     async def get(self, lead_id: int) -> Lead | None:
         async with self.db.session() as session:
             return await session.get(Lead, lead_id)
+
+    async def annotate(self, lead_id: int, *, note: str | None, name: str | None) -> None:
+        """Append a client's note (new line) and set the name, in one short transaction."""
+        async with self.db.session() as session:
+            lead = await session.get(Lead, lead_id)
+            if lead is None:
+                return  # withdrawn meanwhile
+            if note:
+                lead.manager_note = f"{lead.manager_note}\n{note}" if lead.manager_note else note
+            if name:
+                lead.name = name[:256]
+            lead.updated_at = utcnow()
+            session.add(lead)
+            await session.commit()
 
     async def count(self) -> int:
         async with self.db.session() as session:

@@ -114,6 +114,9 @@ class SqlStore:
         lead = await self.leads.recent_for(user_id, phone, since)
         return lead.id if lead is not None else None
 
+    async def annotate_lead(self, lead_id: int, *, note: str | None, name: str | None) -> None:
+        await self.leads.annotate(lead_id, note=note, name=name)
+
     async def create_lead(self, lead: LeadRequest, *, outbox_provider: str | None) -> int:
         row = await self.leads.create(Lead(**lead.model_dump()), outbox_provider=outbox_provider)
         assert row.id is not None

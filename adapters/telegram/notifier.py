@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -47,16 +48,28 @@ def handoff_card(notice: HandoffNotice) -> str:
 
 
 class TelegramNotifier:
-    def __init__(self, bot: Bot, manager_chat_id: int | None) -> None:
+    """``open_relay``: the manager relay's handoff (a topic and its card), when MANAGER_RELAY_ENABLED;
+    otherwise the card alone goes to MANAGER_CHAT_ID, as the runbook describes."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        manager_chat_id: int | None,
+        open_relay: Callable[[HandoffNotice], Awaitable[None]] | None = None,
+    ) -> None:
         self.bot = bot
         self.manager_chat_id = manager_chat_id
+        self.open_relay = open_relay
 
     async def notify_handoff(self, notice: HandoffNotice) -> None:
         if self.manager_chat_id is None:
             log.warning("handoff of conversation %s: MANAGER_CHAT_ID is not set", notice.conversation_id)
             return
         try:
-            await self.bot.send_message(self.manager_chat_id, handoff_card(notice), disable_web_page_preview=True)
+            if self.open_relay is not None:
+                await self.open_relay(notice)
+            else:
+                await self.bot.send_message(self.manager_chat_id, handoff_card(notice), disable_web_page_preview=True)
         except TelegramAPIError as error:
             # The handoff itself is stored; the card is a courtesy the admin views can replace.
             log.error("handoff card for conversation %s not delivered: %s", notice.conversation_id, error)

@@ -27,9 +27,13 @@ from aiogram.utils.token import TokenValidationError
 from pydantic import ValidationError
 
 from adapters.http.ratelimit import make_storage
+from adapters.storage.relay import RelayRepository
 from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.polling import PollingService
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue
+from adapters.telegram.relay import router as relay_router
+from adapters.telegram.relay.idle import IdleReturn
+from adapters.telegram.relay.staff import StaffRelay
 from adapters.telegram.routers import all_routers
 from adapters.telegram.routers.commands import COMMANDS
 from adapters.telegram.sender import SendPolicy
@@ -67,7 +71,11 @@ class TelegramService:
         self.runtime = runtime
         self.policy = SendPolicy(settings, runtime.users, make_storage(redis_url))
         self.bot = make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_base_url, self.policy)
-        self.dispatcher = Dispatcher(tg=TelegramContext(runtime=runtime, policy=self.policy))
+        self.relay = self._relay(runtime)
+        # Handlers get the relay by name (aiogram workflow data); None when it is off.
+        self.dispatcher = Dispatcher(tg=TelegramContext(runtime=runtime, policy=self.policy), relay=self.relay)
+        if self.relay is not None:
+            self.dispatcher.include_router(relay_router.build(self.relay))  # first: the staff chat stays there
         self.dispatcher.include_routers(*all_routers())
         self.dispatcher.update.outer_middleware(self._sender_is_back)
         self.queue = UpdateQueue(
@@ -85,8 +93,24 @@ class TelegramService:
             on_dead=self.apologise,
         )
         self.polling = PollingService(self.bot, self.queue)
-        self.notifier = TelegramNotifier(self.bot, settings.manager_chat_id)
+        self.notifier = TelegramNotifier(
+            self.bot, settings.manager_chat_id, self.relay.open if self.relay is not None else None
+        )
         self.bot_username: str | None = None
+
+    def _relay(self, runtime: Runtime) -> StaffRelay | None:
+        settings = runtime.settings
+        if not settings.manager_relay_enabled or settings.manager_chat_id is None:
+            return None
+
+        async def release(conversation_id: int) -> None:
+            assert runtime.assistant is not None  # wired right after the Telegram adapter
+            await runtime.assistant.release(conversation_id)
+
+        return StaffRelay(
+            self.bot, settings.manager_chat_id, RelayRepository(runtime.db), runtime.store, release,
+            idle_hours=settings.handoff_idle_hours,
+        )
 
     async def process(self, item: ClaimedUpdate) -> None:
         try:
@@ -160,6 +184,8 @@ def install_telegram(runtime: Runtime, *, run_bot: bool) -> TelegramService | No
     if run_bot or webhook:
         runtime.background.append(_Startup(service))
         runtime.background.append(service.workers)
+        if service.relay is not None:
+            runtime.background.append(IdleReturn(service.relay))
     if run_bot and not webhook:
         runtime.background.append(service.polling)
     return service

@@ -70,9 +70,9 @@ async def run_turn(
     call: Callable[[], Awaitable[Reply]],
     *,
     remove_keyboard: bool = False,
-) -> None:
+) -> Reply:
     """Ask the assistant while showing its progress (a growing draft, or "typing" where drafts are
-    refused: adapters/telegram/drafts.py), then send what it answered.
+    refused: adapters/telegram/drafts.py), then send what it answered (and return it).
 
     Errors the core raises on purpose become a polite message; anything else propagates so the
     queue retries the update.
@@ -89,3 +89,4 @@ async def run_turn(
     await send_reply(
         bot, chat_id, reply, webapp_url=tg.settings.user_webapp_url, remove_keyboard=remove_keyboard
     )
+    return reply

@@ -1,9 +1,11 @@
 """A fake Telegram Bot API server on 127.0.0.1 that real aiogram talks to (TELEGRAM_API_BASE_URL).
 
 Serves getMe, getUpdates (with offset confirmation), sendMessage, sendMessageDraft, answerCallbackQuery,
-sendChatAction, setMyCommands, editMessageReplyMarkup, deleteWebhook; records every call with its time
-and can answer scripted failures (429 with retry_after, 5xx, 403, 400, a missing method). Like
-Telegram, it refuses drafts outside private chats. Run standalone for benchmarks:
+sendChatAction, setMyCommands, editMessageReplyMarkup, deleteWebhook, and for the manager relay getChat
+(``forums`` lists the forum supergroups), createForumTopic, editForumTopic, closeForumTopic,
+reopenForumTopic (state in ``topics``) and copyMessage; sent messages carry message_thread_id. Records
+every call with its time and can answer scripted failures (429 with retry_after, 5xx, 403, 400, a
+missing method) or hold a call. Like Telegram, it refuses drafts outside private chats. Run standalone for benchmarks:
 ``python -m tests.fakes.telegram_api --port 8081``.
 """
 
@@ -29,6 +31,7 @@ class Call:
     method: str
     params: dict[str, Any]
     at: float = field(default_factory=time.monotonic)
+    result: Any = None  # what the fake answered
 
 
 def _decode(value: str) -> Any:
@@ -45,8 +48,13 @@ class FakeBotAPI:
         self.updates: list[dict[str, Any]] = []
         self.confirmed_offset = 0
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
-        self._holds: list[tuple[Callable[[dict[str, Any]], bool], asyncio.Event]] = []
+        self._holds: list[tuple[str, Callable[[dict[str, Any]], bool], asyncio.Event]] = []
         self.held: list[dict[str, Any]] = []
+        # Calls whose caller was gone when the answer was ready (a killed process): never delivered.
+        self.aborted: list[Call] = []
+        self.forums: set[int] = set()
+        self.topics: dict[int, dict[str, Any]] = {}  # message_thread_id -> {chat_id, name, closed}
+        self._thread_ids = itertools.count(500)
         self.sent_count = 0
         self._message_ids = itertools.count(1000)
         self._new_update = asyncio.Event()
@@ -79,11 +87,15 @@ class FakeBotAPI:
             body["parameters"] = {"retry_after": retry_after}
         self.failures.setdefault(method, []).extend([(status, body)] * times)
 
-    def hold(self, predicate: Callable[[dict[str, Any]], bool]) -> asyncio.Event:
-        """sendMessage calls matching ``predicate`` hang until the returned event is set."""
+    def hold(self, predicate: Callable[[dict[str, Any]], bool], method: str = "sendMessage") -> asyncio.Event:
+        """``method`` calls matching ``predicate`` hang until the returned event is set."""
         release = asyncio.Event()
-        self._holds.append((predicate, release))
+        self._holds.append((method, predicate, release))
         return release
+
+    def delivered(self, method: str) -> list[dict[str, Any]]:
+        """Calls of ``method`` that were answered to a caller still waiting for the answer."""
+        return [c.params for c in self.calls if c.method == method and not any(c is a for a in self.aborted)]
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -102,19 +114,22 @@ class FakeBotAPI:
             params = await request.json()
         else:
             params = {k: _decode(v) if isinstance(v, str) else v for k, v in (await request.post()).items()}
+        call = Call(method, params)
         if self.record:
-            self.calls.append(Call(method, params))
-        for predicate, release in self._holds:
-            if method == "sendMessage" and not release.is_set() and predicate(params):
+            self.calls.append(call)
+        for held_method, predicate, release in self._holds:
+            if method == held_method and not release.is_set() and predicate(params):
                 self.held.append(params)
                 await release.wait()
+                if request.transport is None or request.transport.is_closing():
+                    self.aborted.append(call)
         scripted = self.failures.get(method)
         if scripted:
             status, body = scripted.pop(0)
             return web.json_response(body, status=status)
         if method == "sendMessageDraft" and int(params.get("chat_id") or 0) < 0:
             return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: TEXTDRAFT_PEER_INVALID"}, status=400)
-        result = await self._result(method, params)
+        result = call.result = await self._result(method, params)
         return web.json_response({"ok": True, "result": result})
 
     async def _result(self, method: str, params: dict[str, Any]) -> Any:
@@ -125,7 +140,26 @@ class FakeBotAPI:
         if method in {"sendMessage", "editMessageReplyMarkup", "editMessageText"}:
             self.sent_count += method == "sendMessage"
             return self._message(params)
+        if method == "copyMessage":
+            return {"message_id": next(self._message_ids)}
+        if method == "getChat":
+            return self._chat_info(int(params["chat_id"]))
+        if method == "createForumTopic":
+            thread = next(self._thread_ids)
+            self.topics[thread] = {"chat_id": int(params["chat_id"]), "name": params["name"], "closed": False}
+            return {"message_thread_id": thread, "name": params["name"], "icon_color": 7322096}
+        if method in {"editForumTopic", "closeForumTopic", "reopenForumTopic"}:
+            topic = self.topics[int(params["message_thread_id"])]
+            topic["name"] = params.get("name") or topic["name"]
+            topic["closed"] = {"closeForumTopic": True, "reopenForumTopic": False}.get(method, topic["closed"])
         return True
+
+    def _chat_info(self, chat_id: int) -> dict[str, Any]:
+        gifts = {"unlimited_gifts": False, "limited_gifts": False, "unique_gifts": False, "premium_subscription": False,
+                 "gifts_from_channels": False}
+        kind = "private" if chat_id > 0 else ("supergroup" if chat_id in self.forums or chat_id < -10**12 else "group")
+        return {"id": chat_id, "type": kind, "title": "Staff", "is_forum": chat_id in self.forums,
+                "accent_color_id": 0, "max_reaction_count": 11, "accepted_gift_types": gifts}
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         offset = int(params.get("offset") or 0)
@@ -152,6 +186,10 @@ class FakeBotAPI:
         }
         if isinstance(params.get("reply_markup"), dict) and "inline_keyboard" in params["reply_markup"]:
             message["reply_markup"] = params["reply_markup"]
+        if params.get("message_thread_id"):
+            message["message_thread_id"] = int(params["message_thread_id"])
+            message["is_topic_message"] = True
+            message["chat"]["type"] = "supergroup"
         return message
 
 

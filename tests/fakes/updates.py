@@ -60,3 +60,53 @@ def contact(update_id: int, user_id: int, phone: str, *, owner_id: int | None = 
 
 def photo(update_id: int, user_id: int) -> dict[str, Any]:
     return _with(update_id, user_id, photo=[{"file_id": "f1", "file_unique_id": "u1", "width": 10, "height": 10}])
+
+
+def document(update_id: int, user_id: int) -> dict[str, Any]:
+    return _with(update_id, user_id, document={"file_id": "d1", "file_unique_id": "du1", "file_name": "справка.pdf"},
+                 caption="Справка из школы")
+
+
+def voice(update_id: int, user_id: int) -> dict[str, Any]:
+    return _with(update_id, user_id, voice={"file_id": "v1", "file_unique_id": "vu1", "duration": 3})
+
+
+def staff(
+    update_id: int,
+    chat_id: int,
+    manager_id: int,
+    text: str | None = None,
+    *,
+    thread: int | None = None,
+    reply_to: int | None = None,
+    is_bot: bool = False,
+    **content: Any,
+) -> dict[str, Any]:
+    """A message in the staff group: in a forum topic (``thread``) and/or replying to ``reply_to``."""
+    chat = {"id": chat_id, "type": "supergroup" if thread else "group", "title": "Менеджеры"}
+    sender = {"id": manager_id, "is_bot": is_bot, "first_name": f"Manager{manager_id}", "last_name": "Sales"}
+    body: dict[str, Any] = {"message_id": 10_000 + update_id, "date": int(time.time()), "chat": chat, "from": sender}
+    if thread:
+        body |= {"message_thread_id": thread, "is_topic_message": True}
+    if reply_to:
+        body["reply_to_message"] = {"message_id": reply_to, "date": int(time.time()), "chat": chat,
+                                    "from": {"id": 4242, "is_bot": True, "first_name": "Test bot"}, "text": "…"}
+    if text is not None:
+        body["text"] = text
+        if text.startswith("/"):
+            body["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {"update_id": update_id, "message": {**body, **content}}
+
+
+def staff_button(update_id: int, chat_id: int, manager_id: int, data: str, *, thread: int | None, message_id: int) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "message_id": message_id, "date": int(time.time()),
+        "chat": {"id": chat_id, "type": "supergroup" if thread else "group", "title": "Менеджеры"},
+        "from": {"id": 4242, "is_bot": True, "first_name": "Test bot"}, "text": "Нужен менеджер",
+        "reply_markup": {"inline_keyboard": [[{"text": "Вернуть боту", "callback_data": data}]]},
+    }
+    if thread:
+        message |= {"message_thread_id": thread, "is_topic_message": True}
+    return {"update_id": update_id, "callback_query": {
+        "id": f"cq{update_id}", "from": {"id": manager_id, "is_bot": False, "first_name": f"Manager{manager_id}"},
+        "chat_instance": "staff", "data": data, "message": message}}

@@ -194,3 +194,44 @@ async def test_two_webhook_services_share_one_postgresql(tmp_path: Path, fake_ap
     # Both processes did part of the work (the claim is shared, not one process doing everything).
     logs = [(tmp_path / name).read_text() for name in ("a.log", "b.log")]
     assert all("is handled" in log for log in logs)
+
+
+async def test_manager_message_survives_a_kill_between_receive_and_deliver(
+    tmp_path: Path, fake_api: FakeBotAPI, database_url: str
+) -> None:
+    """The worker dies (SIGKILL) while copying a manager's message to the client: after the restart
+    the message reaches the client exactly once and is stored once."""
+    staff, client, manager = -1001234567890, 811, 9001
+    fake_api.forums.add(staff)
+    release = fake_api.hold(lambda params: int(params["chat_id"]) == client, method="copyMessage")
+    fake_api.push_update(updates.message(1, client, "/start"))
+    fake_api.push_update(updates.message(2, client, "/manager"))
+    env = _env(
+        tmp_path, fake_api.base_url, database_url, TELEGRAM_MODE="polling", TELEGRAM_QUEUE_LEASE_SECONDS="2",
+        MANAGER_CHAT_ID=str(staff),
+    )
+    log = tmp_path / "bot.log"
+    async with database(database_url) as db:
+        with child("bot", env, log) as first:
+            async def handed_off() -> bool:
+                return await scalar(db, "SELECT count(*) FROM telegram_updates WHERE status = 'done'") == 2
+
+            await wait_for(handed_off, timeout=START_TIMEOUT)
+            (thread,) = fake_api.topics
+            fake_api.push_update(updates.staff(3, staff, manager, "Здравствуйте! Я менеджер Ирина.", thread=thread))
+            await wait_for(lambda: bool(fake_api.held), timeout=START_TIMEOUT)
+            assert await scalar(db, "SELECT status FROM telegram_updates WHERE update_id = 3") == "processing"
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        await asyncio.sleep(0.5)  # the fake notices the dead connection
+        release.set()
+        with child("bot", env, log):
+            async def done() -> bool:
+                return await scalar(db, "SELECT status FROM telegram_updates WHERE update_id = 3") == "done"
+
+            await wait_for(done, timeout=START_TIMEOUT)
+        assert await scalar(db, "SELECT count(*) FROM messages WHERE role = 'manager'") == 1
+        assert await scalar(db, "SELECT attempts FROM telegram_updates WHERE update_id = 3") == 2
+    to_client = [c for c in fake_api.delivered("copyMessage") if int(c["chat_id"]) == client]
+    assert len(to_client) == 1 and int(to_client[0]["message_id"]) == 10_003
+    assert len(fake_api.aborted) == 1  # the copy the killed worker was waiting for never reached anyone

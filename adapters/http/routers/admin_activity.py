@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
 
 from adapters.http.dependencies import RuntimeDep
 from adapters.http.miniapp_auth import AdminAccessDep
@@ -14,6 +15,9 @@ from adapters.http.routers.admin_leads import FIRST_DAY, LAST_DAY, RowId
 from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.funnel import compute_funnel
 from adapters.storage.models import Conversation, Message, User
+from adapters.storage.relay import RelayRepository
+from agent.errors import NotFound
+from agent.relay import Author, human_mode_deadline
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["admin"])
@@ -108,12 +112,56 @@ async def conversation_transcript(
 async def release_conversation(
     conversation_id: RowId, who: AdminAccessDep, runtime: RuntimeDep
 ) -> dict[str, object]:
-    """End human mode: the assistant answers this user again."""
+    """End human mode: the assistant answers this user again (with the relay on, the client is told
+    and the topic says so, as with /release)."""
     if runtime.assistant is None:
         raise HTTPException(503, {"reason": "assistant_unavailable"})
-    await runtime.assistant.release(conversation_id)  # NotFound → 404
+    relay = runtime.telegram.relay if runtime.telegram is not None else None
+    if relay is not None:
+        await relay.release(conversation_id, by=f"администратор {who}")  # NotFound → 404
+    else:
+        await runtime.assistant.release(conversation_id)  # NotFound → 404
     log.info("conversation %s released to the assistant by %s", conversation_id, who)
     return {"ok": True, "conversation_id": conversation_id, "in_human_mode": False}
+
+
+class ManagerAnswer(BaseModel):
+    text: str = Field(min_length=1, max_length=4000, description="what the client receives")
+    name: str = Field(default="Менеджер", min_length=1, max_length=128, description="who answers, as the transcript shows it")
+
+
+@router.post("/admin/conversations/{conversation_id}/messages")
+async def answer_client(
+    conversation_id: RowId, body: ManagerAnswer, who: AdminAccessDep, runtime: RuntimeDep
+) -> dict[str, object]:
+    """Answer the client as a manager: delivered like a message in the client's topic (copied to their
+    Telegram chat, or carried by their next assistant reply outside Telegram), stored as role manager."""
+    text = body.text.strip()
+    if not text:
+        raise HTTPException(422, {"reason": "invalid_request", "field": "text", "detail": "text must not be blank"})
+    author = Author(name=body.name.strip() or "Менеджер", via="admin")
+    relay = runtime.telegram.relay if runtime.telegram is not None else None
+    if relay is not None:
+        delivery = await relay.send_from_admin(conversation_id, text, author)  # NotFound → 404
+    else:
+        delivery = await _store_for_next_reply(runtime, conversation_id, text, author)
+    log.info("conversation %s answered from the admin API by %s (%s)", conversation_id, who, delivery)
+    return {"ok": True, "conversation_id": conversation_id, "delivery": delivery}
+
+
+async def _store_for_next_reply(runtime: RuntimeDep, conversation_id: int, text: str, author: Author) -> str:
+    """Without the Telegram relay only clients outside Telegram can be answered: their next reply carries it."""
+    repo = RelayRepository(runtime.db)
+    client = await repo.client(conversation_id)
+    if client is None:
+        raise NotFound(f"conversation {conversation_id}")
+    if client.telegram_chat_id is not None:
+        raise HTTPException(503, {"reason": "relay_unavailable", "detail": "the client is in Telegram: set TELEGRAM_BOT_TOKEN, MANAGER_CHAT_ID and MANAGER_RELAY_ENABLED"})
+    key = f"admin:{conversation_id}:{runtime.clock().timestamp()}"
+    meta = {"manager_id": None, "manager_name": author.name, "via": "admin", "delivery": "waiting"}
+    until = human_mode_deadline(runtime.clock(), runtime.settings.handoff_idle_hours)
+    await repo.add_manager_message(conversation_id, key, text, meta, human_mode_until=until)
+    return "waiting"
 
 
 @router.get("/admin/telegram/dead-updates")

@@ -22,8 +22,10 @@ from adapters.http.auth import client_ip
 from adapters.http.dependencies import RuntimeDep, SettingsDep
 from adapters.http.miniapp_auth import OptionalInitDataDep
 from adapters.http.sse import event_stream, wants_stream
+from adapters.storage.relay import RelayRepository
+from agent.relay import ManagerMessage
 from agent.settings import Settings
-from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply, Reply
+from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply
 
 router = APIRouter()
 # Longer messages are accepted and cut to 4000 characters with a note (agent/guardrails.py).
@@ -56,10 +58,9 @@ class AskResponse(BaseModel):
     lead_id: int | None
     silent: bool
     engine: str
-
-    @classmethod
-    def of(cls, reply: Reply) -> AskResponse:
-        return cls(**reply.model_dump(exclude={"usage"}))
+    # What managers wrote since the client's last request (role "manager"), oldest first: a client
+    # outside Telegram receives the manager relay's answers here.
+    manager_messages: list[ManagerMessage] = []
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,19 @@ async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep, request:
     # The Mini App's initData names the user: keep their display name like the bot does.
     named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
     assistant = runtime.assistant
+
+    async def answer() -> AskResponse:
+        reply = await assistant.handle(named)
+        manager_messages: list[ManagerMessage] = []
+        if reply.conversation_id is not None:
+            if reply.human_mode and runtime.telegram is not None and runtime.telegram.relay is not None:
+                await runtime.telegram.relay.from_api_client(reply.conversation_id, body.message or body.choice or "")
+            waiting = await RelayRepository(runtime.db).take_waiting(reply.conversation_id)
+            manager_messages = [
+                ManagerMessage(text=m.content, manager_name=m.meta.get("manager_name"), created_at=m.created_at) for m in waiting
+            ]
+        return AskResponse(**reply.model_dump(exclude={"usage", "human_mode"}), manager_messages=manager_messages)
+
     if wants_stream(request, body.stream):
-        return event_stream(lambda: assistant.handle(named), lambda reply: AskResponse.of(reply).model_dump(mode="json"))
-    return AskResponse.of(await assistant.handle(named))
+        return event_stream(answer)
+    return await answer()

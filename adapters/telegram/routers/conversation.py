@@ -11,6 +11,8 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 from aiogram.utils.text_decorations import html_decoration as hd
 
 from adapters.telegram import filters, keyboards
+from adapters.telegram.relay.router import pass_to_managers
+from adapters.telegram.relay.staff import StaffRelay, describe
 from adapters.telegram.turns import TelegramContext, inbound_for, run_turn
 from agent.types import SharedContact
 
@@ -23,7 +25,9 @@ UNKNOWN_COMMAND_TEXT = "Такой команды я не знаю. Список
 UNSUPPORTED_TEXT = "Я пока понимаю только текст и кнопки. Напишите, пожалуйста, вопрос словами."
 
 
-async def contact(message: Message, bot: Bot, event_update: Update, tg: TelegramContext) -> None:
+async def contact(
+    message: Message, bot: Bot, event_update: Update, tg: TelegramContext, relay: StaffRelay | None = None
+) -> None:
     shared = message.contact
     sender = message.from_user
     if sender is None or shared is None or shared.user_id != sender.id:
@@ -34,19 +38,33 @@ async def contact(message: Message, bot: Bot, event_update: Update, tg: Telegram
         event_update.update_id,
         contact=SharedContact(phone=shared.phone_number, first_name=shared.first_name, verified=True),
     )
-    await run_turn(tg, bot, message.chat.id, lambda: tg.assistant.handle(inbound), remove_keyboard=True)
+    reply = await run_turn(tg, bot, message.chat.id, lambda: tg.assistant.handle(inbound), remove_keyboard=True)
+    await pass_to_managers(relay, message, reply, event_update.update_id)
 
 
 async def unknown_command(message: Message) -> None:
     await message.answer(hd.quote(UNKNOWN_COMMAND_TEXT))
 
 
-async def text(message: Message, bot: Bot, event_update: Update, tg: TelegramContext) -> None:
+async def text(
+    message: Message, bot: Bot, event_update: Update, tg: TelegramContext, relay: StaffRelay | None = None
+) -> None:
     inbound = inbound_for(message.from_user, event_update.update_id, text=message.text)  # type: ignore[arg-type]
-    await run_turn(tg, bot, message.chat.id, lambda: tg.assistant.handle(inbound))
+    reply = await run_turn(tg, bot, message.chat.id, lambda: tg.assistant.handle(inbound))
+    await pass_to_managers(relay, message, reply, event_update.update_id)
 
 
-async def unsupported(message: Message) -> None:
+async def unsupported(
+    message: Message, bot: Bot, event_update: Update, tg: TelegramContext, relay: StaffRelay | None = None
+) -> None:
+    """Media: relayed while a manager has the conversation (stored as «[фото] подпись»), else a polite
+    «only text» answer."""
+    sender = message.from_user
+    if relay is not None and sender is not None and await relay.client_in_human_mode(sender.id, tg.settings.brand_default):
+        inbound = inbound_for(sender, event_update.update_id, text=describe(message))
+        reply = await run_turn(tg, bot, message.chat.id, lambda: tg.assistant.handle(inbound))
+        await pass_to_managers(relay, message, reply, event_update.update_id)
+        return
     await message.answer(hd.quote(UNSUPPORTED_TEXT))
 
 

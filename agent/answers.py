@@ -1,0 +1,227 @@
+"""Short, precise answers from the knowledge base, the same for the offline policy and kb_file_search.
+
+The search runs on the question's content words: funnel words («11 класс», «ЕГЭ», «онлайн», «сыну 10
+лет») say who asks, not what about, and pulled the wrong document («Когда начнутся занятия у 9
+класса?» got the grades table). A result must also agree on the season and on named places and camps:
+a summer question never gets the winter document. The answer is the one best section, without its
+Markdown heading, cut at a sentence within MAX_ANSWER_CHARS, and its source as a link; when nothing fits,
+the caller says so honestly instead of showing a near miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.ports import Knowledge, Passage
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER_CHARS = 380  # the section; with the source link a reply stays within ~450 characters
+MIN_SECTION_CHARS = 120  # a one-line section goes on with the next one
+SEARCH_LIMIT = 5
+
+# Who is asking rather than what about: removed from the search query (kept in the funnel).
+_FUNNEL_WORDS = re.compile(
+    r"\b(?:(?:в|во|для|у)\s+)?(?:1[01]|[1-9])\s*-?\s*(?:[йм]|ый|ой|ом|го)?\s*(?:класс\w*|клас\w*|кл\b\.?)"
+    r"|\b\w+классни\w*"
+    r"|\b(?:сын\w*|доч\w*|реб[её]нк?\w*|внук\w*)\s+(?:\d{1,2}|\w+)\s+(?:лет|год\w*)"
+    r"|\b(?:для|у|моего|моей|нашего|нашей)\s+(?:сына|дочки|дочери|ребенка|ребёнка|школьника)\b"
+    r"|\b(?:перв|втор|трет|четв[её]рт|пят|шест|седьм|восьм|девят|десят|одиннадцат)\w*\s+клас\w*",
+    re.IGNORECASE,
+)
+_CONTENT_WORD = re.compile(r"[а-яёa-z]{4,}", re.IGNORECASE)
+_FILLER = frozenset(
+    "здравствуйте добрый день вечер пожалуйста подскажите скажите спасибо хотела хотел хочу хотим узнать "
+    "интересует интересно вообще можно будет есть какая какой какие какое сколько когда этот эта этой "
+    "ваши вашей ваша наши наша наше нашем нужно надо тоже также очень просто".split()
+)
+SEASONS = {
+    "summer": re.compile(r"лет(?:о|н\w*|ом|а)\b|июн|июл|август", re.IGNORECASE),
+    "winter": re.compile(r"зим|январ|декабр|феврал|новогод", re.IGNORECASE),
+}
+# Documents about one kind of program answer only questions that name it: «Когда начнутся занятия?» is
+# not about the winter camp, «стоимость занятий за месяц» not about the olympiad course.
+TOPICS = {
+    "camp": re.compile(r"лагер|\bсмен|путевк|\bлвш|\bзвш|менделеев|подлипк", re.IGNORECASE),
+    "olympiad": re.compile(r"олимпиад|физтех", re.IGNORECASE),
+    "intensive": re.compile(r"интенсив", re.IGNORECASE),
+}
+_GENERAL = re.compile(r"курс|цен|заняти|оплат|скидк|формат|групп", re.IGNORECASE)
+# A quoted or capitalised name in mid-sentence: «Менделеево», Сретенка, Подлипки.
+_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])([А-ЯЁ][а-яё]{3,})")
+_NOT_ENTITIES = frozenset("ЕГЭ ОГЭ МФТИ Москва Москве Здравствуйте Спасибо Подскажите".split())
+PRICE_WORDS = re.compile(r"стои|стоим|цен[аыуе]|почем|почём|прайс|сколько\s+(?:будет\s+)?(?:стоить|платить)", re.IGNORECASE)
+_HEADING = re.compile(r"^#{1,6}\s*(.*)$", re.MULTILINE)
+_SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?…](?=\s|$)")
+
+
+def search_query(question: str) -> str:
+    """The question without funnel words, unless nothing meaningful would be left."""
+    stripped = " ".join(_FUNNEL_WORDS.sub(" ", question).split())
+    return stripped if content_words(stripped) else question
+
+
+def content_words(text: str) -> list[str]:
+    return [w.lower() for w in _CONTENT_WORD.findall(text) if w.lower() not in _FILLER]
+
+
+def seasons_of(text: str) -> set[str]:
+    return {name for name, pattern in SEASONS.items() if pattern.search(text)}
+
+
+def entities_of(text: str) -> set[str]:
+    found = set()
+    for match in _NAMED.finditer(text):
+        word = (match.group(1) or match.group(2) or "").strip()
+        if word and word not in _NOT_ENTITIES:
+            found.add(word.lower()[:6])
+    return found
+
+
+def topics_of(text: str) -> set[str]:
+    return {name for name, pattern in TOPICS.items() if pattern.search(text)}
+
+
+def _sections(markdown: str) -> list[str]:
+    return [p.strip() for p in re.split(r"^(?=#{1,6}\s)", markdown, flags=re.MULTILINE) if p.strip()]
+
+
+def fitting_sections(passage: Passage, seasons: set[str], entities: set[str], topics: set[str]) -> list[str]:
+    """The passage's sections (best first) that may answer the question: the season agrees (a summer
+    question never gets the winter document), named places and camps appear, and a section about a
+    camp, an olympiad or an intensive answers only a question that names it."""
+    title_seasons = seasons_of(passage.title)
+    if seasons and title_seasons and not (seasons & title_seasons):
+        return []
+    whole = f"{passage.title}\n{passage.text}".lower()
+    if not all(entity in whole for entity in entities):
+        return []
+    # A section is about what its heading names, or what the title names when the document is about
+    # one kind of program only («Зимний лагерь»; not «Цены на курсы и лагеря»).
+    title_topics = set() if _GENERAL.search(passage.title) else topics_of(passage.title)
+    kept = []
+    for section in _sections(passage.text):
+        heading = section.splitlines()[0] if section.startswith("#") else ""
+        if (topics_of(heading) or title_topics) - topics:
+            continue
+        if seasons and seasons_of(section) and not (seasons & seasons_of(section)):
+            continue
+        kept.append(section)
+    if not kept and not (topics_of(passage.title) - topics):
+        kept = _sections(passage.text)[:1]  # the document itself is on topic: its best section stands
+    return kept
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut at the last full sentence within the limit (not at a list number like «3.»)."""
+    if len(text) <= limit:
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text[:limit])]
+    if ends and ends[-1] > limit // 3:
+        return text[: ends[-1]].strip()
+    cut = text[:limit].rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:—-") + "…"
+
+
+def plain(markdown: str) -> str:
+    """Chat text from Markdown: a heading becomes a lead-in line («Стоимость путёвки:»), no emphasis
+    markers, list dashes kept."""
+    text = _HEADING.sub(lambda m: f"{m.group(1).strip().rstrip(':.')}:" if m.group(1).strip() else "", markdown)
+    text = re.sub(r"\*\*(.+?)\*\*|__(.+?)__", lambda m: m.group(1) or m.group(2), text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+def best_section(sections: list[str], limit: int = MAX_ANSWER_CHARS) -> str:
+    """The first (best-ranked) section; the next ones only while the whole still fits (a second
+    question in the message: «когда смены и сколько стоит»), or when the first is a mere line."""
+    parts = [plain(section) for section in sections]
+    if not parts:
+        return ""
+    chosen = parts[0]
+    for extra in parts[1:]:
+        if len(chosen) >= MIN_SECTION_CHARS and len(chosen) + len(extra) + 1 > limit:
+            break
+        chosen = f"{chosen}\n{extra}".strip()
+    return chosen
+
+
+@dataclass(frozen=True)
+class Answer:
+    title: str
+    text: str  # the best section, plain and short
+    source_url: str | None
+
+    def render(self) -> str:
+        link = f"\n\nИсточник: {self.source_url}" if self.source_url else ""
+        return f"{self.text}{link}"
+
+
+async def find_passages(knowledge: Knowledge, brand: str, question: str, *, limit: int = 3) -> tuple[bool, list[Passage]]:
+    """(relevant, passages) for a question: searched with its content words, filtered by season and
+    named entities. Raises what the knowledge base raises."""
+    found = await knowledge.search(brand, search_query(question), limit=SEARCH_LIMIT)
+    seasons, entities, topics = seasons_of(question), entities_of(question), topics_of(question)
+    fitting = []
+    for passage in found.passages:
+        sections = fitting_sections(passage, seasons, entities, topics)
+        if sections:
+            fitting.append(passage.model_copy(update={"text": "\n\n".join(sections)}))
+    return found.relevant and bool(fitting), fitting[:limit]
+
+
+def covers(question: str, text: str) -> bool:
+    """The section shares enough of the question's content words (4-letter stems) to be its answer, not
+    a near miss: one of one or two words, a third of longer questions."""
+    asked = {w[:4] for w in content_words(search_query(question))}
+    if len(asked) <= 1 or (PRICE_WORDS.search(question) and "₽" in text):
+        return True  # one word («где вы находитесь?»): the index's own relevance decides
+    have = {w[:4] for w in content_words(text)}
+    return len(asked & have) >= max(1, round(len(asked) / 3))
+
+
+_SPLIT = re.compile(r"\?\s*|[,;]?\s+(?:и|а\s+также|а|ещё|еще)\s+(?=(?:сколько|где|когда|как|можно|есть|какие|какой|какая|что)\b)", re.IGNORECASE)
+
+
+def split_questions(question: str, asks: Callable[[str], bool]) -> list[str]:
+    """«Сколько стоит очно 8 класс и сколько детей в группе?» -> two questions (at most three); a part
+    that asks nothing («У нас региональный капитал») stays with the question before it."""
+    parts: list[str] = []
+    for part in (p.strip(" ,.;") for p in _SPLIT.split(question) if p):
+        if not content_words(part):
+            continue
+        if parts and not asks(part):
+            parts[-1] = f"{parts[-1]}. {part}"
+        else:
+            parts.append(part)
+    return parts[:3] or [question]
+
+
+def with_context(question: str, topic: str | None) -> str:
+    """A bare follow-up («а цена?», «Сколько стоит?») is about the topic of the previous answer."""
+    if topic and len(content_words(search_query(question))) <= 1:
+        return f"{question} {topic}"
+    return question
+
+
+async def find_answer(knowledge: Knowledge, brand: str, question: str, *, limit: int = MAX_ANSWER_CHARS) -> Answer | None:
+    """The one best section for the question, or None when nothing relevant enough is there."""
+    relevant, passages = await find_passages(knowledge, brand, question, limit=1)
+    if not relevant or not passages:
+        return None
+    passage = passages[0]
+    text = best_section(_sections(passage.text), limit)
+    if not text or not covers(question, f"{passage.title}\n{text}"):
+        return None
+    return Answer(title=passage.title, text=shorten(text, limit), source_url=passage.source_url)
+
+
+def best_sentence(text: str, words: list[str]) -> str | None:
+    """The sentence of a passage sharing most words with ``words`` (for the price objection's lines)."""
+    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", plain(text)) if len(s.strip()) > 20]
+    stems = {w[:5] for w in words}
+    scored = [(sum(1 for w in content_words(s) if w[:5] in stems), -i, s) for i, s in enumerate(sentences)]
+    scored = [item for item in scored if item[0] > 0]
+    return max(scored)[2].lstrip("-• ") if scored else None

@@ -1,0 +1,117 @@
+"""The intents table: what a message is about, from editable patterns (prompts/intents.yaml).
+
+A school edits the patterns and reply texts in YAML; this module only validates and applies them.
+Urgent topics come from the brand's rules (``handoff_topics``) when it defines them, else from the
+defaults in the same file.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Intent(StrEnum):
+    forget = "forget"
+    person = "person"
+    enrol = "enrol"
+    skip = "skip"
+    thanks = "thanks"
+    greeting = "greeting"
+    think = "think"
+    price_objection = "price_objection"
+    client = "client"
+    service = "service"
+    offtopic = "offtopic"
+
+
+def normalise(text: str) -> str:
+    return text.lower().replace("ё", "е").strip()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Patterns(_Strict):
+    patterns: tuple[str, ...] = Field(min_length=1)
+    unless: tuple[str, ...] = ()
+
+    @field_validator("patterns", "unless")
+    @classmethod
+    def _compiles(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"bad pattern {value!r}: {error}") from None
+        return values
+
+    def matches(self, lowered: str) -> bool:
+        if not any(re.search(p, lowered) for p in self.patterns):
+            return False
+        return not any(re.search(p, lowered) for p in self.unless)
+
+
+class UrgentTopic(Patterns):
+    id: str
+    reply: str = Field(min_length=1)
+
+
+class IntentFile(_Strict):
+    intents: dict[Intent, Patterns]
+    urgent: tuple[UrgentTopic, ...] = ()
+    replies: dict[str, str]
+    objection_queries: tuple[str, ...] = ()
+
+
+# What makes the rest of a message a question or request to answer, rather than a bare funnel answer
+# («11 класс», «онлайн»): a question mark, an interrogative, or a topic no funnel step covers.
+_ASKS = re.compile(
+    r"\?"
+    r"|\b(?:сколько|можно|нельзя|ли|когда|где|куда|откуда|почему|зачем|как[аиоу]\w*|подскажите|расскажите|интересует|интересно)\b"
+    r"|(?<!так )\bкак\b|^\s*что\b|\bчто\s+(?:входит|нужно|у вас|делать|будет)"
+    r"|\bцен[аыуео]|\bстоим|\bстои[тл]|оплат|платн|плати|плат[её]ж|скидк|рассроч|вычет|капитал"
+    r"|возврат|договор|документ|расписани|адрес"
+)
+
+
+class IntentTable:
+    def __init__(self, spec: IntentFile) -> None:
+        self.spec = spec
+        self.urgent_topics: tuple[UrgentTopic, ...] = spec.urgent
+
+    def with_urgent(self, topics: tuple[UrgentTopic, ...]) -> IntentTable:
+        """The same table with a brand's own urgent topics (its rules file) instead of the defaults."""
+        table = IntentTable(self.spec)
+        table.urgent_topics = topics or self.spec.urgent
+        return table
+
+    def classify(self, text: str) -> tuple[frozenset[Intent], UrgentTopic | None]:
+        lowered = normalise(text)
+        found = frozenset(intent for intent, patterns in self.spec.intents.items() if patterns.matches(lowered))
+        urgent = next((topic for topic in self.urgent_topics if topic.matches(lowered)), None)
+        return found, urgent
+
+    def asks(self, text: str) -> bool:
+        return bool(text) and _ASKS.search(normalise(text)) is not None
+
+    def reply(self, key: str, **values: str) -> str:
+        text = self.spec.replies.get(key, "")
+        for name, value in values.items():
+            text = text.replace("{" + name + "}", value)
+        return " ".join(text.split())
+
+
+def parse_intents(text: str) -> IntentTable:
+    return IntentTable(IntentFile.model_validate(yaml.safe_load(text)))
+
+
+@lru_cache(maxsize=8)
+def load_intents(path: Path) -> IntentTable:
+    return parse_intents(path.read_text(encoding="utf-8"))

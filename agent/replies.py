@@ -1,0 +1,71 @@
+"""Small reply pieces the decision table combines: the withdrawal confirmation, an answer joined with a
+contact-flow step, and what the model is told the user gave in this message."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from agent.guardrails import mask_phone
+from agent.types import Action, QuickReply, Reply
+from agent.understanding import Understanding
+
+FORGET_YES = "forget:yes"
+FORGET_NO = "forget:no"
+FORGET_CONFIRM = (
+    "Удалить ваши персональные данные и всю переписку с ботом? Это отзыв согласия на обработку "
+    "персональных данных; отменить удаление будет нельзя."
+)
+FORGET_DONE = "Готово: ваши данные и переписка удалены, согласие отозвано. Если захотите вернуться — просто напишите."
+FORGET_CANCELLED = "Хорошо, ничего не удаляю."
+FORGET_UNAVAILABLE = "Сейчас я не могу удалить данные сам — напишите, пожалуйста, на почту школы, и их удалят."
+
+
+class Withdrawal(Protocol):
+    """The one consent-withdrawal method every channel calls (agent/withdrawal.py)."""
+
+    async def withdraw(self, *, identity: str, external_id: str, channel: str, brand: str | None = None) -> Any: ...
+
+
+def forget_confirmation() -> Reply:
+    return Reply(
+        text=FORGET_CONFIRM,
+        quick_replies=[QuickReply(label="Да, удалить", payload=FORGET_YES), QuickReply(label="Нет", payload=FORGET_NO)],
+    )
+
+
+def withdrawn_reply(*, done: bool, available: bool, confirmed: bool) -> Reply:
+    if done:
+        return Reply(text=FORGET_DONE)
+    return Reply(text=FORGET_UNAVAILABLE if confirmed and not available else FORGET_CANCELLED)
+
+
+def combine(answer: Reply, step: Reply) -> Reply:
+    """The answer to the question first, then the contact step (consent, phone or the lead's number);
+    the step's buttons win: consent must be answered with them."""
+    text = "\n\n".join(part for part in (answer.text.strip(), step.text.strip()) if part)
+    actions = list(dict.fromkeys([*answer.actions, *step.actions]))
+    return Reply(
+        text=text,
+        quick_replies=step.quick_replies or [q for q in answer.quick_replies if q.payload.startswith("program:")],
+        cards=answer.cards,
+        actions=[a for a in actions if a is not Action.handoff or Action.handoff in step.actions],
+        usage=answer.usage,
+        lead_id=step.lead_id or answer.lead_id,
+        engine=answer.engine,
+    )
+
+
+def given_in(message: Understanding | None) -> dict[str, Any]:
+    """What this message itself gave, for the model's instructions (the bot handles contact and consent)."""
+    if message is None:
+        return {}
+    given: dict[str, Any] = {}
+    if message.phones:
+        given["phone"] = mask_phone(message.phones[0])
+    if message.emails:
+        given["email"] = True
+    if message.name:
+        given["name"] = True
+    if message.note:
+        given["note_for_manager"] = True
+    return given
