@@ -161,7 +161,7 @@ async def test_without_the_flag_the_answer_is_json_as_before(tmp_path: Path) -> 
     response = await ask(tmp_path, ScriptedAssistant(), {"message": "привет", "user_id": "u1"}, {})
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {"ok": True, "text": "Здравствуйте! Чем помочь?", "quick_replies": [], "cards": [], "actions": [],
-                               "conversation_id": 7, "lead_id": None, "silent": False, "engine": "offline"}
+                               "conversation_id": 7, "lead_id": None, "silent": False, "engine": "offline", "manager_messages": []}
 
 
 async def test_a_failure_mid_stream_ends_with_an_error_event(tmp_path: Path) -> None:
