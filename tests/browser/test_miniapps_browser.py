@@ -244,10 +244,12 @@ async def test_user_app_chat_tab_talks_to_the_assistant(browser: Browser, server
         await page.get_by_role("button", name="Отправить", exact=True).click()
         replies = page.locator(".bubble-assistant")
         await expect(replies).to_have_count(2)  # the greeting and the assistant's answer
+        await expect(page.locator(".bubble-live")).to_have_count(0)  # streamed: wait for the final reply
         assert (await replies.last.inner_text()).strip()
         await expect(replies.last).not_to_contain_text("Не получилось")
         await replies.last.locator(".quick .option").first.click()  # a quick reply goes as the assistant's choice
         await expect(replies).to_have_count(3)
+        await expect(page.locator(".bubble-live")).to_have_count(0)
         await expect(replies.last).not_to_contain_text("Не получилось")
         await shot(page, "user-chat")
 

@@ -78,7 +78,9 @@ async def test_thinking_first_then_a_status_then_growing_checked_drafts_then_the
     assert final.startswith(ANSWER)
     assert any("ЕГЭ по математике" in html.unescape(m.params["text"]) for m in sent[1:])  # the program card
 
-    assert "text" not in shown[0].params  # no text: «Thinking…», the first thing the parent sees (aiogram omits "")
+    # The first thing the parent sees: «Thinking…» (no text; aiogram omits ""), or already the tool
+    # round's status when the machine is so slow that it came before the feedback delay ran out.
+    assert shown[0].params.get("text") in (None, "<i>Подбираю программы…</i>")
     assert fake_api.calls_of("sendChatAction") == []  # drafts replace the typing indicator
     statuses = [c for c in shown if c.params["draft_id"] == shown[0].params["draft_id"]]
     assert any(c.params.get("text") == "<i>Подбираю программы…</i>" for c in statuses)
@@ -130,7 +132,8 @@ async def test_a_retried_update_resends_the_stored_reply_without_a_second_stream
             await wait_for(lambda: _sent_ok(fake_api), timeout=10, what="the retried reply")
     assert len(app.state.seen) == 2  # one turn of the model (a tool round and the answer), not two
     first_attempt_end = fake_api.calls_of("sendMessage")[0].at
-    assert [c for c in drafts(fake_api) if c.at > first_attempt_end] == []  # no second stream
+    retried = [c for c in drafts(fake_api) if c.at > first_attempt_end]
+    assert all("text" not in c.params for c in retried)  # no second stream (at most a «Thinking…» on a slow machine)
     texts = [html.unescape(c.params["text"]) for c in fake_api.calls_of("sendMessage")]
     assert texts[0] == texts[1] and texts[0].startswith(ANSWER)
 
