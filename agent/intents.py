@@ -27,6 +27,7 @@ class Intent(StrEnum):
     price_objection = "price_objection"
     client = "client"
     service = "service"
+    compute = "compute"
     offtopic = "offtopic"
 
 

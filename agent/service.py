@@ -57,6 +57,7 @@ HANDOFF_TEXT = (
     "Передаю разговор менеджеру — он ответит здесь в рабочее время (ежедневно 10:00–18:00). "
     "Пока менеджер ведёт разговор, я помолчу."
 )
+FUNNEL_PAYLOADS = ("grade:", "goal:", "subject:", "format:")
 HUMAN_QUIET = "Пока менеджер ведёт разговор, я помолчу."
 HUMAN_MODE_NOTICE = "Ваше сообщение передано менеджеру, он ответит здесь. Пока я молчу, чтобы не мешать."
 FALLBACK_TEXT = "Извините, я не понял. Выберите, пожалуйста, вариант кнопкой или напишите вопрос."
@@ -319,6 +320,8 @@ class AssistantService:
             else:
                 if ctx.lead_id:
                     state.flow["lead_id"] = ctx.lead_id
+                if not self.offline.qualifying(state, message):  # the same buttons rule as offline
+                    reply.quick_replies = [q for q in reply.quick_replies if not q.payload.startswith(FUNNEL_PAYLOADS)]
                 if (answer.ask_contact or ctx.consent_needed) and follow_up:
                     follow = await contact.start(state, channel=inbound.channel.value, now=now, key=inbound.idempotency_key)
                     reply.text = f"{reply.text}\n\n{follow.text}".strip()
@@ -343,7 +346,7 @@ class AssistantService:
             return False
         if state.human_mode_until > now:
             return True
-        state.human_mode_until = None  # 24 h passed without a release: the bot answers again
+        state.human_mode_until = None  # no manager wrote for HANDOFF_IDLE_HOURS: the bot answers again
         state.handoff_reason = None
         return False
 

@@ -11,6 +11,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.text_decorations import html_decoration as hd
 
 from adapters.telegram.rendering import MESSAGE_LIMIT
+from agent.funnel import choice_label
 from agent.ports import HandoffNotice
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,11 @@ PROFILE_LABELS = {
 }
 
 
+def _value(key: str, value: object) -> str:
+    """«ОГЭ», «Математика», «Онлайн» as the funnel's buttons read, not the stored codes."""
+    return choice_label(f"{key}:{value}") if key in ("goal", "subject", "format") else str(value)
+
+
 def handoff_card(notice: HandoffNotice) -> str:
     """Who, why, the profile, the contact only when consented, the transcript link. HTML, escaped."""
     lines = [
@@ -32,13 +38,15 @@ def handoff_card(notice: HandoffNotice) -> str:
         f"Причина: {hd.quote(notice.reason)}",
     ]
     profile = [
-        f"{PROFILE_LABELS.get(key, key)}: {hd.quote(str(value))}"
+        f"{PROFILE_LABELS[key]}: {hd.quote(_value(key, value))}"
         for key, value in notice.profile.items()
         if value not in (None, "", [], {}) and key in PROFILE_LABELS
     ]
     if profile:
         lines.append("Профиль: " + "; ".join(profile))
-    lines.append(f"Контакт: {hd.quote(notice.contact)}" if notice.contact else "Контакт: нет согласия на обработку")
+    lines.append(
+        f"Контакт: {hd.quote(notice.contact)}" if notice.contact else "Контакт: нет согласия на обработку или телефон не оставлен"
+    )
     url = notice.transcript_url or f"/admin/conversations/{notice.conversation_id}"
     if url.startswith(("https://", "http://")):
         lines.append(f'<a href="{html.escape(url, quote=True)}">Переписка #{notice.conversation_id}</a>')

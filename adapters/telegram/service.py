@@ -109,7 +109,7 @@ class TelegramService:
 
         return StaffRelay(
             self.bot, settings.manager_chat_id, RelayRepository(runtime.db), runtime.store, release,
-            idle_hours=settings.handoff_idle_hours,
+            idle_hours=settings.handoff_idle_hours, admin_url=settings.admin_webapp_url,
         )
 
     async def process(self, item: ClaimedUpdate) -> None:

@@ -216,7 +216,7 @@ async def test_manager_message_survives_a_kill_between_receive_and_deliver(
             async def handed_off() -> bool:
                 return await scalar(db, "SELECT count(*) FROM telegram_updates WHERE status = 'done'") == 2
 
-            await wait_for(handed_off, timeout=START_TIMEOUT)
+            await wait_for(handed_off, timeout=2 * START_TIMEOUT)  # a cold start, then two turns
             (thread,) = fake_api.topics
             fake_api.push_update(updates.staff(3, staff, manager, "Здравствуйте! Я менеджер Ирина.", thread=thread))
             await wait_for(lambda: bool(fake_api.held), timeout=START_TIMEOUT)

@@ -45,6 +45,20 @@ def test_chat_of_finds_the_chat_or_sender() -> None:
     assert chat_of({"update_id": 4}) is None
 
 
+async def test_staff_group_topics_are_lines_of_their_own(db: Database) -> None:
+    """Each forum topic of the staff group is ordered like a chat: its updates one after another,
+    different topics (and the group's general chat) at once."""
+    group = -1001234567890
+    first = [updates.staff(1, group, 9, "a", thread=500), updates.staff(2, group, 9, "b", thread=500)]
+    other = [updates.staff(3, group, 9, "c", thread=501), updates.staff(4, group, 9, "plain")]
+    keys = [chat_of(u) for u in first + other]
+    assert keys[0] == keys[1] and len(set(keys)) == 3 and keys[3] == group
+    assert all(k < -(2**62) for k in keys[:3])  # no real chat id lies there
+    queue = make_queue(db)
+    await queue.enqueue_many(first + other)
+    assert [c.update_id for c in await queue.claim("w", 10)] == [1, 3, 4]
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     assert [backoff_seconds(n, 2.0) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
     assert backoff_seconds(40, 2.0) == 3600.0

@@ -59,7 +59,8 @@ async def test_handoff_opens_a_topic_and_messages_flow_both_ways_with_media(
     tmp_path: Path, fake_api: FakeBotAPI, database_url: str
 ) -> None:
     fake_api.forums.add(STAFF)
-    async with running_service(relay_settings(tmp_path, fake_api, database_url), fake_api, lambda r: r.assistant) as service:
+    settings = relay_settings(tmp_path, fake_api, database_url, admin_webapp_url="https://bot.example.org/admin/miniapp")
+    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         (conversation_id,) = (await rows(service, "SELECT id FROM conversations"))[0]
         topic = fake_api.topics[thread]
@@ -68,6 +69,8 @@ async def test_handoff_opens_a_topic_and_messages_flow_both_ways_with_media(
         assert int(card["message_thread_id"]) == thread
         assert "Нужен менеджер" in card["text"] and "Последние сообщения" in card["text"] and "Режим: тема" in card["text"]
         assert "согласие на обработку данных: нет" in card["text"]
+        assert f'href="https://bot.example.org/admin/conversations/{conversation_id}"' in card["text"]
+        assert card["reply_markup"]["inline_keyboard"][1][0]["url"] == "https://bot.example.org/admin/miniapp"
         button = card["reply_markup"]["inline_keyboard"][0][0]["callback_data"]
         assert RelayAction.unpack(button).conversation_id == conversation_id
 

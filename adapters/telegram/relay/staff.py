@@ -23,7 +23,7 @@ from aiogram.utils.text_decorations import html_decoration as hd
 from adapters.storage.models import RelayTopic, utcnow
 from adapters.storage.relay import ClientAddress, RelayRepository
 from adapters.telegram.notifier import handoff_card
-from adapters.telegram.relay.cards import release_keyboard, relay_card
+from adapters.telegram.relay.cards import release_keyboard, relay_card, transcript_url
 from agent.errors import NotFound
 from agent.ports import HandoffNotice
 from agent.relay import RELEASED_TEXT, Author, human_mode_deadline, topic_title
@@ -74,6 +74,7 @@ class StaffRelay:
         release_conversation: Callable[[int], Awaitable[None]],
         *,
         idle_hours: float,
+        admin_url: str | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.bot = bot
@@ -82,6 +83,7 @@ class StaffRelay:
         self.store = store
         self.release_conversation = release_conversation
         self.idle_hours = idle_hours
+        self.admin_url = admin_url
         self.clock = clock
         self._forum: tuple[bool, float] | None = None
 
@@ -100,6 +102,8 @@ class StaffRelay:
     async def open(self, notice: HandoffNotice) -> None:
         """A handoff: create (or reuse, reopening it) the client's topic and post the card there."""
         conversation_id = notice.conversation_id
+        if notice.transcript_url is None:
+            notice = notice.model_copy(update={"transcript_url": transcript_url(self.admin_url, conversation_id)})
         state = await self.store.load_by_id(conversation_id)
         client = await self.repo.client(conversation_id)
         if state is None or client is None:  # nothing to relay to: the runbook's card alone
@@ -121,13 +125,13 @@ class StaffRelay:
         # Stored before the card goes out: a manager may write in the new topic at once.
         row = await self._remember(topic, conversation_id, thread)
         try:
-            sent = await self._post(card, thread, None, release_keyboard(conversation_id))
+            sent = await self._post(card, thread, None, release_keyboard(conversation_id, self.admin_url))
         except TelegramBadRequest as error:
             if thread is None or not _gone(error):
                 raise
             thread = await self._thread(None, topic_title(state))  # the old topic was deleted
             row = await self._remember(row, conversation_id, thread)
-            sent = await self._post(card, thread, None, release_keyboard(conversation_id))
+            sent = await self._post(card, thread, None, release_keyboard(conversation_id, self.admin_url))
         row.card_message_id = sent.message_id
         await self.repo.save_topic(row)
         await self.repo.link(self.chat_id, sent.message_id, conversation_id)
