@@ -106,5 +106,6 @@ class ModelTurn:
             usage=outcome.usage,
             engine="model",
             lead_id=ctx.lead_id,
+            tool_calls=outcome.tool_calls,
         )
         return reply, answer

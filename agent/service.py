@@ -32,12 +32,13 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from agent.catalog import Catalog, school_today
+from agent.channel_texts import for_channel, handoff_text, human_mode_notice
 from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, ContactFlow
 from agent.decide import Decision, Route, Situation, decide
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
 from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
 from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, mask_personal_data, quotes_prompt
-from agent.intents import IntentTable, load_intents
+from agent.intents import HandoffLookup, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
@@ -48,18 +49,14 @@ from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
 from agent.streaming import mute_live_reply
 from agent.toolkit import ToolContext
-from agent.types import Action, Inbound, QuickReply, Reply, Usage, identity_of
+from agent.turn_meta import write_turn_meta
+from agent.types import Action, Channel, Inbound, QuickReply, Reply, Usage, identity_of
 from agent.understanding import Understanding, understand
 
 log = logging.getLogger(__name__)
 
-HANDOFF_TEXT = (
-    "Передаю разговор менеджеру — он ответит здесь в рабочее время (ежедневно 10:00–18:00). "
-    "Пока менеджер ведёт разговор, я помолчу."
-)
 FUNNEL_PAYLOADS = ("grade:", "goal:", "subject:", "format:")
 HUMAN_QUIET = "Пока менеджер ведёт разговор, я помолчу."
-HUMAN_MODE_NOTICE = "Ваше сообщение передано менеджеру, он ответит здесь. Пока я молчу, чтобы не мешать."
 FALLBACK_TEXT = "Извините, я не понял. Выберите, пожалуйста, вариант кнопкой или напишите вопрос."
 
 
@@ -136,12 +133,12 @@ class AssistantService:
             try:
                 now = self.clock()
                 if self._in_human_mode(state, now):
-                    reply = self._human_mode_reply(state)
+                    reply = self._human_mode_reply(state, inbound.channel)
                 else:
                     reply = await self._route(inbound, state, text, now, usage)
                     if truncated:
                         reply.text = f"{TRUNCATION_NOTE}\n\n{reply.text}"
-                    reply = self._checked(reply, brand)
+                    reply = self._checked(reply, brand, inbound.channel)
             except Exception:
                 await self.store.record_usage(usage)  # the turn failed, but its tokens were spent
                 raise
@@ -214,7 +211,9 @@ class AssistantService:
                 return self.offline.advance(state, today=self.today())
             return await self._answer(inbound, state, None, None, contact, now, usage)
         expecting = bool(state.flow.get("awaiting") or state.flow.get("lead_id"))
-        message = understand(text, self._intents(state.brand), expecting_contact=expecting)
+        message = understand(
+            text, self._intents(state.brand), expecting_contact=expecting, handoff_topic=self._handoff_topic(state.brand)
+        )
         return await self._decided(inbound, state, message, contact, now, usage)
 
     async def _decided(
@@ -236,7 +235,8 @@ class AssistantService:
         if decision.route is Route.urgent:
             assert message.urgent is not None
             text = f"{' '.join(message.urgent.reply.split())} {HUMAN_QUIET}"
-            return await self._enter_human_mode(state, inbound, f"Срочная тема: {message.urgent.id}", now, text=text)
+            kind = "Срочная тема" if message.urgent.urgent else "Тема для менеджера"
+            return await self._enter_human_mode(state, inbound, f"{kind}: {message.urgent.id}", now, text=text)
         if decision.route is Route.person:
             reason = f"Пользователь попросил менеджера: {mask_personal_data(message.text)[:300]}"
             return await self._enter_human_mode(state, inbound, reason, now)
@@ -247,7 +247,7 @@ class AssistantService:
         if decision.route is Route.note:
             done = await contact.add_to_lead(state, message)
         elif decision.route is Route.name:
-            done = contact.name_noted(state)
+            done = contact.name_noted(state, channel)
         elif decision.route is Route.contact:
             apply_hints(state, message.hints, overwrite=False)
             done = await contact.on_message_contact(state, message, channel=channel, now=now, key=key)
@@ -350,17 +350,18 @@ class AssistantService:
         state.handoff_reason = None
         return False
 
-    def _human_mode_reply(self, state: ConversationState) -> Reply:
+    def _human_mode_reply(self, state: ConversationState, channel: Channel) -> Reply:
         if state.handoff_notice_sent:
             return Reply(text="", silent=True, actions=[Action.handoff], human_mode=True)
         state.handoff_notice_sent = True
-        return Reply(text=HUMAN_MODE_NOTICE, silent=False, actions=[Action.handoff], human_mode=True)
+        return Reply(text=human_mode_notice(channel), silent=False, actions=[Action.handoff], human_mode=True)
 
     async def _enter_human_mode(
-        self, state: ConversationState, inbound: Inbound, reason: str, now: datetime, *, text: str = HANDOFF_TEXT
+        self, state: ConversationState, inbound: Inbound, reason: str, now: datetime, *, text: str | None = None
     ) -> Reply:
+        """``text``: what the user reads (an urgent topic's own words); by default where the manager answers."""
         if self._in_human_mode(state, now):
-            return self._human_mode_reply(state)
+            return self._human_mode_reply(state, inbound.channel)
         state.human_mode_until = human_mode_deadline(now, self.settings.handoff_idle_hours)
         state.handoff_reason = reason[:500]
         state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
@@ -379,7 +380,7 @@ class AssistantService:
             await self.notifier.notify_handoff(notice)
         except Exception:  # a staff-chat hiccup must not cost the user their reply
             log.exception("handoff notification failed for conversation %s", state.conversation_id)
-        return Reply(text=text, actions=[Action.handoff])
+        return Reply(text=text or handoff_text(inbound.channel), actions=[Action.handoff])
 
     # ---------------------------------------------------------------- withdrawal
 
@@ -399,6 +400,10 @@ class AssistantService:
 
     def _intents(self, brand: str) -> IntentTable:
         return self.intents
+
+    def _handoff_topic(self, brand: str) -> HandoffLookup | None:
+        """The brand's own handoff topics (catalog/<brand>.rules.yaml), when it has them."""
+        return None
 
     # ---------------------------------------------------------------- helpers
 
@@ -464,14 +469,14 @@ class AssistantService:
             return ""
         return self._check_text(draft, brand).text
 
-    def _checked(self, reply: Reply, brand: str) -> Reply:
+    def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
         checked = self._check_text(reply.text, brand)
         if checked.removed_amounts or checked.removed_links or checked.leaked:
             log.warning(
                 "reply guardrails: amounts=%s links=%d leaked=%s",
                 checked.removed_amounts, len(checked.removed_links), checked.leaked,
             )
-        reply.text = checked.text or FALLBACK_TEXT
+        reply.text = for_channel(checked.text or FALLBACK_TEXT, channel)
         buttons: dict[str, QuickReply] = {}
         for button in reply.quick_replies:
             if valid_payload(button.payload):
@@ -485,6 +490,6 @@ class AssistantService:
         if state.flow.get("erased"):
             return reply  # the withdrawal erased the conversation: nothing of this turn is stored
         reply.conversation_id = state.conversation_id
-        meta = {"reply": reply.model_dump(mode="json"), "engine": reply.engine}
+        meta = write_turn_meta(reply, reply.tool_calls)
         await self.store.finish_turn(state, self._message(inbound, reply.text, meta), usage)
         return reply

@@ -13,7 +13,7 @@ from adapters.storage.database import Database
 from adapters.storage.models import ConsentRecord, Lead, utcnow
 from adapters.storage.repositories import ConsentRepository, LeadRepository
 from adapters.storage.token_totals import TokenTotals
-from agent.state import ConversationState, LeadRequest, NewMessage, StoredMessage, TurnStart, UsageRecord
+from agent.state import ConversationState, EarlierLead, LeadRequest, NewMessage, StoredMessage, TurnStart, UsageRecord
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,12 @@ class SqlStore:
             )
         )
 
-    async def recent_lead(self, user_id: int, phone: str, since: datetime) -> int | None:
-        lead = await self.leads.recent_for(user_id, phone, since)
-        return lead.id if lead is not None else None
+    async def recent_leads(self, user_id: int, phone: str, since: datetime) -> list[EarlierLead]:
+        return [
+            EarlierLead(lead_id=lead.id, profile=lead.profile or {}, program_ids=lead.program_ids or [])
+            for lead in await self.leads.recent_for(user_id, phone, since)
+            if lead.id is not None
+        ]
 
     async def annotate_lead(self, lead_id: int, *, note: str | None, name: str | None) -> None:
         await self.leads.annotate(lead_id, note=note, name=name)

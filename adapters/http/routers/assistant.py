@@ -20,12 +20,14 @@ from pydantic import BaseModel, Field, model_validator
 
 from adapters.http.auth import client_ip
 from adapters.http.dependencies import RuntimeDep, SettingsDep
-from adapters.http.miniapp_auth import OptionalInitDataDep
+from adapters.http.miniapp_auth import OptionalInitDataDep, TelegramUserDep
 from adapters.http.sse import event_stream, wants_stream
+from adapters.storage.history import recent_history
 from adapters.storage.relay import RelayRepository
+from agent.errors import UnknownBrand
 from agent.relay import ManagerMessage
 from agent.settings import Settings
-from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply
+from agent.types import Action, Channel, Identity, Inbound, ProgramCard, QuickReply, Reply
 
 router = APIRouter()
 # Longer messages are accepted and cut to 4000 characters with a note (agent/guardrails.py).
@@ -144,3 +146,45 @@ async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep, request:
     if wants_stream(request, body.stream):
         return event_stream(answer)
     return await answer()
+
+
+HISTORY_LIMIT = 40
+
+
+class HistoryMessage(BaseModel):
+    role: str  # user | assistant | manager (a manager's own words, when the relay stores them)
+    text: str
+    cards: list[ProgramCard] = Field(default_factory=list)
+    quick_replies: list[QuickReply] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
+    created_at: str
+
+
+class HistoryResponse(BaseModel):
+    ok: bool = True
+    messages: list[HistoryMessage]
+
+
+@router.get("/api/assistant/history", response_model=HistoryResponse)
+async def history(user: TelegramUserDep, runtime: RuntimeDep, brand: str | None = None) -> HistoryResponse:
+    """The Mini App chat's earlier messages (the bot chat's too: one conversation per Telegram user and
+    brand), so a reopened app continues where the server does. Silent turns are left out."""
+    chosen = (brand or runtime.settings.brand_default).strip()
+    if chosen not in runtime.catalog.brand_ids():
+        raise UnknownBrand(chosen)
+    rows = await recent_history(runtime.db, Identity.telegram.value, str(user.id), chosen, limit=HISTORY_LIMIT)
+    messages = []
+    for row in rows:
+        reply = (row.meta or {}).get("reply") if row.role == "assistant" else None
+        stored = Reply.model_validate(reply) if isinstance(reply, dict) else None
+        if (stored is not None and stored.silent) or not row.content.strip():
+            continue
+        messages.append(HistoryMessage(
+            role=row.role,
+            text=row.content,
+            cards=stored.cards if stored else [],
+            quick_replies=stored.quick_replies if stored else [],
+            actions=stored.actions if stored else [],
+            created_at=row.created_at.isoformat(),
+        ))
+    return HistoryResponse(messages=messages)

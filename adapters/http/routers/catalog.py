@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -33,3 +34,30 @@ async def catalog_search(
     criteria = SearchCriteria(grade=grade, goal=goal, subject=subject, format=format)
     result = runtime.catalog.search(brand or runtime.settings.brand_default, criteria, today=runtime.today())
     return {"ok": True, **result.model_dump()}
+
+
+PHONE_IN_TEXT = re.compile(r"(?:\+7|8)\s?\(?\d{3}\)?[\s-]?\d{3}-\d{2}-\d{2}")
+TELEGRAM_IN_TEXT = re.compile(r"Telegram\s+@(\w{5,32})")
+
+
+@router.get("/api/brand")
+async def brand_info(
+    runtime: RuntimeDep,
+    brand: Annotated[str | None, Query(max_length=64, description="blank or absent: BRAND_DEFAULT")] = None,
+) -> dict[str, object]:
+    """What the Mini App's header and its plain-browser page show: the school's name, phones (tel: links)
+    and the bot's t.me link once the bot has introduced itself (getMe)."""
+    info = runtime.catalog.brand(brand or runtime.settings.brand_default).brand  # unknown brand: 422
+    phones = [{"text": text, "tel": "+7" + re.sub(r"\D", "", text)[1:]} for text in PHONE_IN_TEXT.findall(info.manager_contact)]
+    username = runtime.telegram.bot_username if runtime.telegram is not None else None
+    school = TELEGRAM_IN_TEXT.search(info.manager_contact)
+    return {
+        "ok": True,
+        "id": info.id,
+        "name": info.name,
+        "domain": info.domain,
+        "contact": info.manager_contact,
+        "phones": phones,
+        "bot_url": f"https://t.me/{username}" if username else None,
+        "school_telegram_url": f"https://t.me/{school.group(1)}" if school else None,
+    }
