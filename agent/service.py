@@ -308,7 +308,7 @@ class AssistantService:
                     brand=self.catalog.brand(state.brand).brand,
                     consent_given=await self.leads.has_consent(state.user_id),
                     given=given_in(message),
-                    check=lambda draft: self._live_check(draft, state.brand),
+                    check=lambda draft: self._live_check(draft, state.brand, inbound.channel),
                 )
             except ModelUnavailable as error:
                 log.warning("model turn failed, answering offline: %s", error)
@@ -461,13 +461,13 @@ class AssistantService:
             text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
         )
 
-    def _live_check(self, draft: str, brand: str) -> str:
+    def _live_check(self, draft: str, brand: str, channel: Channel) -> str:
         """What a sentence shown while the answer streams must pass: the reply guardrails leave it
         unchanged, and it quotes no stretch of the prompt (a quote the whole-reply check would only
         catch once more of it is written). A changed result stops the live preview."""
         if self.model is not None and quotes_prompt(draft, self.model.prompts.quote_heads):
             return ""
-        return self._check_text(draft, brand).text
+        return for_channel(self._check_text(draft, brand).text, channel)  # as the final text is worded
 
     def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
         checked = self._check_text(reply.text, brand)
