@@ -37,7 +37,7 @@ from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, Conta
 from agent.decide import Decision, Route, Situation, decide
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
 from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
-from agent.guardrails import TRUNCATION_NOTE, cap_input, check_reply, mask_personal_data
+from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, mask_personal_data, quotes_prompt
 from agent.intents import HandoffLookup, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
@@ -47,6 +47,7 @@ from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.relay import human_mode_deadline
 from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
+from agent.streaming import mute_live_reply
 from agent.toolkit import ToolContext
 from agent.turn_meta import write_turn_meta
 from agent.types import Action, Channel, Inbound, QuickReply, Reply, Usage, identity_of
@@ -121,6 +122,8 @@ class AssistantService:
     async def handle(self, inbound: Inbound) -> Reply:
         brand = self._brand(inbound)
         text, truncated = cap_input(inbound.text.strip()) if inbound.text and inbound.text.strip() else (None, False)
+        if truncated:
+            mute_live_reply()  # the reply starts with a note the model's live text would not show
         message = self._message(inbound, _describe(inbound, text), meta={"choice": inbound.choice} if inbound.choice else None)
         async with self._lock(inbound, brand):
             opened = await self._open(inbound, brand, message)
@@ -305,6 +308,7 @@ class AssistantService:
                     brand=self.catalog.brand(state.brand).brand,
                     consent_given=await self.leads.has_consent(state.user_id),
                     given=given_in(message),
+                    check=lambda draft: self._live_check(draft, state.brand, inbound.channel),
                 )
             except ModelUnavailable as error:
                 log.warning("model turn failed, answering offline: %s", error)
@@ -450,11 +454,23 @@ class AssistantService:
             known = self._amounts[brand] = frozenset(self.catalog.known_amounts(brand) | self.knowledge.known_amounts(brand))
         return known
 
-    def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
+    def _check_text(self, text: str, brand: str) -> ReplyCheck:
+        """The reply guardrails, for the final text and for every sentence shown while streaming."""
         secret = self.model.prompts.secret_lines if self.model else []
-        checked = check_reply(
-            reply.text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
+        return check_reply(
+            text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
         )
+
+    def _live_check(self, draft: str, brand: str, channel: Channel) -> str:
+        """What a sentence shown while the answer streams must pass: the reply guardrails leave it
+        unchanged, and it quotes no stretch of the prompt (a quote the whole-reply check would only
+        catch once more of it is written). A changed result stops the live preview."""
+        if self.model is not None and quotes_prompt(draft, self.model.prompts.quote_heads):
+            return ""
+        return for_channel(self._check_text(draft, brand).text, channel)  # as the final text is worded
+
+    def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
+        checked = self._check_text(reply.text, brand)
         if checked.removed_amounts or checked.removed_links or checked.leaked:
             log.warning(
                 "reply guardrails: amounts=%s links=%d leaked=%s",
