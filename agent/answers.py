@@ -154,9 +154,10 @@ class Answer:
     text: str  # the best section, plain and short
     source_url: str | None
 
-    def render(self) -> str:
+    def render(self, note: str = "") -> str:
         link = f"\n\nИсточник: {self.source_url}" if self.source_url else ""
-        return f"{self.text}{link}"
+        extra = f"\n\n{note}" if note else ""
+        return f"{self.text}{extra}{link}"
 
 
 async def find_passages(knowledge: Knowledge, brand: str, question: str, *, limit: int = 3) -> tuple[bool, list[Passage]]:

@@ -8,6 +8,8 @@ defaults in the same file.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -27,6 +29,7 @@ class Intent(StrEnum):
     price_objection = "price_objection"
     client = "client"
     service = "service"
+    compute = "compute"
     offtopic = "offtopic"
 
 
@@ -63,6 +66,18 @@ class UrgentTopic(Patterns):
     reply: str = Field(min_length=1)
 
 
+@dataclass(frozen=True)
+class Handoff:
+    """A topic that goes to a manager at once, with the reply the client gets."""
+
+    id: str
+    reply: str
+    urgent: bool = True
+
+
+HandoffLookup = Callable[[str], "Handoff | None"]
+
+
 class IntentFile(_Strict):
     intents: dict[Intent, Patterns]
     urgent: tuple[UrgentTopic, ...] = ()
@@ -86,17 +101,11 @@ class IntentTable:
         self.spec = spec
         self.urgent_topics: tuple[UrgentTopic, ...] = spec.urgent
 
-    def with_urgent(self, topics: tuple[UrgentTopic, ...]) -> IntentTable:
-        """The same table with a brand's own urgent topics (its rules file) instead of the defaults."""
-        table = IntentTable(self.spec)
-        table.urgent_topics = topics or self.spec.urgent
-        return table
-
-    def classify(self, text: str) -> tuple[frozenset[Intent], UrgentTopic | None]:
+    def classify(self, text: str) -> tuple[frozenset[Intent], Handoff | None]:
         lowered = normalise(text)
         found = frozenset(intent for intent, patterns in self.spec.intents.items() if patterns.matches(lowered))
         urgent = next((topic for topic in self.urgent_topics if topic.matches(lowered)), None)
-        return found, urgent
+        return found, Handoff(id=urgent.id, reply=" ".join(urgent.reply.split())) if urgent else None
 
     def asks(self, text: str) -> bool:
         return bool(text) and _ASKS.search(normalise(text)) is not None

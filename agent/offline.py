@@ -177,7 +177,7 @@ class OfflinePolicy:
         """The question of a message answered: a course price from the catalog, else the knowledge base."""
         question_text = message.question or message.text
         qualifying = follow_up and self.qualifying(state, message)
-        if _PRICE.search(question_text) and (message.hints.subject or message.hints.goal not in (None, "camp")):
+        if _PRICE.search(question_text) and self._names_a_course(state, message, question_text):
             priced = self._catalog_price(state, message, today=today)
             if priced is not None:
                 return priced
@@ -195,7 +195,20 @@ class OfflinePolicy:
             reply = self._with_follow(state, self.intents.reply("no_answer"), today, qualifying, noted=noted or [])
             reply.quick_replies = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *reply.quick_replies][:12]
             return reply
-        return self._with_follow(state, answer.render(), today, qualifying, noted=noted or [])
+        text = answer.render()
+        if message.has(Intent.compute):  # the facts, never a computed total
+            text = answer.render(note=self.intents.reply("compute"))
+        return self._with_follow(state, text, today, qualifying, noted=noted or [])
+
+    @staticmethod
+    def _names_a_course(state: ConversationState, message: Understanding, question_text: str) -> bool:
+        """The question names a course («ЕГЭ по физике»), or is a bare «Сколько стоит?» once the profile
+        does (camps are priced in the knowledge base: shifts and deposits need their words)."""
+        h, p = message.hints, state.profile
+        if h.subject or h.goal not in (None, "camp"):
+            return True
+        bare = len(content_words(question_text)) <= 1
+        return bare and h.goal is None and p.goal != "camp" and bool(p.subject or p.goal)
 
     def qualifying(self, state: ConversationState, message: Understanding | None = None) -> bool:
         """The funnel fits: no lead yet, not an existing client, not a service question."""

@@ -37,7 +37,7 @@ from agent.decide import Decision, Route, Situation, decide
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
 from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
 from agent.guardrails import TRUNCATION_NOTE, cap_input, check_reply, mask_personal_data
-from agent.intents import IntentTable, load_intents
+from agent.intents import HandoffLookup, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
@@ -56,6 +56,7 @@ HANDOFF_TEXT = (
     "Передаю разговор менеджеру — он ответит здесь в рабочее время (ежедневно 10:00–18:00). "
     "Пока менеджер ведёт разговор, я помолчу."
 )
+FUNNEL_PAYLOADS = ("grade:", "goal:", "subject:", "format:")
 HUMAN_QUIET = "Пока менеджер ведёт разговор, я помолчу."
 HUMAN_MODE_NOTICE = "Ваше сообщение передано менеджеру, он ответит здесь. Пока я молчу, чтобы не мешать."
 FALLBACK_TEXT = "Извините, я не понял. Выберите, пожалуйста, вариант кнопкой или напишите вопрос."
@@ -210,7 +211,9 @@ class AssistantService:
                 return self.offline.advance(state, today=self.today())
             return await self._answer(inbound, state, None, None, contact, now, usage)
         expecting = bool(state.flow.get("awaiting") or state.flow.get("lead_id"))
-        message = understand(text, self._intents(state.brand), expecting_contact=expecting)
+        message = understand(
+            text, self._intents(state.brand), expecting_contact=expecting, handoff_topic=self._handoff_topic(state.brand)
+        )
         return await self._decided(inbound, state, message, contact, now, usage)
 
     async def _decided(
@@ -232,7 +235,8 @@ class AssistantService:
         if decision.route is Route.urgent:
             assert message.urgent is not None
             text = f"{' '.join(message.urgent.reply.split())} {HUMAN_QUIET}"
-            return await self._enter_human_mode(state, inbound, f"Срочная тема: {message.urgent.id}", now, text=text)
+            kind = "Срочная тема" if message.urgent.urgent else "Тема для менеджера"
+            return await self._enter_human_mode(state, inbound, f"{kind}: {message.urgent.id}", now, text=text)
         if decision.route is Route.person:
             reason = f"Пользователь попросил менеджера: {mask_personal_data(message.text)[:300]}"
             return await self._enter_human_mode(state, inbound, reason, now)
@@ -315,6 +319,8 @@ class AssistantService:
             else:
                 if ctx.lead_id:
                     state.flow["lead_id"] = ctx.lead_id
+                if not self.offline.qualifying(state, message):  # the same buttons rule as offline
+                    reply.quick_replies = [q for q in reply.quick_replies if not q.payload.startswith(FUNNEL_PAYLOADS)]
                 if (answer.ask_contact or ctx.consent_needed) and follow_up:
                     follow = await contact.start(state, channel=inbound.channel.value, now=now, key=inbound.idempotency_key)
                     reply.text = f"{reply.text}\n\n{follow.text}".strip()
@@ -392,6 +398,10 @@ class AssistantService:
 
     def _intents(self, brand: str) -> IntentTable:
         return self.intents
+
+    def _handoff_topic(self, brand: str) -> HandoffLookup | None:
+        """The brand's own handoff topics (catalog/<brand>.rules.yaml), when it has them."""
+        return None
 
     # ---------------------------------------------------------------- helpers
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 from agent.guardrails import EMAIL_RE, PHONE_RE
-from agent.intents import Intent, IntentTable, UrgentTopic
+from agent.intents import Handoff, HandoffLookup, Intent, IntentTable
 from agent.errors import InvalidInput
 from agent.leads import normalize_phone
 
@@ -174,7 +174,7 @@ class Understanding:
     note: str | None = None  # «перезвоните после 18», «это номер мужа»
     hints: Hints = field(default_factory=Hints)
     intents: frozenset[Intent] = frozenset()
-    urgent: UrgentTopic | None = None
+    urgent: Handoff | None = None  # a topic that goes to a manager at once
     question: str = ""  # what is left once the contact parts are taken out
     asks: bool = False  # the remainder is a question or request to answer
 
@@ -186,10 +186,12 @@ class Understanding:
         return intent in self.intents
 
 
-def understand(text: str, table: IntentTable, *, expecting_contact: bool = False) -> Understanding:
+def understand(
+    text: str, table: IntentTable, *, expecting_contact: bool = False, handoff_topic: HandoffLookup | None = None
+) -> Understanding:
     """Parse one message into its parts. ``text`` is the user's text as stored (already capped);
     ``expecting_contact``: the conversation asked for a contact or has a lead, so a bare «Иванова Ольга»
-    is a name."""
+    is a name. ``handoff_topic``: the brand's own topics (its rules file), asked before the defaults."""
     phones: list[str] = []
     bad_phone = False
     for match in PHONE_RE.finditer(text):
@@ -213,6 +215,8 @@ def understand(text: str, table: IntentTable, *, expecting_contact: bool = False
         rest = _CONTACT_FILLER.sub(" ", rest)
     question = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(rest.split())).strip(" ,.;:-—–\n")
     intents, urgent = table.classify(question or text)
+    if handoff_topic is not None:
+        urgent = handoff_topic(question or text) or urgent
     return Understanding(
         text=text,
         phones=tuple(phones),

@@ -86,6 +86,7 @@ def test_funnel_hints_with_typos(text: str, grade: int | None, subject: str | No
         ("Отзываю согласие на обработку данных", Intent.forget),
         ("мы уже учимся у вас", Intent.client),
         ("спишите занятие из-за болезни", Intent.service),
+        ("Сколько я заплачу за два предмета со скидкой? посчитайте", Intent.compute),
     ],
 )
 def test_intents(text: str, intent: Intent | None) -> None:
