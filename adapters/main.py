@@ -47,22 +47,55 @@ def serve(
     port = port or settings.port
     run_bot = bot if bot is not None else settings.telegram_bot_token is not None and settings.telegram_mode == "polling"
     log.info("Starting API on %s:%s...", host, port)
-    config = uvicorn.Config(
-        create_app(settings, run_bot=run_bot),
-        host=host,
-        port=port,
-        log_config=None,  # keep our formatter and redaction
-        proxy_headers=False,  # X-Forwarded-For is trusted only through TRUSTED_PROXY_IPS
-        timeout_graceful_shutdown=20,
-    )
-    server = uvicorn.Server(config)
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a no-op handler turns that
     # re-raise into a normal exit, so Docker and Render see a clean stop (exit 0), not a kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    if settings.web_concurrency > 1:
+        _serve_workers(settings.web_concurrency, host, port, run_bot)
+        return
+    config = server_config(create_app(settings, run_bot=run_bot), host, port)
+    server = uvicorn.Server(config)
     ok = asyncio.run(_serve(server))
     if not ok:
         sys.exit(1)
+
+
+def worker_app() -> object:
+    """One of WEB_CONCURRENCY worker processes: the API (and the webhook and its queue workers)."""
+    from adapters.http.app import create_app
+
+    return create_app(_settings(), run_bot=False)
+
+
+def _serve_workers(workers: int, host: str, port: int, run_bot: bool) -> None:
+    """WEB_CONCURRENCY=N: uvicorn's supervisor binds the port and runs N worker processes, each with
+    its own event loop, sharing the database (and Redis for the limits); it restarts a worker that dies."""
+    from uvicorn.supervisors import Multiprocess
+
+    if run_bot:
+        typer.echo(
+            "Configuration error: WEB_CONCURRENCY > 1 cannot run the polling bot (one poller per token): "
+            "use TELEGRAM_MODE=webhook, or serve --no-bot and run `python -m adapters.main bot` once beside it",
+            err=True,
+        )
+        raise typer.Exit(2)
+    config = server_config("adapters.main:worker_app", host, port, factory=True, workers=workers)
+    Multiprocess(config, sockets=[config.bind_socket()]).run()
+
+
+def server_config(app: object, host: str, port: int, **extra: object) -> uvicorn.Config:
+    """uvicorn's settings for the service (benchmarks serve their variants with the same)."""
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=host,
+        port=port,
+        **extra,  # type: ignore[arg-type]
+        log_config=None,  # keep our formatter and redaction
+        access_log=False,  # written by adapters/http/access_log.py for a tenth of the cost
+        proxy_headers=False,  # X-Forwarded-For is trusted only through TRUSTED_PROXY_IPS
+        timeout_graceful_shutdown=20,
+    )
 
 
 async def _serve(server: uvicorn.Server) -> bool:

@@ -142,6 +142,7 @@ class Runtime:
             await self.llm.aclose()
         if self.crm_http is not None:
             await self.crm_http.aclose()
+        await self.store.tokens.aclose()
         await self.db.dispose()
 
 
@@ -171,7 +172,7 @@ def build_runtime(
         leads=leads,
         consents=consents,
         usage=usage,
-        store=SqlStore(db, leads, consents),
+        store=SqlStore(db, leads, consents, redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None),
         crm=build_crm(settings, crm_http),
         outbox=OutboxRepository(db),
         crm_http=crm_http,

@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from agent.channel_texts import ask_phone, consent_withdrawal
 from agent.errors import ConsentRequired, InvalidInput
 from agent.guardrails import mask_phone
 from agent.leads import LeadRequest, LeadService, normalize_phone
 from agent.state import ConversationState
-from agent.types import Action, QuickReply, Reply
+from agent.types import Action, Channel, QuickReply, Reply
 from agent.understanding import Understanding
 
 CONSENT_YES = "consent:yes"
@@ -21,10 +22,9 @@ HANDOFF = "handoff"
 CONSENT_PROMPT = (
     "Чтобы менеджер {brand} связался с вами, мне нужно ваше согласие на обработку персональных данных: "
     "имени, телефона, Telegram id, класса и интересов ребёнка — только для консультации и записи на обучение. "
-    "Согласие можно отозвать в любой момент командой /forget. Полный текст согласия и политика "
+    "Согласие можно отозвать в любой момент {withdraw}. Полный текст согласия и политика "
     "конфиденциальности — на сайте {domain}."
 )
-ASK_PHONE = "Спасибо! Отправьте, пожалуйста, номер телефона кнопкой ниже или напишите его сообщением."
 BAD_PHONE = "Кажется, это не похоже на номер телефона. Напишите, пожалуйста, номер в формате +7 999 123-45-67."
 NO_CONSENT = (
     "Хорошо, без согласия я не сохраняю контакты. Вы можете связаться со школой сами: {contact}. "
@@ -98,18 +98,19 @@ class ContactFlow:
     brand_domain: str
     manager_contact: str
 
-    def ask_consent(self, state: ConversationState) -> Reply:
+    def ask_consent(self, state: ConversationState, channel: str) -> Reply:
         state.flow["awaiting"] = "consent"
-        text = CONSENT_PROMPT.format(brand=self.brand_name, domain=self.brand_domain)
+        withdraw = consent_withdrawal(Channel(channel))
+        text = CONSENT_PROMPT.format(brand=self.brand_name, domain=self.brand_domain, withdraw=withdraw)
         return Reply(text=text, quick_replies=consent_buttons())
 
     async def start(self, state: ConversationState, *, channel: str, now: datetime, key: str | None) -> Reply:
         if not await self.leads.has_consent(state.user_id):
-            return self.ask_consent(state)
+            return self.ask_consent(state, channel)
         if state.profile.phone:
             return await self.create_lead(state, channel=channel, now=now, key=key)
         state.flow["awaiting"] = "phone"
-        return Reply(text=ASK_PHONE, actions=[Action.ask_contact])
+        return Reply(text=ask_phone(Channel(channel)), actions=[Action.ask_contact])
 
     async def on_consent(
         self, state: ConversationState, granted: bool, *, channel: str, telegram_id: int | None, now: datetime, key: str | None
@@ -133,7 +134,7 @@ class ContactFlow:
         if name and not state.profile.name:
             state.profile.name = name
         if not await self.leads.has_consent(state.user_id):
-            return self.ask_consent(state)
+            return self.ask_consent(state, channel)
         return await self.create_lead(state, channel=channel, now=now, key=key)
 
     async def create_lead(self, state: ConversationState, *, channel: str, now: datetime, key: str | None) -> Reply:
@@ -141,7 +142,7 @@ class ContactFlow:
         try:
             outcome = await self.leads.create(request, now=now)
         except ConsentRequired:
-            return self.ask_consent(state)
+            return self.ask_consent(state, channel)
         state.flow.pop("awaiting", None)
         state.flow.pop("notes", None)
         state.flow["lead_id"] = outcome.lead_id
@@ -175,10 +176,10 @@ class ContactFlow:
         return reply
 
     @staticmethod
-    def name_noted(state: ConversationState) -> Reply:
+    def name_noted(state: ConversationState, channel: str) -> Reply:
         """Only a name: kept for the lead (not repeated back); the phone is asked again if awaited."""
         if state.flow.get("awaiting") == "phone":
-            return Reply(text=f"Спасибо! {ASK_PHONE}", actions=[Action.ask_contact])
+            return Reply(text=ask_phone(Channel(channel)), actions=[Action.ask_contact])
         return Reply(text="Спасибо, записал ваше имя для менеджера.")
 
     async def add_to_lead(self, state: ConversationState, message: Understanding) -> Reply:

@@ -123,6 +123,12 @@ def check_reply(
     return result
 
 
+def quotes_prompt(text: str, heads: list[str]) -> bool:
+    """True when ``text`` repeats one of the prompt's stretches (``Prompts.quote_heads``)."""
+    flat = " ".join(text.split())
+    return any(head in flat for head in heads)
+
+
 def _leaks(text: str, secret_lines: list[str]) -> bool:
     if any(marker in text for marker in SCHEMA_MARKERS):
         return True

@@ -1,9 +1,13 @@
 """Lead capture, callable from the bot, the model's create_lead tool and the Mini App alike.
 
 Rules (152-ФЗ and sales ops): no lead without recorded consent to personal-data processing; the
-phone is normalised to +7XXXXXXXXXX; the same user and phone within 24 h returns the earlier lead;
-the lead (with its outbox row when a CRM is configured) is committed before any CRM push, which the
-outbox worker does later.
+phone is normalised to +7XXXXXXXXXX; the lead (with its outbox row when a CRM is configured) is
+committed before any CRM push, which the outbox worker does later.
+
+Dedupe (24 h): a request is the same as an earlier lead when the same user left the same phone within
+24 hours for the same thing: the same chosen programs, or, when no program was chosen, the same profile
+(grade, goal, subject, format). A parent asking for a second child or another program gets a second
+lead; pressing «Отправить» twice (or the bot and the Mini App asking for the same course) gets one.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import yaml
 from pydantic import BaseModel
 
 from agent.errors import ConsentRequired, InvalidInput
-from agent.state import LeadRequest, LeadStore
+from agent.state import EarlierLead, LeadRequest, LeadStore
 
 PERSONAL_DATA = "personal_data"
 MARKETING = "marketing"
@@ -52,9 +56,22 @@ def consent_version(legal_path: Path, brand: str) -> str:
     return str(version)
 
 
+PROFILE_KEYS = ("grade", "goal", "subject", "format")
+
+
+def request_key(profile: dict[str, object], program_ids: list[str]) -> tuple[object, ...]:
+    """What a lead asks for: its programs when chosen, else its profile (see the module's dedupe rule)."""
+    if program_ids:
+        return ("programs", *sorted(set(program_ids)))
+    return ("profile", *(profile.get(key) for key in PROFILE_KEYS))
+
+
 class LeadOutcome(BaseModel):
     lead_id: int
-    created: bool  # False: the same user and phone left a lead within 24 h (or the key was reused)
+    created: bool  # False: the same request within 24 h (see the dedupe rule above) or a reused key
+    # What the stored lead asks for (the earlier lead's when ``created`` is False).
+    profile: dict[str, object] = {}
+    program_ids: list[str] = []
 
 
 class LeadService:
@@ -92,13 +109,18 @@ class LeadService:
         phone = normalize_phone(request.phone)
         if not await self.has_consent(request.user_id):
             raise ConsentRequired("personal-data consent is not recorded")
-        earlier = await self.store.recent_lead(request.user_id, phone, now - DEDUPE_WINDOW)
+        earlier = self._same_request(request, await self.store.recent_leads(request.user_id, phone, now - DEDUPE_WINDOW))
         if earlier is not None:
-            return LeadOutcome(lead_id=earlier, created=False)
+            return LeadOutcome(lead_id=earlier.lead_id, created=False, profile=earlier.profile, program_ids=earlier.program_ids)
         lead_id = await self.store.create_lead(
             request.model_copy(update={"phone": phone}), outbox_provider=self.outbox_provider
         )
-        return LeadOutcome(lead_id=lead_id, created=True)
+        return LeadOutcome(lead_id=lead_id, created=True, profile=request.profile, program_ids=request.program_ids)
+
+    @staticmethod
+    def _same_request(request: LeadRequest, earlier: list[EarlierLead]) -> EarlierLead | None:
+        wanted = request_key(request.profile, request.program_ids)
+        return next((lead for lead in earlier if request_key(lead.profile, lead.program_ids) == wanted), None)
 
     async def annotate(self, lead_id: int, *, note: str | None, name: str | None = None) -> None:
         """What the client adds after the lead exists (another phone, when to call, their name)."""

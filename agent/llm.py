@@ -6,6 +6,9 @@ json_schema final answer) or ``LLM.web_search`` (the domain-limited web_search t
 retries are off (``max_retries=0``) so tenacity is the one retry policy: 429, 408/409, 5xx,
 timeouts and connection errors are retried, honouring ``Retry-After`` / ``retry-after-ms``.
 After the last attempt the caller gets ``ModelUnavailable`` and answers with the offline policy.
+With OPENAI_STREAM (default) ``respond`` streams (``stream: true``, server-sent events) so the answer
+can be shown as it is written; a failure after text was handed on is not retried (it would be shown
+twice), and a server that ignores the flag and answers plain JSON still works.
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ from typing import Any
 import httpx
 import httpx2
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream
+from openai._models import construct_type
+from openai._streaming import ServerSentEvent
 from openai.types.responses import Response
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential_jitter
 
 from agent.errors import ModelUnavailable
 from agent.guardrails import host_allowed
-from agent.llm_types import Citation, FunctionCall, ModelTurn, WebAnswer
+from agent.llm_types import Citation, FunctionCall, ModelTurn, TextSink, WebAnswer
 from agent.settings import Settings
 from agent.types import Usage
 
@@ -36,7 +41,7 @@ log = logging.getLogger(__name__)
 # A server asking for a longer pause than this is treated as down for this turn.
 MAX_RETRY_AFTER_SECONDS = 20.0
 # The body keys in the order ``client.responses.create`` writes them, so the request bytes are the same.
-BODY_KEYS = ("model", "input", "instructions", "parallel_tool_calls", "store", "text", "tool_choice", "tools")
+BODY_KEYS = ("model", "input", "instructions", "parallel_tool_calls", "store", "stream", "text", "tool_choice", "tools")
 # Conversations waiting for the model each hold a connection, so the pool must not cap them (aiohttp's
 # connector default is 100; the SDK's own client allows 1000). aiohttp keeps them all alive.
 CONNECTION_LIMITS = httpx2.Limits(max_connections=1000)
@@ -94,6 +99,30 @@ def _usage(response: Any) -> Usage:
     )
 
 
+# What a server that ignores ``"stream": true`` answered (one JSON Response instead of events).
+PLAIN_RESPONSE_EVENT = "plain-json-response"
+FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
+
+
+class _Events(AsyncStream[ServerSentEvent]):
+    """The raw server-sent events of ``POST /responses`` with ``stream: true``.
+
+    The SDK's stream would build a typed pydantic event for every text delta; only the deltas' text
+    and the final ``response.*`` event are needed, so the events stay raw (less CPU per streamed turn,
+    on the event loop every conversation shares). An OpenAI-compatible server that answers with plain
+    JSON instead of a stream yields that body as one event, so it keeps working."""
+
+    async def __stream__(self) -> Any:  # type: ignore[override]
+        try:
+            if "text/event-stream" not in self.response.headers.get("content-type", ""):
+                yield ServerSentEvent(event=PLAIN_RESPONSE_EVENT, data=(await self.response.aread()).decode("utf-8", "replace"))
+                return
+            async for event in self._iter_events():
+                yield event
+        finally:
+            await self.response.aclose()
+
+
 def default_http_client(settings: Settings) -> httpx.AsyncClient | httpx2.AsyncClient:
     """The SDK over aiohttp (``openai.DefaultAioHttpClient``, the SDK's option for high concurrency):
     the same requests as its default httpx transport for ~30 % less CPU per call, and that CPU, on the
@@ -115,6 +144,7 @@ class LLM:
         assert settings.openai_api_key is not None
         self.model = settings.openai_model
         self.attempts = settings.openai_max_retries + 1
+        self.streaming = settings.openai_stream
         self._sleep = sleep
         self._http = http_client or default_http_client(settings)
         self.client = AsyncOpenAI(
@@ -128,7 +158,7 @@ class LLM:
     async def aclose(self) -> None:
         await self.client.close()
 
-    async def _create(self, **params: Any) -> Any:
+    async def _create(self, *, on_text: TextSink | None = None, **params: Any) -> Any:
         """POST /responses with an already JSON-ready body.
 
         ``client.responses.create`` would first walk the whole body (every tool schema, every input item)
@@ -136,13 +166,17 @@ class LLM:
         two thirds of the SDK's CPU per call. The SDK's own client still sends it (auth, headers,
         timeouts, errors, the typed ``Response``): the same request bytes at the HTTP seam
         (tests/test_llm.py compares them with ``responses.create``)."""
+        stream = self.streaming and on_text is not None
         params = {"model": self.model, "store": False, **params}
+        if stream:
+            params["stream"] = True
         if unknown := params.keys() - set(BODY_KEYS):
             raise TypeError(f"add {sorted(unknown)} to BODY_KEYS in the SDK's order")
         body = {key: params[key] for key in BODY_KEYS if key in params}
+        delivered: list[bool] = []  # text already went to on_text: no retry (it would be shown twice)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(lambda error: not delivered and _retryable(error)),
             wait=_wait,
             sleep=self._sleep,
             reraise=True,
@@ -150,7 +184,11 @@ class LLM:
         try:
             async for attempt in retrying:
                 with attempt:
-                    response = await self.client.post("/responses", body=body, cast_to=Response, options=REQUEST_OPTIONS)
+                    if stream:
+                        assert on_text is not None
+                        response = await self._streamed(body, on_text, delivered)
+                    else:
+                        response = await self.client.post("/responses", body=body, cast_to=Response, options=REQUEST_OPTIONS)
         except openai.OpenAIError as error:
             status = getattr(error, "status_code", None)
             log.warning("model call failed: %s status=%s", type(error).__name__, status)
@@ -160,6 +198,32 @@ class LLM:
             raise ModelUnavailable("the model endpoint answered something that is not a Responses object")
         return response
 
+    async def _streamed(self, body: dict[str, Any], on_text: TextSink, delivered: list[bool]) -> Any:
+        """One streamed call: text deltas go to ``on_text`` as they come; the final ``response.*``
+        event carries the same Response a plain call returns."""
+        events = await self.client.post(
+            "/responses", body=body, cast_to=Response, options=REQUEST_OPTIONS, stream=True, stream_cls=_Events
+        )
+        final: Any = None
+        async for event in events:
+            kind = event.event
+            if kind == "response.output_text.delta":
+                delivered.append(True)
+                on_text(event.json()["delta"])
+            elif kind in FINAL_EVENTS:
+                final = event.json()["response"]
+            elif kind == PLAIN_RESPONSE_EVENT:
+                try:
+                    final = event.json()
+                except ValueError:
+                    final = event.data  # e.g. a proxy's HTML page: refused below
+            elif kind == "error":
+                data = event.json()
+                raise ModelUnavailable(f"the stream reported an error: {str(data.get('code') or data.get('message'))[:80]}")
+        if final is None:
+            raise ModelUnavailable("the stream ended before the response was complete")
+        return construct_type(type_=Response, value=final) if isinstance(final, dict) else final
+
     async def respond(
         self,
         *,
@@ -168,8 +232,12 @@ class LLM:
         tools: list[dict[str, Any]],
         answer_format: dict[str, Any],
         allow_tools: bool = True,
+        on_text: TextSink | None = None,
     ) -> ModelTurn:
+        """One model round. With ``on_text`` (and OPENAI_STREAM on) the answer is streamed and each
+        ``output_text`` delta is handed on as it arrives."""
         response = await self._create(
+            on_text=on_text,
             instructions=instructions,
             input=input_items,
             tools=tools,

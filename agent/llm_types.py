@@ -8,11 +8,16 @@ imports the SDK at module level. tests/test_startup_imports.py keeps it that way
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from agent.types import Usage
+
+
+# Receives each streamed delta of the model's output text; must return at once and never raise.
+TextSink = Callable[[str], None]
 
 
 class FunctionCall(BaseModel):

@@ -71,7 +71,9 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(level: str = "INFO", secrets: list[str] | None = None, *, json: bool | None = None) -> None:
+    global _format
     use_json = (not sys.stderr.isatty()) if json is None else json
+    _format = (use_json, Redactor(secrets))
     handler = logging.StreamHandler(sys.stderr)
     if use_json:
         handler.setFormatter(
@@ -82,7 +84,7 @@ def configure_logging(level: str = "INFO", secrets: list[str] | None = None, *, 
         )
     else:
         handler.setFormatter(TextFormatter())
-    handler.addFilter(ContextFilter(Redactor(secrets)))
+    handler.addFilter(ContextFilter(_format[1]))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)
@@ -96,3 +98,12 @@ def configure_logging(level: str = "INFO", secrets: list[str] | None = None, *, 
         logger = logging.getLogger(name)
         logger.handlers = []
         logger.propagate = True
+
+
+# (JSON lines?, the redactor) of the last configure_logging call, for writers that bypass the logging
+# module on hot paths (adapters/http/access_log.py).
+_format: tuple[bool, Redactor] | None = None
+
+
+def log_format() -> tuple[bool, Redactor]:
+    return _format if _format is not None else (not sys.stderr.isatty(), Redactor())

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from agent.errors import ModelUnavailable
 from agent.llm_types import FunctionCall, json_schema_format
+from agent.streaming import AnswerPreview
 from agent.toolkit import Tool, ToolContext, ToolFailure
 from agent.types import Usage
 
@@ -92,19 +93,24 @@ async def run_loop(
     ctx: ToolContext,
     max_rounds: int,
     on_usage: UsageSink,
+    preview: AnswerPreview | None = None,
 ) -> LoopOutcome:
+    """``preview``, when given, gets every round's streamed text and the names of the tools run."""
     by_name = {tool.name: tool for tool in tools}
     items = list(input_items)
     usage = Usage()
     called: list[str] = []
     for round_number in range(1, max_rounds + 2):
         allow_tools = round_number <= max_rounds
+        if preview is not None:
+            preview.new_round()
         turn = await llm.respond(
             instructions=instructions,
             input_items=items,
             tools=tool_schemas,
             answer_format=answer_format(),
             allow_tools=allow_tools,
+            on_text=preview.feed if preview is not None else None,
         )
         usage = usage.add(turn.usage)
         await on_usage(turn.usage)
@@ -116,6 +122,8 @@ async def run_loop(
             )
         if not allow_tools:
             raise ModelUnavailable("the model kept calling tools after they were disabled")
+        if preview is not None:
+            preview.tools([call.name for call in turn.calls])
         outputs = await asyncio.gather(*(_run_call(call, by_name, ctx) for call in turn.calls))
         for call, output in zip(turn.calls, outputs, strict=True):
             called.append(call.name)

@@ -3,6 +3,7 @@ turn the structured answer into a Reply (cards only from catalog results, payloa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from agent.loop import FinalAnswer, run_loop
 from agent.prompting import Prompts, build_instructions, transcript_items
 from agent.settings import Settings
 from agent.state import Store
+from agent.streaming import AnswerPreview, current_live_reply
 from agent.toolkit import Tool, ToolContext
 from agent.types import QuickReply, Reply, Usage
 
@@ -51,9 +53,19 @@ class ModelTurn:
     store: Store
 
     async def run(
-        self, ctx: ToolContext, *, brand: BrandInfo, consent_given: bool, given: dict[str, Any] | None = None
+        self,
+        ctx: ToolContext,
+        *,
+        brand: BrandInfo,
+        consent_given: bool,
+        given: dict[str, Any] | None = None,
+        check: Callable[[str], str] | None = None,
     ) -> tuple[Reply, FinalAnswer]:
+        """``check`` is the reply guardrails; with it, a live reply in the turn's context (Telegram
+        drafts, SSE) is shown the answer's checked sentences as the model writes them."""
         state = ctx.conversation
+        live = current_live_reply()
+        preview = AnswerPreview(live, check) if live is not None and check is not None else None
         instructions = build_instructions(
             self.prompts,
             brand_name=brand.name,
@@ -81,6 +93,7 @@ class ModelTurn:
             ctx=ctx,
             max_rounds=self.settings.openai_max_tool_rounds,
             on_usage=on_usage,
+            preview=preview,
         )
         answer = outcome.answer
         cards = [ctx.cards[pid] for pid in dict.fromkeys(answer.program_ids) if pid in ctx.cards]
@@ -93,5 +106,6 @@ class ModelTurn:
             usage=outcome.usage,
             engine="model",
             lead_id=ctx.lead_id,
+            tool_calls=outcome.tool_calls,
         )
         return reply, answer

@@ -16,6 +16,7 @@ from agent.state import Profile, StoredMessage
 # About 3 characters per token in Russian: ~2500 tokens of history per turn.
 TRANSCRIPT_MAX_CHARS = 7500
 TRANSCRIPT_MAX_MESSAGES = 30
+QUOTE_HEAD_CHARS = 30
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,12 @@ class Prompts:
     @cached_property
     def secret_lines(self) -> list[str]:
         return secret_lines_of(self.system, self.tone)
+
+    @cached_property
+    def quote_heads(self) -> list[str]:
+        """Shorter stretches of the prompt: a live preview shows one sentence at a time, and the
+        sentence that opens a quoted prompt is shorter than what the whole-reply check looks for."""
+        return secret_lines_of(self.system, self.tone, min_length=QUOTE_HEAD_CHARS)
 
 
 def load_prompts(settings: Settings) -> Prompts:

@@ -32,11 +32,12 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from agent.catalog import Catalog, school_today
+from agent.channel_texts import for_channel, handoff_text, human_mode_notice
 from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, ContactFlow
 from agent.decide import Decision, Route, Situation, decide
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
 from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
-from agent.guardrails import TRUNCATION_NOTE, cap_input, check_reply, mask_personal_data
+from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, mask_personal_data, quotes_prompt
 from agent.intents import HandoffLookup, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
@@ -46,19 +47,16 @@ from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.relay import human_mode_deadline
 from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
+from agent.streaming import mute_live_reply
 from agent.toolkit import ToolContext
-from agent.types import Action, Inbound, QuickReply, Reply, Usage, identity_of
+from agent.turn_meta import write_turn_meta
+from agent.types import Action, Channel, Inbound, QuickReply, Reply, Usage, identity_of
 from agent.understanding import Understanding, understand
 
 log = logging.getLogger(__name__)
 
-HANDOFF_TEXT = (
-    "Передаю разговор менеджеру — он ответит здесь в рабочее время (ежедневно 10:00–18:00). "
-    "Пока менеджер ведёт разговор, я помолчу."
-)
 FUNNEL_PAYLOADS = ("grade:", "goal:", "subject:", "format:")
 HUMAN_QUIET = "Пока менеджер ведёт разговор, я помолчу."
-HUMAN_MODE_NOTICE = "Ваше сообщение передано менеджеру, он ответит здесь. Пока я молчу, чтобы не мешать."
 FALLBACK_TEXT = "Извините, я не понял. Выберите, пожалуйста, вариант кнопкой или напишите вопрос."
 
 
@@ -124,6 +122,8 @@ class AssistantService:
     async def handle(self, inbound: Inbound) -> Reply:
         brand = self._brand(inbound)
         text, truncated = cap_input(inbound.text.strip()) if inbound.text and inbound.text.strip() else (None, False)
+        if truncated:
+            mute_live_reply()  # the reply starts with a note the model's live text would not show
         message = self._message(inbound, _describe(inbound, text), meta={"choice": inbound.choice} if inbound.choice else None)
         async with self._lock(inbound, brand):
             opened = await self._open(inbound, brand, message)
@@ -133,12 +133,12 @@ class AssistantService:
             try:
                 now = self.clock()
                 if self._in_human_mode(state, now):
-                    reply = self._human_mode_reply(state)
+                    reply = self._human_mode_reply(state, inbound.channel)
                 else:
                     reply = await self._route(inbound, state, text, now, usage)
                     if truncated:
                         reply.text = f"{TRUNCATION_NOTE}\n\n{reply.text}"
-                    reply = self._checked(reply, brand)
+                    reply = self._checked(reply, brand, inbound.channel)
             except Exception:
                 await self.store.record_usage(usage)  # the turn failed, but its tokens were spent
                 raise
@@ -247,7 +247,7 @@ class AssistantService:
         if decision.route is Route.note:
             done = await contact.add_to_lead(state, message)
         elif decision.route is Route.name:
-            done = contact.name_noted(state)
+            done = contact.name_noted(state, channel)
         elif decision.route is Route.contact:
             apply_hints(state, message.hints, overwrite=False)
             done = await contact.on_message_contact(state, message, channel=channel, now=now, key=key)
@@ -308,6 +308,7 @@ class AssistantService:
                     brand=self.catalog.brand(state.brand).brand,
                     consent_given=await self.leads.has_consent(state.user_id),
                     given=given_in(message),
+                    check=lambda draft: self._live_check(draft, state.brand, inbound.channel),
                 )
             except ModelUnavailable as error:
                 log.warning("model turn failed, answering offline: %s", error)
@@ -349,17 +350,18 @@ class AssistantService:
         state.handoff_reason = None
         return False
 
-    def _human_mode_reply(self, state: ConversationState) -> Reply:
+    def _human_mode_reply(self, state: ConversationState, channel: Channel) -> Reply:
         if state.handoff_notice_sent:
             return Reply(text="", silent=True, actions=[Action.handoff], human_mode=True)
         state.handoff_notice_sent = True
-        return Reply(text=HUMAN_MODE_NOTICE, silent=False, actions=[Action.handoff], human_mode=True)
+        return Reply(text=human_mode_notice(channel), silent=False, actions=[Action.handoff], human_mode=True)
 
     async def _enter_human_mode(
-        self, state: ConversationState, inbound: Inbound, reason: str, now: datetime, *, text: str = HANDOFF_TEXT
+        self, state: ConversationState, inbound: Inbound, reason: str, now: datetime, *, text: str | None = None
     ) -> Reply:
+        """``text``: what the user reads (an urgent topic's own words); by default where the manager answers."""
         if self._in_human_mode(state, now):
-            return self._human_mode_reply(state)
+            return self._human_mode_reply(state, inbound.channel)
         state.human_mode_until = human_mode_deadline(now, self.settings.handoff_idle_hours)
         state.handoff_reason = reason[:500]
         state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
@@ -378,7 +380,7 @@ class AssistantService:
             await self.notifier.notify_handoff(notice)
         except Exception:  # a staff-chat hiccup must not cost the user their reply
             log.exception("handoff notification failed for conversation %s", state.conversation_id)
-        return Reply(text=text, actions=[Action.handoff])
+        return Reply(text=text or handoff_text(inbound.channel), actions=[Action.handoff])
 
     # ---------------------------------------------------------------- withdrawal
 
@@ -452,17 +454,29 @@ class AssistantService:
             known = self._amounts[brand] = frozenset(self.catalog.known_amounts(brand) | self.knowledge.known_amounts(brand))
         return known
 
-    def _checked(self, reply: Reply, brand: str) -> Reply:
+    def _check_text(self, text: str, brand: str) -> ReplyCheck:
+        """The reply guardrails, for the final text and for every sentence shown while streaming."""
         secret = self.model.prompts.secret_lines if self.model else []
-        checked = check_reply(
-            reply.text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
+        return check_reply(
+            text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
         )
+
+    def _live_check(self, draft: str, brand: str, channel: Channel) -> str:
+        """What a sentence shown while the answer streams must pass: the reply guardrails leave it
+        unchanged, and it quotes no stretch of the prompt (a quote the whole-reply check would only
+        catch once more of it is written). A changed result stops the live preview."""
+        if self.model is not None and quotes_prompt(draft, self.model.prompts.quote_heads):
+            return ""
+        return for_channel(self._check_text(draft, brand).text, channel)  # as the final text is worded
+
+    def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
+        checked = self._check_text(reply.text, brand)
         if checked.removed_amounts or checked.removed_links or checked.leaked:
             log.warning(
                 "reply guardrails: amounts=%s links=%d leaked=%s",
                 checked.removed_amounts, len(checked.removed_links), checked.leaked,
             )
-        reply.text = checked.text or FALLBACK_TEXT
+        reply.text = for_channel(checked.text or FALLBACK_TEXT, channel)
         buttons: dict[str, QuickReply] = {}
         for button in reply.quick_replies:
             if valid_payload(button.payload):
@@ -476,6 +490,6 @@ class AssistantService:
         if state.flow.get("erased"):
             return reply  # the withdrawal erased the conversation: nothing of this turn is stored
         reply.conversation_id = state.conversation_id
-        meta = {"reply": reply.model_dump(mode="json"), "engine": reply.engine}
+        meta = write_turn_meta(reply, reply.tool_calls)
         await self.store.finish_turn(state, self._message(inbound, reply.text, meta), usage)
         return reply

@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     openai_vector_store_id: str | None = None
     openai_timeout_seconds: float = Field(default=30.0, gt=0)
     openai_max_retries: int = Field(default=3, ge=0, le=10)
+    # Stream model answers (Responses API SSE) so replies grow live; false for servers without streaming.
+    openai_stream: bool = True
     # Model rounds (model call + its tool calls) per user turn before a graceful answer is forced.
     openai_max_tool_rounds: int = Field(default=4, ge=1, le=10)
     # Daily token budgets (UTC day, from model_usage); a spent budget degrades to the offline policy.
@@ -145,6 +147,8 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = Field(default=8000, gt=0, lt=65536)
     log_level: str = "INFO"
+    # `serve` worker processes on this host (uvicorn workers, one event loop each); see README.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
 
     @field_validator("admin_telegram_ids", mode="before")
     @classmethod

@@ -67,6 +67,14 @@ class LeadRequest(BaseModel):
     is_test: bool = False
 
 
+class EarlierLead(BaseModel):
+    """A lead the same user left with the same phone recently: what LeadService's dedupe compares."""
+
+    lead_id: int
+    profile: dict[str, Any] = Field(default_factory=dict)
+    program_ids: list[str] = Field(default_factory=list)
+
+
 class NewMessage(BaseModel):
     content: str
     channel: str
@@ -147,7 +155,9 @@ class LeadStore(Protocol):
         self, *, user_id: int, kind: str, granted: bool, channel: str, text_version: str, telegram_id: int | None
     ) -> None: ...
 
-    async def recent_lead(self, user_id: int, phone: str, since: datetime) -> int | None: ...
+    async def recent_leads(self, user_id: int, phone: str, since: datetime) -> list[EarlierLead]:
+        """Leads of this user with this phone created at ``since`` or later, newest first."""
+        ...
 
     async def create_lead(self, lead: LeadRequest, *, outbox_provider: str | None) -> int: ...
 

@@ -98,3 +98,5 @@ class Reply(BaseModel):
     human_mode: bool = False
     # Which engine answered: "model" or "offline" (for diagnostics and evals).
     engine: str = "offline"
+    # Tools the model called this turn: stored in the turn's meta (agent/turn_meta.py), never sent out.
+    tool_calls: list[str] = Field(default_factory=list, exclude=True)

@@ -51,7 +51,7 @@ class ScriptedLLM:
     model = "scripted"
 
     async def respond(self, *, instructions: str, input_items: list[dict[str, Any]], tools: list[dict[str, Any]],
-                      answer_format: dict[str, Any], allow_tools: bool = True) -> ModelTurn:
+                      answer_format: dict[str, Any], allow_tools: bool = True, on_text: Any = None) -> ModelTurn:
         usage = Usage(model_calls=1, input_tokens=50, output_tokens=10, total_tokens=60)
         last = input_items[-1]
         if allow_tools and last.get("role") == "user":
@@ -138,10 +138,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_fake_server(delay: float) -> tuple[subprocess.Popen[bytes], str]:
+def start_fake_server(delay: float, delta_delay: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
+    """The fake Responses server in its own process (its CPU stays out of the figures); a streamed
+    request gets its text deltas ``delta_delay`` apart."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_responses", "--port", str(port), "--delay", str(delay)], cwd=ROOT
+        [sys.executable, "-m", "tests.fake_responses", "--port", str(port), "--delay", str(delay),
+         "--delta-delay", str(delta_delay)], cwd=ROOT
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

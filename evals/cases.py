@@ -87,6 +87,9 @@ class Exchange(Strict):
     request: dict[str, Any] = Field(default_factory=dict)  # {"fingerprint": ..., "parts": {...}}
     status: int = 200
     body: dict[str, Any]
+    # The text deltas of a streamed answer, as they arrived (the body is the final Response). A replay
+    # answers a streamed request with them; an answer recorded without them is cut into token pieces.
+    deltas: list[str] | None = None
     injected: bool = False  # a fault put here on purpose (an outage): re-injected when re-recording
 
 
@@ -141,7 +144,7 @@ def write_cassette(path: Path, exchanges: list[Exchange]) -> None:
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     start = next((i for i, line in enumerate(lines) if line.startswith("cassette:")), len(lines))
     end = next((i for i in range(start + 1, len(lines)) if TOP_LEVEL_RE.match(lines[i])), len(lines))
-    entries = [exchange.model_dump(mode="json") for exchange in exchanges]
+    entries = [exchange.model_dump(mode="json", exclude={"deltas"} if exchange.deltas is None else None) for exchange in exchanges]
     block = dump_yaml({"cassette": entries})
     if start == len(lines) and lines and not lines[-1].endswith("\n"):
         block = "\n" + block

@@ -47,6 +47,7 @@ class Observed:
     calls: list[ToolCall] = field(default_factory=list)
     lead_created: bool = False
     handoff: bool = False
+    live: list[str] = field(default_factory=list)  # the texts shown while the answer streamed
 
     @property
     def asked_contact(self) -> bool:
@@ -87,6 +88,10 @@ def evaluate(turn: int, expect: Expect | None, observed: Observed, *, not_contai
     reply, text = observed.reply, observed.reply.text.lower()
     c = _Checker(turn)
     c.add("answered", reply.silent or bool(reply.text.strip()), "empty reply")
+    if observed.live and reply.engine == "model":
+        # What was shown live is what the final message starts with: nothing unchecked, nothing taken back.
+        stray = next((shown for shown in observed.live if not reply.text.startswith(shown)), None)
+        c.add("live text is a prefix of the reply", stray is None, (stray or "")[:160])
     forbidden = list(not_contains or []) + (expect.text_not_contains if expect else [])
     for phrase in dict.fromkeys(forbidden):
         c.add(f"text lacks «{phrase}»", phrase.lower() not in text, reply.text[:160])

@@ -21,6 +21,7 @@ from agent.catalog import Catalog
 from agent.llm import LLM
 from agent.ports import HandoffNotice
 from agent.settings import CrmProvider, Settings
+from agent.streaming import live_reply
 from agent.types import Channel, Inbound, SharedContact
 from evals.cases import Case, CaseFile, Exchange, Expect
 from evals.checks import Check, Observed, evaluate, tool_calls
@@ -87,6 +88,19 @@ class RecordingNotifier:
 
     async def notify_user(self, telegram_user_id: int, text: str) -> None:
         return None
+
+
+class LiveTexts:
+    """A live reply that keeps what a chat would have shown while the answer streamed."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def status(self, text: str) -> None:
+        pass
+
+    def text(self, text: str) -> None:
+        self.texts.append(text)
 
 
 async def _no_sleep(seconds: float) -> None:
@@ -168,24 +182,27 @@ class Runner:
                 if seam is not None:
                     seam.turn = index
                 leads_before, handoffs_before = await runtime.leads.count(), len(notifier.handoffs)
-                reply = await runtime.assistant.handle(
-                    Inbound(
+                shown = LiveTexts()
+                with live_reply(shown):  # streamed like a Telegram chat: the cassette answers as events
+                    reply = await runtime.assistant.handle(
+                        Inbound(
                         channel=Channel(case.channel),
                         user_id=case.user_id,
                         first_name=case.first_name,
-                        idempotency_key=f"eval:{case.id}:{index}",
-                        text=turn.say,
-                        choice=turn.choice,
-                        contact=SharedContact(phone=turn.contact, verified=True) if turn.contact else None,
-                        start=turn.start,
+                            idempotency_key=f"eval:{case.id}:{index}",
+                            text=turn.say,
+                            choice=turn.choice,
+                            contact=SharedContact(phone=turn.contact, verified=True) if turn.contact else None,
+                            start=turn.start,
+                        )
                     )
-                )
                 calls = tool_calls(seam.seen_in(index)) if seam is not None else []
                 observed = Observed(
                     reply=reply,
                     calls=calls,
                     lead_created=await runtime.leads.count() > leads_before,
                     handoff=len(notifier.handoffs) > handoffs_before,
+                    live=shown.texts,
                 )
                 expect: Expect | None = turn.offline if forced_offline else turn.expect
                 # Safety holds whichever engine answers: the forbidden phrases always apply.

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from evals import streams
 from evals.cases import Exchange
 from evals.fingerprint import changed_parts, fingerprint, strip_echo
 
@@ -26,6 +27,15 @@ def http_response(status: int, body: dict[str, Any], headers: dict[str, str] | N
     if set(body) == {"raw"}:  # the server answered something that is not JSON (e.g. a proxy's HTML page)
         return httpx.Response(status, headers=headers, text=str(body["raw"]))
     return httpx.Response(status, headers=headers, json=body)
+
+
+def replayed(entry: Exchange, streamed: bool) -> httpx.Response:
+    """A recorded answer as the SDK asked for it: server-sent events for a streamed request (errors
+    come before a stream starts, as plain JSON, like the real API's)."""
+    if streamed and entry.status == 200 and isinstance(entry.body.get("output"), list):
+        events = streams.response_events(entry.body, entry.deltas)
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=streams.encode(events))
+    return http_response(entry.status, entry.body)
 
 
 def _body_of(content: bytes) -> dict[str, Any]:
@@ -53,7 +63,8 @@ class CassetteTransport(_Seam):
         self.problems: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        current = fingerprint(_body_of(await request.aread()))
+        sent = _body_of(await request.aread())
+        current = fingerprint(sent)
         if self.position >= len(self.cassette):
             self._problem(f"turn {self.turn}: a model call the cassette does not have (more calls than recorded)")
             return http_response(500, EXHAUSTED)
@@ -65,7 +76,7 @@ class CassetteTransport(_Seam):
             parts = ", ".join(changed_parts(entry.request, current))
             self._problem(f"entry {number} (turn {self.turn}): the request changed ({parts})")
         self.seen.append(entry.model_copy(update={"request": current}))
-        return http_response(entry.status, entry.body)
+        return replayed(entry, bool(sent.get("stream")))
 
     def finish(self) -> None:
         if not self.cassette:
@@ -94,18 +105,25 @@ class LiveTransport(_Seam):
         self.problems: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        current = fingerprint(_body_of(await request.aread()))
+        sent = _body_of(await request.aread())
+        current = fingerprint(sent)
         fault = self.faults.pop((self.turn, len(self.seen_in(self.turn))), None)
         if fault is not None:
             self.seen.append(fault.model_copy(update={"request": current}))
-            return http_response(fault.status, fault.body)
+            return replayed(fault, bool(sent.get("stream")))
         response = await self.upstream.handle_async_request(request)
         try:
             content = await response.aread()
         finally:
             await response.aclose()
-        body = _body_of(content)
-        self.seen.append(Exchange(turn=self.turn, request=current, status=response.status_code, body=strip_echo(body)))
+        deltas: list[str] | None = None
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            final, deltas = streams.recorded(streams.decode(content))
+            body = final if final is not None else {"raw": content.decode("utf-8", "replace")[:2000]}
+        else:
+            body = _body_of(content)
+        exchange = Exchange(turn=self.turn, request=current, status=response.status_code, body=strip_echo(body), deltas=deltas or None)
+        self.seen.append(exchange)
         headers = {k: v for k, v in response.headers.items() if k.lower() not in DROPPED_HEADERS}
         return httpx.Response(response.status_code, headers=headers, content=content)
 

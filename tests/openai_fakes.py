@@ -83,3 +83,14 @@ def error(status: int, *, retry_after: str | None = None, code: str | None = Non
 def sent(route: Any, index: int = -1) -> dict[str, Any]:
     """The JSON body of a request the SDK sent."""
     return json.loads(route.calls[index].request.content)
+
+
+def streamed(answer: httpx.Response, deltas: list[str] | None = None, *, cut_after: int | None = None) -> httpx.Response:
+    """The same answer as the server-sent events of a ``stream: true`` call (evals/streams.py).
+    ``cut_after`` ends the stream after that many events, as a dropped connection does."""
+    from evals import streams
+
+    events = streams.response_events(answer.json(), deltas)
+    if cut_after is not None:
+        events = events[:cut_after]
+    return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=streams.encode(events))

@@ -29,7 +29,8 @@ def init_data(user_id: int) -> str:
 
 
 async def seed(runtime: Runtime) -> dict[str, int]:
-    """Three conversations over two days and two sources; two leads, one delivered to the CRM."""
+    """Three conversations over two days and two sources; two leads, one delivered to the CRM. Messages
+    carry no turn meta: what the service writes is tested through the service in test_admin_truth.py."""
     ids: dict[str, int] = {}
     async with runtime.db.session() as session:
         anna = User(identity="telegram", external_id="501", first_name="Анна", username="anna", source="vk_ads")
@@ -49,11 +50,10 @@ async def seed(runtime: Runtime) -> dict[str, int]:
         session.add_all([
             Message(conversation_id=talk_a.id, role="user", channel="telegram", content="ЕГЭ по математике", created_at=DAY1),
             Message(conversation_id=talk_a.id, role="assistant", channel="telegram", content="Вот программы",
-                    meta={"tool_calls": [{"name": "catalog_search", "arguments": {"grade": 10}}],
-                          "cards": [{"id": "ege-math"}]}, created_at=DAY1 + timedelta(minutes=1)),
+                    created_at=DAY1 + timedelta(minutes=1)),
             Message(conversation_id=talk_b.id, role="user", channel="telegram", content="Хочу поговорить с менеджером", created_at=DAY2),
             Message(conversation_id=talk_v.id, role="assistant", channel="telegram", content="Олимпиады",
-                    meta={"cards": [{"id": "olymp"}]}, created_at=DAY2),
+                    created_at=DAY2),
         ])
         session.add_all([
             Lead(user_id=anna.id, conversation_id=talk_a.id, brand="kmipt", channel="telegram", source="vk_ads",
@@ -199,7 +199,7 @@ async def test_conversations_list_transcript_and_release(admin: Admin) -> None:
 
     transcript = (await client.get(f"/admin/conversations/{ids['a']}")).json()
     assert [m["role"] for m in transcript["messages"]] == ["user", "assistant"]
-    assert transcript["messages"][1]["meta"]["tool_calls"][0]["name"] == "catalog_search"
+    assert transcript["messages"][1]["tool_calls"] == [] and transcript["messages"][1]["cards"] == []
 
     released = await client.post(f"/admin/conversations/{ids['b']}/release")
     assert released.status_code == 200 and released.json()["in_human_mode"] is False
@@ -244,3 +244,25 @@ async def test_funnel_by_day_and_source(admin: Admin) -> None:
         far = await client.get(f"/admin/funnel?{query}")  # schema fuzzing found a 500 (date overflow)
         assert far.status_code == 422 and far.json()["ok"] is False, query
     assert (await client.get("/admin/leads?date_to=9999-12-31")).status_code == 422
+
+
+async def test_csv_download_link_for_the_admin_mini_app(admin: Admin) -> None:
+    """Inside Telegram the download opens in the phone's browser: a signed link valid for minutes."""
+    client, runtime, _ = admin
+    headers = {"X-Tg-Init-Data": init_data(ADMIN_TELEGRAM_ID)}
+    issued = await client.post("/admin/leads.csv/link?status=contacted&brand=", auth=None, headers=headers)
+    assert issued.status_code == 200 and issued.json()["expires_in"] == 300
+    url = issued.json()["url"]
+    assert url.startswith("/admin/leads.csv/signed?") and "status=contacted" in url
+    download = await client.get(url, auth=None)
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(download.content.decode("utf-8-sig")), delimiter=";"))
+    assert len(rows) == 2  # the header and the one contacted lead: the filter travelled with the link
+    widened = url.replace("status=contacted", "status=new")
+    assert (await client.get(widened, auth=None)).status_code == 403  # the filter is signed too
+    assert (await client.get(url + "0", auth=None)).status_code == 403
+    refused = await client.post("/admin/leads.csv/link", auth=None, headers={"X-Tg-Init-Data": init_data(PLAIN_TELEGRAM_ID)})
+    assert refused.status_code == 403
+    runtime.clock = lambda: NOW + timedelta(minutes=6)
+    expired = await client.get(url, auth=None)
+    assert expired.status_code == 403 and expired.json()["reason"] == "link_expired_or_invalid"

@@ -219,13 +219,21 @@ async def test_create_lead_tool_needs_consent_then_creates(rt: Runtime, api: res
     assert done.lead_id is not None
 
     route.side_effect = [
-        fake.response(fake.function_call("create_lead", {"name": None, "program_ids": ["ege-math-10-11-offline"]}, "l2")),
+        fake.response(fake.function_call("create_lead", {"name": None, "program_ids": []}, "l2")),
         fake.response(fake.answer("Заявка уже у менеджера.")),
     ]
     again = await chat.send(text="и ещё раз запишите")
     output = json.loads(_outputs(fake.sent(route, -1))["l2"])
-    assert output == {"lead_id": done.lead_id, "already_existed": True}
+    assert output == {"lead_id": done.lead_id, "already_existed": True}  # the same request within 24 h
     assert again.lead_id == done.lead_id
+
+    route.side_effect = [  # another program is another request: a second lead (agent/leads.py, dedupe)
+        fake.response(fake.function_call("create_lead", {"name": None, "program_ids": ["ege-math-10-11-offline"]}, "l3")),
+        fake.response(fake.answer("Записала и на второй курс.")),
+    ]
+    second = await chat.send(text="и ещё на очный курс запишите")
+    output = json.loads(_outputs(fake.sent(route, -1))["l3"])
+    assert output["already_existed"] is False and second.lead_id not in (None, done.lead_id)
 
 
 async def test_crm_lookup_uses_only_the_phone_given_here(rt: Runtime, api: respx.MockRouter) -> None:

@@ -100,3 +100,12 @@ async def test_kb_search_bad_input(client: httpx.AsyncClient) -> None:
     assert unknown.status_code == 422 and unknown.json()["field"] == "brand"
     offtopic = await client.get("/api/kb/search", params={"q": "рецепт борща"}, auth=ADMIN)
     assert offtopic.status_code == 200 and offtopic.json()["relevant"] is False
+
+
+async def test_brand_info_for_the_mini_app_header(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/api/brand?brand=kmipt")).json()
+    unknown = await client.get("/api/brand?brand=nope")
+    assert body["name"] == "УНПК МФТИ" and body["bot_url"] is None  # no bot token: no t.me link to offer
+    assert {"text": "8 (800) 500-81-51", "tel": "+78005008151"} in body["phones"]
+    assert body["school_telegram_url"] == "https://t.me/unpk_mipt"
+    assert unknown.status_code == 422

@@ -38,13 +38,45 @@ def test_compose_file_parses_with_docker_compose(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
-    assert set(config["services"]) == {"api", "bot"}
-    for service in config["services"].values():
+    # The default services; the others belong to the `scale` profile (started only with --profile scale).
+    assert {name for name, service in config["services"].items() if not service.get("profiles")} == {"api", "bot"}
+    for service in (config["services"]["api"], config["services"]["bot"]):
         targets = [v["target"] if isinstance(v, dict) else str(v).split(":")[1] for v in service["volumes"]]
         assert "/var/data" in targets
     assert "healthcheck" in config["services"]["api"]
     assert "/api/health" in " ".join(config["services"]["api"]["healthcheck"]["test"])
     assert "data" in config["volumes"]
+
+
+def test_compose_scale_profile_runs_replicas_on_postgresql_and_redis(tmp_path: Path) -> None:
+    """`--profile scale`: API replicas in webhook mode sharing one PostgreSQL and one Redis."""
+    binary = shutil.which("docker-compose")
+    if binary is None:
+        if IN_CI:
+            pytest.fail("docker-compose (Debian package) must be installed by .ci/run")
+        pytest.skip("docker-compose not installed (apt-get install docker-compose)")
+    shutil.copy(REPO / "docker-compose.prod.yml", tmp_path / "docker-compose.prod.yml")
+    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    result = subprocess.run(
+        [binary, "-f", "docker-compose.prod.yml", "--profile", "scale", "config"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    (tmp_path / "rendered.yml").write_text(result.stdout)
+    schema = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(tmp_path / "rendered.yml")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    config = yaml.safe_load(result.stdout)
+    assert {"api", "bot", "api-scale", "postgres", "redis"} <= set(config["services"])
+    scaled = config["services"]["api-scale"]
+    assert scaled["deploy"]["replicas"] >= 2
+    assert scaled["environment"]["DATABASE_URL"].startswith("postgresql://")
+    assert scaled["environment"]["REDIS_URL"].startswith("redis://redis:")
+    assert scaled["environment"]["TELEGRAM_MODE"] == "webhook"  # one poller per token: replicas take webhooks
+    assert set(scaled["depends_on"]) == {"postgres", "redis"}
+    assert "/api/health" in " ".join(scaled["healthcheck"]["test"])
 
 
 def test_dockerfile_is_multi_stage_non_root() -> None:
@@ -99,6 +131,44 @@ def test_start_sh_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert process.returncode == 0, output
     assert f"Starting API on 127.0.0.1:{port}..." in output
     assert (tmp_path / "data" / "sales_agent.db").exists()
+
+
+def test_web_concurrency_serves_from_worker_processes(tmp_path: Path) -> None:
+    """WEB_CONCURRENCY=2: two worker processes behind one port; they migrate once under the lock."""
+    port = _free_port()
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "HOST": "127.0.0.1",
+           "PORT": str(port), "PERSISTENT_DATA_PATH": str(tmp_path / "data"), "WEB_CONCURRENCY": "2",
+           "WEBAPP_DIST_PATH": str(tmp_path / "none")}
+    process = subprocess.Popen(
+        [str(REPO / "start.sh")], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline, status = time.monotonic() + 90, None
+        while time.monotonic() < deadline and status != 200:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert status == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            output, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+    assert output.count("\"message\": \"Started server process") == 2, output[-2000:]
+    assert output.count("\"message\": \"Running upgrade  -> 0001") == 1
+
+
+def test_web_concurrency_refuses_the_polling_bot(tmp_path: Path) -> None:
+    env = {"PATH": os.environ["PATH"], "PERSISTENT_DATA_PATH": str(tmp_path), "WEB_CONCURRENCY": "2",
+           "TELEGRAM_BOT_TOKEN": "123456789:AAAbbbCCCdddEEEfffGGGhhhIIIjjjKKKlll", "TELEGRAM_MODE": "polling"}
+    result = subprocess.run(
+        [sys.executable, "-m", "adapters.main", "serve"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert "WEB_CONCURRENCY > 1 cannot run the polling bot" in result.stderr
 
 
 def test_invalid_env_stops_start_up_with_one_line(tmp_path: Path) -> None:

@@ -38,7 +38,11 @@ async def test_health(client: httpx.AsyncClient) -> None:
     assert response.headers["x-request-id"]
 
 
-async def test_health_reports_database_down(settings: Settings, tmp_path: Path) -> None:
+async def test_health_reports_database_down_within_a_check_interval(settings: Settings, tmp_path: Path) -> None:
+    """Health answers from a database check a background task repeats every second: 503 at the first
+    failed check (no request waits on the database), 200 again after the next good one."""
+    import asyncio
+
     from adapters.storage.database import Database
 
     not_a_dir = tmp_path / "a-file"
@@ -46,14 +50,26 @@ async def test_health_reports_database_down(settings: Settings, tmp_path: Path) 
     app = create_app(settings)
     async with LifespanManager(app) as manager:
         runtime = app.state.runtime
-        healthy_db = runtime.db
-        runtime.db = Database(f"sqlite+aiosqlite:///{not_a_dir}/x.db")
+        health_check = app.state.health
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            response = await client.get("/api/health")
-        runtime.db = healthy_db
-    assert response.status_code == 503
-    assert response.json() == {"ok": False, "reason": "database_unavailable", "detail": "OperationalError"}
+
+            async def wait_for(status: int) -> httpx.Response:
+                for _ in range(60):  # up to 3 s: the check runs every health_check.interval (1 s)
+                    response = await client.get("/api/health")
+                    if response.status_code == status:
+                        return response
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"health never answered {status}")
+
+            assert (await client.get("/api/health")).status_code == 200
+            healthy_db = runtime.db
+            runtime.db = Database(f"sqlite+aiosqlite:///{not_a_dir}/x.db")
+            down = await wait_for(503)
+            runtime.db = healthy_db
+            up = await wait_for(200)
+    assert down.json() == {"ok": False, "reason": "database_unavailable", "detail": "OperationalError"}
+    assert up.json()["ok"] is True and up.json()["database"] == "sqlite"
 
 
 async def test_a_started_server_exempts_its_start_up_heap_from_the_collector(settings: Settings) -> None:

@@ -189,8 +189,53 @@ async def test_same_lead_within_a_day_is_not_stored_twice(miniapp: tuple[httpx.A
     again = await client.post("/api/leads", json={**LEAD, "phone": "+7 999 123 45 67"}, headers=headers)
     assert first.status_code == again.status_code == 201
     assert again.json()["lead_id"] == first.json()["lead_id"] and again.json()["duplicate"] is True
+    assert first.json()["confirmation_sent"] is True and again.json()["confirmation_sent"] is False
+    assert again.json()["programs"][0]["id"] == "ege-math-10-11-online" and again.json()["programs"][0]["title"]
     assert await runtime.leads.count() == 1
     assert isinstance(runtime.notifier, RecordingNotifier) and len(runtime.notifier.user_messages) == 1
+
+    second_child = {**LEAD, "grade": 6, "goal": "olympiad", "subject": "math", "format": "offline", "program_ids": []}
+    other = await client.post("/api/leads", json=second_child, headers=headers)
+    assert other.json()["duplicate"] is False and other.json()["lead_id"] != first.json()["lead_id"]
+    assert other.json()["profile"] == {"grade": 6, "goal": "olympiad", "subject": "math", "format": "offline"}
+    assert await runtime.leads.count() == 2
+
+
+async def test_confirmation_not_claimed_when_the_bot_could_not_write(
+    miniapp: tuple[httpx.AsyncClient, Runtime],
+) -> None:
+    client, runtime = miniapp
+
+    class BlockedBot(RecordingNotifier):
+        async def notify_user(self, telegram_user_id: int, text: str) -> None:
+            raise RuntimeError("Forbidden: bot was blocked by the user")
+
+    runtime.notifier = BlockedBot()
+    response = await client.post("/api/leads", json=LEAD, headers={"Authorization": f"tma {tma()}"})
+    assert response.status_code == 201 and response.json()["confirmation_sent"] is False
+    assert await runtime.leads.count() == 1
+
+
+async def test_chat_history_for_a_reopened_app(miniapp: tuple[httpx.AsyncClient, Runtime]) -> None:
+    client, runtime = miniapp
+    headers = {"Authorization": f"tma {tma()}"}
+    empty = await client.get("/api/assistant/history", headers=headers)
+    assert empty.status_code == 200 and empty.json()["messages"] == []
+    assert await runtime.leads.count() == 0
+    for body in ({"message": "Здравствуйте, сыну 9 класс"}, {"choice": "goal:oge"}, {"choice": "handoff"},
+                 {"message": "ау"}, {"message": "есть кто?"}):
+        assert (await client.post("/api/assistant/ask", json=body, headers=headers)).status_code == 200
+    messages = (await client.get("/api/assistant/history", headers=headers)).json()["messages"]
+    roles = [m["role"] for m in messages]
+    assert roles[:2] == ["user", "assistant"] and messages[0]["text"] == "Здравствуйте, сыну 9 класс"
+    assert all(m["text"].strip() for m in messages)  # the silent turn (text "") is not drawn
+    assert messages[-1]["role"] == "user" and messages[-1]["text"] == "есть кто?"
+    handoff = next(m for m in messages if "handoff" in m["actions"])
+    assert "в чате с ботом в Telegram" in handoff["text"] and "ответит здесь" not in handoff["text"]
+    other = await client.get("/api/assistant/history", headers={"Authorization": f"tma {tma(ADMIN_TELEGRAM_ID)}"})
+    assert other.json()["messages"] == []  # one user's history only
+    assert (await client.get("/api/assistant/history")).status_code == 401
+    assert (await client.get("/api/assistant/history?brand=nope", headers=headers)).status_code == 422
 
 
 async def test_lead_needs_init_data(miniapp: tuple[httpx.AsyncClient, Runtime]) -> None:

@@ -92,7 +92,7 @@ async def test_lead_with_outbox_is_one_transaction_and_idempotent(runtime: Runti
     assert same.id == lead.id
     assert await runtime.leads.count() == 1
     since = datetime.now(UTC) - timedelta(hours=24)
-    assert (await runtime.leads.recent_for(user.id, "+79991234567", since)).id == lead.id
+    assert [found.id for found in await runtime.leads.recent_for(user.id, "+79991234567", since)] == [lead.id]
     no_crm = await runtime.leads.create(
         Lead(user_id=user.id, brand="kmipt", channel="api", phone="+79990000000"), outbox_provider=None
     )

@@ -134,8 +134,8 @@ async def test_token_totals_count_own_writes_and_refresh_from_the_database() -> 
     day = datetime(2026, 3, 1, tzinfo=UTC)
     assert await totals.since(day, user_id=7) == 40 and await totals.since(day) == 100
     record = UsageRecord(conversation_id=1, user_id=7, model="m", purpose="turn", usage=Usage(total_tokens=5))
-    totals.add([record], day + timedelta(hours=1))
-    totals.add([record], day - timedelta(hours=1))  # yesterday's usage does not count today
+    await totals.add([record], day + timedelta(hours=1))
+    await totals.add([record], day - timedelta(hours=1))  # yesterday's usage does not count today
     assert await totals.since(day, user_id=7) == 45 and await totals.since(day) == 105
     assert queries == [7, None]  # answered from memory
     spent[None] = 900  # another process spent tokens: seen once the total is older than refresh_seconds

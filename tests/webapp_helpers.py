@@ -42,9 +42,10 @@ class RecordingNotifier:
 
     def __init__(self) -> None:
         self.user_messages: list[tuple[int, str]] = []
+        self.handoffs: list[object] = []
 
     async def notify_handoff(self, notice: object) -> None:
-        raise AssertionError("no handoff expected in these tests")
+        self.handoffs.append(notice)
 
     async def notify_user(self, telegram_user_id: int, text: str) -> None:
         self.user_messages.append((telegram_user_id, text))

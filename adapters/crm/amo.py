@@ -3,17 +3,21 @@
 Before creating, a push searches the phone's contacts for a deal with this lead's title, so a retry
 after a timed-out create reuses the deal instead of making a second one. Ids of a half-finished push
 (deal created, note failed) travel back in CrmError.crm_ids and come in again as LeadPayload.known_ids.
-Requests are spaced by a leaky bucket to stay under the account's limit of 7 per second.
+Requests are spaced by a leaky bucket to stay under the account's limit of 7 per second; with
+REDIS_URL set, every process also takes a slot in one shared one-second window, so N processes
+together stay under it too.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import Any
 
 import httpx
 from aiolimiter import AsyncLimiter
 
 from adapters.crm.anonymise import from_amo
+from adapters.http.ratelimit import SharedPace
 from adapters.crm.http import json_body, status_error, transport_error, unexpected
 from adapters.crm.payload import lead_details, lead_title
 from adapters.crm.phones import normalise_phone
@@ -59,19 +63,28 @@ def _embedded(item: Any, key: str) -> list[dict[str, Any]]:
 class AmoCRM:
     name = PROVIDER
 
-    def __init__(self, http: httpx.AsyncClient, api_url: str, token: str, *, requests_per_second: float = REQUESTS_PER_SECOND) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        api_url: str,
+        token: str,
+        *,
+        requests_per_second: int = REQUESTS_PER_SECOND,
+        shared_pace: SharedPace | None = None,
+    ) -> None:
         self._http = http
         self._base = api_url.strip().rstrip("/")
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         # Capacity 1 drained at the rate: requests are evenly spaced, so no one-second window holds more.
         self._limiter = AsyncLimiter(1, 1 / requests_per_second)
+        self._shared: AbstractAsyncContextManager[object] = shared_pace or nullcontext()
 
     async def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
     ) -> Any | None:
         """One call; None for amo's 204 «nothing found»."""
         action = f"{method} {path}"
-        async with self._limiter:
+        async with self._limiter, self._shared:
             try:
                 response = await self._http.request(
                     method, self._base + path, params=params, json=json, headers=self._headers

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from adapters.crm.amo import AmoCRM
+from adapters.crm.amo import REQUESTS_PER_SECOND, AmoCRM
+from adapters.http.ratelimit import SharedPace
 from adapters.crm.tallanto import TallantoCRM
 from agent.errors import CrmError
 from agent.ports import CRM, CrmLookupResult, CrmPushResult, LeadPayload
@@ -43,4 +44,7 @@ def build_crm(settings: Settings, http: httpx.AsyncClient | None) -> CRM:
             contact_module=settings.tallanto_default_contact_module,
             read_only=settings.tallanto_read_only_enabled,
         )
-    return AmoCRM(http, settings.amo_api_url or "", _secret(settings.amo_access_token))
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    # The account's limit holds for every process together: shared through Redis when there is one.
+    shared = SharedPace(redis_url, "amo", REQUESTS_PER_SECOND) if redis_url else None
+    return AmoCRM(http, settings.amo_api_url or "", _secret(settings.amo_access_token), shared_pace=shared)

@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from adapters.http import metrics
 from adapters.http.errors import install_error_handlers
 from adapters.http.metrics import MetricsMiddleware
-from adapters.http.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from adapters.http.catalog_answers import CatalogAnswers
+from adapters.http.middleware import RequestContextMiddleware
 from adapters.http.routers import (
     admin_activity,
     admin_leads,
@@ -63,10 +64,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings, run_bot=run_bot)
         app.state.runtime = rt
+        health_task = None
         try:
             await start_runtime(rt, migrate=migrate)
+            health_task = await health.start_ready_answers(app, rt)
             yield
         finally:
+            if health_task is not None:
+                health_task.cancel()
             await rt.close()
 
     app = FastAPI(
@@ -78,7 +83,10 @@ def create_app(
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
+    app.state.catalog_answers = CatalogAnswers()
+    # The hot GET routes first: the router tries each route's pattern in order.
     app.include_router(health.router)
+    app.include_router(catalog.router)
     app.include_router(whoami.router)
     app.include_router(legal.router)
     app.include_router(leads.router)
@@ -88,13 +96,12 @@ def create_app(
     app.include_router(webapp.router)
     app.include_router(crm.router)
     app.state.crm_rate_limiter = crm.make_rate_limiter(settings)
-    app.include_router(catalog.router)
     app.include_router(kb.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
         app.add_middleware(MetricsMiddleware)
-    # Outermost first: the size limit guards everything, the request id tags every log line.
-    app.add_middleware(BodySizeLimitMiddleware)
-    app.add_middleware(RequestIdMiddleware)
-    install_telegram_routes(app, settings)  # last: its webhook ingress sits in front of everything
+    # The webhook ingress in front of the application (webhook requests skip the rest of the stack),
+    # and in front of it the request id, body limit and access log that every request gets.
+    install_telegram_routes(app, settings)
+    app.add_middleware(RequestContextMiddleware)
     return app

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from agent.errors import ConsentRequired, InvalidInput, NotFound
+from agent.errors import AgentError, ConsentRequired, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,17 @@ def error_body(status: int, detail: object = None) -> dict[str, object]:
     return body
 
 
+def agent_error_body(exc: AgentError) -> tuple[int, dict[str, object]]:
+    """The status and body of an error the core raised on purpose (also the SSE ``error`` event)."""
+    if isinstance(exc, InvalidInput):
+        return 422, {"ok": False, "reason": "invalid_request", "field": exc.field, "detail": exc.reason}
+    if isinstance(exc, ConsentRequired):
+        return 422, {"ok": False, "reason": "consent_required", "field": "consent_personal_data"}
+    if isinstance(exc, NotFound):
+        return 404, {"ok": False, "reason": "not_found", "detail": str(exc)}
+    return 503, {"ok": False, "reason": "assistant_unavailable"}
+
+
 def _field_name(loc: tuple[object, ...] | list[object]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
@@ -58,17 +69,13 @@ def install_error_handlers(app: FastAPI) -> None:
             422,
         )
 
-    @app.exception_handler(InvalidInput)
-    async def invalid_input(_: Request, exc: InvalidInput) -> JSONResponse:
-        return JSONResponse({"ok": False, "reason": "invalid_request", "field": exc.field, "detail": exc.reason}, 422)
+    async def agent_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AgentError)
+        status, body = agent_error_body(exc)
+        return JSONResponse(body, status)
 
-    @app.exception_handler(ConsentRequired)
-    async def consent_required(_: Request, exc: ConsentRequired) -> JSONResponse:
-        return JSONResponse({"ok": False, "reason": "consent_required", "field": "consent_personal_data"}, 422)
-
-    @app.exception_handler(NotFound)
-    async def not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"ok": False, "reason": "not_found", "detail": str(exc)}, 404)
+    for error_class in (InvalidInput, ConsentRequired, NotFound):
+        app.add_exception_handler(error_class, agent_error)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -6,9 +6,12 @@ import math
 import time
 from dataclasses import dataclass
 
-from limits import RateLimitItemPerSecond
+import asyncio
+import secrets
+
+from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,57 @@ class RateLimiter:
             return Decision(True, 0)
         stats = await self.limiter.get_window_stats(self.item, self.name, key)
         return Decision(False, max(1, math.ceil(stats.reset_time - time.time())))
+
+
+async def wait_for_slot(limiter: MovingWindowRateLimiter, item: RateLimitItem, *identifiers: str) -> None:
+    """Wait until ``item`` allows one more hit for ``identifiers``, then take it. On a Redis storage
+    every process counts against the same window, so N processes together stay within the limit."""
+    while not await limiter.hit(item, *identifiers):
+        stats = await limiter.get_window_stats(item, *identifiers)
+        await asyncio.sleep(max(0.01, stats.reset_time - time.time()))
+
+
+# A moving window on Redis's own clock: the time is read inside the script, when the slot is taken.
+# (limits' moving window stamps entries with the caller's clock read before the round trip; a replica
+# that waits for the CPU between the two enters its entry early, and on a loaded machine the replicas
+# together overshot a window by half.) Returns 0 when a slot was taken, else seconds to wait.
+_TAKE_SLOT = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - window)
+if redis.call('ZCARD', KEYS[1]) < limit then
+  redis.call('ZADD', KEYS[1], t, ARGV[3] .. ':' .. now[1] .. now[2])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+  return '0'
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + window - t)
+"""
+
+
+class SharedPace:
+    """At most ``per_second`` entries in any one-second window across every process using the same
+    Redis (REDIS_URL). ``async with pace: ...`` waits for a slot."""
+
+    def __init__(self, redis_url: str, name: str, per_second: int, *, prefix: str = "sales_agent:pace") -> None:
+        import redis.asyncio as redis
+
+        self._redis = redis.from_url(redis_url)
+        self._take = self._redis.register_script(_TAKE_SLOT)
+        self._key = f"{prefix}:{name}"
+        self._limit = per_second
+        self._owner = secrets.token_hex(6)  # members must differ between replicas taking a slot at once
+
+    async def __aenter__(self) -> None:
+        while True:
+            wait = float(await self._take(keys=[self._key], args=[self._limit, 1.0, self._owner]))
+            if wait <= 0:
+                return
+            await asyncio.sleep(max(0.005, wait))
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        await self._redis.aclose()

@@ -88,8 +88,9 @@ class AdminQueries:
         self, *, now: datetime, offset: int, limit: int, handoff_only: bool = False, brand: str | None = None
     ) -> tuple[list[ConversationRow], int]:
         async with self.db.session() as session:
-            base = select(Conversation)
-            counter = select(func.count()).select_from(Conversation)
+            # A Mini App lead opens a conversation without messages: nothing to read, so not listed.
+            base = select(Conversation).where(col(Conversation.last_message_at).is_not(None))
+            counter = select(func.count()).select_from(Conversation).where(col(Conversation.last_message_at).is_not(None))
             if handoff_only:
                 base = base.where(col(Conversation.human_mode_until) > now)
                 counter = counter.where(col(Conversation.human_mode_until) > now)

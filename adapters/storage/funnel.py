@@ -1,8 +1,13 @@
 """The sales funnel for GET /admin/funnel, by day and by first-touch source.
 
 Cohorts are conversations started in the period (UTC days): started → qualified (grade and goal
-known) → programs shown (an assistant message carried program cards) → contact left (a lead of the
-same user and brand) → delivered to the CRM; plus model tokens spent on the cohort per lead.
+known) → programs shown (an assistant message carried program cards, read through agent/turn_meta.py,
+the shape the service writes) → contact left (a lead of the same user and brand) → delivered to the
+CRM; plus model tokens spent on the cohort per lead.
+
+Each stage counts the conversations that reached it or any later stage, so the funnel never widens: a
+Mini App lead comes from a conversation with no messages (the parent answered grade and goal and saw the
+programs in the app, not in the chat), and it is counted as qualified and shown programs all the same.
 Counted in Python over the period's rows so SQLite and PostgreSQL give the same answer without
 dialect-specific JSON queries.
 """
@@ -17,6 +22,7 @@ from sqlmodel import col, select
 
 from adapters.storage.database import Database
 from adapters.storage.models import Conversation, Lead, Message, ModelUsage, User
+from agent.turn_meta import read_turn_meta
 
 NO_SOURCE = "(direct)"
 
@@ -66,7 +72,7 @@ async def compute_funnel(db: Database, *, since: datetime, until: datetime, bran
                     )
                 )
             ).all()
-            if isinstance(meta, dict) and meta.get("cards")
+            if read_turn_meta(meta).cards
         }
         lead_query = select(Lead.user_id, Lead.brand, Lead.crm_status).where(col(Lead.user_id).in_(user_ids))
         leads = (await session.exec(lead_query)).all()
@@ -99,11 +105,14 @@ async def compute_funnel(db: Database, *, since: datetime, until: datetime, bran
             by_source.setdefault(source, FunnelRow(key=source)),
             total,
         ):
+            delivered_ = owner in delivered
+            contact_ = delivered_ or owner in contact
+            shown_ = contact_ or conversation.id in shown
             row.conversations += 1
-            row.qualified += _is_qualified(conversation.profile or {})
-            row.programs_shown += conversation.id in shown
-            row.contact_left += owner in contact
-            row.crm_delivered += owner in delivered
+            row.qualified += shown_ or _is_qualified(conversation.profile or {})
+            row.programs_shown += shown_
+            row.contact_left += contact_
+            row.crm_delivered += delivered_
             row.tokens += int(tokens.get(conversation.id) or 0)
 
     return {

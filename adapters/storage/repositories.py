@@ -259,14 +259,14 @@ class LeadRepository:
         async with self.db.session() as session:
             return (await session.exec(select(Lead).where(Lead.idempotency_key == key))).first()
 
-    async def recent_for(self, user_id: int, phone: str, since: datetime) -> Lead | None:
+    async def recent_for(self, user_id: int, phone: str, since: datetime) -> list[Lead]:
         async with self.db.session() as session:
             query = (
                 select(Lead)
                 .where(Lead.user_id == user_id, Lead.phone == phone, Lead.created_at >= since)
                 .order_by(col(Lead.id).desc())
             )
-            return (await session.exec(query)).first()
+            return list((await session.exec(query)).all())
 
     async def get(self, lead_id: int) -> Lead | None:
         async with self.db.session() as session:

@@ -12,18 +12,23 @@ from adapters.storage import turn_sql as sql
 from adapters.storage.database import Database
 from adapters.storage.models import ConsentRecord, Lead, utcnow
 from adapters.storage.repositories import ConsentRepository, LeadRepository
-from adapters.storage.token_totals import TokenTotals
-from agent.state import ConversationState, LeadRequest, NewMessage, StoredMessage, TurnStart, UsageRecord
+from adapters.storage.token_totals import SharedTokenTotals, TokenTotals
+from agent.state import ConversationState, EarlierLead, LeadRequest, NewMessage, StoredMessage, TurnStart, UsageRecord
 
 log = logging.getLogger(__name__)
 
 
 class SqlStore:
-    def __init__(self, db: Database, leads: LeadRepository, consents: ConsentRepository) -> None:
+    def __init__(
+        self, db: Database, leads: LeadRepository, consents: ConsentRepository, *, redis_url: str | None = None
+    ) -> None:
         self.db = db
         self.leads = leads
         self.consents = consents
-        self.tokens = TokenTotals(self._tokens_in_database)
+        # Budget totals: shared by every process through Redis when there is one (hard budgets).
+        self.tokens: TokenTotals | SharedTokenTotals = (
+            SharedTokenTotals(self._tokens_in_database, redis_url) if redis_url else TokenTotals(self._tokens_in_database)
+        )
 
     async def load(
         self,
@@ -66,7 +71,7 @@ class SqlStore:
             # The conversation was deleted during the turn (the user withdrew consent): nothing to keep.
             log.warning("conversation %s vanished during its turn; the reply is not stored", state.conversation_id)
             return
-        self.tokens.add(usage, now)
+        await self.tokens.add(usage, now)
 
     async def load_by_id(self, conversation_id: int) -> ConversationState | None:
         return await self.db.run(lambda conn: sql.load_by_id(conn, conversation_id))
@@ -83,7 +88,7 @@ class SqlStore:
             return
         now = utcnow()
         await self.db.run(lambda conn: sql.insert_usage(conn, usage, now))
-        self.tokens.add(usage, now)
+        await self.tokens.add(usage, now)
 
     async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
         return await self.tokens.since(since, user_id=user_id)
@@ -110,9 +115,12 @@ class SqlStore:
             )
         )
 
-    async def recent_lead(self, user_id: int, phone: str, since: datetime) -> int | None:
-        lead = await self.leads.recent_for(user_id, phone, since)
-        return lead.id if lead is not None else None
+    async def recent_leads(self, user_id: int, phone: str, since: datetime) -> list[EarlierLead]:
+        return [
+            EarlierLead(lead_id=lead.id, profile=lead.profile or {}, program_ids=lead.program_ids or [])
+            for lead in await self.leads.recent_for(user_id, phone, since)
+            if lead.id is not None
+        ]
 
     async def annotate_lead(self, lead_id: int, *, note: str | None, name: str | None) -> None:
         await self.leads.annotate(lead_id, note=note, name=name)

@@ -9,8 +9,8 @@ from agent.settings import Settings, TelegramMode
 
 
 def install_routes(app: FastAPI, settings: Settings) -> None:
-    """In webhook mode, the webhook in front of everything. Call it last, so the ingress is the
-    outermost middleware: webhook requests skip the rest of the stack."""
+    """In webhook mode, the webhook ingress in front of the application. Call it after every other
+    middleware but the request context, so webhook requests skip the rest of the stack."""
     if settings.telegram_bot_token is not None and settings.telegram_mode is TelegramMode.webhook:
         secret = settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None
         app.add_middleware(WebhookIngress, path=settings.telegram_webhook_path, secret=secret)

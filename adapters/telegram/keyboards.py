@@ -28,6 +28,13 @@ class ForgetChoice(CallbackData, prefix="bot_forget"):
     confirm: bool
 
 
+MAX_BUTTON_LABEL = 40  # longer labels are cut on a phone's inline button anyway
+
+
+def button_label(label: str) -> str:
+    return label if len(label) <= MAX_BUTTON_LABEL else label[: MAX_BUTTON_LABEL - 1].rstrip() + "…"
+
+
 def quick_reply_rows(quick_replies: list[QuickReply]) -> list[list[InlineKeyboardButton]]:
     builder = InlineKeyboardBuilder()
     buttons = 0
@@ -35,7 +42,7 @@ def quick_reply_rows(quick_replies: list[QuickReply]) -> list[list[InlineKeyboar
         if not item.payload or len(item.payload.encode()) > CALLBACK_DATA_MAX_BYTES:
             log.warning("quick reply %r dropped: callback_data must be 1-64 bytes", item.label)
             continue
-        builder.button(text=item.label, callback_data=item.payload)
+        builder.button(text=button_label(item.label), callback_data=item.payload)
         buttons += 1
     if not buttons:
         return []

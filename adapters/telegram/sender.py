@@ -6,16 +6,18 @@
 - 403 from a private chat marks the user blocked, and nothing is sent to them again until they
   write to the bot;
 - "can't parse entities" resends the text as plain text;
-- the typing indicator is best-effort: its failures never fail an update.
+- the typing indicator is best-effort: its failures never fail an update;
+- drafts (``sendMessageDraft``, the growing answer) are feedback like the typing indicator: they take
+  nothing from the per-chat and global budgets the messages need (adapters/telegram/drafts.py sends
+  at most one a second per chat and stops a turn's drafts at a 429), and they are never retried: the
+  caller drops a failed draft.
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import re
-import time
 from typing import Any
 
 from aiogram import Bot
@@ -28,13 +30,14 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import SendChatAction, SendMessage, TelegramMethod
+from aiogram.methods import SendChatAction, SendMessage, SendMessageDraft, TelegramMethod
 from aiogram.methods.base import TelegramType
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
 
+from adapters.http.ratelimit import wait_for_slot
 from adapters.storage.repositories import UserRepository
 from agent.settings import Settings
 
@@ -53,7 +56,7 @@ def html_to_plain(text: str) -> str:
 
 def _is_message(method: TelegramMethod[Any]) -> bool:
     name = method.__api_method__
-    return name.startswith(("send", "copy", "forward")) and name != "sendChatAction"
+    return name.startswith(("send", "copy", "forward")) and name not in ("sendChatAction", "sendMessageDraft")
 
 
 def _retryable(error: BaseException) -> bool:
@@ -101,9 +104,7 @@ class SendPolicy(BaseRequestMiddleware):
         log.info("chat %s blocked the bot: no further messages", chat_id)
 
     async def _wait_for_slot(self, item: RateLimitItemPerSecond, key: str) -> None:
-        while not await self.limiter.hit(item, "tg_send", key):
-            stats = await self.limiter.get_window_stats(item, "tg_send", key)
-            await asyncio.sleep(max(0.01, stats.reset_time - time.time()))
+        await wait_for_slot(self.limiter, item, "tg_send", key)
 
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
@@ -117,6 +118,8 @@ class SendPolicy(BaseRequestMiddleware):
             except TelegramAPIError as error:
                 log.debug("typing indicator failed: %s", error)
                 return False
+        if isinstance(method, SendMessageDraft):
+            return await make_request(bot, method)
         try:
             return await self._with_retries(make_request, bot, method)
         except TelegramForbiddenError:

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot
 from aiogram.types import User
-from aiogram.utils.chat_action import ChatActionSender
 
+from adapters.telegram.drafts import DraftSupport, TelegramLiveReply
 from adapters.telegram.rendering import send_reply
 from adapters.telegram.sender import SendPolicy
 from agent.errors import AgentError, InvalidInput
 from agent.ports import Assistant
 from agent.settings import Settings
+from agent.streaming import live_reply
 from agent.types import Channel, Inbound, Reply
 
 if TYPE_CHECKING:
@@ -23,8 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TYPING_INTERVAL_SECONDS = 4.5  # "typing" fades after 5 s
-TYPING_DELAY_SECONDS = 0.3  # a reply faster than this needs no indicator (and saves a request)
 INVALID_INPUT_TEXT = "Кажется, здесь что-то не так: {reason}. Попробуйте, пожалуйста, ещё раз."
 AGENT_ERROR_TEXT = (
     "Извините, сейчас не получается ответить. Попробуйте чуть позже или напишите /manager — "
@@ -38,6 +37,7 @@ class TelegramContext:
 
     runtime: Runtime
     policy: SendPolicy
+    drafts: DraftSupport = field(default_factory=DraftSupport)
 
     @property
     def settings(self) -> Settings:
@@ -71,22 +71,21 @@ async def run_turn(
     *,
     remove_keyboard: bool = False,
 ) -> Reply:
-    """Ask the assistant while showing "typing", then send what it answered (and return it).
+    """Ask the assistant while showing its progress (a growing draft, or "typing" where drafts are
+    refused: adapters/telegram/drafts.py), then send what it answered (and return it).
 
     Errors the core raises on purpose become a polite message; anything else propagates so the
     queue retries the update.
     """
-    typing = ChatActionSender.typing(
-        bot=bot, chat_id=chat_id, interval=TYPING_INTERVAL_SECONDS, initial_sleep=TYPING_DELAY_SECONDS
-    )
-    async with typing:
-        try:
-            reply = await call()
-        except InvalidInput as error:
-            reply = Reply(text=INVALID_INPUT_TEXT.format(reason=error.reason))
-        except AgentError as error:
-            log.warning("assistant refused the turn: %s", type(error).__name__)
-            reply = Reply(text=AGENT_ERROR_TEXT)
+    async with TelegramLiveReply(bot, chat_id, tg.drafts) as live:
+        with live_reply(live):
+            try:
+                reply = await call()
+            except InvalidInput as error:
+                reply = Reply(text=INVALID_INPUT_TEXT.format(reason=error.reason))
+            except AgentError as error:
+                log.warning("assistant refused the turn: %s", type(error).__name__)
+                reply = Reply(text=AGENT_ERROR_TEXT)
     await send_reply(
         bot, chat_id, reply, webapp_url=tg.settings.user_webapp_url, remove_keyboard=remove_keyboard
     )

@@ -40,12 +40,22 @@
     hideProgress() { this.isProgressVisible = false; draw(); }, setParams(p) { Object.assign(this, p); draw(); },
   });
   window.__opened = [];
+  window.__haptics = [];
+  window.__closingConfirmation = false;
   window.Telegram = { WebApp: {
     initData: config.initData, initDataUnsafe: { user: config.user }, version: "8.0", platform: "tdesktop",
     colorScheme: config.colorScheme, themeParams: config.theme,
-    ready() {}, expand() {}, close() {}, onEvent() {}, offEvent() {},
+    ready() {}, expand() {}, close() { window.__closed = true; }, onEvent() {}, offEvent() {}, setHeaderColor() {},
+    isVersionAtLeast(version) { return Number(version) <= 8.0; },
+    enableClosingConfirmation() { window.__closingConfirmation = true; },
+    disableClosingConfirmation() { window.__closingConfirmation = false; },
+    // Like Telegram: the user agrees, the phone comes back in responseUnsafe (config.contactPhone).
+    requestContact(callback) {
+      const phone = config.contactPhone;
+      setTimeout(() => callback(Boolean(phone), phone ? { status: "sent", responseUnsafe: { contact: { phone_number: phone } } } : { status: "cancelled" }));
+    },
     openLink(url) { window.__opened.push(url); },
-    HapticFeedback: { notificationOccurred() {}, impactOccurred() {}, selectionChanged() {} },
+    HapticFeedback: { notificationOccurred(kind) { window.__haptics.push(kind); }, impactOccurred() {}, selectionChanged() {} },
     BackButton, MainButton,
   } };
   document.addEventListener("DOMContentLoaded", draw);

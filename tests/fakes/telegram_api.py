@@ -1,10 +1,11 @@
 """A fake Telegram Bot API server on 127.0.0.1 that real aiogram talks to (TELEGRAM_API_BASE_URL).
 
-Serves getMe, getUpdates (with offset confirmation), sendMessage, answerCallbackQuery,
+Serves getMe, getUpdates (with offset confirmation), sendMessage, sendMessageDraft, answerCallbackQuery,
 sendChatAction, setMyCommands, editMessageReplyMarkup, deleteWebhook, and for the manager relay getChat
 (``forums`` lists the forum supergroups), createForumTopic, editForumTopic, closeForumTopic,
 reopenForumTopic (state in ``topics``) and copyMessage; sent messages carry message_thread_id. Records
-every call and can answer scripted failures (429 with retry_after, 5xx, 403, 400) or hold a call. Run standalone for benchmarks:
+every call with its time and can answer scripted failures (429 with retry_after, 5xx, 403, 400, a
+missing method) or hold a call. Like Telegram, it refuses drafts outside private chats. Run standalone for benchmarks:
 ``python -m tests.fakes.telegram_api --port 8081``.
 """
 
@@ -99,6 +100,10 @@ class FakeBotAPI:
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
 
+    def refuse_drafts(self) -> None:
+        """Answer sendMessageDraft like a Bot API server that does not have the method."""
+        self.fail_next("sendMessageDraft", 404, "Not Found: method not found", times=1000)
+
     def sent_to(self, chat_id: int) -> list[dict[str, Any]]:
         return [c.params for c in self.calls if c.method == "sendMessage" and int(c.params["chat_id"]) == chat_id]
 
@@ -122,6 +127,8 @@ class FakeBotAPI:
         if scripted:
             status, body = scripted.pop(0)
             return web.json_response(body, status=status)
+        if method == "sendMessageDraft" and int(params.get("chat_id") or 0) < 0:
+            return web.json_response({"ok": False, "error_code": 400, "description": "Bad Request: TEXTDRAFT_PEER_INVALID"}, status=400)
         result = call.result = await self._result(method, params)
         return web.json_response({"ok": True, "result": result})
 

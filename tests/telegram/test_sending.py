@@ -104,7 +104,19 @@ async def test_model_text_with_markup_and_10000_characters(tmp_path: Path, fake_
     assert re.sub(r"\s+", " ", " ".join(plain)) == re.sub(r"\s+", " ", long_text)
 
 
-async def test_typing_is_shown_while_a_slow_agent_works(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+async def test_thinking_is_shown_while_a_slow_agent_works(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    settings = telegram_settings(tmp_path, fake_api.base_url)
+    async with running_service(settings, fake_api, lambda rt: InstantAssistant(delay=0.6)) as service:
+        await service.deliver(updates.message(1, USER, "вопрос"))
+        await service.settle(1)
+        (thinking,) = fake_api.calls_of("sendMessageDraft")
+        assert thinking.params["chat_id"] == USER and "text" not in thinking.params  # «Thinking…»
+        assert thinking.at < fake_api.calls_of("sendMessage")[0].at
+        assert fake_api.calls_of("sendChatAction") == []
+
+
+async def test_typing_is_shown_where_drafts_are_refused(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    fake_api.refuse_drafts()
     settings = telegram_settings(tmp_path, fake_api.base_url)
     async with running_service(settings, fake_api, lambda rt: InstantAssistant(delay=0.6)) as service:
         await service.deliver(updates.message(1, USER, "вопрос"))

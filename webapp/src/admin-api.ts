@@ -14,6 +14,7 @@ export interface Lead {
   phone: string;
   profile: Record<string, unknown>;
   program_ids: string[];
+  programs?: { id: string; title: string }[];
   status: string;
   manager_note: string | null;
   crm_status: string;
@@ -39,12 +40,37 @@ export interface ConversationItem {
   last_message_at: string | null;
 }
 
+/** A transcript message; engine, cards and tool_calls come from the one turn-meta shape (agent/turn_meta.py). */
 export interface TranscriptMessage {
   id: number;
   role: string;
+  channel: string;
   content: string;
-  meta: Record<string, unknown>;
+  engine: string | null;
+  cards: { id: string; title: string }[];
+  tool_calls: string[];
+  meta?: { manager_name?: string | null } | null;
   created_at: string;
+}
+
+export interface FunnelRow {
+  conversations: number;
+  qualified: number;
+  programs_shown: number;
+  contact_left: number;
+  crm_delivered: number;
+  tokens: number;
+  tokens_per_lead: number | null;
+  day?: string;
+  source?: string;
+}
+
+export interface Funnel {
+  date_from: string;
+  date_to: string;
+  by_day: FunnelRow[];
+  by_source: FunnelRow[];
+  totals: FunnelRow;
 }
 
 export const LEAD_STATUSES: Record<string, string> = {
@@ -65,8 +91,8 @@ export class AdminApi {
     return headers;
   }
 
-  get<T>(path: string): Promise<T> {
-    return requestJson<T>(path, { headers: this.headers() });
+  get<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return requestJson<T>(path, { headers: this.headers(), signal });
   }
 
   send<T>(method: "PATCH" | "POST", path: string, body?: unknown): Promise<T> {

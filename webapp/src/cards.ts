@@ -1,4 +1,6 @@
 // Program cards as GET /api/catalog/search and the assistant return them: facts come from the catalog.
+// The price is the catalog's price_text as the API gives it (its period, «за семестр» / «за год», is the
+// catalog's to state, never added here).
 
 import { h } from "./dom";
 
@@ -14,7 +16,7 @@ export interface ProgramCard {
 
 interface CardActions {
   onOpen: (url: string) => void;
-  onPick?: (id: string) => void;
+  onPick?: (card: ProgramCard) => void;
 }
 
 export function renderCards(cards: ProgramCard[], actions: CardActions): HTMLElement {
@@ -24,16 +26,16 @@ export function renderCards(cards: ProgramCard[], actions: CardActions): HTMLEle
     ...cards.map((card) =>
       h(
         "article",
-        { class: "card", "data-program": card.id },
+        { class: "card", "data-program": card.id, "aria-label": card.title },
         h("h3", {}, card.title),
-        h("p", { class: "why" }, card.why_match),
-        h("p", { class: "facts" }, h("strong", {}, card.price_text), h("br"), `Ближайший старт: ${card.next_start_text}`),
+        card.why_match ? h("p", { class: "why" }, card.why_match) : null,
+        h("p", { class: "facts" }, h("strong", { class: "price" }, card.price_text), h("br"), `Ближайший старт: ${card.next_start_text}`),
         card.usp?.length ? h("ul", {}, ...card.usp.slice(0, 3).map((u) => h("li", {}, u))) : null,
         h(
           "div",
           { class: "card-actions" },
-          actions.onPick ? h("button", { class: "primary", onclick: () => actions.onPick!(card.id) }, "Записаться") : null,
-          h("button", { class: "link", onclick: () => actions.onOpen(card.url) }, "Подробнее на сайте"),
+          actions.onPick ? h("button", { class: "primary", type: "button", onclick: () => actions.onPick!(card) }, "Записаться") : null,
+          h("button", { class: "link", type: "button", onclick: () => actions.onOpen(card.url) }, "Подробнее на сайте"),
         ),
       ),
     ),

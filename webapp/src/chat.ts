@@ -1,61 +1,187 @@
-// The chat tab: the same assistant as in the bot, through POST /api/assistant/ask with initData.
+// The chat tab: the same assistant as in the bot (POST /api/assistant/ask with initData), continuing the
+// same conversation (GET /api/assistant/history). Silent replies draw nothing; ask_contact offers the
+// phone from Telegram or the lead form; handoff says where the manager's answer will arrive.
 
 import type { WebApp } from "telegram-web-app";
 import { renderCards, type ProgramCard } from "./cards";
 import { h, replaceChildren } from "./dom";
+import { renderText } from "./format";
+import { errorView, loadingView } from "./states";
 import { ApiError, openExternal, requestJson } from "./telegram";
+
+type Role = "user" | "assistant" | "manager";
+type ActionCode = "ask_contact" | "handoff" | "open_miniapp";
+
+interface QuickReply {
+  label: string;
+  payload: string;
+}
 
 interface AssistantReply {
   ok: boolean;
   text: string;
-  quick_replies?: { label: string; payload: string }[];
+  quick_replies?: QuickReply[];
   cards?: ProgramCard[];
+  actions?: ActionCode[];
+  silent?: boolean;
+  // What managers wrote since the last request (the manager relay): drawn as the manager's own bubbles.
+  manager_messages?: { text: string; manager_name?: string | null }[];
 }
 
-export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string): void {
+interface HistoryMessage {
+  role: Role;
+  text: string;
+  cards: ProgramCard[];
+  quick_replies: QuickReply[];
+  actions: ActionCode[];
+}
+
+export interface ChatHooks {
+  /** Open the lead form (the assistant asked for a contact, or a card's «Записаться»). */
+  openLeadForm: (programId?: string) => void;
+  /** Where a plain-browser visitor can write instead (the bot's link and the school's phone). */
+  outside: () => HTMLElement;
+}
+
+const GREETING = "Здравствуйте! Я виртуальный помощник школы. Спросите о курсах, ценах, расписании или пробном занятии.";
+const SILENT_NOTE = "Сообщение передано менеджеру — он ответит в чате с ботом в Telegram.";
+const HANDOFF_NOTE = "Мини-приложение можно закрыть: ответ менеджера придёт в чат с ботом.";
+const RESERVED = /^\[.*\]$|^\/start$/; // stored descriptions of buttons and commands, not words to show
+
+export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string, hooks: ChatHooks): void {
   if (!app) {
-    replaceChildren(pane, h("p", { class: "notice" }, "Чат с помощником работает внутри Telegram: откройте нашего бота и отправьте /app."));
+    replaceChildren(pane, hooks.outside());
     return;
   }
-  const log = h("div", { class: "messages", "aria-live": "polite" });
-  const input = h("input", { id: "chat-input", placeholder: "Задайте вопрос о курсах", maxlength: "4000", autocomplete: "off" });
-  const sendButton = h("button", { class: "primary", type: "submit" }, "Отправить");
+  const tg = app;
+  const log = h("div", { class: "messages", role: "log", "aria-live": "polite", "aria-label": "Переписка с помощником" });
+  const input = h("textarea", { id: "chat-input", rows: "1", maxlength: "4000", autocomplete: "off", "aria-label": "Ваш вопрос", placeholder: "Ваш вопрос" });
+  const sendButton = h("button", { class: "primary send", type: "submit", "aria-label": "Отправить" }, "Отправить");
   const form = h("form", { class: "chat-form" }, input, sendButton);
+  const managerButton = h("button", { class: "secondary small", type: "button", onclick: () => void send("Позвать менеджера", "handoff") }, "Позвать менеджера");
+  let handoffNoted = false;
 
-  const bubble = (role: "user" | "assistant", ...content: (Node | string | null)[]) =>
-    log.append(h("div", { class: `bubble bubble-${role}` }, ...content));
+  const scrollToEnd = () => log.lastElementChild?.scrollIntoView({ block: "end" });
+  const auth = { Authorization: `tma ${tg.initData}` };
+
+  /** Only the newest reply's quick replies can be pressed: older ones belonged to another question. */
+  function retireQuickReplies(): void {
+    for (const button of log.querySelectorAll<HTMLButtonElement>(".quick button")) {
+      button.disabled = true;
+      button.setAttribute("aria-disabled", "true");
+    }
+  }
+
+  function bubble(role: Role, ...content: (Node | string | null)[]): HTMLElement {
+    const label = role === "manager" ? h("p", { class: "bubble-author" }, "Менеджер") : null;
+    const element = h("div", { class: `bubble bubble-${role}` }, label, ...content);
+    log.append(element);
+    return element;
+  }
+
+  function note(text: string): void {
+    log.append(h("p", { class: "chat-note" }, text));
+  }
+
+  function actionRow(actions: ActionCode[]): HTMLElement | null {
+    if (actions.includes("ask_contact")) {
+      return h("div", { class: "quick chat-actions" },
+        tg.isVersionAtLeast("6.9") ? h("button", { class: "option", type: "button", onclick: shareContact }, "Поделиться номером") : null,
+        h("button", { class: "option", type: "button", onclick: () => hooks.openLeadForm() }, "Заполнить заявку"));
+    }
+    if (actions.includes("handoff") && !handoffNoted) {
+      handoffNoted = true;
+      return h("div", { class: "chat-actions" },
+        h("p", { class: "chat-note" }, HANDOFF_NOTE),
+        h("button", { class: "secondary", type: "button", onclick: () => tg.close() }, "Перейти в чат с ботом"));
+    }
+    return null;
+  }
+
+  function drawAssistant(text: string, cards: ProgramCard[], quick: QuickReply[], actions: ActionCode[], role: Role = "assistant"): void {
+    const cardList = cards.length
+      ? renderCards(cards, { onOpen: (url) => openExternal(tg, url), onPick: (card) => hooks.openLeadForm(card.id) })
+      : null;
+    const buttons = quick.length
+      ? h("div", { class: "quick" }, ...quick.map((q) => h("button", { class: "option", type: "button", title: q.label, onclick: () => void send(q.label, q.payload) }, q.label)))
+      : null;
+    bubble(role, ...renderText(text, (url) => openExternal(tg, url)), cardList, buttons, actionRow(actions));
+  }
+
+  function drawUser(text: string): void {
+    if (RESERVED.test(text.trim())) return;
+    bubble("user", ...renderText(text, (url) => openExternal(tg, url)));
+  }
+
+  function shareContact(): void {
+    tg.requestContact((shared, response) => {
+      const phone = (response as { responseUnsafe?: { contact?: { phone_number?: string } } } | undefined)?.responseUnsafe?.contact?.phone_number;
+      if (shared && phone) void send(phone.startsWith("+") ? phone : `+${phone}`);
+      else if (shared) note("Спасибо! Номер отправлен в чат с ботом — ответ придёт туда.");
+      else note("Номер не отправлен. Можно написать его сообщением или заполнить заявку.");
+    });
+  }
 
   /** Send typed text, or a quick reply: its label is shown, its payload goes to the assistant as a choice. */
   async function send(text: string, choice?: string): Promise<void> {
     const message = text.trim();
     if (!message) return;
-    bubble("user", message);
-    input.value = "";
+    retireQuickReplies();
+    drawUser(message);
+    if (!choice) input.value = "";
     sendButton.disabled = true;
+    const waiting = h("p", { class: "chat-note typing", role: "status" }, "Помощник печатает…");
+    log.append(waiting);
+    scrollToEnd();
     try {
       const reply = await requestJson<AssistantReply>("/api/assistant/ask", {
         method: "POST",
-        headers: { "Content-Type": "application/json", Authorization: `tma ${app!.initData}` },
+        headers: { "Content-Type": "application/json", ...auth },
         body: JSON.stringify(choice ? { choice, brand } : { message, brand }),
       });
-      const quick = reply.quick_replies?.length
-        ? h("div", { class: "quick" }, ...reply.quick_replies.map((q) => h("button", { class: "option", onclick: () => void send(q.label, q.payload) }, q.label)))
-        : null;
-      const cards = reply.cards?.length ? renderCards(reply.cards, { onOpen: (url) => openExternal(app, url) }) : null;
-      bubble("assistant", h("p", {}, reply.text), cards, quick);
+      waiting.remove();
+      for (const words of reply.manager_messages ?? []) drawAssistant(words.text, [], [], [], "manager");
+      if (reply.silent || !reply.text.trim()) {
+        if (reply.actions?.includes("handoff")) note(SILENT_NOTE);
+      } else {
+        drawAssistant(reply.text, reply.cards ?? [], reply.quick_replies ?? [], reply.actions ?? []);
+      }
     } catch (error) {
+      waiting.remove();
       const limited = error instanceof ApiError && error.status === 429;
-      bubble("assistant", limited ? "Вы отправляете сообщения слишком часто — подождите минуту, пожалуйста." : "Не получилось получить ответ. Попробуйте ещё раз чуть позже.");
+      log.append(errorView(error, limited ? null : () => void send(text, choice), "получить ответ"));
     } finally {
       sendButton.disabled = false;
-      log.lastElementChild?.scrollIntoView({ block: "end" });
+      scrollToEnd();
     }
   }
 
+  async function loadHistory(): Promise<void> {
+    replaceChildren(log, loadingView("Загружаем переписку…"));
+    try {
+      const { messages } = await requestJson<{ messages: HistoryMessage[] }>(`/api/assistant/history?brand=${encodeURIComponent(brand)}`, { headers: auth });
+      replaceChildren(log);
+      if (!messages.length) bubble("assistant", h("p", {}, GREETING));
+      messages.forEach((m, i) => {
+        if (m.role === "user") drawUser(m.text);
+        else drawAssistant(m.text, m.cards, i === messages.length - 1 ? m.quick_replies : [], m.actions, m.role);
+      });
+      scrollToEnd();
+    } catch (error) {
+      replaceChildren(log, errorView(error, () => void loadHistory(), "загрузить переписку"));
+    }
+  }
+
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     void send(input.value);
   });
-  bubble("assistant", "Здравствуйте! Я виртуальный помощник школы. Спросите о курсах, ценах, расписании или пробном занятии.");
-  replaceChildren(pane, log, form);
+  replaceChildren(pane, h("div", { class: "chat-toolbar" }, managerButton), log, form);
+  void loadHistory();
 }

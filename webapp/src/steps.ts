@@ -1,6 +1,8 @@
 // The user Mini App's qualification steps: grade → goal → subject → format → results → lead form.
 // Pure functions over a small state object, so the step logic is unit-tested without a browser.
 
+import { FORMAT_LABELS, GOAL_LABELS, SUBJECT_LABELS } from "./labels";
+
 export type Step = "grade" | "goal" | "subject" | "format" | "results" | "lead" | "done";
 export type Field = "grade" | "goal" | "subject" | "format";
 
@@ -32,28 +34,6 @@ export const QUESTIONS: Record<Field, string> = {
   goal: "Какая цель занятий?",
   subject: "Какой предмет интересует?",
   format: "Какой формат удобнее?",
-};
-
-const GOAL_LABELS: Record<string, string> = {
-  base: "Углублённая школьная программа",
-  oge: "Подготовка к ОГЭ",
-  ege: "Подготовка к ЕГЭ",
-  olympiad: "Олимпиады",
-  intensive: "Интенсив перед экзаменом",
-  camp: "Летний лагерь",
-};
-
-const SUBJECT_LABELS: Record<string, string> = {
-  math: "Математика",
-  physics: "Физика",
-  informatics: "Информатика",
-  russian: "Русский язык",
-};
-
-const FORMAT_LABELS: Record<string, string> = {
-  online: "Онлайн",
-  offline: "Очно",
-  hybrid: "Гибридный (очно + онлайн)",
 };
 
 export const initialState = (): FlowState => ({ step: "grade", profile: {} });
@@ -115,6 +95,11 @@ export function choose(state: FlowState, value: string): FlowState {
 
 export function proceedToLead(state: FlowState): FlowState {
   return state.step === "results" ? { ...state, step: "lead" } : state;
+}
+
+/** The lead form straight from the chat (the assistant asked for a contact): whatever is known so far. */
+export function leadFromChat(state: FlowState): FlowState {
+  return { step: "lead", profile: { ...state.profile } };
 }
 
 export function leadSent(state: FlowState): FlowState {

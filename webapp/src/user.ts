@@ -1,144 +1,194 @@
 // The user Mini App (/app): qualification steps, the top-3 programs, the lead form and a chat tab.
 
 import "./style.css";
-import { h, replaceChildren } from "./dom";
-import { validateLeadForm, type LeadFormErrors } from "./phone";
+import type { WebApp } from "telegram-web-app";
+import { loadBrand, outsideNotice, outsidePanel, type BrandInfo } from "./brand";
 import { renderCards, type ProgramCard } from "./cards";
 import { mountChat } from "./chat";
+import { h, replaceChildren } from "./dom";
+import { profileText } from "./labels";
+import { LEAD_FIELDS, PHONE_ERROR, validateLeadForm, type LeadField, type LeadFormErrors } from "./phone";
+import { emptyView, errorText, errorView, loadingView } from "./states";
 import {
-  QUESTIONS,
-  back,
-  canGoBack,
-  choose,
-  initialState,
-  isQuestion,
-  leadProfile,
-  leadSent,
-  optionsFor,
-  proceedToLead,
-  searchQuery,
-  summary,
-  type FlowState,
+  QUESTIONS, back, canGoBack, choose, initialState, isQuestion, leadFromChat, leadProfile, leadSent, optionsFor,
+  proceedToLead, searchQuery, summary, type FlowState,
 } from "./steps";
-import { ApiError, followTheme, openExternal, requestJson, telegramApp } from "./telegram";
+import { ApiError, Latest, followTheme, haptic, isAbort, mainButton, openExternal, requestJson, telegramReady } from "./telegram";
 
 interface SearchAnswer {
   ok: boolean;
   items: ProgramCard[];
-  manager_recommended?: boolean;
 }
 
-const app = telegramApp();
+interface LeadAnswer {
+  ok: boolean;
+  lead_id: number;
+  duplicate: boolean;
+  programs: { id: string; title: string }[];
+  profile: Record<string, unknown>;
+  confirmation_sent: boolean;
+}
+
 const brand = new URLSearchParams(location.search).get("brand") ?? "kmipt";
 const root = document.getElementById("app")!;
-const screen = h("main", { class: "screen" });
-const chatPane = h("section", { class: "chat", hidden: true });
+const screen = h("main", { class: "screen", id: "flow", role: "tabpanel", "aria-labelledby": "tab-flow" });
+const chatPane = h("section", { class: "chat", id: "chat", role: "tabpanel", "aria-labelledby": "tab-chat", hidden: true });
+const offlineBanner = h("p", { class: "notice offline-banner", role: "status", hidden: true }, "Нет соединения с интернетом — покажем данные, как только связь вернётся.");
+const searches = new Latest();
 
+let app: WebApp | null = null;
+let brandInfo: BrandInfo | null = null;
 let state: FlowState = initialState();
-let cards: ProgramCard[] = [];
+let results: { status: "loading" | "ready" | "error"; cards: ProgramCard[]; error?: unknown } = { status: "loading", cards: [] };
 let chosenPrograms: string[] = [];
-let leadId: number | null = null;
+let leadOrigin: "results" | "chat" = "results";
+let leadForm: LeadForm | null = null;
+let stored: LeadAnswer | null = null;
+let activeTab: "flow" | "chat" = "flow";
 
-function tab(label: string, selected: boolean, onclick: () => void): HTMLButtonElement {
-  return h("button", { class: selected ? "tab tab-active" : "tab", role: "tab", "aria-selected": String(selected), onclick }, label);
+// ---------------------------------------------------------------- tabs
+
+function tab(id: "flow" | "chat", label: string): HTMLButtonElement {
+  const selected = activeTab === id;
+  return h("button", { class: selected ? "tab tab-active" : "tab", id: `tab-${id}`, role: "tab", type: "button",
+    "aria-selected": String(selected), "aria-controls": id, onclick: () => switchTab(id) }, label);
 }
 
-function renderTabs(active: "flow" | "chat"): void {
-  const tabs = h(
-    "nav",
-    { class: "tabs", role: "tablist" },
-    tab("Подбор курса", active === "flow", () => switchTab("flow")),
-    tab("Чат с помощником", active === "chat", () => switchTab("chat")),
-  );
-  root.querySelector("nav.tabs")?.replaceWith(tabs);
-}
-
-function switchTab(active: "flow" | "chat"): void {
-  screen.hidden = active !== "flow";
-  chatPane.hidden = active !== "chat";
-  renderTabs(active);
+function switchTab(next: "flow" | "chat"): void {
+  activeTab = next;
+  screen.hidden = next !== "flow";
+  chatPane.hidden = next !== "chat";
+  root.querySelector("nav.tabs")?.replaceWith(h("nav", { class: "tabs", role: "tablist", "aria-label": "Разделы" },
+    tab("flow", "Подбор курса"), tab("chat", "Чат с помощником")));
   syncTelegramButtons();
 }
+
+// ---------------------------------------------------------------- flow
 
 function go(next: FlowState): void {
   state = next;
   render();
+  window.scrollTo(0, 0);
 }
 
 async function loadResults(): Promise<void> {
-  replaceChildren(screen, h("p", { class: "muted" }, "Подбираем программы…"));
-  try {
-    const answer = await requestJson<SearchAnswer>(`/api/catalog/search?${searchQuery(state.profile, brand)}`);
-    cards = answer.items.slice(0, 3);
-  } catch {
-    cards = [];
-  }
+  const signal = searches.next(); // a slower answer to an earlier choice is aborted, never drawn
+  results = { status: "loading", cards: [] };
   render();
+  try {
+    const answer = await requestJson<SearchAnswer>(`/api/catalog/search?${searchQuery(state.profile, brand)}`, { signal });
+    results = { status: "ready", cards: answer.items.slice(0, 3) };
+  } catch (error) {
+    if (isAbort(error)) return;
+    results = { status: "error", cards: [], error };
+  }
+  if (state.step === "results") render();
 }
 
 function render(): void {
   syncTelegramButtons();
   if (isQuestion(state.step)) return renderQuestion();
   if (state.step === "results") return renderResults();
-  if (state.step === "lead") return renderLeadForm();
+  if (state.step === "lead") return renderLead();
   renderDone();
 }
 
 function backLink(): Node | null {
   // Inside Telegram the native BackButton does this; a plain browser gets a link.
-  return !app && canGoBack(state) ? h("button", { class: "link back", onclick: () => go(back(state)) }, "← Назад") : null;
+  return !app && canGoBack(state) ? h("button", { class: "link back", type: "button", onclick: goBack }, "← Назад") : null;
+}
+
+function goBack(): void {
+  if (state.step === "lead" && leadOrigin === "chat") {
+    state = back(state);
+    switchTab("chat");
+    return;
+  }
+  if (state.step === "lead") closingGuard(false);
+  const previous = back(state);
+  go(previous);
+  if (previous.step === "results" && results.status !== "ready") void loadResults();
 }
 
 function renderQuestion(): void {
   const step = state.step as keyof typeof QUESTIONS;
   const onPick = (value: string) => () => {
-    const next = choose(state, value);
-    state = next;
-    if (next.step === "results") void loadResults();
-    else render();
+    state = choose(state, value);
+    if (state.step === "results") void loadResults();
+    else go(state);
   };
   replaceChildren(
     screen,
     backLink(),
     summary(state.profile) ? h("p", { class: "summary" }, summary(state.profile)) : null,
-    h("h2", {}, QUESTIONS[step]),
-    h(
-      "div",
-      { class: step === "grade" ? "options options-grid" : "options", "data-step": step },
-      ...optionsFor(state).map((o) => h("button", { class: "option", "data-value": o.value, onclick: onPick(o.value) }, o.label)),
-    ),
+    h("h2", { id: "question" }, QUESTIONS[step]),
+    h("div", { class: step === "grade" ? "options options-grid" : "options", "data-step": step, role: "group", "aria-labelledby": "question" },
+      ...optionsFor(state).map((o) => h("button", { class: "option", type: "button", "data-value": o.value, onclick: onPick(o.value) }, o.label))),
   );
+}
+
+function toLead(ids: string[]): void {
+  chosenPrograms = ids;
+  leadOrigin = "results";
+  go(proceedToLead(state));
 }
 
 function renderResults(): void {
-  const toLead = (ids: string[]) => () => {
-    chosenPrograms = ids;
-    go(proceedToLead(state));
-  };
+  const head = [backLink(), h("p", { class: "summary" }, summary(state.profile))];
+  if (results.status === "loading") return replaceChildren(screen, ...head, loadingView("Подбираем программы…"));
+  if (results.status === "error") return replaceChildren(screen, ...head, errorView(results.error, () => void loadResults(), "подобрать программы"));
+  const cards = results.cards;
   replaceChildren(
     screen,
-    backLink(),
-    h("p", { class: "summary" }, summary(state.profile)),
+    ...head,
     h("h2", {}, cards.length ? "Вам подойдут" : "Подберём программу вместе с менеджером"),
     cards.length
-      ? renderCards(cards, { onPick: (id) => toLead([id])(), onOpen: (url) => openExternal(app, url) })
-      : h("p", {}, "По этим условиям готовой программы не нашлось — оставьте заявку, и менеджер предложит варианты."),
-    h("button", { class: "primary wide", onclick: toLead(cards.map((c) => c.id)) }, "Оставить заявку — менеджер поможет с выбором"),
+      ? renderCards(cards, { onPick: (card) => toLead([card.id]), onOpen: (url) => openExternal(app, url) })
+      : emptyView("По этим условиям готовой программы в каталоге нет — оставьте заявку, и менеджер предложит варианты."),
+    app ? null : h("button", { class: "primary wide", type: "button", onclick: () => toLead(cards.map((c) => c.id)) }, "Оставить заявку"),
   );
 }
 
-const form = {
-  name: h("input", { id: "lead-name", name: "name", autocomplete: "name", maxlength: "100", placeholder: "Например, Ольга" }),
-  phone: h("input", { id: "lead-phone", name: "phone", type: "tel", autocomplete: "tel", placeholder: "+7 999 123-45-67" }),
-  consent: h("input", { id: "consent-personal", type: "checkbox" }),
-  marketing: h("input", { id: "consent-marketing", type: "checkbox" }),
-  errors: h("div", { class: "form-errors", role: "alert" }),
-  consentHint: h("p", { class: "muted", id: "consent-hint" }, "Кнопка «Отправить заявку» станет активной, когда вы отметите согласие на обработку персональных данных."),
-};
-form.consent.addEventListener("change", () => {
-  form.consentHint.hidden = form.consent.checked;
-  syncTelegramButtons();
-});
+// ---------------------------------------------------------------- the lead form
+
+interface LeadForm {
+  name: HTMLInputElement;
+  phone: HTMLInputElement;
+  consent: HTMLInputElement;
+  marketing: HTMLInputElement;
+  errors: Record<LeadField, HTMLElement>;
+  general: HTMLElement;
+}
+
+/** A fresh form for every new request: consents never carried over (nor pre-ticked), the name from Telegram. */
+function newLeadForm(): LeadForm {
+  const telegramName = app?.initDataUnsafe?.user?.first_name ?? "";
+  const error = (field: LeadField) => h("p", { class: "field-error", id: `error-${field}`, hidden: true });
+  const form: LeadForm = {
+    name: h("input", { id: "lead-name", name: "name", autocomplete: "given-name", maxlength: "100", "aria-describedby": "error-name" }),
+    phone: h("input", { id: "lead-phone", name: "phone", type: "tel", inputmode: "tel", autocomplete: "tel", placeholder: "+7 999 123-45-67", "aria-describedby": "phone-hint error-phone" }),
+    consent: h("input", { id: "consent-personal", type: "checkbox", "aria-describedby": "error-consent" }),
+    marketing: h("input", { id: "consent-marketing", type: "checkbox" }),
+    errors: { name: error("name"), phone: error("phone"), consent: error("consent") },
+    general: h("div", { class: "form-errors", role: "alert" }),
+  };
+  form.name.value = telegramName;
+  for (const input of [form.name, form.phone, form.consent, form.marketing]) {
+    input.addEventListener("input", () => closingGuard(isDirty(form, telegramName)));
+    input.addEventListener("change", () => closingGuard(isDirty(form, telegramName)));
+  }
+  return form;
+}
+
+const isDirty = (form: LeadForm, initialName: string): boolean =>
+  form.name.value.trim() !== initialName || Boolean(form.phone.value.trim()) || form.consent.checked || form.marketing.checked;
+
+/** Telegram asks before closing the app while a filled form would be lost. */
+function closingGuard(on: boolean): void {
+  if (!app) return;
+  if (on) app.enableClosingConfirmation();
+  else app.disableClosingConfirmation();
+}
 
 function legalLink(document: "consent" | "privacy", label: string): HTMLAnchorElement {
   const url = `/api/legal/${brand}/${document}`;
@@ -149,45 +199,72 @@ function legalLink(document: "consent" | "privacy", label: string): HTMLAnchorEl
   } }, label);
 }
 
-function showErrors(errors: LeadFormErrors, general?: string): void {
-  const messages = [errors.name, errors.phone, errors.consent, general].filter(Boolean) as string[];
-  replaceChildren(form.errors, ...messages.map((m) => h("p", {}, m)));
-  form.name.toggleAttribute("aria-invalid", Boolean(errors.name));
-  form.phone.toggleAttribute("aria-invalid", Boolean(errors.phone));
+function showErrors(form: LeadForm, errors: LeadFormErrors, general?: string): void {
+  const inputs: Record<LeadField, HTMLInputElement> = { name: form.name, phone: form.phone, consent: form.consent };
+  for (const field of LEAD_FIELDS) {
+    const message = errors[field];
+    form.errors[field].textContent = message ?? "";
+    form.errors[field].hidden = !message;
+    if (message) inputs[field].setAttribute("aria-invalid", "true");
+    else inputs[field].removeAttribute("aria-invalid");
+  }
+  replaceChildren(form.general, general ? h("p", {}, general) : null);
+  const first = LEAD_FIELDS.find((field) => errors[field]);
+  if (first) {
+    inputs[first].focus();
+    inputs[first].scrollIntoView({ block: "center" });
+  }
+  if (first || general) haptic(app, "error");
 }
 
-function renderLeadForm(): void {
-  const intro = app
-    ? h("p", {}, "Оставьте контакты — менеджер перезвонит, ответит на вопросы и запишет на бесплатное пробное занятие.")
-    : h("p", { class: "notice" }, "Оставить заявку можно в мини-приложении внутри Telegram: откройте нашего бота и отправьте команду /app. Здесь вы можете спокойно посмотреть программы.");
+function leadSubject(): string {
+  const titles = results.cards.filter((c) => chosenPrograms.includes(c.id)).map((c) => `«${c.title}»`);
+  if (titles.length === 1) return `Программа: ${titles[0]}`;
+  const profile = profileText(leadProfile(state.profile) as Record<string, unknown>);
+  return profile ? `Запрос: ${profile}` : "";
+}
+
+function renderLead(): void {
+  if (!app) {
+    replaceChildren(screen, backLink(), h("h2", {}, "Заявка на консультацию"), outsidePanel(brandInfo, "Заявка"));
+    return;
+  }
+  leadForm ??= newLeadForm();
+  const form = leadForm;
+  const subject = leadSubject();
   replaceChildren(
     screen,
-    backLink(),
     h("h2", {}, "Заявка на консультацию"),
-    intro,
+    subject ? h("p", { class: "summary" }, subject) : null,
+    h("p", {}, "Оставьте контакты — менеджер перезвонит, ответит на вопросы и запишет на бесплатное пробное занятие."),
     h("label", { for: "lead-name" }, "Как к вам обращаться"),
     form.name,
+    form.errors.name,
     h("label", { for: "lead-phone" }, "Телефон"),
     form.phone,
-    h("label", { class: "check" }, form.consent, h("span", {}, "Я даю ", legalLink("consent", "согласие на обработку персональных данных"), " и ознакомлен(а) с ", legalLink("privacy", "политикой обработки персональных данных"), ".")),
-    h("label", { class: "check" }, form.marketing, h("span", {}, "Хочу получать новости и предложения школы (необязательно).")),
-    app ? form.consentHint : null,
-    form.errors,
+    h("p", { class: "hint", id: "phone-hint" }, "Российский номер: мобильный или городской."),
+    form.errors.phone,
+    h("div", { class: "check" }, form.consent, h("label", { for: "consent-personal" }, "Я даю согласие на обработку персональных данных (обязательно)."),
+    ),
+    h("p", { class: "hint legal" }, "Текст ", legalLink("consent", "согласия на обработку персональных данных"), " и ", legalLink("privacy", "политика обработки персональных данных"), "."),
+    form.errors.consent,
+    h("div", { class: "check" }, form.marketing, h("label", { for: "consent-marketing" }, "Хочу получать новости и предложения школы (необязательно).")),
+    form.general,
   );
-  form.consentHint.hidden = form.consent.checked;
-  for (const input of [form.name, form.phone]) input.disabled = !app;
-  form.consent.disabled = !app;
-  form.marketing.disabled = !app;
 }
 
+let submitting = false;
+
 async function submitLead(): Promise<void> {
-  if (!app || state.step !== "lead") return;
+  const form = leadForm;
+  if (!app || !form || state.step !== "lead" || submitting) return;
   const errors = validateLeadForm({ name: form.name.value, phone: form.phone.value, consentPersonalData: form.consent.checked });
-  showErrors(errors);
+  showErrors(form, errors);
   if (Object.keys(errors).length) return;
+  submitting = true;
   app.MainButton.showProgress(false);
   try {
-    const answer = await requestJson<{ ok: boolean; lead_id: number }>("/api/leads", {
+    stored = await requestJson<LeadAnswer>("/api/leads", {
       method: "POST",
       headers: { "Content-Type": "application/json", Authorization: `tma ${app.initData}` },
       body: JSON.stringify({
@@ -200,56 +277,98 @@ async function submitLead(): Promise<void> {
         program_ids: chosenPrograms,
       }),
     });
-    leadId = answer.lead_id;
-    app.HapticFeedback?.notificationOccurred("success");
+    haptic(app, stored.duplicate ? "warning" : "success");
+    closingGuard(false);
+    leadForm = null; // the next request starts from a fresh form
     go(leadSent(state));
   } catch (error) {
     const e = error instanceof ApiError ? error : null;
-    if (e?.field === "phone") showErrors({ phone: "Проверьте номер телефона: нужен российский мобильный номер." });
-    else if (e?.reason === "consent_required") showErrors({ consent: "Отметьте согласие на обработку персональных данных." });
-    else if (e?.status === 401) showErrors({}, "Сессия Telegram устарела: закройте и снова откройте мини-приложение.");
-    else showErrors({}, "Не удалось отправить заявку. Пожалуйста, попробуйте ещё раз через минуту.");
+    if (e?.field === "phone") showErrors(form, { phone: PHONE_ERROR });
+    else if (e?.field === "name") showErrors(form, { name: "Проверьте имя: не больше 100 символов." });
+    else if (e?.reason === "consent_required") showErrors(form, { consent: "Отметьте согласие на обработку персональных данных." });
+    else showErrors(form, {}, errorText(error, "отправить заявку"));
   } finally {
+    submitting = false;
     app.MainButton.hideProgress();
   }
 }
 
+function storedSubject(answer: LeadAnswer): string {
+  if (answer.programs.length) return answer.programs.map((p) => `«${p.title}»`).join(", ");
+  return profileText(answer.profile) || "консультацию";
+}
+
 function renderDone(): void {
+  const answer = stored;
+  if (!answer) return go(initialState());
+  const hours = "Менеджер свяжется с вами в рабочее время (ежедневно 10:00–18:00).";
   replaceChildren(
     screen,
-    h("h2", {}, "Спасибо! Заявка принята"),
-    h("p", {}, `Номер заявки: ${leadId}. Менеджер свяжется с вами в рабочее время (ежедневно 10:00–18:00). Подтверждение мы также отправили в чат с ботом.`),
-    h("button", { class: "link", onclick: () => go(initialState()) }, "Подобрать ещё один курс"),
+    answer.duplicate
+      ? h("h2", {}, `У вас уже есть заявка №${answer.lead_id}`)
+      : h("h2", {}, `Спасибо! Заявка №${answer.lead_id} принята`),
+    h("p", {}, answer.duplicate ? `Уже есть заявка на ${storedSubject(answer)} — повторно её не отправляем. ${hours}` : `Заявка на ${storedSubject(answer)}. ${hours}`),
+    answer.confirmation_sent ? h("p", { class: "hint" }, "Подтверждение мы отправили в чат с ботом.") : null,
+    h("p", { class: "hint" }, "Для второго ребёнка или другой программы подберите ещё один курс — это будет отдельная заявка."),
   );
 }
 
+// ---------------------------------------------------------------- Telegram buttons
+
 function syncTelegramButtons(): void {
   if (!app) return;
-  const onFlow = !screen.hidden;
+  const onFlow = activeTab === "flow";
   if (onFlow && canGoBack(state)) app.BackButton.show();
   else app.BackButton.hide();
-  if (onFlow && state.step === "lead") {
-    app.MainButton.setText("Отправить заявку");
-    // Not pre-ticked and required: the button stays inactive until the consent box is ticked.
-    if (form.consent.checked) app.MainButton.enable();
-    else app.MainButton.disable();
-    app.MainButton.show();
-  } else {
-    app.MainButton.hide();
+  if (!onFlow || isQuestion(state.step)) return mainButton(app, null); // an option button is the action
+  if (state.step === "results") {
+    if (results.status !== "ready") return mainButton(app, null);
+    return mainButton(app, { text: results.cards.length ? "Оставить заявку" : "Оставить заявку менеджеру", onClick: () => toLead(results.cards.map((c) => c.id)) });
   }
+  if (state.step === "lead") return mainButton(app, { text: "Отправить заявку", onClick: () => void submitLead() });
+  mainButton(app, { text: "Подобрать ещё один курс", onClick: () => { stored = null; go(initialState()); } });
 }
 
-function start(): void {
+// ---------------------------------------------------------------- start
+
+function header(): HTMLElement {
+  return h("header", { class: "brand-header" },
+    h("p", { class: "brand-name" }, brandInfo?.name ?? "Онлайн-помощник школы"),
+    h("h1", {}, "Подбор курса"));
+}
+
+async function start(): Promise<void> {
+  const brandLoad = loadBrand(brand);
+  app = await telegramReady();
   followTheme(app);
   app?.ready();
   app?.expand();
-  app?.BackButton.onClick(() => go(back(state)));
-  app?.MainButton.onClick(() => void submitLead());
-  root.append(h("nav", { class: "tabs" }), screen, chatPane);
-  if (!app) root.prepend(h("p", { class: "notice" }, "Вы открыли мини-приложение в браузере: программы можно посмотреть здесь, а заявка и чат работают внутри Telegram."));
-  mountChat(chatPane, app, brand);
+  app?.BackButton.onClick(goBack);
+  root.replaceChildren(header(), offlineBanner, h("nav", { class: "tabs" }), screen, chatPane);
+  const syncOnline = () => { offlineBanner.hidden = navigator.onLine; };
+  window.addEventListener("online", syncOnline);
+  window.addEventListener("offline", syncOnline);
+  syncOnline();
+  mountChat(chatPane, app, brand, {
+    openLeadForm: (programId) => {
+      chosenPrograms = programId ? [programId] : [];
+      leadOrigin = "chat";
+      state = leadFromChat(state);
+      switchTab("flow");
+      render();
+    },
+    outside: () => outsidePanel(brandInfo, "Чат с помощником"),
+  });
   switchTab("flow");
   render();
+  brandInfo = await brandLoad;
+  root.querySelector("header.brand-header")?.replaceWith(header());
+  if (!app) {
+    // A plain browser: programs can be browsed here; the lead and the chat are one tap away in Telegram.
+    root.querySelector("header.brand-header")?.after(outsideNotice());
+    chatPane.querySelector(".outside")?.replaceWith(outsidePanel(brandInfo, "Чат с помощником"));
+    if (state.step === "lead") render();
+  }
 }
 
-start();
+void start();

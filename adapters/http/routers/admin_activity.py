@@ -15,6 +15,8 @@ from adapters.http.routers.admin_leads import FIRST_DAY, LAST_DAY, RowId
 from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.funnel import compute_funnel
 from adapters.storage.models import Conversation, Message, User
+from agent.catalog import Catalog
+from agent.turn_meta import read_turn_meta
 from adapters.storage.relay import RelayRepository
 from agent.errors import NotFound
 from agent.relay import Author, human_mode_deadline
@@ -56,13 +58,21 @@ def _conversation_json(conversation: Conversation, user: User | None, in_human_m
     }
 
 
-def _message_json(message: Message) -> dict[str, object]:
+def _message_json(message: Message, catalog: Catalog, brand: str) -> dict[str, object]:
+    turn = read_turn_meta(message.meta)  # the one shape the service writes (agent/turn_meta.py)
+    cards = []
+    for program_id in turn.cards:
+        program = catalog.program(brand, program_id)
+        cards.append({"id": program_id, "title": program.title if program else program_id})
     return {
         "id": message.id,
         "role": message.role,
         "channel": message.channel,
         "content": message.content,
-        "meta": message.meta,  # tool calls, cards, quick replies
+        "engine": turn.engine,
+        "cards": cards,
+        "tool_calls": turn.tool_calls,
+        "meta": message.meta,  # as stored: a manager message's manager_name, manager_id, delivery
         "created_at": message.created_at.isoformat(),
     }
 
@@ -104,7 +114,7 @@ async def conversation_transcript(
     return {
         "ok": True,
         "conversation": _conversation_json(conversation, user, in_human_mode),
-        "messages": [_message_json(m) for m in messages],
+        "messages": [_message_json(m, runtime.catalog, conversation.brand) for m in messages],
     }
 
 

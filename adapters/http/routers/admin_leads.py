@@ -8,14 +8,16 @@ import logging
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
 from adapters.http.dependencies import RuntimeDep
 from adapters.http.miniapp_auth import AdminAccessDep
+from adapters.http.signed_links import LINK_TTL, link_is_valid, sign_link
 from adapters.storage.admin_queries import AdminQueries, LeadFilter
 from adapters.storage.models import Lead
+from adapters.wiring import Runtime
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["admin"])
@@ -86,7 +88,18 @@ async def list_leads(
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, object]:
     rows, total = await AdminQueries(runtime.db).leads(where, offset=(page - 1) * per_page, limit=per_page)
-    return {"ok": True, "items": [lead_json(r) for r in rows], "total": total, "page": page, "per_page": per_page}
+    items = [{**lead_json(r), "programs": _program_titles(runtime, r)} for r in rows]
+    return {"ok": True, "items": items, "total": total, "page": page, "per_page": per_page}
+
+
+def _program_titles(runtime: Runtime, lead: Lead) -> list[dict[str, str]]:
+    """The catalog's titles of a lead's programs, for managers (an id the catalog dropped stays an id)."""
+    titles = []
+    for program_id in lead.program_ids or []:
+        known = lead.brand in runtime.catalog.brand_ids()  # a lead of a brand no longer in the catalog
+        program = runtime.catalog.program(lead.brand, program_id) if known else None
+        titles.append({"id": program_id, "title": program.title if program else program_id})
+    return titles
 
 
 class LeadChange(BaseModel):
@@ -141,6 +154,32 @@ def leads_csv(leads: list[Lead]) -> str:
 
 @router.get("/admin/leads.csv")
 async def export_leads(_: AdminAccessDep, runtime: RuntimeDep, where: LeadFilterDep) -> Response:
+    return await _csv_response(runtime, where)
+
+
+SIGNED_CSV_PATH = "/admin/leads.csv/signed"
+
+
+@router.post("/admin/leads.csv/link")
+async def csv_link(request: Request, who: AdminAccessDep, runtime: RuntimeDep, _: LeadFilterDep) -> dict[str, object]:
+    """A download link for the admin Mini App (the filters of this request), valid for a few minutes."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k in LEAD_FILTER_PARAMS and v]
+    log.info("signed CSV link issued to %s", who)
+    url = sign_link(runtime.settings, SIGNED_CSV_PATH, params, now=runtime.clock())
+    return {"ok": True, "url": url, "expires_in": int(LINK_TTL.total_seconds())}
+
+
+@router.get(SIGNED_CSV_PATH)
+async def export_leads_signed(request: Request, runtime: RuntimeDep, where: LeadFilterDep) -> Response:
+    if not link_is_valid(runtime.settings, SIGNED_CSV_PATH, request.query_params.multi_items(), now=runtime.clock()):
+        raise HTTPException(403, {"reason": "link_expired_or_invalid"})
+    return await _csv_response(runtime, where)
+
+
+LEAD_FILTER_PARAMS = ("status", "source", "brand", "date_from", "date_to", "q")
+
+
+async def _csv_response(runtime: Runtime, where: LeadFilter) -> Response:
     rows, _total = await AdminQueries(runtime.db).leads(where, offset=0, limit=CSV_ROW_LIMIT)
     return Response(
         leads_csv(list(rows)).encode("utf-8"),

@@ -5,6 +5,8 @@ token route) or Mini App initData (``Authorization: tma <initData>`` or ``X-Tg-I
 adapters/http/miniapp_auth.py).
 Limits: ASSISTANT_RATE_LIMIT_USER_REQUESTS per user and ASSISTANT_RATE_LIMIT_IP_REQUESTS per client IP
 within ASSISTANT_RATE_LIMIT_WINDOW_SECONDS; over the limit: 429 with Retry-After.
+Streaming: with ``Accept: text/event-stream`` or ``"stream": true`` the answer comes as Server-Sent
+Events ending with the same reply object (adapters/http/sse.py); checks and limits answer as before.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ import secrets
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from adapters.http.auth import client_ip
 from adapters.http.dependencies import RuntimeDep, SettingsDep
-from adapters.http.miniapp_auth import OptionalInitDataDep
+from adapters.http.miniapp_auth import OptionalInitDataDep, TelegramUserDep
+from adapters.http.sse import event_stream, wants_stream
+from adapters.storage.history import recent_history
 from adapters.storage.relay import RelayRepository
+from agent.errors import UnknownBrand
 from agent.relay import ManagerMessage
 from agent.settings import Settings
-from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply
+from agent.types import Action, Channel, Identity, Inbound, ProgramCard, QuickReply, Reply
 
 router = APIRouter()
 # Longer messages are accepted and cut to 4000 characters with a note (agent/guardrails.py).
@@ -35,6 +40,8 @@ class AskRequest(BaseModel):
     brand: str | None = Field(default=None, max_length=32)
     # A quick-reply payload the user pressed (see agent/service.py for the reserved ones).
     choice: str | None = Field(default=None, max_length=64)
+    # Answer as Server-Sent Events (same as sending Accept: text/event-stream).
+    stream: bool = False
 
     @model_validator(mode="after")
     def _something_to_answer(self) -> AskRequest:
@@ -108,7 +115,7 @@ async def ip_limit(request: Request, runtime: RuntimeDep) -> None:
 
 
 @router.post("/api/assistant/ask", response_model=AskResponse, dependencies=[Depends(ip_limit)])
-async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep) -> AskResponse:
+async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep, request: Request) -> AskResponse | Response:
     user_id = caller.user_id or body.user_id
     if not user_id:
         raise HTTPException(422, {"reason": "invalid_request", "field": "user_id", "detail": "user_id is required"})
@@ -122,13 +129,62 @@ async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep) -> AskRe
     inbound = Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice)
     # The Mini App's initData names the user: keep their display name like the bot does.
     named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
-    reply = await runtime.assistant.handle(named)
-    manager_messages: list[ManagerMessage] = []
-    if reply.conversation_id is not None:
-        if reply.human_mode and runtime.telegram is not None and runtime.telegram.relay is not None:
-            await runtime.telegram.relay.from_api_client(reply.conversation_id, body.message or body.choice or "")
-        waiting = await RelayRepository(runtime.db).take_waiting(reply.conversation_id)
-        manager_messages = [
-            ManagerMessage(text=m.content, manager_name=m.meta.get("manager_name"), created_at=m.created_at) for m in waiting
-        ]
-    return AskResponse(**reply.model_dump(exclude={"usage", "human_mode"}), manager_messages=manager_messages)
+    assistant = runtime.assistant
+
+    async def answer() -> AskResponse:
+        reply = await assistant.handle(named)
+        manager_messages: list[ManagerMessage] = []
+        if reply.conversation_id is not None:
+            if reply.human_mode and runtime.telegram is not None and runtime.telegram.relay is not None:
+                await runtime.telegram.relay.from_api_client(reply.conversation_id, body.message or body.choice or "")
+            waiting = await RelayRepository(runtime.db).take_waiting(reply.conversation_id)
+            manager_messages = [
+                ManagerMessage(text=m.content, manager_name=m.meta.get("manager_name"), created_at=m.created_at) for m in waiting
+            ]
+        return AskResponse(**reply.model_dump(exclude={"usage", "human_mode"}), manager_messages=manager_messages)
+
+    if wants_stream(request, body.stream):
+        return event_stream(answer)
+    return await answer()
+
+
+HISTORY_LIMIT = 40
+
+
+class HistoryMessage(BaseModel):
+    role: str  # user | assistant | manager (a manager's own words, when the relay stores them)
+    text: str
+    cards: list[ProgramCard] = Field(default_factory=list)
+    quick_replies: list[QuickReply] = Field(default_factory=list)
+    actions: list[Action] = Field(default_factory=list)
+    created_at: str
+
+
+class HistoryResponse(BaseModel):
+    ok: bool = True
+    messages: list[HistoryMessage]
+
+
+@router.get("/api/assistant/history", response_model=HistoryResponse)
+async def history(user: TelegramUserDep, runtime: RuntimeDep, brand: str | None = None) -> HistoryResponse:
+    """The Mini App chat's earlier messages (the bot chat's too: one conversation per Telegram user and
+    brand), so a reopened app continues where the server does. Silent turns are left out."""
+    chosen = (brand or runtime.settings.brand_default).strip()
+    if chosen not in runtime.catalog.brand_ids():
+        raise UnknownBrand(chosen)
+    rows = await recent_history(runtime.db, Identity.telegram.value, str(user.id), chosen, limit=HISTORY_LIMIT)
+    messages = []
+    for row in rows:
+        reply = (row.meta or {}).get("reply") if row.role == "assistant" else None
+        stored = Reply.model_validate(reply) if isinstance(reply, dict) else None
+        if (stored is not None and stored.silent) or not row.content.strip():
+            continue
+        messages.append(HistoryMessage(
+            role=row.role,
+            text=row.content,
+            cards=stored.cards if stored else [],
+            quick_replies=stored.quick_replies if stored else [],
+            actions=stored.actions if stored else [],
+            created_at=row.created_at.isoformat(),
+        ))
+    return HistoryResponse(messages=messages)

@@ -1,33 +1,51 @@
-"""Liveness, runtime diagnostics and the landing page."""
+"""Liveness, runtime diagnostics and the landing page: hot paths answered from ready bytes
+(adapters/http/ready.py) that ``start_ready_answers`` sets up when the app starts."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 
-from fastapi import APIRouter
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
 
-from adapters.http.dependencies import RuntimeDep
+from adapters.http.ready import DatabaseHealth, TtlAnswer, json_bytes, ready_json
 from adapters.preflight import Level, Report
 from adapters.storage.models import utcnow
+from adapters.wiring import Runtime
 
 router = APIRouter()
 
 
+async def start_ready_answers(app: FastAPI, runtime: Runtime) -> asyncio.Task[None]:
+    """Health's first database check, then its refresh task (returned: the caller cancels it)."""
+    up = {"status": "up", "version": runtime.version, "database": runtime.db.backend}
+    app.state.health = health_check = DatabaseHealth(lambda: runtime.db.ping(), up)
+    app.state.diagnostics = TtlAnswer(lambda: _diagnostics_bytes(runtime))
+    app.state.landing = _landing(runtime).encode()
+    await health_check.check()
+    return asyncio.create_task(health_check.run(), name="health-check")
+
+
 @router.get("/api/health")
-async def health(runtime: RuntimeDep) -> JSONResponse:
-    try:
-        await runtime.db.ping()
-    except Exception as error:
-        return JSONResponse(
-            {"ok": False, "reason": "database_unavailable", "detail": type(error).__name__}, status_code=503
-        )
-    return JSONResponse({"ok": True, "status": "up", "version": runtime.version, "database": runtime.db.backend})
+async def health(request: Request) -> Response:
+    """200 from the last database check (every second), 503 once one fails."""
+    status, body = await request.app.state.health.answer()
+    return ready_json(body, status)
 
 
-@router.get("/api/runtime/diagnostics")
-async def diagnostics(runtime: RuntimeDep) -> dict[str, object]:
-    """Operational facts for the runbook's checks. Never a secret or anything derived from one."""
+@router.get("/api/runtime/diagnostics", response_model=dict[str, object])
+async def diagnostics(request: Request) -> Response:
+    """Operational facts for the runbook's checks, at most a second old. Never a secret or anything
+    derived from one."""
+    return ready_json(await request.app.state.diagnostics.get())
+
+
+async def _diagnostics_bytes(runtime: Runtime) -> bytes:
+    return json_bytes(await diagnostics_body(runtime))
+
+
+async def diagnostics_body(runtime: Runtime) -> dict[str, object]:
     settings, paths = runtime.settings, runtime.paths
     report = runtime.preflight if isinstance(runtime.preflight, Report) else None
     warnings = [f"{c.name}: {c.detail}" for c in report.checks if c.level is not Level.ok] if report else []
@@ -60,7 +78,7 @@ async def diagnostics(runtime: RuntimeDep) -> dict[str, object]:
     }
 
 
-async def _telegram_queue(runtime: RuntimeDep) -> dict[str, object] | None:
+async def _telegram_queue(runtime: Runtime) -> dict[str, object] | None:
     """Queue counts, so dead-lettered Telegram updates show up in the runbook's diagnostics check."""
     if runtime.telegram is None:
         return None
@@ -85,7 +103,11 @@ code{{background:#f3f3f3;padding:.1rem .3rem;border-radius:.2rem}}</style></head
 <p><small>Версия {version}</small></p></body></html>"""
 
 
-@router.get("/", response_class=HTMLResponse)
-async def landing(runtime: RuntimeDep) -> HTMLResponse:
+def _landing(runtime: Runtime) -> str:
     title = html.escape(f"Sales assistant — {runtime.settings.brand_default}")
-    return HTMLResponse(_LANDING.format(title=title, version=html.escape(runtime.version)))
+    return _LANDING.format(title=title, version=html.escape(runtime.version))
+
+
+@router.get("/", response_class=HTMLResponse)
+async def landing(request: Request) -> HTMLResponse:
+    return HTMLResponse(request.app.state.landing)

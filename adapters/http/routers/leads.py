@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, HTTPException
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -44,18 +45,25 @@ CONFIRMATION = (
 )
 
 
-async def _confirm_in_chat(runtime: Runtime, telegram_id: int, name: str) -> None:
+CONFIRMATION_TIMEOUT_SECONDS = 5.0
+
+
+async def _confirm_in_chat(runtime: Runtime, telegram_id: int, name: str) -> bool:
+    """True when the bot delivered the confirmation; the app tells the parent only what really happened."""
     try:
-        await runtime.notifier.notify_user(telegram_id, CONFIRMATION.format(name=name))
+        await asyncio.wait_for(
+            runtime.notifier.notify_user(telegram_id, CONFIRMATION.format(name=name)), CONFIRMATION_TIMEOUT_SECONDS
+        )
     except Exception:  # the lead is stored; a failed courtesy message must not turn it into an error
         log.warning("could not confirm the Mini App lead in chat", exc_info=True)
+        return False
+    return True
 
 
 @router.post("/api/leads", status_code=201)
-async def submit_lead(
-    body: MiniAppLead, user: TelegramUserDep, runtime: RuntimeDep, tasks: BackgroundTasks
-) -> JSONResponse:
-    """201 {"ok": true, "lead_id", "duplicate"}; 422 consent_required / a bad phone; 401 without valid initData."""
+async def submit_lead(body: MiniAppLead, user: TelegramUserDep, runtime: RuntimeDep) -> JSONResponse:
+    """201 {"ok", "lead_id", "duplicate", "programs", "profile", "confirmation_sent"}: what is stored (the
+    earlier lead when ``duplicate``); 422 consent_required / a bad phone; 401 without valid initData."""
     service = runtime.lead_service
     if service is None:
         raise HTTPException(503, {"reason": "leads_unavailable"})
@@ -90,6 +98,13 @@ async def submit_lead(
         ),
         now=runtime.clock(),
     )
-    if outcome.created:
-        tasks.add_task(_confirm_in_chat, runtime, user.id, body.name)
-    return JSONResponse({"ok": True, "lead_id": outcome.lead_id, "duplicate": not outcome.created}, 201)
+    confirmed = await _confirm_in_chat(runtime, user.id, body.name) if outcome.created else False
+    programs = [
+        {"id": pid, "title": program.title if (program := runtime.catalog.program(brand, pid)) else pid}
+        for pid in outcome.program_ids
+    ]
+    return JSONResponse(
+        {"ok": True, "lead_id": outcome.lead_id, "duplicate": not outcome.created, "programs": programs,
+         "profile": outcome.profile, "confirmation_sent": confirmed},
+        201,
+    )

@@ -1,0 +1,123 @@
+"""The hot GET paths answered from ready bytes (catalog answers, health, diagnostics) and the cheap
+access log; their speed is measured by bench/http_hot_paths.py, not here."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from datetime import date
+from pathlib import Path
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from adapters.http.access_log import AccessLog
+from adapters.http.app import create_app
+from adapters.wiring import build_runtime
+from agent.catalog import read_catalog
+from agent.logging_setup import configure_logging
+from tests.conftest import REPO, make_settings
+
+QUERY = {"grade": "11", "goal": "ege", "subject": "math", "format": "online"}
+
+
+async def _serve(tmp_path: Path):  # type: ignore[no-untyped-def]
+    settings = make_settings(tmp_path)
+    runtime = build_runtime(settings)
+    runtime.today = lambda: date(2026, 10, 1)
+    app = create_app(settings, runtime=runtime)
+    return app, runtime
+
+
+async def test_catalog_answers_are_computed_once_per_normalised_query(tmp_path: Path) -> None:
+    app, runtime = await _serve(tmp_path)
+    calls = 0
+    search = runtime.catalog.search
+
+    def counting_search(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return search(*args, **kwargs)  # type: ignore[arg-type]
+
+    runtime.catalog.search = counting_search  # type: ignore[method-assign]
+    async with LifespanManager(app) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
+            first = await client.get("/api/catalog/search", params=QUERY)
+            # Same criteria in another order, a blank criterion, an unknown parameter: one entry.
+            again = await client.get("/api/catalog/search?format=online&subject=math&goal=ege&grade=11&utm=x&brand=")
+            blank = await client.get("/api/catalog/search", params={**QUERY, "format": ""})
+            invalid = await client.get("/api/catalog/search", params={**QUERY, "grade": "15"})
+            invalid_again = await client.get("/api/catalog/search", params={**QUERY, "grade": "15"})
+            unknown_brand = await client.get("/api/catalog/search", params={**QUERY, "brand": "nope"})
+            spaced_brand = await client.get("/api/catalog/search", params={**QUERY, "brand": " "})
+            assert calls == 4  # first, blank, and the two brands that raised (never kept)
+            # A reloaded catalog (a new object) or a new school day drops every entry.
+            runtime.catalog = read_catalog(REPO / "catalog")[0]
+            runtime.catalog.search = counting_search  # type: ignore[method-assign]
+            reloaded = await client.get("/api/catalog/search", params=QUERY)
+            runtime.today = lambda: date(2027, 2, 1)
+            next_day = await client.get("/api/catalog/search", params=QUERY)
+    assert first.status_code == again.status_code == blank.status_code == 200
+    assert first.content == again.content == reloaded.content
+    assert first.json()["items"][0]["next_start_text"] == "18.01.2027"
+    assert next_day.json()["items"][0]["next_start_text"] != "18.01.2027"  # the January session has started
+    assert invalid.status_code == invalid_again.status_code == 422
+    assert unknown_brand.status_code == spaced_brand.status_code == 422
+    assert calls == 6
+    assert len(app.state.catalog_answers) == 1
+
+
+async def test_catalog_answers_are_bounded(tmp_path: Path) -> None:
+    app, _ = await _serve(tmp_path)
+    async with LifespanManager(app) as manager:
+        app.state.catalog_answers.max_entries = 5
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
+            for grade in range(1, 12):
+                assert (await client.get("/api/catalog/search", params={"grade": grade})).status_code == 200
+    assert len(app.state.catalog_answers) == 5
+
+
+async def test_diagnostics_are_at_most_a_second_old(tmp_path: Path) -> None:
+    app, _ = await _serve(tmp_path)
+    async with LifespanManager(app) as manager:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
+            first = await client.get("/api/runtime/diagnostics")
+            second = await client.get("/api/runtime/diagnostics")
+            app.state.diagnostics.ttl = 0  # a stale answer is rebuilt
+            third = await client.get("/api/runtime/diagnostics")
+    assert first.content == second.content
+    assert first.json()["ok"] is True and third.json()["ok"] is True
+    assert first.headers["content-type"] == "application/json"
+
+
+def test_access_log_lines_are_json_with_the_request_redacted() -> None:
+    secret = "123456789:AAAbbbCCCdddEEEfffGGGhhhIIIjjjKKKlll"
+    configure_logging("INFO", [secret], json=True)
+    stream = io.StringIO()
+    access = AccessLog(stream=stream)
+    assert access.enabled
+    scope = {"method": "POST", "path": f"/bot/{secret}", "raw_path": f'/bot/{secret}/"x"'.encode(),
+             "query_string": b"a=1", "http_version": "1.1", "client": ("127.0.0.1", 5000)}
+    import asyncio
+
+    async def record() -> None:
+        access.record(scope, 201, 0.0, "req-1")
+        access.record(scope, 201, 0.0, "req-2")
+
+    asyncio.run(record())
+    access.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ["req-1", "req-2"]
+    assert lines[0]["logger"] == "access" and lines[0]["level"] == "INFO"
+    assert lines[0]["message"] == '127.0.0.1:5000 - "POST /bot/***/"x"?a=1 HTTP/1.1" 201'
+    assert secret not in stream.getvalue()
+
+
+def test_access_log_is_off_above_info() -> None:
+    configure_logging("WARNING", [], json=True)
+    try:
+        assert AccessLog(stream=io.StringIO()).enabled is False
+    finally:
+        configure_logging("INFO", [], json=True)
+        logging.getLogger().setLevel(logging.INFO)
