@@ -9,7 +9,7 @@ of who may write, how a topic is named and what the client is told live here.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal, Protocol
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -29,7 +29,6 @@ Delivery = Literal["pending", "delivered", "waiting", "taken", "blocked"]
 # pending: stored, not yet sent (a crash here resends it once after restart); delivered: copied to the
 # client's Telegram chat; waiting: the client is not in Telegram, the next reply carries it; taken: that
 # reply carried it; blocked: the client blocked the bot.
-TELEGRAM_CHANNEL = "telegram"
 
 
 class ManagerMessage(BaseModel):
@@ -47,18 +46,6 @@ class Author(BaseModel):
     name: str = Field(max_length=128)
     telegram_id: int | None = None
     via: Literal["telegram", "admin"] = "telegram"
-
-
-class ManagerRelay(Protocol):
-    """What the admin API asks of the relay; the Telegram adapter implements it."""
-
-    async def release(self, conversation_id: int, *, by: str, close: bool = False) -> None:
-        """Return the conversation to the bot, tell the client, say so in the topic."""
-        ...
-
-    async def send_from_admin(self, conversation_id: int, text: str, author: Author) -> str:
-        """Deliver an admin's answer like a topic message; returns the delivery state."""
-        ...
 
 
 def topic_title(state: ConversationState) -> str:

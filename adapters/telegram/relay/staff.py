@@ -26,7 +26,7 @@ from adapters.telegram.notifier import handoff_card
 from adapters.telegram.relay.cards import release_keyboard, relay_card, transcript_url
 from agent.errors import NotFound
 from agent.ports import HandoffNotice
-from agent.relay import RELEASED_TEXT, Author, human_mode_deadline, topic_title
+from agent.relay import RELEASED_TEXT, Author, Delivery, human_mode_deadline, topic_title
 from agent.state import Store
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,7 @@ class StaffRelay:
         key = f"relay:{message.chat.id}:{message.message_id}"
         await self._deliver(conversation_id, key, describe(message), author, source=message)
 
-    async def send_from_admin(self, conversation_id: int, text: str, author: Author) -> str:
+    async def send_from_admin(self, conversation_id: int, text: str, author: Author) -> Delivery:
         """An admin's answer from the admin API: delivered like a topic message and shown in the topic."""
         key = f"admin:{conversation_id}:{time.time_ns()}"
         delivery = await self._deliver(conversation_id, key, text, author, source=None)
@@ -236,7 +236,9 @@ class StaffRelay:
             await self._note(topic, f"🧑‍💼 {author.name} (админка): {text}")
         return delivery
 
-    async def _deliver(self, conversation_id: int, key: str, content: str, author: Author, *, source: Message | None) -> str:
+    async def _deliver(
+        self, conversation_id: int, key: str, content: str, author: Author, *, source: Message | None
+    ) -> Delivery:
         client = await self.repo.client(conversation_id)
         if client is None:
             raise NotFound(f"conversation {conversation_id}")
@@ -249,9 +251,9 @@ class StaffRelay:
         stored, _ = await self.repo.add_manager_message(conversation_id, key, content, meta, human_mode_until=until)
         assert stored.id is not None
         await self.repo.set_active(conversation_id, True)  # a manager writing takes the conversation (back)
-        delivery = (stored.meta or {}).get("delivery", "pending")
+        delivery: Delivery = (stored.meta or {}).get("delivery", "pending")
         if delivery != "pending":
-            return str(delivery)  # a repeat of a message already handled: nothing is sent twice
+            return delivery  # a repeat of a message already handled: nothing is sent twice
         chat = client.telegram_chat_id
         if chat is None:
             await self.repo.set_delivery(stored.id, "waiting")  # the client's next request carries it
