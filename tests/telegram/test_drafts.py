@@ -100,7 +100,7 @@ async def test_an_invented_amount_is_never_shown_in_a_draft(tmp_path: Path, fake
     assert any(t.startswith("Здравствуйте!") for t in texts)
     assert not any("99 000" in t or "99\u00a0000" in t for t in texts)
     final = html.unescape(sent[0].params["text"])
-    assert "99 000" not in final and "уточню у менеджера" in final  # the final check removed it
+    assert "99 000" not in final and "рассчитает и подтвердит менеджер" in final  # the brand rule replaced it
 
 
 async def test_typing_where_the_bot_api_server_has_no_drafts_learned_once(tmp_path: Path, fake_api: FakeBotAPI) -> None:
