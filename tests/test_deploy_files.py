@@ -24,8 +24,8 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_compose_file_parses_with_docker_compose(tmp_path: Path) -> None:
-    """The runbook's first step: `docker compose -f docker-compose.prod.yml config` after `cp .env.example .env`."""
+def _compose_with_env_example(tmp_path: Path) -> str:
+    """docker-compose's path, with the compose file and `.env.example` as `.env` copied into tmp_path."""
     binary = shutil.which("docker-compose")
     if binary is None:
         if IN_CI:
@@ -33,6 +33,12 @@ def test_compose_file_parses_with_docker_compose(tmp_path: Path) -> None:
         pytest.skip("docker-compose not installed (apt-get install docker-compose)")
     shutil.copy(REPO / "docker-compose.prod.yml", tmp_path / "docker-compose.prod.yml")
     shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    return binary
+
+
+def test_compose_file_parses_with_docker_compose(tmp_path: Path) -> None:
+    """The runbook's first step: `docker compose -f docker-compose.prod.yml config` after `cp .env.example .env`."""
+    binary = _compose_with_env_example(tmp_path)
     result = subprocess.run(
         [binary, "-f", "docker-compose.prod.yml", "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
@@ -50,13 +56,7 @@ def test_compose_file_parses_with_docker_compose(tmp_path: Path) -> None:
 
 def test_compose_scale_profile_runs_replicas_on_postgresql_and_redis(tmp_path: Path) -> None:
     """`--profile scale`: API replicas in webhook mode sharing one PostgreSQL and one Redis."""
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        if IN_CI:
-            pytest.fail("docker-compose (Debian package) must be installed by .ci/run")
-        pytest.skip("docker-compose not installed (apt-get install docker-compose)")
-    shutil.copy(REPO / "docker-compose.prod.yml", tmp_path / "docker-compose.prod.yml")
-    shutil.copy(REPO / ".env.example", tmp_path / ".env")
+    binary = _compose_with_env_example(tmp_path)
     result = subprocess.run(
         [binary, "-f", "docker-compose.prod.yml", "--profile", "scale", "config"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
