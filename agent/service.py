@@ -42,7 +42,17 @@ from agent.intents import HandoffLookup, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
-from agent.replies import FORGET_NO, FORGET_YES, Withdrawal, combine, forget_confirmation, given_in, withdrawn_reply
+from agent.replies import (
+    CALL_MANAGER,
+    FORGET_NO,
+    FORGET_YES,
+    Withdrawal,
+    combine,
+    forget_confirmation,
+    given_in,
+    offer_manager,
+    withdrawn_reply,
+)
 from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.relay import human_mode_deadline
 from agent.settings import Settings
@@ -63,8 +73,6 @@ FALLBACK_TEXT = "Извините, я не понял. Выберите, пож�
 class KnowledgeBase(Knowledge, Protocol):
     def known_amounts(self, brand: str) -> set[int]: ...
 
-
-CALL_MANAGER = "Позвать менеджера"
 
 
 def _card_text(card: ProgramCard) -> str:
@@ -233,7 +241,6 @@ class AssistantService:
         usage: list[UsageRecord],
     ) -> Reply:
         """One row of the decision table, plus the answer to the rest of the message where it asks for one."""
-        channel, key = inbound.channel.value, inbound.idempotency_key
         decision = decide(message, Situation(
             lead_id=state.flow.get("lead_id"), phone=state.profile.phone, funnel_open=self.offline.qualifying(state)
         ))
@@ -242,11 +249,26 @@ class AssistantService:
         if decision.route is Route.urgent:
             assert message.urgent is not None
             text = f"{' '.join(message.urgent.reply.split())} {HUMAN_QUIET}"
-            kind = "Срочная тема" if message.urgent.urgent else "Тема для менеджера"
-            return await self._enter_human_mode(state, inbound, f"{kind}: {message.urgent.id}", now, text=text)
+            return await self._enter_human_mode(state, inbound, f"Срочная тема: {message.urgent.id}", now, text=text)
         if decision.route is Route.person:
             reason = f"Пользователь попросил менеджера: {mask_personal_data(message.text)[:300]}"
             return await self._enter_human_mode(state, inbound, reason, now)
+        reply = await self._acted(inbound, state, message, decision, contact, now, usage)
+        # A topic only a manager can give the details of (Лобня, individual lessons): the answer stays,
+        # the school's words about it and a manager button are added; the bot is not silenced.
+        return offer_manager(reply, message.topic) if message.topic is not None else reply
+
+    async def _acted(
+        self,
+        inbound: Inbound,
+        state: ConversationState,
+        message: Understanding,
+        decision: Decision,
+        contact: ContactFlow,
+        now: datetime,
+        usage: list[UsageRecord],
+    ) -> Reply:
+        channel, key = inbound.channel.value, inbound.idempotency_key
         if decision.route is Route.enrol and self.model is not None and await self._model_allowed(state):
             decision = Decision(Route.answer)  # the model shows the programs and asks for the contact itself
         if message.name:
@@ -410,8 +432,10 @@ class AssistantService:
         return self.intents
 
     def _handoff_topic(self, brand: str) -> HandoffLookup | None:
-        """The brand's own handoff topics (catalog/<brand>.rules.yaml), when it has them."""
-        return None
+        """The brand's own handoff topics (catalog/<brand>.rules.yaml ``handoff_topics``), read before the
+        default urgent topics of prompts/intents.yaml."""
+        guard = self.catalog.guard(brand)
+        return guard.handoff if guard.rules.handoff_topics else None
 
     # ---------------------------------------------------------------- helpers
 
