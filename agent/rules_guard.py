@@ -99,6 +99,14 @@ class RulesGuard:
     def _amount_hits(self, text: str) -> list[RuleHit]:
         return [RuleHit("withdrawn_amount", str(amount), m.group(0)) for amount, pattern in self._amounts for m in pattern.finditer(text)]
 
+    def correction(self, text: str) -> str | None:
+        """What is true instead of the obsolete things a client's message names («Занятия проходят в МТС
+        Линк?» → the current platform), or None. Internal terms are never answered this way."""
+        flat = normalize(text)
+        found = [item.instead for kind, item, pattern in self._blocked
+                 if kind == "obsolete" and pattern is not None and pattern.search(flat)]
+        return " ".join(dict.fromkeys(found)) or None
+
     def violations(self, text: str) -> list[RuleHit]:
         """Every term the brand must never show a client: the sister brand, obsolete and internal terms,
         withdrawn amounts. (Promises and computations are judged per reply sentence by ``check``.)"""

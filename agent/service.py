@@ -38,7 +38,7 @@ from agent.decide import Decision, Route, Situation, decide
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
 from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
 from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, mask_personal_data, quotes_prompt
-from agent.intents import HandoffLookup, IntentTable, load_intents
+from agent.intents import HandoffLookup, Intent, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
@@ -81,6 +81,11 @@ def _card_text(card: ProgramCard) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _telegram_id(inbound: Inbound) -> int | None:
+    """The Telegram user id a consent is recorded with (None outside Telegram)."""
+    return int(inbound.user_id) if identity_of(inbound.channel).value == "telegram" and inbound.user_id.isdigit() else None
 
 
 def _describe(inbound: Inbound, text: str | None) -> str:
@@ -193,9 +198,8 @@ class AssistantService:
         if choice == HANDOFF:
             return await self._enter_human_mode(state, inbound, "Пользователь попросил менеджера", now)
         if choice in (CONSENT_YES, CONSENT_NO):
-            telegram_id = int(inbound.user_id) if identity_of(inbound.channel).value == "telegram" and inbound.user_id.isdigit() else None
             return await contact.on_consent(
-                state, choice == CONSENT_YES, channel=channel, telegram_id=telegram_id, now=now, key=key
+                state, choice == CONSENT_YES, channel=channel, telegram_id=_telegram_id(inbound), now=now, key=key
             )
         if choice in (FORGET_YES, FORGET_NO):
             return await self._forget(inbound, state, confirmed=choice == FORGET_YES)
@@ -241,9 +245,15 @@ class AssistantService:
         usage: list[UsageRecord],
     ) -> Reply:
         """One row of the decision table, plus the answer to the rest of the message where it asks for one."""
+        consent_pending = state.flow.get("awaiting") == "consent"
         decision = decide(message, Situation(
-            lead_id=state.flow.get("lead_id"), phone=state.profile.phone, funnel_open=self.offline.qualifying(state)
+            lead_id=state.flow.get("lead_id"), phone=state.profile.phone, funnel_open=self.offline.qualifying(state),
+            consent_pending=consent_pending,
         ))
+        if consent_pending and decision.route is not Route.consent:
+            # The prompt was left unanswered: a later «да» to another question is not consent (the
+            # buttons of the prompt still work; a new contact step asks again).
+            state.flow.pop("awaiting", None)
         if decision.route is Route.forget:
             return self._forget_confirmation()
         if decision.route is Route.urgent:
@@ -273,7 +283,14 @@ class AssistantService:
             decision = Decision(Route.answer)  # the model shows the programs and asks for the contact itself
         if message.name:
             contact.remember_name(state, message.name)
-        if decision.route is Route.note:
+        if decision.route is Route.consent:
+            granted = message.has(Intent.consent_yes)
+            done = await contact.on_consent(
+                state, granted, channel=channel, telegram_id=_telegram_id(inbound), now=now, key=key
+            )
+            if granted and message.has_contact:  # «да, согласна, 8 916 …»: the phone completes the lead
+                done = await contact.on_message_contact(state, message, channel=channel, now=now, key=key)
+        elif decision.route is Route.note:
             done = await contact.add_to_lead(state, message)
         elif decision.route is Route.name:
             done = contact.name_noted(state, channel)
