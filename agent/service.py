@@ -173,6 +173,26 @@ class AssistantService:
             reply = await self._enter_human_mode(opened.state, inbound, reason, self.clock())
             return await self._finish(inbound, opened.state, reply, [])
 
+    async def remember_lead(
+        self, *, identity: str, external_id: str, brand: str, lead_id: int, phone: str, name: str | None,
+        profile: dict[str, Any], program_ids: list[str],
+    ) -> None:
+        """A lead made outside the chat (the Mini App form) for this user: the chat then knows it — it
+        neither asks for the phone again nor makes a second lead, and stops qualifying."""
+        async with self._lock_for(identity, external_id, brand):
+            state = await self.store.load(identity, external_id, brand)
+            state.flow["lead_id"] = lead_id
+            if state.flow.get("awaiting") in ("consent", "phone"):
+                state.flow.pop("awaiting")
+            state.profile.phone = phone
+            state.profile.name = state.profile.name or name
+            for step, value in profile.items():
+                if step in STEPS and getattr(state.profile, step) is None:
+                    setattr(state.profile, step, value)
+            # «Запишите на пробное» in the chat is then the same request: the lead is found, not repeated.
+            state.profile.program_ids = state.profile.program_ids or list(program_ids)
+            await self.store.save(state)
+
     async def release(self, conversation_id: int) -> None:
         state = await self.store.load_by_id(conversation_id)
         if state is None:
@@ -463,7 +483,10 @@ class AssistantService:
         return brand
 
     def _lock(self, inbound: Inbound, brand: str) -> asyncio.Lock:
-        key = (identity_of(inbound.channel).value, inbound.user_id, brand)
+        return self._lock_for(identity_of(inbound.channel).value, inbound.user_id, brand)
+
+    def _lock_for(self, identity: str, external_id: str, brand: str) -> asyncio.Lock:
+        key = (identity, external_id, brand)
         lock = self._locks.get(key)
         if lock is None:
             lock = asyncio.Lock()
