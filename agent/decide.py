@@ -7,6 +7,7 @@ answered in the same reply (a phone and a question together), so nothing the use
     1. withdrawal («удалите мои данные», /forget)       -> FORGET   (confirmation, then the one method)
     2. an urgent topic (refund demand, complaint, …)    -> URGENT   (handoff with empathy, nothing else)
     3. a request for a person (/manager, «оператор»)    -> PERSON   (handoff)
+       «да, согласен» / «нет» while consent is asked      -> CONSENT  (as the buttons) + answer the rest
     4. a lead exists and a new phone or a note arrives  -> NOTE     (added to the lead, never a 2nd lead)
     5. a phone or an e-mail                             -> CONTACT  (consent first) + answer the rest
        only a name («Иванова Ольга» when a contact is expected) -> NOTE (on the lead) or NAME (kept)
@@ -28,6 +29,7 @@ class Route(StrEnum):
     forget = "forget"
     urgent = "urgent"
     person = "person"
+    consent = "consent"
     note = "note"
     contact = "contact"
     name = "name"
@@ -50,6 +52,7 @@ class Situation:
     lead_id: int | None
     phone: str | None  # the stored phone
     funnel_open: bool  # a funnel question is waiting for an answer
+    consent_pending: bool = False  # the last reply asked for consent to the processing of personal data
 
 
 def decide(message: Understanding, situation: Situation) -> Decision:
@@ -60,6 +63,8 @@ def decide(message: Understanding, situation: Situation) -> Decision:
     if message.has(Intent.person) and not message.has_contact:
         return Decision(Route.person)
     rest = message.asks and not message.has(Intent.enrol)
+    if situation.consent_pending and (message.has(Intent.consent_yes) or message.has(Intent.consent_no)):
+        return Decision(Route.consent, answer_rest=rest)
     if situation.lead_id is not None and (
         (message.phones and message.phones[0] != situation.phone) or len(message.phones) > 1 or message.emails or message.note
     ):

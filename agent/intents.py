@@ -22,6 +22,8 @@ class Intent(StrEnum):
     forget = "forget"
     person = "person"
     enrol = "enrol"
+    consent_yes = "consent_yes"
+    consent_no = "consent_no"
     skip = "skip"
     thanks = "thanks"
     greeting = "greeting"

@@ -61,7 +61,7 @@ MANAGER_HINT = "Лучше уточнить детали с менеджером
 AFTER_RESULTS = "Хотите записаться на пробное занятие или задать вопрос?"
 PICK_UP = "Если хотите, подберу программу."
 PICK_UP_NOTED = "Если хотите, подберу программу — учту: {noted}."
-PRICE_LINE = "{title}: {price}, старт {start}."
+PRICE_LINE = "{title}: {price}, {start}."
 CHEAPER_FORMAT = "Онлайн-формат дешевле очного: {title} — {price}."
 MAX_BUTTON_LABEL = 40
 # Words that make a question about the school rather than off-topic: an unanswered one goes to a manager.
@@ -76,6 +76,11 @@ _PRICE = re.compile(r"сколько\s+стоит|стоимост|\bцен[аы
 
 # A price question that also asks what the price includes is a knowledge-base question.
 _MORE = re.compile(r"что\s+входит|включ|за\s+что|из\s+чего", re.IGNORECASE)
+
+
+def _start_phrase(start_text: str) -> str:
+    """«старт 13.09.2026» for a date; a sentence («Учебный год идёт — можно присоединиться…») as it is."""
+    return f"старт {start_text}" if start_text[:1].isdigit() else start_text[:1].lower() + start_text[1:]
 
 
 def after_results_buttons() -> list[QuickReply]:
@@ -186,6 +191,9 @@ class OfflinePolicy:
             several = await self._several(state, message, parts, today=today)
             if several is not None:
                 return self._with_follow(state, several, today, qualifying, noted=noted or [])
+        if correction := self.catalog.guard(state.brand).correction(question_text):
+            # «Занятия проходят в МТС Линк?»: the school's current fact, not a search for a retired name.
+            return self._with_follow(state, correction, today, qualifying, noted=noted or [])
         answer = await self._find(state.brand, with_context(question_text, state.flow.get("topic")))
         if answer is not None:
             state.flow["topic"] = answer.title
@@ -316,7 +324,7 @@ class OfflinePolicy:
         cards = [card for card in result.items[: 1 if criteria.format else 2] if "₽" in card.price_text]
         if not cards or _MORE.search(message.question or message.text):
             return None
-        lines = [PRICE_LINE.format(title=c.title, price=c.price_text, start=c.next_start_text.lower()) for c in cards]
+        lines = [PRICE_LINE.format(title=c.title, price=c.price_text, start=_start_phrase(c.next_start_text)) for c in cards]
         state.flow["shown"] = [card.id for card in cards]
         buttons = [QuickReply(label=label, payload=f"program:{card.id}") for label, card in zip(program_labels(cards), cards, strict=True)]
         return Reply(text="\n".join(lines), cards=cards, quick_replies=buttons + [QuickReply(label="Позвать менеджера", payload=HANDOFF)])

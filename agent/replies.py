@@ -3,12 +3,17 @@ contact-flow step, and what the model is told the user gave in this message."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Protocol
 
+from agent.answers import content_words
+from agent.contact import HANDOFF
 from agent.guardrails import mask_phone
+from agent.intents import Handoff
 from agent.types import Action, QuickReply, Reply
 from agent.understanding import Understanding
 
+CALL_MANAGER = "Позвать менеджера"
 FORGET_YES = "forget:yes"
 FORGET_NO = "forget:no"
 FORGET_CONFIRM = (
@@ -53,6 +58,23 @@ def combine(answer: Reply, step: Reply) -> Reply:
         lead_id=step.lead_id or answer.lead_id,
         engine=answer.engine,
     )
+
+
+def offer_manager(answer: Reply, topic: Handoff) -> Reply:
+    """A topic whose details only a manager gives (its ``reply`` is the school's words about it): the
+    answer keeps its content, the words come first and a «Позвать менеджера» button is added."""
+    if not _already_said(topic.reply, answer.text):
+        answer.text = f"{topic.reply}\n\n{answer.text.strip()}".strip()
+    buttons = [q for q in answer.quick_replies if q.payload != HANDOFF]
+    answer.quick_replies = [QuickReply(label=CALL_MANAGER, payload=HANDOFF), *buttons][:12]
+    return answer
+
+
+def _already_said(words: str, text: str) -> bool:
+    """The answer (a knowledge section on the same topic) already says the first sentence of ``words``."""
+    head = set(content_words(re.split(r"[.:—?!]", words, maxsplit=1)[0]))
+    said = set(content_words(text))
+    return bool(head) and len(head & said) >= 0.7 * len(head)
 
 
 def given_in(message: Understanding | None) -> dict[str, Any]:

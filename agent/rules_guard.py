@@ -16,6 +16,7 @@ from functools import cached_property
 
 from agent.brand_rules import BlockedTerms, BrandRules, GuardedPhrase, HandoffTopic, RuleKind, normalize, term_pattern
 from agent.guardrails import PHONE_RE, digits_of
+from agent.intents import Handoff
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _SPACE = "[ \u00a0\u202f]?"
@@ -98,19 +99,40 @@ class RulesGuard:
     def _amount_hits(self, text: str) -> list[RuleHit]:
         return [RuleHit("withdrawn_amount", str(amount), m.group(0)) for amount, pattern in self._amounts for m in pattern.finditer(text)]
 
+    def correction(self, text: str) -> str | None:
+        """What is true instead of the obsolete things a client's message names («Занятия проходят в МТС
+        Линк?» → the current platform), or None. Internal terms are never answered this way."""
+        flat = normalize(text)
+        found = [item.instead for kind, item, pattern in self._blocked
+                 if kind == "obsolete" and pattern is not None and pattern.search(flat)]
+        return " ".join(dict.fromkeys(found)) or None
+
     def violations(self, text: str) -> list[RuleHit]:
         """Every term the brand must never show a client: the sister brand, obsolete and internal terms,
         withdrawn amounts. (Promises and computations are judged per reply sentence by ``check``.)"""
         flat = normalize(text)
         return [*self._sister_hits(flat), *(hit for hit, _ in self._blocked_hits(flat)), *self._amount_hits(flat)]
 
+    def handoff_topics(self, text: str) -> list[HandoffTopic]:
+        """Every topic of the client's message that goes to a manager, in the rules file's order."""
+        flat = normalize(text)
+        return [
+            topic for topic, pattern, unless in self._topics
+            if pattern is not None and pattern.search(flat) and not (unless is not None and unless.search(flat))
+        ]
+
     def handoff_topic(self, text: str) -> HandoffTopic | None:
         """The first topic the client's message is about that always goes to a manager, or None."""
-        flat = normalize(text)
-        for topic, pattern, unless in self._topics:
-            if pattern is not None and pattern.search(flat) and not (unless is not None and unless.search(flat)):
-                return topic
-        return None
+        return next(iter(self.handoff_topics(text)), None)
+
+    def handoff(self, text: str) -> Handoff | None:
+        """The message's handoff topic for the conversation flow: an urgent one wins over one that only
+        needs a manager's details (a refund demand that also names Лобня is a refund demand)."""
+        found = sorted(self.handoff_topics(text), key=lambda topic: not topic.urgent)
+        if not found:
+            return None
+        topic = found[0]
+        return Handoff(id=topic.id, reply=" ".join(topic.reply.split()), urgent=topic.urgent)
 
     # ---------------------------------------------------------------- enforcing
 
@@ -173,12 +195,13 @@ class RulesGuard:
                 f"- Никогда не называйте другую организацию, её сайты, контакты и продукты ({names}) и не сравнивайте с ней. "
                 f"Если спрашивают о связи с ней, ответьте только: «{sister.relationship_answer}»"
             )
-        if rules.handoff_topics:
-            titles = "; ".join(topic.title for topic in rules.handoff_topics)
+        if urgent := "; ".join(topic.title for topic in rules.handoff_topics if topic.urgent):
             lines.append(
                 "- Сразу передавайте менеджеру (handoff_to_manager), с сочувствием, без продажи, без сбора данных и без обещаний: "
-                f"{titles}."
+                f"{urgent}."
             )
+        if details := "; ".join(topic.title for topic in rules.handoff_topics if not topic.urgent):
+            lines.append(f"- Подробности сообщает только менеджер — ответьте тем, что известно, и предложите менеджера: {details}.")
         for item in rules.never_compute:
             lines.append(f"- Не вычисляйте: {item.description}. Вместо этого: «{item.instead}»")
         for item in rules.never_promise:

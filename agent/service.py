@@ -38,11 +38,21 @@ from agent.decide import Decision, Route, Situation, decide
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
 from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
 from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, mask_personal_data, quotes_prompt
-from agent.intents import HandoffLookup, IntentTable, load_intents
+from agent.intents import HandoffLookup, Intent, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
-from agent.replies import FORGET_NO, FORGET_YES, Withdrawal, combine, forget_confirmation, given_in, withdrawn_reply
+from agent.replies import (
+    CALL_MANAGER,
+    FORGET_NO,
+    FORGET_YES,
+    Withdrawal,
+    combine,
+    forget_confirmation,
+    given_in,
+    offer_manager,
+    withdrawn_reply,
+)
 from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.relay import human_mode_deadline
 from agent.settings import Settings
@@ -64,8 +74,6 @@ class KnowledgeBase(Knowledge, Protocol):
     def known_amounts(self, brand: str) -> set[int]: ...
 
 
-CALL_MANAGER = "Позвать менеджера"
-
 
 def _card_text(card: ProgramCard) -> str:
     return "\n".join([card.title, card.price_text, card.next_start_text, card.why_match, *card.usp])
@@ -73,6 +81,11 @@ def _card_text(card: ProgramCard) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _telegram_id(inbound: Inbound) -> int | None:
+    """The Telegram user id a consent is recorded with (None outside Telegram)."""
+    return int(inbound.user_id) if identity_of(inbound.channel).value == "telegram" and inbound.user_id.isdigit() else None
 
 
 def _describe(inbound: Inbound, text: str | None) -> str:
@@ -160,6 +173,26 @@ class AssistantService:
             reply = await self._enter_human_mode(opened.state, inbound, reason, self.clock())
             return await self._finish(inbound, opened.state, reply, [])
 
+    async def remember_lead(
+        self, *, identity: str, external_id: str, brand: str, lead_id: int, phone: str, name: str | None,
+        profile: dict[str, Any], program_ids: list[str],
+    ) -> None:
+        """A lead made outside the chat (the Mini App form) for this user: the chat then knows it — it
+        neither asks for the phone again nor makes a second lead, and stops qualifying."""
+        async with self._lock_for(identity, external_id, brand):
+            state = await self.store.load(identity, external_id, brand)
+            state.flow["lead_id"] = lead_id
+            if state.flow.get("awaiting") in ("consent", "phone"):
+                state.flow.pop("awaiting")
+            state.profile.phone = phone
+            state.profile.name = state.profile.name or name
+            for step, value in profile.items():
+                if step in STEPS and getattr(state.profile, step) is None:
+                    setattr(state.profile, step, value)
+            # «Запишите на пробное» in the chat is then the same request: the lead is found, not repeated.
+            state.profile.program_ids = state.profile.program_ids or list(program_ids)
+            await self.store.save(state)
+
     async def release(self, conversation_id: int) -> None:
         state = await self.store.load_by_id(conversation_id)
         if state is None:
@@ -185,9 +218,8 @@ class AssistantService:
         if choice == HANDOFF:
             return await self._enter_human_mode(state, inbound, "Пользователь попросил менеджера", now)
         if choice in (CONSENT_YES, CONSENT_NO):
-            telegram_id = int(inbound.user_id) if identity_of(inbound.channel).value == "telegram" and inbound.user_id.isdigit() else None
             return await contact.on_consent(
-                state, choice == CONSENT_YES, channel=channel, telegram_id=telegram_id, now=now, key=key
+                state, choice == CONSENT_YES, channel=channel, telegram_id=_telegram_id(inbound), now=now, key=key
             )
         if choice in (FORGET_YES, FORGET_NO):
             return await self._forget(inbound, state, confirmed=choice == FORGET_YES)
@@ -233,25 +265,52 @@ class AssistantService:
         usage: list[UsageRecord],
     ) -> Reply:
         """One row of the decision table, plus the answer to the rest of the message where it asks for one."""
-        channel, key = inbound.channel.value, inbound.idempotency_key
+        consent_pending = state.flow.get("awaiting") == "consent"
         decision = decide(message, Situation(
-            lead_id=state.flow.get("lead_id"), phone=state.profile.phone, funnel_open=self.offline.qualifying(state)
+            lead_id=state.flow.get("lead_id"), phone=state.profile.phone, funnel_open=self.offline.qualifying(state),
+            consent_pending=consent_pending,
         ))
+        if consent_pending and decision.route is not Route.consent:
+            # The prompt was left unanswered: a later «да» to another question is not consent (the
+            # buttons of the prompt still work; a new contact step asks again).
+            state.flow.pop("awaiting", None)
         if decision.route is Route.forget:
             return self._forget_confirmation()
         if decision.route is Route.urgent:
             assert message.urgent is not None
             text = f"{' '.join(message.urgent.reply.split())} {HUMAN_QUIET}"
-            kind = "Срочная тема" if message.urgent.urgent else "Тема для менеджера"
-            return await self._enter_human_mode(state, inbound, f"{kind}: {message.urgent.id}", now, text=text)
+            return await self._enter_human_mode(state, inbound, f"Срочная тема: {message.urgent.id}", now, text=text)
         if decision.route is Route.person:
             reason = f"Пользователь попросил менеджера: {mask_personal_data(message.text)[:300]}"
             return await self._enter_human_mode(state, inbound, reason, now)
+        reply = await self._acted(inbound, state, message, decision, contact, now, usage)
+        # A topic only a manager can give the details of (Лобня, individual lessons): the answer stays,
+        # the school's words about it and a manager button are added; the bot is not silenced.
+        return offer_manager(reply, message.topic) if message.topic is not None else reply
+
+    async def _acted(
+        self,
+        inbound: Inbound,
+        state: ConversationState,
+        message: Understanding,
+        decision: Decision,
+        contact: ContactFlow,
+        now: datetime,
+        usage: list[UsageRecord],
+    ) -> Reply:
+        channel, key = inbound.channel.value, inbound.idempotency_key
         if decision.route is Route.enrol and self.model is not None and await self._model_allowed(state):
             decision = Decision(Route.answer)  # the model shows the programs and asks for the contact itself
         if message.name:
             contact.remember_name(state, message.name)
-        if decision.route is Route.note:
+        if decision.route is Route.consent:
+            granted = message.has(Intent.consent_yes)
+            done = await contact.on_consent(
+                state, granted, channel=channel, telegram_id=_telegram_id(inbound), now=now, key=key
+            )
+            if granted and message.has_contact:  # «да, согласна, 8 916 …»: the phone completes the lead
+                done = await contact.on_message_contact(state, message, channel=channel, now=now, key=key)
+        elif decision.route is Route.note:
             done = await contact.add_to_lead(state, message)
         elif decision.route is Route.name:
             done = contact.name_noted(state, channel)
@@ -410,8 +469,10 @@ class AssistantService:
         return self.intents
 
     def _handoff_topic(self, brand: str) -> HandoffLookup | None:
-        """The brand's own handoff topics (catalog/<brand>.rules.yaml), when it has them."""
-        return None
+        """The brand's own handoff topics (catalog/<brand>.rules.yaml ``handoff_topics``), read before the
+        default urgent topics of prompts/intents.yaml."""
+        guard = self.catalog.guard(brand)
+        return guard.handoff if guard.rules.handoff_topics else None
 
     # ---------------------------------------------------------------- helpers
 
@@ -422,7 +483,10 @@ class AssistantService:
         return brand
 
     def _lock(self, inbound: Inbound, brand: str) -> asyncio.Lock:
-        key = (identity_of(inbound.channel).value, inbound.user_id, brand)
+        return self._lock_for(identity_of(inbound.channel).value, inbound.user_id, brand)
+
+    def _lock_for(self, identity: str, external_id: str, brand: str) -> asyncio.Lock:
+        key = (identity, external_id, brand)
         lock = self._locks.get(key)
         if lock is None:
             lock = asyncio.Lock()

@@ -174,7 +174,8 @@ class Understanding:
     note: str | None = None  # «перезвоните после 18», «это номер мужа»
     hints: Hints = field(default_factory=Hints)
     intents: frozenset[Intent] = frozenset()
-    urgent: Handoff | None = None  # a topic that goes to a manager at once
+    urgent: Handoff | None = None  # a topic that goes to a manager at once (nothing else is done)
+    topic: Handoff | None = None  # a topic whose details only a manager gives: answered, the manager offered
     question: str = ""  # what is left once the contact parts are taken out
     asks: bool = False  # the remainder is a question or request to answer
 
@@ -191,7 +192,8 @@ def understand(
 ) -> Understanding:
     """Parse one message into its parts. ``text`` is the user's text as stored (already capped);
     ``expecting_contact``: the conversation asked for a contact or has a lead, so a bare «Иванова Ольга»
-    is a name. ``handoff_topic``: the brand's own topics (its rules file), asked before the defaults."""
+    is a name. ``handoff_topic``: the brand's own topics (its rules file), asked before the defaults
+    (prompts/intents.yaml ``urgent``)."""
     phones: list[str] = []
     bad_phone = False
     for match in PHONE_RE.finditer(text):
@@ -214,9 +216,12 @@ def understand(
     if phones or emails or name:
         rest = _CONTACT_FILLER.sub(" ", rest)
     question = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(rest.split())).strip(" ,.;:-—–\n")
-    intents, urgent = table.classify(question or text)
-    if handoff_topic is not None:
-        urgent = handoff_topic(question or text) or urgent
+    intents, default = table.classify(question or text)
+    # The brand's own topics first (their replies are the school's words), then the defaults; an urgent
+    # topic from either wins over one that is not urgent.
+    found = [h for h in (handoff_topic(question or text) if handoff_topic else None, default) if h is not None]
+    urgent = next((h for h in found if h.urgent), None)
+    topic = next((h for h in found if not h.urgent), None)
     return Understanding(
         text=text,
         phones=tuple(phones),
@@ -227,6 +232,7 @@ def understand(
         hints=hints_in(question or text),
         intents=intents,
         urgent=urgent,
+        topic=topic,
         question=question,
         asks=table.asks(question),
     )

@@ -47,6 +47,17 @@ async def model_runtime(tmp_path: Path, **overrides: Any) -> Runtime:
     return rt
 
 
+async def assistant_runtime(tmp_path: Path, *, model: bool = False) -> Runtime:
+    """A migrated runtime with the real assistant, offline or with a respx-faked model, recording handoffs."""
+    from tests.conftest import make_settings
+
+    extra = {"openai_api_key": "sk-test", "openai_max_retries": 1} if model else {}
+    rt = build_runtime(make_settings(tmp_path, **extra))
+    await rt.db.migrate()
+    await attach(rt, model=model, notifier=RecordingNotifier())
+    return rt
+
+
 async def attach(rt: Runtime, *, model: bool = False, crm: Any = None, notifier: Any = None) -> Runtime:
     """Give the runtime a model (respx-faked, never sleeping between retries) or none, a CRM and a
     notifier, and rebuild the assistant around them. The catalog and knowledge base are the real ones."""

@@ -12,26 +12,17 @@ import respx
 from sqlmodel import select
 
 from adapters.storage.models import Lead
-from adapters.wiring import Runtime, build_runtime
+from adapters.wiring import Runtime
 from agent.types import Action, Channel, Reply
 from tests import openai_fakes as fake
-from tests.assistant_helpers import Chat, RecordingNotifier, attach
-from tests.conftest import make_settings
+from tests.assistant_helpers import Chat, assistant_runtime
 
 GRADE_KEYBOARD = "grade:5"
 
 
-async def _runtime(tmp_path: Path, *, model: bool = False) -> Runtime:
-    extra = {"openai_api_key": "sk-test", "openai_max_retries": 1} if model else {}
-    rt = build_runtime(make_settings(tmp_path, **extra))
-    await rt.db.migrate()
-    await attach(rt, model=model, notifier=RecordingNotifier())
-    return rt
-
-
 @pytest.fixture
 async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
-    runtime = await _runtime(tmp_path)
+    runtime = await assistant_runtime(tmp_path)
     yield runtime
     await runtime.close()
 
@@ -124,7 +115,7 @@ async def test_price_objection_names_only_catalog_amounts(rt: Runtime) -> None:
 @pytest.mark.parametrize("channel", [Channel.api, Channel.miniapp, Channel.telegram])
 @pytest.mark.parametrize("text", ["/manager", "позовите менеджера", "Можно живого человека?"])
 async def test_a_request_for_a_person_is_a_handoff_in_every_channel(tmp_path: Path, channel: Channel, text: str) -> None:
-    rt = await _runtime(tmp_path)
+    rt = await assistant_runtime(tmp_path)
     try:
         reply = await Chat(rt, user_id="506", channel=channel).send(text=text)
         assert Action.handoff in reply.actions and len(rt.notifier.handoffs) == 1
@@ -194,7 +185,7 @@ async def test_withdrawal_is_asked_to_confirm_in_any_channel(rt: Runtime) -> Non
 
 
 async def test_model_mode_answers_the_question_next_to_a_phone(tmp_path: Path) -> None:
-    rt = await _runtime(tmp_path, model=True)
+    rt = await assistant_runtime(tmp_path, model=True)
     try:
         with respx.mock(base_url=fake.BASE_URL) as api:
             route = api.post("/responses").mock(

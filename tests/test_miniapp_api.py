@@ -264,3 +264,19 @@ async def test_preflight_reports_miniapp_setup(tmp_path: Path) -> None:
     finally:
         await ready.close()
         await bare.close()
+
+
+async def test_a_form_lead_is_known_to_the_chat(miniapp: tuple[httpx.AsyncClient, Runtime]) -> None:
+    """After the Mini App form, the chat (Mini App or Telegram) neither asks for the phone again nor
+    creates a second lead, and stops qualifying."""
+    client, runtime = miniapp
+    headers = {"Authorization": f"tma {tma()}"}
+    lead_id = (await client.post("/api/leads", json=LEAD, headers=headers)).json()["lead_id"]
+    for body in ({"message": "запишите на пробное"}, {"choice": "contact:start"}, {"message": "Сколько стоит ЕГЭ по физике?"}):
+        reply = (await client.post("/api/assistant/ask", json=body, headers=headers)).json()
+        payloads = [q["payload"] for q in reply["quick_replies"]]
+        assert "consent:yes" not in payloads and "ask_contact" not in reply["actions"], (body, reply)
+        assert not any(p.startswith("grade:") for p in payloads), (body, payloads)
+    assert await runtime.leads.count() == 1
+    state = await runtime.store.load("telegram", str(PLAIN_TELEGRAM_ID), "kmipt")
+    assert state.flow.get("lead_id") == lead_id and state.profile.phone == "+79991234567"

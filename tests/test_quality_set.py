@@ -10,7 +10,7 @@ from evals.quality import Corpus, hard_gates, load_set, run_quality
 from tests.conftest import make_settings
 
 REPO = Path(__file__).resolve().parent.parent
-MIN_GOOD = 0.80  # the measured floor; the target for the offline policy is 0.85 (README «Answer quality»)
+MIN_GOOD = 0.85  # the target for the offline policy (README «Answer quality»); measured 0.90+
 
 
 def test_the_set_is_big_enough_and_well_formed() -> None:

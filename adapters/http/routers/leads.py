@@ -98,6 +98,11 @@ async def submit_lead(body: MiniAppLead, user: TelegramUserDep, runtime: Runtime
         ),
         now=runtime.clock(),
     )
+    if runtime.assistant is not None:  # the chat (bot or Mini App) must not ask for this phone again
+        await runtime.assistant.remember_lead(
+            identity=Identity.telegram.value, external_id=str(user.id), brand=brand, lead_id=outcome.lead_id,
+            phone=phone, name=body.name, profile=outcome.profile, program_ids=outcome.program_ids,
+        )
     confirmed = await _confirm_in_chat(runtime, user.id, body.name) if outcome.created else False
     programs = [
         {"id": pid, "title": program.title if (program := runtime.catalog.program(brand, pid)) else pid}
