@@ -214,6 +214,7 @@ async def admin_leads(base: str) -> list[dict[str, Any]]:
 
 
 DOC_SHOTS = ("user-2-results-light", "user-3-lead-errors-light", "user-5-duplicate-dark", "user-chat-light",
+             "user-chat-typing-light", "user-chat-stream-light", "user-chat-stream-dark",
              "user-chat-dark", "user-browser-lead-light", "admin-1-leads-light", "admin-3-transcript-dark",
              "admin-4-funnel-light")
 

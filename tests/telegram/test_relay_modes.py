@@ -224,3 +224,18 @@ async def test_relay_off_keeps_the_runbook_card(tmp_path: Path, fake_api: FakeBo
         assert fake_api.calls_of("createForumTopic") == [] and fake_api.calls_of("copyMessage") == []
         await deliver(service, updates.staff(4, STAFF, MANAGER, "ответ"))
         assert fake_api.calls_of("copyMessage") == []
+
+
+async def test_api_client_retrying_a_message_is_shown_to_managers_once(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """The Mini App chat retries a dropped stream with the same idempotency_key: one line in the topic."""
+    fake_api.forums.add(STAFF)
+    settings = relay_settings(tmp_path, fake_api, assistant_api_token="api-token-123")
+    auth = {"Authorization": "Bearer api-token-123"}
+    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+        client = service.client
+        await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-43", "choice": "handoff"})
+        body = {"user_id": "site-43", "message": "Когда перезвоните?", "idempotency_key": "retry-key-0001"}
+        first = await client.post("/api/assistant/ask", headers=auth, json=body)
+        again = await client.post("/api/assistant/ask", headers=auth, json=body)
+        assert first.status_code == again.status_code == 200
+        assert [m["text"] for m in fake_api.sent_to(STAFF)].count("👤 Клиент: Когда перезвоните?") == 1

@@ -1,13 +1,18 @@
 // The chat tab: the same assistant as in the bot (POST /api/assistant/ask with initData), continuing the
 // same conversation (GET /api/assistant/history). Silent replies draw nothing; ask_contact offers the
 // phone from Telegram or the lead form; handoff says where the manager's answer will arrive.
+// Replies stream (ask-stream.ts): a typing indicator (with the tool round's status) until the first
+// checked sentence, then a bubble that grows; the final reply replaces it with the full reply (buttons,
+// program cards). Each message carries its own key, so a retry never makes a second turn.
 
 import type { WebApp } from "telegram-web-app";
+import { askLive, newMessageKey } from "./ask-stream";
 import { renderCards, type ProgramCard } from "./cards";
+import "./chat-live.css";
 import { h, replaceChildren } from "./dom";
 import { renderText } from "./format";
 import { errorView, loadingView } from "./states";
-import { ApiError, openExternal, requestJson } from "./telegram";
+import { ApiError, haptic, openExternal, requestJson } from "./telegram";
 
 type Role = "user" | "assistant" | "manager";
 type ActionCode = "ask_contact" | "handoff" | "open_miniapp";
@@ -60,6 +65,7 @@ export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string, 
   const form = h("form", { class: "chat-form" }, input, sendButton);
   const managerButton = h("button", { class: "secondary small", type: "button", onclick: () => void send("Позвать менеджера", "handoff") }, "Позвать менеджера");
   let handoffNoted = false;
+  let busy = false; // one message at a time: a second Enter or button press while answering is ignored
 
   const scrollToEnd = () => log.lastElementChild?.scrollIntoView({ block: "end" });
   const auth = { Authorization: `tma ${tg.initData}` };
@@ -98,14 +104,14 @@ export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string, 
     return null;
   }
 
-  function drawAssistant(text: string, cards: ProgramCard[], quick: QuickReply[], actions: ActionCode[], role: Role = "assistant"): void {
+  function drawAssistant(text: string, cards: ProgramCard[], quick: QuickReply[], actions: ActionCode[], role: Role = "assistant"): HTMLElement {
     const cardList = cards.length
       ? renderCards(cards, { onOpen: (url) => openExternal(tg, url), onPick: (card) => hooks.openLeadForm(card.id) })
       : null;
     const buttons = quick.length
       ? h("div", { class: "quick" }, ...quick.map((q) => h("button", { class: "option", type: "button", title: q.label, onclick: () => void send(q.label, q.payload) }, q.label)))
       : null;
-    bubble(role, ...renderText(text, (url) => openExternal(tg, url)), cardList, buttons, actionRow(actions));
+    return bubble(role, ...renderText(text, (url) => openExternal(tg, url)), cardList, buttons, actionRow(actions));
   }
 
   function drawUser(text: string): void {
@@ -125,33 +131,69 @@ export function mountChat(pane: HTMLElement, app: WebApp | null, brand: string, 
   /** Send typed text, or a quick reply: its label is shown, its payload goes to the assistant as a choice. */
   async function send(text: string, choice?: string): Promise<void> {
     const message = text.trim();
-    if (!message) return;
+    if (!message || busy) return;
     retireQuickReplies();
     drawUser(message);
     if (!choice) input.value = "";
+    await ask(choice ? { choice, brand } : { message, brand }, newMessageKey());
+  }
+
+  /** The typing indicator: three dots and what the assistant is doing («Подбираю программы…»). */
+  function typingIndicator(): { element: HTMLElement; status: (text: string) => void } {
+    const words = h("span", { class: "typing-text" }, "Помощник печатает…");
+    const element = h("div", { class: "bubble typing", role: "status" },
+      h("span", { class: "typing-dots", "aria-hidden": "true" }, h("span", {}), h("span", {}), h("span", {})), words);
+    return { element, status: (text) => { words.textContent = text; } };
+  }
+
+  /** One message to the assistant, streamed; ``key`` stays the same on a retry (no second turn). */
+  async function ask(request: { message?: string; choice?: string; brand: string }, key: string): Promise<void> {
+    busy = true;
     sendButton.disabled = true;
-    const waiting = h("p", { class: "chat-note typing", role: "status" }, "Помощник печатает…");
-    log.append(waiting);
+    managerButton.disabled = true; // pressed mid-answer it would be lost: it waits for the answer
+    const typing = typingIndicator();
+    log.append(typing.element);
     scrollToEnd();
+    let live: HTMLElement | null = null; // the growing bubble: checked text only (the server's deltas)
+    const clearLive = () => {
+      typing.element.remove();
+      live?.remove();
+      live = null;
+    };
     try {
-      const reply = await requestJson<AssistantReply>("/api/assistant/ask", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", ...auth },
-        body: JSON.stringify(choice ? { choice, brand } : { message, brand }),
+      const reply = await askLive<AssistantReply>({ ...request, idempotency_key: key }, auth, {
+        onStatus: (text) => typing.status(text),
+        onDelta: (text) => {
+          if (!live) {
+            live = h("div", { class: "bubble bubble-assistant bubble-live", "aria-busy": "true" });
+            typing.element.replaceWith(live);
+          }
+          replaceChildren(live, ...renderText(text, (url) => openExternal(tg, url)));
+          scrollToEnd();
+        },
       });
-      waiting.remove();
-      for (const words of reply.manager_messages ?? []) drawAssistant(words.text, [], [], [], "manager");
+      const place = live ?? typing.element;
+      const anchor = h("span", { hidden: true });
+      place.replaceWith(anchor); // the final reply goes where the live text was
+      clearLive();
+      const drawn: HTMLElement[] = [];
+      for (const words of reply.manager_messages ?? []) drawn.push(drawAssistant(words.text, [], [], [], "manager"));
       if (reply.silent || !reply.text.trim()) {
         if (reply.actions?.includes("handoff")) note(SILENT_NOTE);
       } else {
-        drawAssistant(reply.text, reply.cards ?? [], reply.quick_replies ?? [], reply.actions ?? []);
+        drawn.push(drawAssistant(reply.text, reply.cards ?? [], reply.quick_replies ?? [], reply.actions ?? []));
       }
+      anchor.replaceWith(...drawn);
     } catch (error) {
-      waiting.remove();
+      clearLive();
+      haptic(tg, "error");
       const limited = error instanceof ApiError && error.status === 429;
-      log.append(errorView(error, limited ? null : () => void send(text, choice), "получить ответ"));
+      const failure = errorView(error, limited ? null : () => { failure.remove(); void ask(request, key); }, "получить ответ");
+      log.append(failure);
     } finally {
+      busy = false;
       sendButton.disabled = false;
+      managerButton.disabled = false;
       scrollToEnd();
     }
   }

@@ -7,10 +7,13 @@ Limits: ASSISTANT_RATE_LIMIT_USER_REQUESTS per user and ASSISTANT_RATE_LIMIT_IP_
 within ASSISTANT_RATE_LIMIT_WINDOW_SECONDS; over the limit: 429 with Retry-After.
 Streaming: with ``Accept: text/event-stream`` or ``"stream": true`` the answer comes as Server-Sent
 Events ending with the same reply object (adapters/http/sse.py); checks and limits answer as before.
+Retries: ``idempotency_key`` is the caller's own id for a message; sending it again (after a dropped
+stream, a timeout) returns the reply stored for it, without a second turn or a second stored message.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from typing import Annotated
@@ -42,6 +45,8 @@ class AskRequest(BaseModel):
     choice: str | None = Field(default=None, max_length=64)
     # Answer as Server-Sent Events (same as sending Accept: text/event-stream).
     stream: bool = False
+    # The caller's own id for this message: a retry with the same id gets the stored reply (no second turn).
+    idempotency_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{8,64}$")
 
     @model_validator(mode="after")
     def _something_to_answer(self) -> AskRequest:
@@ -126,7 +131,8 @@ async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep, request:
         raise _too_many(user_decision.retry_after)
     if runtime.assistant is None:
         raise HTTPException(503, {"reason": "assistant_unavailable"})
-    inbound = Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice)
+    inbound = Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice,
+                      idempotency_key=_turn_key(caller.channel, user_id, body.idempotency_key))
     # The Mini App's initData names the user: keep their display name like the bot does.
     named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
     assistant = runtime.assistant
@@ -136,7 +142,9 @@ async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep, request:
         manager_messages: list[ManagerMessage] = []
         if reply.conversation_id is not None:
             if reply.human_mode and runtime.telegram is not None and runtime.telegram.relay is not None:
-                await runtime.telegram.relay.from_api_client(reply.conversation_id, body.message or body.choice or "")
+                await runtime.telegram.relay.from_api_client(
+                    reply.conversation_id, body.message or body.choice or "", source_key=inbound.idempotency_key
+                )
             waiting = await RelayRepository(runtime.db).take_waiting(reply.conversation_id)
             manager_messages = [
                 ManagerMessage(text=m.content, manager_name=m.meta.get("manager_name"), created_at=m.created_at) for m in waiting
@@ -146,6 +154,15 @@ async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep, request:
     if wants_stream(request, body.stream):
         return event_stream(answer)
     return await answer()
+
+
+def _turn_key(channel: Channel, user_id: str, key: str | None) -> str | None:
+    """The stored message's key: the caller's key scoped to the caller (keys are unique across all
+    users, so another user's equal key must neither replay this reply nor be refused), hashed to fit."""
+    if key is None:
+        return None
+    scoped = hashlib.sha256(f"{channel.value}\0{user_id}\0{key}".encode()).hexdigest()[:40]
+    return f"ask:{scoped}"
 
 
 HISTORY_LIMIT = 40

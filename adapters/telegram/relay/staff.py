@@ -203,10 +203,11 @@ class StaffRelay:
             return
         await self.repo.link(self.chat_id, copied.message_id, conversation_id, source_key)
 
-    async def from_api_client(self, conversation_id: int, text: str) -> None:
-        """A client outside Telegram wrote while a manager has the conversation: show it in the topic."""
+    async def from_api_client(self, conversation_id: int, text: str, source_key: str | None = None) -> None:
+        """A client outside Telegram wrote while a manager has the conversation: show it in the topic
+        (once per ``source_key``: a retried request is not shown twice)."""
         topic = await self.repo.topic(conversation_id)
-        if topic is None or topic.chat_id != self.chat_id:
+        if topic is None or topic.chat_id != self.chat_id or (source_key and await self.repo.copied(source_key)):
             return
         try:
             sent = await self._post(f"{API_CLIENT_PREFIX}: {hd.quote(text)}", topic.thread_id,
@@ -214,7 +215,7 @@ class StaffRelay:
         except TelegramAPIError as error:
             log.warning("client message of conversation %s not shown to managers: %s", conversation_id, error)
             return
-        await self.repo.link(self.chat_id, sent.message_id, conversation_id)
+        await self.repo.link(self.chat_id, sent.message_id, conversation_id, source_key)
 
     # ------------------------------------------------------------------ managers -> client
 
