@@ -68,12 +68,16 @@ MAX_BUTTON_LABEL = 40
 _SCHOOL = re.compile(
     r"курс|заняти|урок|учеб|учит|школ|класс|групп|преподав|педагог|цен|стои|оплат|скидк|лагер|смен|"
     r"расписан|адрес|запис|пробн|егэ|огэ|олимпиад|экзамен|программ|справк|договор|ребен|сын|доч|"
-    r"менеджер|филиал|онлайн|очно|мфти|физтех|подготов|балл|домашн|кружк|кружок|секци",
+    r"менеджер|филиал|онлайн|очно|мфти|физтех|подготов|балл|домашн|кружк|кружок|секци|находит|площадк",
     re.IGNORECASE,
 )
 _PRICE = re.compile(r"сколько\s+стоит|стоимост|\bцен[аыуе]\b|\bцены\b|почем|прайс|сколько\s+(?:будет\s+)?стоить|\bстоит\b", re.IGNORECASE)
 
 
+# A question about where the school is («где вы находитесь», «есть филиал в …»).
+_WHERE = re.compile(r"\bгде\b|\bадрес|находит|\bфилиал|\bплощадк|\bрядом\s+с\b", re.IGNORECASE)
+# «в Химках», «рядом с Королёвом»: a named place (capitalised, so case-sensitive).
+_IN_PLACE = re.compile(r"(?:\b[Вв]о?|\b[Нн]а|\b[Рр]ядом\s+с|\b[Оо]коло)\s+[А-ЯЁ][а-яё]{3,}")
 # «Что есть для 5 класса?», «какие курсы для восьмиклассника»: a question about the programs themselves.
 _PROGRAMS_ASKED = re.compile(r"что\s+(?:у\s+вас\s+)?есть|какие\s+(?:у\s+вас\s+)?(?:есть\s+)?(?:курс|программ|заняти|групп)|что\s+(?:можете\s+)?предлож", re.IGNORECASE)
 # A price question that also asks what the price includes is a knowledge-base question.
@@ -216,6 +220,12 @@ class OfflinePolicy:
         answer = await self._find(state.brand, with_context(question_text, state.flow.get("topic")))
         if answer is not None:
             state.flow["topic"] = answer.title
+        if answer is None and _WHERE.search(question_text) and _IN_PLACE.search(question_text):
+            # «есть в Химках?»: a place none of the content names — say so, then where classes are
+            answer = await self._find(state.brand, self.intents.spec.sites_query)
+            if answer is not None:
+                text = f"{self.intents.reply('no_site')}\n{answer.render()}"
+                return self._with_follow(state, text, today, qualifying, noted=noted or [])
         if answer is None:
             if not _SCHOOL.search(question_text) and not message.hints.steps():
                 return self._offtopic(brand_name)

@@ -52,3 +52,14 @@ async def test_a_price_by_grade_alone_names_every_subject_once(rt: Runtime) -> N
     reply = await Chat(rt, user_id="953").send(text="цена за год для 3 класса")
     assert "59 900 ₽" in reply.text and reply.text.count("59 900 ₽") == 1, reply.text
     assert "нформатика" in reply.text and "математика" in reply.text.lower()
+
+
+async def test_a_town_without_a_site_is_told_so_with_the_sites(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="954").send(text="а где вы находитесь, есть в Химках?")
+    assert "нет" in reply.text and "Долгопрудн" in reply.text and "онлайн" in reply.text, reply.text
+    assert "не помогу" not in reply.text
+
+
+async def test_the_large_family_question_gets_the_siblings_discount(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="955").send(text="а есть скидки для многодетных?")
+    assert "10 %" in reply.text and "многодет" in reply.text, reply.text
