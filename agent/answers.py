@@ -58,10 +58,33 @@ _HEADING = re.compile(r"^#{1,6}\s*(.*)$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?…](?=\s|$)")
 
 
-def search_query(question: str) -> str:
-    """The question without funnel words, unless nothing meaningful would be left."""
-    stripped = " ".join(_FUNNEL_WORDS.sub(" ", question).split())
+_WHERE = "адрес"
+# Words in nearly every line of a timetable or a price list: they do not tell its lines apart.
+_EVERYWHERE = frozenset({"заня", "курс", "клас", "груп"})
+# «Во сколько начинаются занятия» asks for the time of day, not for the start of the school year.
+_TIME_OF_DAY = re.compile(r"\bво\s+сколько\s+(?:начина\w*|заканчива\w*|конча\w*|начало)", re.IGNORECASE)
+# What a question asks for when its key is a question word the index drops («где», «во сколько»): the
+# words of the section that answers that kind of question, added to the search.
+_ASKED_FOR = [
+    (re.compile(r"\bгде\b|\bадрес|находит|\bметро\b|\bплощадк|\bфилиал", re.IGNORECASE), _WHERE),
+    (re.compile(r"\bво\s+сколько\b|\bв\s+какое\s+время|\bв\s+котор\w+\s+час|\bв\s+какие\s+дни|\bпо\s+каким\s+дням"
+                r"|\bкакие\s+дни|\bв\s+будни|\bпо\s+будням|\bпо\s+выходным|\bдни\s+занятий", re.IGNORECASE), "расписание время занятий"),
+    (re.compile(r"сколько\s+(?:\w+\s+)?(?:учеников|детей|человек|ребят|школьников)\b|наполняемост|размер\w*\s+групп",
+                re.IGNORECASE), "сколько человек в группе"),
+]
+
+
+def _without_funnel_words(question: str) -> str:
+    stripped = " ".join(_FUNNEL_WORDS.sub(" ", _TIME_OF_DAY.sub(" время ", question)).split())
     return stripped if content_words(stripped) else question
+
+
+def search_query(question: str) -> str:
+    """The question without funnel words (unless nothing meaningful would be left), with the words of
+    the kind of section its question word asks for."""
+    named = entities_of(question) or topics_of(question)  # «Менделеево это где?» names what it asks about
+    hints = [words for pattern, words in _ASKED_FOR if pattern.search(question) and not (named and words == _WHERE)]
+    return " ".join([_without_funnel_words(question), *hints])
 
 
 def content_words(text: str) -> list[str]:
@@ -216,7 +239,26 @@ async def find_answer(knowledge: Knowledge, brand: str, question: str, *, limit:
     text = best_section(_sections(passage.text), limit)
     if not text or not covers(question, f"{passage.title}\n{text}"):
         return None
-    return Answer(title=passage.title, text=shorten(text, limit), source_url=passage.source_url)
+    return Answer(title=passage.title, text=shorten(focused(text, question, limit), limit), source_url=passage.source_url)
+
+
+def focused(text: str, question: str, limit: int) -> str:
+    """A list too long to show whole starts with the lines that name what the question names («онлайн
+    в будни» gets the weekday online line of the timetable first, not only the first lines that fit)."""
+    if len(text) <= limit:
+        return text
+    lines = text.splitlines()
+    items = [i for i, line in enumerate(lines) if line.lstrip().startswith(("-", "•"))]
+    asked = {w[:4] for w in content_words(_without_funnel_words(question))} - _EVERYWHERE
+    scores = {i: len(asked & {w[:4] for w in content_words(lines[i])}) for i in items}
+    best = max(scores.values(), default=0)
+    if best == 0 or all(score == best for score in scores.values()):
+        return text
+    first = [i for i in items if scores[i] == best]
+    rest = [i for i in items if scores[i] != best]
+    at = items[0]
+    order = list(range(at)) + first + rest + [i for i in range(at, len(lines)) if i not in scores]
+    return "\n".join(lines[i] for i in order)
 
 
 def best_sentence(text: str, words: list[str]) -> str | None:

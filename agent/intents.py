@@ -85,6 +85,9 @@ class IntentFile(_Strict):
     urgent: tuple[UrgentTopic, ...] = ()
     replies: dict[str, str]
     objection_queries: tuple[str, ...] = ()
+    # The knowledge question whose answer lists where classes are (after «no_site»: a place the content
+    # does not name).
+    sites_query: str = "где проходят очные занятия, адреса площадок"
 
 
 # What makes the rest of a message a question or request to answer, rather than a bare funnel answer

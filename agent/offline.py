@@ -68,12 +68,18 @@ MAX_BUTTON_LABEL = 40
 _SCHOOL = re.compile(
     r"курс|заняти|урок|учеб|учит|школ|класс|групп|преподав|педагог|цен|стои|оплат|скидк|лагер|смен|"
     r"расписан|адрес|запис|пробн|егэ|огэ|олимпиад|экзамен|программ|справк|договор|ребен|сын|доч|"
-    r"менеджер|филиал|онлайн|очно|мфти|физтех|подготов|балл|домашн|кружк|кружок|секци",
+    r"менеджер|филиал|онлайн|очно|мфти|физтех|подготов|балл|домашн|кружк|кружок|секци|находит|площадк",
     re.IGNORECASE,
 )
 _PRICE = re.compile(r"сколько\s+стоит|стоимост|\bцен[аыуе]\b|\bцены\b|почем|прайс|сколько\s+(?:будет\s+)?стоить|\bстоит\b", re.IGNORECASE)
 
 
+# A question about where the school is («где вы находитесь», «есть филиал в …»).
+_WHERE = re.compile(r"\bгде\b|\bадрес|находит|\bфилиал|\bплощадк|\bрядом\s+с\b", re.IGNORECASE)
+# «в Химках», «рядом с Королёвом»: a named place (capitalised, so case-sensitive).
+_IN_PLACE = re.compile(r"(?:\b[Вв]о?|\b[Нн]а|\b[Рр]ядом\s+с|\b[Оо]коло)\s+[А-ЯЁ][а-яё]{3,}")
+# «Что есть для 5 класса?», «какие курсы для восьмиклассника»: a question about the programs themselves.
+_PROGRAMS_ASKED = re.compile(r"что\s+(?:у\s+вас\s+)?есть|какие\s+(?:у\s+вас\s+)?(?:есть\s+)?(?:курс|программ|заняти|групп)|что\s+(?:можете\s+)?предлож", re.IGNORECASE)
 # A price question that also asks what the price includes is a knowledge-base question.
 _MORE = re.compile(r"что\s+входит|включ|за\s+что|из\s+чего", re.IGNORECASE)
 
@@ -81,6 +87,23 @@ _MORE = re.compile(r"что\s+входит|включ|за\s+что|из\s+че�
 def _start_phrase(start_text: str) -> str:
     """«старт 13.09.2026» for a date; a sentence («Учебный год идёт — можно присоединиться…») as it is."""
     return f"старт {start_text}" if start_text[:1].isdigit() else start_text[:1].lower() + start_text[1:]
+
+
+def _same_price(cards: list[ProgramCard]) -> list[ProgramCard] | None:
+    priced = [card for card in cards if "₽" in card.price_text]
+    if len(priced) < 2 or len({card.price_text for card in priced}) > 1:
+        return None
+    if len({card.title.partition(",")[2] for card in priced}) > 1:
+        return None  # different grades or formats: each keeps its own line
+    return priced
+
+
+def _one_price_line(cards: list[ProgramCard]) -> str:
+    names = [card.title.partition(",")[0].strip() for card in cards]
+    subjects = ", ".join([names[0], *(name.lower() for name in names[1:])])
+    rest = cards[0].title.partition(",")[2].strip()
+    start = _start_phrase(cards[0].next_start_text)
+    return f"{subjects} — {rest}: {cards[0].price_text}, {start}."
 
 
 def after_results_buttons() -> list[QuickReply]:
@@ -182,12 +205,12 @@ class OfflinePolicy:
         """The question of a message answered: a course price from the catalog, else the knowledge base."""
         question_text = message.question or message.text
         qualifying = follow_up and self.qualifying(state, message)
-        if _PRICE.search(question_text) and self._names_a_course(state, message, question_text):
+        parts = split_questions(question_text, self.intents.asks)
+        if len(parts) == 1 and _PRICE.search(question_text) and self._names_a_course(state, message, question_text):
             priced = self._catalog_price(state, message, today=today)
             if priced is not None:
                 return priced
-        parts = split_questions(question_text, self.intents.asks)
-        if len(parts) > 1:
+        if len(parts) > 1:  # each question answered, the price one from the catalog (see _several)
             several = await self._several(state, message, parts, today=today)
             if several is not None:
                 return self._with_follow(state, several, today, qualifying, noted=noted or [])
@@ -197,6 +220,12 @@ class OfflinePolicy:
         answer = await self._find(state.brand, with_context(question_text, state.flow.get("topic")))
         if answer is not None:
             state.flow["topic"] = answer.title
+        if answer is None and _WHERE.search(question_text) and _IN_PLACE.search(question_text):
+            # «есть в Химках?»: a place none of the content names — say so, then where classes are
+            answer = await self._find(state.brand, self.intents.spec.sites_query)
+            if answer is not None:
+                text = f"{self.intents.reply('no_site')}\n{answer.render()}"
+                return self._with_follow(state, text, today, qualifying, noted=noted or [])
         if answer is None:
             if not _SCHOOL.search(question_text) and not message.hints.steps():
                 return self._offtopic(brand_name)
@@ -213,8 +242,8 @@ class OfflinePolicy:
         """The question names a course («ЕГЭ по физике»), or is a bare «Сколько стоит?» once the profile
         does (camps are priced in the knowledge base: shifts and deposits need their words)."""
         h, p = message.hints, state.profile
-        if h.subject or h.goal not in (None, "camp"):
-            return True
+        if h.subject or h.goal not in (None, "camp") or (h.grade and h.goal is None):
+            return True  # «цена за год для 3 класса»: the grade's courses (one price for every subject)
         bare = len(content_words(question_text)) <= 1
         return bare and h.goal is None and p.goal != "camp" and bool(p.subject or p.goal)
 
@@ -288,6 +317,12 @@ class OfflinePolicy:
                     answers.append(priced.text.splitlines()[0])
                     continue
             found = await self._find(state.brand, part, limit=limit)
+            if found is None and _PROGRAMS_ASKED.search(part) and message.hints.steps():
+                # «что есть для первоклассников?»: the catalog's programs for what the message says
+                priced = self._catalog_price(state, message, today=today)
+                if priced is not None:
+                    answers.append(priced.text)
+                continue
             if found is not None and found.text not in answers:
                 answers.append(found.text)
                 if found.source_url and found.source_url not in sources:
@@ -325,6 +360,10 @@ class OfflinePolicy:
         if not cards or _MORE.search(message.question or message.text):
             return None
         lines = [PRICE_LINE.format(title=c.title, price=c.price_text, start=_start_phrase(c.next_start_text)) for c in cards]
+        if criteria.subject is None and (same := _same_price(result.items[:3])):
+            # «цена за год для 3 класса»: no subject named and every subject costs the same — one line
+            # for all of them, not one subject picked at random.
+            cards, lines = same, [_one_price_line(same)]
         state.flow["shown"] = [card.id for card in cards]
         buttons = [QuickReply(label=label, payload=f"program:{card.id}") for label, card in zip(program_labels(cards), cards, strict=True)]
         return Reply(text="\n".join(lines), cards=cards, quick_replies=buttons + [QuickReply(label="Позвать менеджера", payload=HANDOFF)])

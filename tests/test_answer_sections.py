@@ -1,0 +1,65 @@
+"""The right section, not its neighbour: parents' questions whose key is a question word («где», «в какие
+дни», «во сколько»), a list too long to show whole, several questions in one message, a price asked by
+grade only. Each through the real assistant on the offline policy (real catalog and knowledge base)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from adapters.wiring import Runtime
+from tests.assistant_helpers import Chat, assistant_runtime
+
+
+@pytest.fixture
+async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
+    runtime = await assistant_runtime(tmp_path)
+    yield runtime
+    await runtime.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted", "neighbour"),
+    [
+        # the timetable, not «Условия бесплатного пробного занятия» or «Сколько раз в неделю»
+        ("В какие дни занятия в Долгопрудном?", "воскресень", "пробное"),
+        # the weekday online line of the timetable, although it is the last one of a long list
+        ("Онлайн занятия бывают в будни?", "18:00", "SohoLMS"),
+        # the addresses, not «Как записаться» of the trial-lesson document
+        ("А где проходят занятия?", "Долгопрудн", "пробн"),
+        # group size, not the online format's description
+        ("Сколько учеников в онлайн-группе?", "12–15", "вебинар"),
+    ],
+)
+async def test_the_question_word_finds_its_section(rt: Runtime, text: str, wanted: str, neighbour: str) -> None:
+    reply = await Chat(rt, user_id="950").send(text=text)
+    assert wanted in reply.text and neighbour not in reply.text, reply.text
+
+
+async def test_a_price_and_a_trial_question_are_both_answered(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="951").send(text="Сколько стоит ЕГЭ по физике онлайн? И есть ли пробное занятие бесплатно?")
+    assert "41 800 ₽" in reply.text and "пробн" in reply.text, reply.text
+
+
+async def test_the_programs_question_next_to_another_is_answered(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="952").send(text="дочке 7 лет, что есть для первоклассников? и сколько детей в группе")
+    assert "1–4 класс" in reply.text and "59 900 ₽" in reply.text and "7–8" in reply.text, reply.text
+
+
+async def test_a_price_by_grade_alone_names_every_subject_once(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="953").send(text="цена за год для 3 класса")
+    assert "59 900 ₽" in reply.text and reply.text.count("59 900 ₽") == 1, reply.text
+    assert "нформатика" in reply.text and "математика" in reply.text.lower()
+
+
+async def test_a_town_without_a_site_is_told_so_with_the_sites(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="954").send(text="а где вы находитесь, есть в Химках?")
+    assert "нет" in reply.text and "Долгопрудн" in reply.text and "онлайн" in reply.text, reply.text
+    assert "не помогу" not in reply.text
+
+
+async def test_the_large_family_question_gets_the_siblings_discount(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="955").send(text="а есть скидки для многодетных?")
+    assert "10 %" in reply.text and "многодет" in reply.text, reply.text
