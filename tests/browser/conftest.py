@@ -129,9 +129,18 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
     runtime = build_runtime(settings)
     runtime.notifier = RecordingNotifier()
     app = create_app(settings, runtime=runtime)
-    port = _free_port()
     await runtime.db.migrate()
     await _real_dialogs(settings)
+    async with serving(app) as base:
+        runtime.notifier = RecordingNotifier()  # the lifespan wired the bot's notifier: record instead
+        wire_assistant(runtime)
+        yield base, runtime
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """The app served for real on 127.0.0.1 (lifespan included) for as long as the block runs."""
+    port = _free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(uv.serve())
     for _ in range(200):
@@ -139,11 +148,11 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
             break
         await asyncio.sleep(0.05)
     assert uv.started, "the test server did not start"
-    runtime.notifier = RecordingNotifier()  # the lifespan wired the bot's notifier: record instead
-    wire_assistant(runtime)
-    yield f"http://127.0.0.1:{port}", runtime
-    uv.should_exit = True
-    await asyncio.wait_for(task, 10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(task, 10)
 
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
@@ -216,7 +225,7 @@ async def admin_leads(base: str) -> list[dict[str, Any]]:
 DOC_SHOTS = ("user-2-results-light", "user-3-lead-errors-light", "user-5-duplicate-dark", "user-chat-light",
              "user-chat-typing-light", "user-chat-stream-light", "user-chat-stream-dark",
              "user-chat-dark", "user-browser-lead-light", "admin-1-leads-light", "admin-3-transcript-dark",
-             "admin-4-funnel-light")
+             "admin-4-funnel-light", "admin-5-answer-light", "admin-5-answer-failed-light", "admin-6-answer-closed-light")
 
 
 @pytest.fixture(scope="package", autouse=True)

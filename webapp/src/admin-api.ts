@@ -49,7 +49,7 @@ export interface TranscriptMessage {
   engine: string | null;
   cards: { id: string; title: string }[];
   tool_calls: string[];
-  meta?: { manager_name?: string | null } | null;
+  meta?: { manager_name?: string | null; delivery?: string } | null;
   created_at: string;
 }
 

@@ -1,9 +1,11 @@
 // The admin Mini App (/admin/miniapp): leads (filters, status, note, tap-to-call, CSV), conversations with
-// transcripts (cards shown, tools called) and ending human mode, the funnel drawn as charts.
+// transcripts (cards shown, tools called), answering the client (admin-reply.ts) and ending human mode,
+// the funnel drawn as charts.
 // Errors are shown inline under the controls, which keep what the admin typed.
 
 import "./style.css";
 import type { WebApp } from "telegram-web-app";
+import { answerComposer, authorName, deliveryText, managerLabel, type AnswerState } from "./admin-reply";
 import { AdminApi, LEAD_STATUSES, type ConversationItem, type Funnel, type FunnelRow, type Lead, type Page, type TranscriptMessage } from "./admin-api";
 import { barsChart, funnelChart, type Stage } from "./charts";
 import { h, replaceChildren } from "./dom";
@@ -195,7 +197,7 @@ async function showTranscript(id: number): Promise<void> {
   const signal = loads.next();
   replaceChildren(body, loadingView("Загружаем диалог…"));
   try {
-    const data = await api.get<{ conversation: ConversationItem; messages: TranscriptMessage[] }>(`/admin/conversations/${id}`, signal);
+    const data = await api.get<{ conversation: ConversationItem; messages: TranscriptMessage[]; answer?: AnswerState }>(`/admin/conversations/${id}`, signal);
     const c = data.conversation;
     const releaseStatus = h("p", { class: "hint", role: "status" });
     const release = h("button", { class: "primary", id: "release", type: "button" }, "Вернуть диалог помощнику");
@@ -210,16 +212,21 @@ async function showTranscript(id: number): Promise<void> {
         releaseStatus.textContent = `Не получилось: ${errorText(error, "вернуть диалог")}`;
       }
     });
+    const transcript = h("div", { class: "messages transcript" }, ...data.messages.map((m) => {
+      const delivery = m.role === "manager" ? deliveryText(m.meta) : null;
+      return h("div", { class: `bubble bubble-${m.role === "user" ? "user" : m.role === "manager" ? "manager" : "assistant"}` },
+        h("p", { class: "bubble-author" }, `${m.role === "manager" ? managerLabel(m.meta?.manager_name) : label(ROLE_LABELS, m.role)} · ${when(m.created_at)}${delivery ? ` · ${delivery}` : ""}`),
+        ...renderText(m.role === "user" ? storedUserText(m.content) : m.content || "—", (url) => openExternal(app, url)),
+        turnDetails(m));
+    }));
+    const answer = data.answer ?? { allowed: false, reason: null };
     replaceChildren(body,
       app ? null : h("button", { class: "link back", type: "button", onclick: closeTranscript }, "← К списку"),
       h("h2", {}, `Диалог №${c.id}`),
       h("p", { class: "hint" }, conversationTitle(c), profileText(c.profile) ? ` · ${profileText(c.profile)}` : ""),
       c.in_human_mode ? h("div", { class: "notice" }, h("p", {}, `Диалог у менеджера: ${c.handoff_reason ?? "причина не указана"}`), release, releaseStatus) : null,
-      h("div", { class: "messages transcript" }, ...data.messages.map((m) =>
-        h("div", { class: `bubble bubble-${m.role === "user" ? "user" : m.role === "manager" ? "manager" : "assistant"}` },
-          h("p", { class: "bubble-author" }, `${label(ROLE_LABELS, m.role)}${m.role === "manager" && m.meta?.manager_name ? ` ${m.meta.manager_name}` : ""} · ${when(m.created_at)}`),
-          ...renderText(m.role === "user" ? storedUserText(m.content) : m.content || "—", (url) => openExternal(app, url)),
-          turnDetails(m)))));
+      transcript,
+      answerComposer({ api, conversationId: c.id, answer, transcript, author: authorName(app), openLink: (url) => openExternal(app, url) }));
   } catch (error) {
     if (!signal.aborted) inlineError(body, error, () => void showTranscript(id));
   }

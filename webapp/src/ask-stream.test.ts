@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { askLive, askStream, newMessageKey, SseParser, StreamDropped } from "./ask-stream";
+import { askLive, askStream, SseParser, StreamDropped } from "./ask-stream";
+import { newMessageKey } from "./message-key";
 import { ApiError } from "./telegram";
 
 function streamOf(chunks: string[], contentType = "text/event-stream", breakAtEnd = false): Response {

@@ -54,14 +54,6 @@ export class SseParser {
   }
 }
 
-/** A client's own id for one message (the server's idempotency_key): a retry of it is not a new turn. */
-export function newMessageKey(): string {
-  if (typeof crypto !== "undefined" && typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 async function post(body: object, headers: Record<string, string>, accept: string): Promise<Response> {
   try {
     return await fetch(ASK_URL, {

@@ -6,11 +6,12 @@
 // program cards). Each message carries its own key, so a retry never makes a second turn.
 
 import type { WebApp } from "telegram-web-app";
-import { askLive, newMessageKey } from "./ask-stream";
+import { askLive } from "./ask-stream";
 import { renderCards, type ProgramCard } from "./cards";
 import "./chat-live.css";
 import { h, replaceChildren } from "./dom";
 import { renderText } from "./format";
+import { newMessageKey } from "./message-key";
 import { errorView, loadingView } from "./states";
 import { ApiError, haptic, openExternal, requestJson } from "./telegram";
 

@@ -115,7 +115,25 @@ async def conversation_transcript(
         "ok": True,
         "conversation": _conversation_json(conversation, user, in_human_mode),
         "messages": [_message_json(m, runtime.catalog, conversation.brand) for m in messages],
+        "answer": await _can_answer(runtime, conversation_id, in_human_mode),
     }
+
+
+async def _can_answer(runtime: RuntimeDep, conversation_id: int, in_human_mode: bool) -> dict[str, object]:
+    """Whether an admin can answer the client from the admin app now, and if not, why (a code the app
+    words for the manager): the bot has the conversation, the client blocked the bot, or the client is
+    in Telegram while the relay that would carry the answer there is off."""
+    reason: str | None = None
+    client = await RelayRepository(runtime.db).client(conversation_id)
+    if not in_human_mode:
+        reason = "not_in_human_mode"
+    elif client is None:
+        reason = "client_unknown"
+    elif client.blocked:
+        reason = "client_blocked"
+    elif client.telegram_chat_id is not None and (runtime.telegram is None or runtime.telegram.relay is None):
+        reason = "relay_unavailable"
+    return {"allowed": reason is None, "reason": reason}
 
 
 @router.post("/admin/conversations/{conversation_id}/release")
@@ -138,6 +156,10 @@ async def release_conversation(
 class ManagerAnswer(BaseModel):
     text: str = Field(min_length=1, max_length=4000, description="what the client receives")
     name: str = Field(default="Менеджер", min_length=1, max_length=128, description="who answers, as the transcript shows it")
+    idempotency_key: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9_.:-]{8,64}$",
+        description="the admin app's own id for this answer: a repeated request (double click, retry) sends it once",
+    )
 
 
 @router.post("/admin/conversations/{conversation_id}/messages")
@@ -150,16 +172,17 @@ async def answer_client(
     if not text:
         raise HTTPException(422, {"reason": "invalid_request", "field": "text", "detail": "text must not be blank"})
     author = Author(name=body.name.strip() or "Менеджер", via="admin")
+    key = f"admin:{conversation_id}:{body.idempotency_key}" if body.idempotency_key else None
     relay = runtime.telegram.relay if runtime.telegram is not None else None
     if relay is not None:
-        delivery = await relay.send_from_admin(conversation_id, text, author)  # NotFound → 404
+        delivery = await relay.send_from_admin(conversation_id, text, author, key=key)  # NotFound → 404
     else:
-        delivery = await _store_for_next_reply(runtime, conversation_id, text, author)
+        delivery = await _store_for_next_reply(runtime, conversation_id, text, author, key)
     log.info("conversation %s answered from the admin API by %s (%s)", conversation_id, who, delivery)
     return {"ok": True, "conversation_id": conversation_id, "delivery": delivery}
 
 
-async def _store_for_next_reply(runtime: RuntimeDep, conversation_id: int, text: str, author: Author) -> str:
+async def _store_for_next_reply(runtime: RuntimeDep, conversation_id: int, text: str, author: Author, key: str | None) -> str:
     """Without the Telegram relay only clients outside Telegram can be answered: their next reply carries it."""
     repo = RelayRepository(runtime.db)
     client = await repo.client(conversation_id)
@@ -167,11 +190,12 @@ async def _store_for_next_reply(runtime: RuntimeDep, conversation_id: int, text:
         raise NotFound(f"conversation {conversation_id}")
     if client.telegram_chat_id is not None:
         raise HTTPException(503, {"reason": "relay_unavailable", "detail": "the client is in Telegram: set TELEGRAM_BOT_TOKEN, MANAGER_CHAT_ID and MANAGER_RELAY_ENABLED"})
-    key = f"admin:{conversation_id}:{runtime.clock().timestamp()}"
     meta = {"manager_id": None, "manager_name": author.name, "via": "admin", "delivery": "waiting"}
     until = human_mode_deadline(runtime.clock(), runtime.settings.handoff_idle_hours)
-    await repo.add_manager_message(conversation_id, key, text, meta, human_mode_until=until)
-    return "waiting"
+    stored, _ = await repo.add_manager_message(
+        conversation_id, key or f"admin:{conversation_id}:{runtime.clock().timestamp()}", text, meta, human_mode_until=until
+    )
+    return str((stored.meta or {}).get("delivery", "waiting"))  # a repeat tells what became of the first
 
 
 @router.get("/admin/telegram/dead-updates")

@@ -228,18 +228,19 @@ class StaffRelay:
         key = f"relay:{message.chat.id}:{message.message_id}"
         await self._deliver(conversation_id, key, describe(message), author, source=message)
 
-    async def send_from_admin(self, conversation_id: int, text: str, author: Author) -> Delivery:
-        """An admin's answer from the admin API: delivered like a topic message and shown in the topic."""
-        key = f"admin:{conversation_id}:{time.time_ns()}"
-        delivery = await self._deliver(conversation_id, key, text, author, source=None)
+    async def send_from_admin(self, conversation_id: int, text: str, author: Author, *, key: str | None = None) -> Delivery:
+        """An admin's answer from the admin API: delivered like a topic message and shown in the topic.
+        ``key`` (the admin app's own id for the message) makes a repeated request send nothing twice."""
+        delivery, new = await self._deliver(conversation_id, key or f"admin:{conversation_id}:{time.time_ns()}", text, author, source=None)
         topic = await self.repo.topic(conversation_id)
-        if topic is not None and topic.chat_id == self.chat_id:
+        if new and topic is not None and topic.chat_id == self.chat_id:
             await self._note(topic, f"🧑‍💼 {author.name} (админка): {text}")
         return delivery
 
     async def _deliver(
         self, conversation_id: int, key: str, content: str, author: Author, *, source: Message | None
-    ) -> Delivery:
+    ) -> tuple[Delivery, bool]:
+        """(what became of the message, whether this call stored it: False for a repeat of its key)."""
         client = await self.repo.client(conversation_id)
         if client is None:
             raise NotFound(f"conversation {conversation_id}")
@@ -249,16 +250,16 @@ class StaffRelay:
         if source is not None:
             meta["staff_message"] = {"chat_id": source.chat.id, "message_id": source.message_id}
         until = human_mode_deadline(self.clock(), self.idle_hours)
-        stored, _ = await self.repo.add_manager_message(conversation_id, key, content, meta, human_mode_until=until)
+        stored, new = await self.repo.add_manager_message(conversation_id, key, content, meta, human_mode_until=until)
         assert stored.id is not None
         await self.repo.set_active(conversation_id, True)  # a manager writing takes the conversation (back)
         delivery: Delivery = (stored.meta or {}).get("delivery", "pending")
         if delivery != "pending":
-            return delivery  # a repeat of a message already handled: nothing is sent twice
+            return delivery, new  # a repeat of a message already handled: nothing is sent twice
         chat = client.telegram_chat_id
         if chat is None:
             await self.repo.set_delivery(stored.id, "waiting")  # the client's next request carries it
-            return "waiting"
+            return "waiting", new
         try:
             if source is not None:
                 sent = await self.bot.copy_message(chat, source.chat.id, source.message_id)
@@ -267,9 +268,9 @@ class StaffRelay:
         except TelegramForbiddenError:
             await self.repo.set_delivery(stored.id, "blocked")
             await self._blocked(client)
-            return "blocked"
+            return "blocked", new
         await self.repo.set_delivery(stored.id, "delivered", client_message_id=sent.message_id)
-        return "delivered"
+        return "delivered", new
 
     async def _blocked(self, client: ClientAddress) -> None:
         topic = await self.repo.topic(client.conversation_id)
