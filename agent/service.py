@@ -477,10 +477,7 @@ class AssistantService:
     # ---------------------------------------------------------------- helpers
 
     def _brand(self, inbound: Inbound) -> str:
-        brand = (inbound.brand or self.settings.brand_default).strip()
-        if brand not in self.catalog.brand_ids():
-            raise UnknownBrand(brand)
-        return brand
+        return self.catalog.require_brand((inbound.brand or self.settings.brand_default).strip())
 
     def _lock(self, inbound: Inbound, brand: str) -> asyncio.Lock:
         return self._lock_for(identity_of(inbound.channel).value, inbound.user_id, brand)

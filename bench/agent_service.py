@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.wiring import Runtime, build_runtime, settle_startup_heap, wire_assistant  # noqa: E402
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime, settle_startup_heap  # noqa: E402
 from agent.llm_types import FunctionCall, ModelTurn, WebAnswer  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from agent.state import NewMessage  # noqa: E402
@@ -83,11 +84,8 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 async def _runtime(settings: Settings, *, scripted: bool) -> Runtime:
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, llm=ScriptedLLM() if scripted else None)  # type: ignore[arg-type]
     await runtime.db.migrate()
-    if scripted:
-        runtime.llm = ScriptedLLM()  # type: ignore[assignment]
-        wire_assistant(runtime)
     return runtime
 
 

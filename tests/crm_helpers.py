@@ -16,7 +16,8 @@ from adapters.crm.http import make_http_client
 
 from adapters.crm.outbox import OutboxPolicy
 from adapters.storage.models import Lead
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from agent.errors import CrmError
 from agent.ports import CRM, CrmPushResult, LeadPayload
 from tests.conftest import make_settings

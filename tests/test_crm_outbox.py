@@ -12,11 +12,12 @@ import pytest
 
 from adapters.crm.outbox import OutboxWorker
 from adapters.crm.payload import lead_payload, lead_title
-from adapters.http.metrics import REGISTRY
+from adapters.counters import REGISTRY
 from adapters.storage.database import Database
 from adapters.storage.models import utcnow
 from adapters.storage.outbox import OutboxRepository
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from tests.conftest import make_settings
 from tests.crm_helpers import FAST, LATE, TOKEN, add_lead, crm_runtime, serving, wait_for
 from tests.fake_crm import FakeAmo, FakeBase, FakeTallanto

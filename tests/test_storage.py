@@ -17,7 +17,7 @@ from sqlalchemy import text
 from adapters.storage.database import Database
 from adapters.storage.engine import normalize_database_url
 from adapters.storage.models import ConsentRecord, Lead, ModelUsage
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from tests.conftest import PG_ADMIN_DSN, REPO
 
 

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from adapters.storage.models import Lead
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.types import Channel
 from tests.assistant_helpers import Chat, assistant_runtime
 

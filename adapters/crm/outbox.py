@@ -14,6 +14,7 @@ import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from adapters.counters import CRM_PUSHES
 from adapters.crm.payload import lead_payload
 from adapters.storage.models import CrmOutbox, utcnow
 from adapters.storage.outbox import OutboxRepository
@@ -117,8 +118,4 @@ class OutboxWorker:
         log.info("lead %s delivered to %s (%s)", lead.id, self.crm.name, "created" if result.created else "updated")
 
     def _count(self, outcome: str) -> None:
-        # Imported here: the metrics module belongs to the HTTP app, which imports the wiring that
-        # builds this worker.
-        from adapters.http.metrics import CRM_PUSHES
-
         CRM_PUSHES.labels(self.crm.name, outcome).inc()
