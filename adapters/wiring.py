@@ -113,7 +113,7 @@ def build_runtime(
     assistant_service: Assistant = assistant or _build_assistant(
         settings, store, catalog, knowledge, lead_service, notifier, crm, llm, today
     )
-    lead_test = LeadTest(crm, leads, settings.brand_default)
+    lead_test = LeadTest(crm, lead_service, leads, settings.brand_default)
     telegram = None
     if bot is not None:
         from adapters.telegram.service import TelegramService

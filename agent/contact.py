@@ -8,8 +8,9 @@ from datetime import datetime
 
 from agent.channel_texts import ask_phone, consent_withdrawal
 from agent.errors import ConsentRequired, InvalidInput
-from agent.guardrails import mask_phone
-from agent.leads import LeadRequest, LeadService, normalize_phone
+from agent.personal_data import mask_phone
+from agent.leads import LeadRequest, LeadService
+from agent.phones import normalize_phone
 from agent.state import ConversationState
 from agent.types import Action, Channel, QuickReply, Reply
 from agent.understanding import Understanding

@@ -12,7 +12,6 @@ lead; pressing «Отправить» twice (or the bot and the Mini App asking 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -23,24 +22,13 @@ from pydantic import BaseModel
 
 from agent.catalog import Catalog
 from agent.errors import ConsentRequired, InvalidInput
+from agent.phones import normalize_phone
 from agent.state import EarlierLead, LeadRequest, LeadStore, Store
 from agent.types import Channel, Identity
 
 PERSONAL_DATA = "personal_data"
 MARKETING = "marketing"
 DEDUPE_WINDOW = timedelta(hours=24)
-
-
-def normalize_phone(raw: str) -> str:
-    """+7XXXXXXXXXX from the ways Russians type a mobile or landline number; InvalidInput otherwise."""
-    digits = re.sub(r"\D", "", raw or "")
-    if len(digits) == 10:
-        digits = "7" + digits
-    elif len(digits) == 11 and digits[0] == "8":
-        digits = "7" + digits[1:]
-    if len(digits) != 11 or digits[0] != "7" or digits[1] not in "3489":
-        raise InvalidInput("phone", "expected a Russian phone number like +7 999 123-45-67")
-    return "+" + digits
 
 
 @lru_cache(maxsize=32)
@@ -94,6 +82,7 @@ class LeadForm(BaseModel):
 
 
 MINIAPP_SOURCE = "miniapp"
+TEST_LEAD_NAME = "Тестовая заявка"
 
 
 class LeadStoreWithConversations(LeadStore, Store, Protocol):
@@ -178,6 +167,11 @@ class LeadService:
         return LeadOutcome(
             lead_id=lead_id, phone=phone, created=True, profile=request.profile, program_ids=request.program_ids
         )
+
+    async def create_test_lead(self, phone: str, *, brand: str) -> int:
+        """/leadtest's lead: the same phone rule as a real lead (InvalidInput for a number a real lead
+        would be refused with); marked as a test, no consent needed (an admin sends it, nobody's data)."""
+        return await self.store.create_test_lead(brand=brand, phone=normalize_phone(phone), name=TEST_LEAD_NAME)
 
     @staticmethod
     def _same_request(request: LeadRequest, earlier: list[EarlierLead]) -> EarlierLead | None:

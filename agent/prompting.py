@@ -9,7 +9,8 @@ from functools import cached_property, lru_cache
 from datetime import date
 from typing import Any
 
-from agent.guardrails import mask_personal_data, mask_phone, secret_lines_of
+from agent.guardrails import secret_lines_of
+from agent.personal_data import mask_personal_data, mask_phone
 from agent.settings import Settings
 from agent.state import Profile, StoredMessage
 

@@ -37,11 +37,12 @@ from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, Conta
 from agent.decide import Decision, Route, Situation, decide
 from agent.errors import ModelUnavailable, NotFound, UnknownBrand
 from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
-from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, mask_personal_data, quotes_prompt
+from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, quotes_prompt
 from agent.intents import HandoffLookup, Intent, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
+from agent.personal_data import mask_personal_data
 from agent.replies import (
     CALL_MANAGER,
     FORGET_NO,

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adapters.wiring import build_runtime
 from agent.catalog import Catalog
-from agent.guardrails import digits_of
+from agent.personal_data import digits_of
 from agent.settings import CrmProvider, Settings
 from agent.types import Action, Channel, Inbound, Reply
 from evals.runner import RecordingNotifier

@@ -43,6 +43,9 @@ async def test_leadtest_explains_failures_in_plain_words(tmp_path: Path) -> None
 
             bad = await runtime.lead_test("12345")
             assert not bad.ok and "/leadtest +79991234567" in bad.message and bad.lead_id is None
+            # One phone rule: a number a real lead is refused with (no Russian code starts with 1) too.
+            unreal = await runtime.lead_test("+7 111 111-11-11")
+            assert not unreal.ok and unreal.lead_id is None and "/leadtest +79991234567" in unreal.message
         finally:
             await runtime.close()
 

@@ -12,7 +12,8 @@ from sqlmodel import select
 from adapters.storage.models import CrmOutbox, Lead, utcnow
 from adapters.runtime import Runtime
 from agent.errors import ConsentRequired, InvalidInput
-from agent.leads import LeadRequest, LeadService, consent_version, normalize_phone
+from agent.leads import LeadRequest, LeadService, consent_version
+from agent.phones import normalize_phone
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,12 +10,13 @@ import time
 from dataclasses import dataclass, field
 
 from adapters.crm.payload import lead_payload
-from adapters.crm.phones import normalise_phone
-from adapters.storage.models import Lead
 from adapters.storage.repositories import LeadRepository
 from agent.errors import CrmError, InvalidInput
+from agent.leads import LeadService
+from agent.phones import normalize_phone
 from agent.ports import CRM
 
+BAD_PHONE = "Номер не похож на российский телефон. Пример: /leadtest +79991234567"
 PROVIDER_LABELS = {"tallanto": "Tallanto", "amo": "amoCRM"}
 SETTING_PREFIX = {"tallanto": "TALLANTO", "amo": "AMO"}
 TOKEN_SETTINGS = {"tallanto": "TALLANTO_API_TOKEN (или TALLANTO_API_KEY)", "amo": "AMO_ACCESS_TOKEN"}
@@ -55,30 +56,22 @@ class LeadTest:
     """/leadtest's round trip, built once by the composition root."""
 
     crm: CRM
-    leads: LeadRepository
+    lead_service: LeadService
+    leads: LeadRepository  # the stored lead's payload and its delivery status
     brand: str
 
     async def __call__(self, phone: str) -> LeadTestResult:
         provider = self.crm.name
         try:
-            phone = normalise_phone(phone)
+            normalize_phone(phone)  # the rule a real lead is held to (the lead service applies it too)
         except InvalidInput:
-            return LeadTestResult(False, provider, "Номер не похож на российский телефон. Пример: /leadtest +79991234567")
+            return LeadTestResult(False, provider, BAD_PHONE)
         if provider == "none":
             message = explain_crm_error(provider, CrmError("none", retryable=False, kind="disabled"))
             return LeadTestResult(False, provider, message)
-        lead = await self.leads.create(
-            Lead(
-                brand=self.brand,
-                channel="telegram",
-                source="leadtest",
-                name="Тестовая заявка",
-                phone=phone,
-                is_test=True,
-            ),
-            outbox_provider=None,
-        )
-        assert lead.id is not None
+        lead_id = await self.lead_service.create_test_lead(phone, brand=self.brand)
+        lead = await self.leads.get(lead_id)
+        assert lead is not None and lead.id is not None
         started = time.perf_counter()
         try:
             result = await self.crm.push_lead(lead_payload(lead, []))
