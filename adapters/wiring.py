@@ -19,12 +19,13 @@ from adapters.crm.checks import crm_connection
 from adapters.crm.factory import build_crm
 from adapters.crm.http import make_http_client
 from adapters.crm.leadtest import LeadTest
-from adapters.crm.outbox import OutboxWorker
+from adapters.crm.outbox import OutboxPolicy, OutboxWorker
 from adapters.http.ratelimit import AssistantLimits, crm_api_limiter
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
 from adapters.miniapp_checks import miniapp_checks
 from adapters.notify import LoggingNotifier
 from adapters.preflight import PreflightInputs
+from adapters.retry import Backoff
 from adapters.runtime import BackgroundService, Runtime
 from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.database import Database, database_url_for
@@ -127,7 +128,8 @@ def build_runtime(
     background: list[BackgroundService] = []
     if real_crm:
         # `none` creates no outbox rows (LeadRepository.create(..., outbox_provider=None)), so no worker.
-        background.append(OutboxWorker(crm, outbox, leads, messages))
+        retry = Backoff(settings.crm_retry_base_seconds, settings.crm_retry_max_seconds, jitter=0.1)
+        background.append(OutboxWorker(crm, outbox, leads, messages, OutboxPolicy(retry=retry)))
     if telegram is not None:
         background += telegram.background(run_bot=run_bot)
     return Runtime(

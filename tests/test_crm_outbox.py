@@ -13,6 +13,7 @@ import pytest
 from adapters.crm.outbox import OutboxWorker
 from adapters.crm.payload import lead_payload, lead_title
 from adapters.counters import REGISTRY
+from adapters.retry import Backoff
 from adapters.storage.database import Database
 from adapters.storage.models import utcnow
 from adapters.storage.outbox import OutboxRepository
@@ -122,7 +123,7 @@ async def test_retry_after_from_the_crm_is_honoured(tmp_path: Path, database_url
         runtime = await crm_runtime(tmp_path, "tallanto", fake.url, database_url)
         try:
             lead = await add_lead(runtime, PHONES[0], provider="tallanto")
-            patient = OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages, replace(FAST, max_delay_seconds=600))
+            patient = OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages, replace(FAST, retry=Backoff(0.05, 600, jitter=0.1)))
             assert await patient.run_once() == 1
             row = await runtime.outbox.for_lead(lead.id)  # type: ignore[arg-type]
             assert row.status == "pending" and row.attempts == 1  # type: ignore[union-attr]

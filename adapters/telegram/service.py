@@ -29,6 +29,7 @@ from aiogram.utils.text_decorations import html_decoration as hd
 from pydantic import ValidationError
 
 from adapters.http.ratelimit import make_storage
+from adapters.retry import Backoff
 from adapters.storage.database import Database
 from adapters.storage.relay import RelayRepository
 from adapters.storage.repositories import UserRepository
@@ -48,7 +49,6 @@ from agent.settings import Settings, TelegramMode
 
 log = logging.getLogger(__name__)
 
-MAX_STARTUP_BACKOFF_SECONDS = 300.0
 DEAD_LETTER_TEXT = (
     "Извините, не получилось обработать ваше сообщение. Мы уже разбираемся; если вопрос срочный, "
     "напишите /manager."
@@ -111,7 +111,7 @@ class TelegramService:
         self.queue = UpdateQueue(
             db,
             max_attempts=settings.telegram_queue_max_attempts,
-            retry_base_seconds=settings.telegram_queue_retry_base_seconds,
+            retry=Backoff(settings.telegram_queue_retry_base_seconds, settings.telegram_queue_retry_max_seconds),
             lease_seconds=settings.telegram_queue_lease_seconds,
             retention_hours=settings.telegram_queue_retention_hours,
         )
@@ -121,8 +121,16 @@ class TelegramService:
             concurrency=settings.telegram_queue_concurrency,
             poll_seconds=settings.telegram_queue_poll_seconds,
             on_dead=self.apologise,
+            claim_retry=Backoff(2 * settings.telegram_queue_poll_seconds, settings.telegram_claim_retry_max_seconds),
         )
-        self.polling = PollingService(self.bot, self.queue)
+        self.polling = PollingService(
+            self.bot,
+            self.queue,
+            retry=Backoff(settings.telegram_polling_retry_base_seconds, settings.telegram_polling_retry_max_seconds),
+        )
+        self.startup_retry = Backoff(
+            settings.telegram_startup_retry_base_seconds, settings.telegram_startup_retry_max_seconds
+        )
         self.bot_username: str | None = None
 
     def background(self, *, run_bot: bool) -> list[Any]:
@@ -179,7 +187,7 @@ class TelegramService:
                 raise
             except Exception as error:
                 failures += 1
-                delay = min(2.0**failures, MAX_STARTUP_BACKOFF_SECONDS)
+                delay = self.startup_retry.delay(failures)
                 log.warning("Telegram not reachable (%s); retrying in %.0fs", type(error).__name__, delay)
                 await asyncio.sleep(delay)
 
