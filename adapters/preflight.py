@@ -156,8 +156,8 @@ def _openai(inputs: PreflightInputs) -> list[Check]:
     return [Check("openai", Level.ok, f"model {inputs.settings.openai_model}")]
 
 
-def _crm_settings(inputs: PreflightInputs) -> list[Check]:
-    settings = inputs.settings
+def missing_crm_settings(settings: Settings) -> list[str]:
+    """The variables CRM_PROVIDER still needs (none for `none`)."""
     missing: list[str] = []
     if settings.crm_provider is CrmProvider.tallanto:
         if not settings.tallanto_api_url:
@@ -169,6 +169,12 @@ def _crm_settings(inputs: PreflightInputs) -> list[Check]:
             missing.append("AMO_API_URL")
         if settings.amo_access_token is None:
             missing.append("AMO_ACCESS_TOKEN")
+    return missing
+
+
+def _crm_settings(inputs: PreflightInputs) -> list[Check]:
+    settings = inputs.settings
+    missing = missing_crm_settings(settings)
     if missing:
         return [Check("crm_settings", Level.critical, f"CRM_PROVIDER={settings.crm_provider.value} needs {', '.join(missing)}")]
     return [Check("crm_settings", Level.ok, f"provider {settings.crm_provider.value}")]

@@ -90,12 +90,18 @@ def build_runtime(
     async def record_vector_search(purpose: str) -> None:
         await usage.add(ModelUsage(model="vector_store", purpose=purpose))
 
+    if llm is None and settings.llm_configured:
+        # Imported here: the openai SDK costs 0.4-0.8 s of start-up that the offline mode never needs.
+        from agent.llm import LLM
+
+        llm = LLM(settings)
     if content is not None:
         catalog, knowledge = content
     else:
         # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
         catalog, _ = read_catalog(settings.catalog_path)
-        knowledge = build_knowledge(settings, usage_recorder=record_vector_search)
+        model_client = llm.client if llm is not None and settings.openai_vector_store_id else None
+        knowledge = build_knowledge(settings, model_client, usage_recorder=record_vector_search)
 
     # The Telegram bot comes before the assistant (which takes its notifier), and its staff relay
     # hands conversations back to the assistant built below: the closure reads it when called.
@@ -104,11 +110,6 @@ def build_runtime(
 
     bot = _build_bot(settings, users, db, store, release)
     notifier = notifier or (bot.notifier if bot is not None else LoggingNotifier())
-    if llm is None and settings.llm_configured:
-        # Imported here: the openai SDK costs 0.4-0.8 s of start-up that the offline mode never needs.
-        from agent.llm import LLM
-
-        llm = LLM(settings)
     provider = None if settings.crm_provider is CrmProvider.none else settings.crm_provider.value
     lead_service = LeadService(store, catalog=catalog, legal_path=settings.legal_path, outbox_provider=provider)
     assistant_service: Assistant = assistant or _build_assistant(
@@ -214,7 +215,7 @@ def _build_assistant(
         store=store,
         catalog=catalog,
         knowledge=knowledge,
-        leads=lead_service,
+        lead_service=lead_service,
         notifier=notifier,
         model=model,
         crm=crm,

@@ -1,6 +1,6 @@
 """Interfaces the core needs from the outside world; adapters implement them.
 
-The storage port lives with the service that uses it (see agent/service.py); the ones here are
+The storage ports (Store, LeadStore) live with the conversation state (agent/state.py); the ones here are
 shared by several adapters: the CRM (create_lead, crm_lookup, the outbox, /leadtest) and the
 knowledge base (kb_file_search, /api/kb/search, /kbtest).
 """

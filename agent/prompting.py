@@ -16,7 +16,7 @@ from agent.state import Profile, StoredMessage
 
 # About 3 characters per token in Russian: ~2500 tokens of history per turn.
 TRANSCRIPT_MAX_CHARS = 7500
-TRANSCRIPT_MAX_MESSAGES = 30
+TRANSCRIPT_MAX_MESSAGES = 30  # the model's transcript: fetched and sent (then cut to TRANSCRIPT_MAX_CHARS)
 QUOTE_HEAD_CHARS = 30
 
 

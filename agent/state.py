@@ -1,6 +1,7 @@
 """The conversation as the core sees it, and the storage port the service loads and saves it through.
 
-adapters/storage/stores.py implements ``Store`` over the SQL repositories; the core never sees SQL.
+adapters/storage/stores.py implements ``Store`` and ``LeadStore``: a turn's reads and writes in
+SQLAlchemy Core (adapters/storage/turn_sql.py), the rest over the ORM repositories; the core never sees SQL.
 """
 
 from __future__ import annotations

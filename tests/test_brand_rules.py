@@ -267,3 +267,19 @@ async def test_the_demo_brand_never_names_kmipt(tmp_path: Path, api: respx.MockR
         assert_clean(offline, FORBIDDEN_IN_DEMO)
     finally:
         await offline_rt.close()
+
+
+async def test_working_hours_come_from_the_brands_catalog_block(tmp_path: Path) -> None:
+    """The demo school answers on weekdays 09:00–20:00: its handoff says so, not kmipt's hours."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path, brand_default="demo", catalog_dir=str(DEMO / "catalog"), knowledge_dir=str(DEMO / "knowledge")
+    )
+    rt = build_runtime(settings, notifier=RecordingNotifier())
+    try:
+        await rt.db.migrate()
+        reply = await Chat(rt, user_id="3003").send(choice="handoff")
+        assert "по будням 09:00–20:00" in reply.text and "10:00–18:00" not in reply.text
+    finally:
+        await rt.close()

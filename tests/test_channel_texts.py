@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from agent.channel_texts import for_channel
-from adapters.runtime import Runtime
 from agent.types import Channel
 from tests.conftest import MakeRuntime
 from tests.assistant_helpers import Chat, RecordingNotifier

@@ -22,6 +22,7 @@ from adapters.wiring import build_runtime
 from tests.conftest import make_settings
 from tests.crm_helpers import FAST, LATE, TOKEN, add_lead, crm_runtime, serving, wait_for
 from tests.fake_crm import FakeAmo, FakeBase, FakeTallanto
+from tests.storage_helpers import stored_dialogue
 
 PHONES = [f"+7999100{i:04d}" for i in range(4)]
 
@@ -175,12 +176,9 @@ async def test_summary_sent_to_the_crm_has_no_phone_numbers(tmp_path: Path, data
     with serving(fake):
         runtime = await crm_runtime(tmp_path, "tallanto", fake.url, database_url)
         try:
-            user = await runtime.users.get_or_create("telegram", "42", first_name="Анна")
-            conversation = await runtime.conversations.get_or_create(user.id, "kmipt")  # type: ignore[arg-type]
-            await runtime.messages.add(conversation.id, "user", "Хочу на ОГЭ по физике", channel="telegram")  # type: ignore[arg-type]
-            await runtime.messages.add(conversation.id, "assistant", "Оставьте телефон", channel="telegram")  # type: ignore[arg-type]
-            await runtime.messages.add(conversation.id, "user", "мой номер 8 (999) 100-00-00, почта a@b.ru", channel="telegram")  # type: ignore[arg-type]
-            await add_lead(runtime, PHONES[0], provider="tallanto", user_id=user.id, conversation_id=conversation.id)
+            dialogue = [("Хочу на ОГЭ по физике", "Оставьте телефон"), ("мой номер 8 (999) 100-00-00, почта a@b.ru", "Спасибо!")]
+            state = await stored_dialogue(runtime.store, "42", dialogue, first_name="Анна")
+            await add_lead(runtime, PHONES[0], provider="tallanto", user_id=state.user_id, conversation_id=state.conversation_id)
             await worker(runtime).run_once()
             (contact,) = fake.contacts.values()
             assert "Клиент: Хочу на ОГЭ по физике" in contact["description"]

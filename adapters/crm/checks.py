@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from adapters.preflight import Check, Level, PreflightInputs
+from adapters.preflight import Check, Level, PreflightInputs, missing_crm_settings
 from agent.errors import CrmError
 from agent.settings import CrmProvider
-
-
-def _settings_complete(inputs: PreflightInputs) -> bool:
-    settings = inputs.settings
-    if settings.crm_provider is CrmProvider.tallanto:
-        return bool(settings.tallanto_api_url) and (settings.tallanto_api_token or settings.tallanto_api_key) is not None
-    return bool(settings.amo_api_url) and settings.amo_access_token is not None
 
 
 async def crm_connection(inputs: PreflightInputs) -> list[Check]:
     settings = inputs.settings
     provider = settings.crm_provider
     # `none` needs no check, and missing settings are already reported by the crm_settings check.
-    if provider is CrmProvider.none or not _settings_complete(inputs):
+    if provider is CrmProvider.none or missing_crm_settings(settings):
         return []
     checks: list[Check] = []
     if provider is CrmProvider.tallanto and settings.tallanto_read_only_enabled:

@@ -38,18 +38,18 @@ class MiniAppLead(BaseModel):
 
 CONFIRMATION = (
     "Спасибо, {name}! Мы получили вашу заявку из мини-приложения. "
-    "Менеджер свяжется с вами в рабочее время (ежедневно 10:00–18:00)."
+    "Менеджер свяжется с вами в рабочее время ({hours})."
 )
 
 
 CONFIRMATION_TIMEOUT_SECONDS = 5.0
 
 
-async def _confirm_in_chat(notifier: Notifier, telegram_id: int, name: str) -> bool:
+async def _confirm_in_chat(notifier: Notifier, telegram_id: int, text: str) -> bool:
     """True when the bot delivered the confirmation; the app tells the parent only what really happened."""
     try:
         await asyncio.wait_for(
-            notifier.notify_user(telegram_id, CONFIRMATION.format(name=name)), CONFIRMATION_TIMEOUT_SECONDS
+            notifier.notify_user(telegram_id, text), CONFIRMATION_TIMEOUT_SECONDS
         )
     except Exception:  # the lead is stored; a failed courtesy message must not turn it into an error
         log.warning("could not confirm the Mini App lead in chat", exc_info=True)
@@ -90,7 +90,9 @@ async def submit_lead(
         identity=Identity.telegram.value, external_id=str(user.id), brand=brand, lead_id=outcome.lead_id,
         phone=outcome.phone, name=body.name, profile=outcome.profile, program_ids=outcome.program_ids,
     )
-    confirmed = await _confirm_in_chat(notifier, user.id, body.name) if outcome.created else False
+    hours = catalog.brand(brand).brand.working_hours
+    confirmation = CONFIRMATION.format(name=body.name, hours=hours)
+    confirmed = await _confirm_in_chat(notifier, user.id, confirmation) if outcome.created else False
     programs = [
         {"id": pid, "title": program.title if (program := catalog.program(brand, pid)) else pid}
         for pid in outcome.program_ids

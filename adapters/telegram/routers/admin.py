@@ -1,4 +1,5 @@
-"""The runbook's smoke-test commands: /kbtest <question> and /leadtest <phone> (admins only)."""
+"""The runbook's smoke-test commands: /kbtest <question> (anyone: it shows what the public knowledge
+base answers) and /leadtest <phone> (admins only: it writes to the CRM)."""
 
 from __future__ import annotations
 
