@@ -231,7 +231,7 @@ async def test_api_client_retrying_a_message_is_shown_to_managers_once(tmp_path:
     fake_api.forums.add(STAFF)
     settings = relay_settings(tmp_path, fake_api, assistant_api_token="api-token-123")
     auth = {"Authorization": "Bearer api-token-123"}
-    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         client = service.client
         await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-43", "choice": "handoff"})
         body = {"user_id": "site-43", "message": "Когда перезвоните?", "idempotency_key": "retry-key-0001"}
