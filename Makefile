@@ -41,7 +41,7 @@ test: install webapp
 	$(PY) -m pytest -q
 
 chat: install
-	$(PY) -m agent.chat
+	$(PY) -m adapters.chat
 
 clean:
 	rm -rf $(VENV) webapp/node_modules webapp/dist .pytest_cache

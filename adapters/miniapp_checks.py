@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from adapters.preflight import Check, Level
-
-if TYPE_CHECKING:
-    from adapters.wiring import Runtime
+from adapters.preflight import Check, Level, PreflightInputs
 
 
-async def miniapp_checks(runtime: Runtime) -> list[Check]:
-    settings = runtime.settings
+async def miniapp_checks(inputs: PreflightInputs) -> list[Check]:
+    settings = inputs.settings
     checks: list[Check] = []
     dist = settings.webapp_dist
     built = (dist / "index.html").is_file() and (dist / "admin" / "index.html").is_file()

@@ -10,13 +10,13 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from datetime import date
 
 from adapters.content_check import check_content
-from agent.settings import CrmProvider, PreflightMode, TelegramMode
-
-if TYPE_CHECKING:
-    from adapters.wiring import Runtime
+from adapters.storage.database import Database
+from agent.paths import DataPaths
+from agent.ports import CRM
+from agent.settings import CrmProvider, PreflightMode, Settings, TelegramMode
 
 TELEGRAM_TOKEN_RE = re.compile(r"^\d{5,16}:[A-Za-z0-9_-]{30,64}$")
 WEAK_PASSWORDS = {"strong_password", "admin", "password", "123456", "qwerty", "changeme"}
@@ -65,13 +65,23 @@ class Report:
         }
 
 
-CheckFn = Callable[["Runtime"], Awaitable[list[Check]]]
-# Later capabilities (catalog validation, CRM round trip) register their checks here.
-EXTRA_CHECKS: list[CheckFn] = []
+@dataclass(frozen=True)
+class PreflightInputs:
+    """What the checks look at; the composition root builds it (and picks the adapters' own checks)."""
+
+    settings: Settings
+    paths: DataPaths
+    db: Database
+    crm: CRM
+    today: Callable[[], date]
+    extra_checks: tuple[CheckFn, ...] = ()  # the CRM round trip, the Mini App build, ...
 
 
-def _data_root(runtime: Runtime) -> list[Check]:
-    paths = runtime.paths
+CheckFn = Callable[[PreflightInputs], Awaitable[list[Check]]]
+
+
+def _data_root(inputs: PreflightInputs) -> list[Check]:
+    paths = inputs.paths
     try:
         paths.root.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=paths.root, prefix=".preflight-"):
@@ -79,7 +89,7 @@ def _data_root(runtime: Runtime) -> list[Check]:
     except OSError as error:
         return [Check("data_root", Level.critical, f"{paths.root} is not writable: {error.strerror}")]
     checks = [Check("data_root", Level.ok, f"{paths.root} ({paths.root_source})")]
-    if runtime.db.is_sqlite and not paths.database_on_persistent_storage and not paths.root_is_tmp:
+    if inputs.db.is_sqlite and not paths.database_on_persistent_storage and not paths.root_is_tmp:
         checks.append(
             Check("database_path", Level.warning, f"DATABASE_PATH {paths.database_path} is outside {paths.root}")
         )
@@ -91,7 +101,7 @@ def _data_root(runtime: Runtime) -> list[Check]:
                 f"VECTOR_STORE_META_PATH {paths.vector_store_meta_path} is outside {paths.root}",
             )
         )
-    if runtime.settings.running_on_render and paths.root_is_tmp:
+    if inputs.settings.running_on_render and paths.root_is_tmp:
         checks.append(
             Check(
                 "render_disk",
@@ -102,19 +112,19 @@ def _data_root(runtime: Runtime) -> list[Check]:
     return checks
 
 
-async def _database(runtime: Runtime) -> list[Check]:
+async def _database(inputs: PreflightInputs) -> list[Check]:
     try:
-        await runtime.db.ping()
+        await inputs.db.ping()
     except Exception as error:  # any driver error means "not reachable"
-        return [Check("database", Level.critical, f"{runtime.db.backend} not reachable: {type(error).__name__}")]
-    if not await runtime.db.is_migrated():
+        return [Check("database", Level.critical, f"{inputs.db.backend} not reachable: {type(error).__name__}")]
+    if not await inputs.db.is_migrated():
         # Start-up migrates before it checks, so this only shows in the audit before a first start.
         return [Check("database", Level.warning, "schema is behind: migrations run at start (python -m adapters.main migrate)")]
-    return [Check("database", Level.ok, f"{runtime.db.backend} reachable, schema up to date")]
+    return [Check("database", Level.ok, f"{inputs.db.backend} reachable, schema up to date")]
 
 
-def _telegram(runtime: Runtime) -> list[Check]:
-    settings = runtime.settings
+def _telegram(inputs: PreflightInputs) -> list[Check]:
+    settings = inputs.settings
     checks: list[Check] = []
     if settings.telegram_bot_token is None:
         checks.append(Check("telegram_token", Level.warning, "TELEGRAM_BOT_TOKEN is not set: the bot is off"))
@@ -131,8 +141,8 @@ def _telegram(runtime: Runtime) -> list[Check]:
     return checks
 
 
-def _admin(runtime: Runtime) -> list[Check]:
-    settings = runtime.settings
+def _admin(inputs: PreflightInputs) -> list[Check]:
+    settings = inputs.settings
     password = settings.admin_pass.get_secret_value()
     if password in WEAK_PASSWORDS or len(password) < MIN_ADMIN_PASS_LENGTH:
         level = Level.critical if settings.startup_preflight_mode is PreflightMode.strict else Level.warning
@@ -140,14 +150,14 @@ def _admin(runtime: Runtime) -> list[Check]:
     return [Check("admin_pass", Level.ok, "set")]
 
 
-def _openai(runtime: Runtime) -> list[Check]:
-    if not runtime.settings.llm_configured:
+def _openai(inputs: PreflightInputs) -> list[Check]:
+    if not inputs.settings.llm_configured:
         return [Check("openai", Level.warning, "OPENAI_API_KEY is not set: the assistant runs in offline mode")]
-    return [Check("openai", Level.ok, f"model {runtime.settings.openai_model}")]
+    return [Check("openai", Level.ok, f"model {inputs.settings.openai_model}")]
 
 
-def _crm_settings(runtime: Runtime) -> list[Check]:
-    settings = runtime.settings
+def missing_crm_settings(settings: Settings) -> list[str]:
+    """The variables CRM_PROVIDER still needs (none for `none`)."""
     missing: list[str] = []
     if settings.crm_provider is CrmProvider.tallanto:
         if not settings.tallanto_api_url:
@@ -159,6 +169,12 @@ def _crm_settings(runtime: Runtime) -> list[Check]:
             missing.append("AMO_API_URL")
         if settings.amo_access_token is None:
             missing.append("AMO_ACCESS_TOKEN")
+    return missing
+
+
+def _crm_settings(inputs: PreflightInputs) -> list[Check]:
+    settings = inputs.settings
+    missing = missing_crm_settings(settings)
     if missing:
         return [Check("crm_settings", Level.critical, f"CRM_PROVIDER={settings.crm_provider.value} needs {', '.join(missing)}")]
     return [Check("crm_settings", Level.ok, f"provider {settings.crm_provider.value}")]
@@ -167,10 +183,10 @@ def _crm_settings(runtime: Runtime) -> list[Check]:
 _ISSUE_LEVEL = {"error": Level.critical, "warning": Level.warning}
 
 
-def _content(runtime: Runtime) -> list[Check]:
+def _content(inputs: PreflightInputs) -> list[Check]:
     """The checks of scripts/validate_catalog.py: errors are critical, warnings stay warnings."""
-    settings = runtime.settings
-    report = check_content(settings, runtime.today())
+    settings = inputs.settings
+    report = check_content(settings, inputs.today())
     checks = [Check("catalog", _ISSUE_LEVEL[i.level], str(i)) for i in report.catalog_issues]
     checks += [Check("knowledge", _ISSUE_LEVEL[i.level], str(i)) for i in report.knowledge_issues]
     if not report.catalog_issues:
@@ -184,15 +200,15 @@ def _content(runtime: Runtime) -> list[Check]:
     return checks
 
 
-async def run_preflight(runtime: Runtime) -> Report:
-    report = Report(runtime.settings.startup_preflight_mode)
-    report.checks += _data_root(runtime)
-    report.checks += await _database(runtime)
-    report.checks += _content(runtime)
-    report.checks += _telegram(runtime)
-    report.checks += _admin(runtime)
-    report.checks += _openai(runtime)
-    report.checks += _crm_settings(runtime)
-    for extra in EXTRA_CHECKS:
-        report.checks += await extra(runtime)
+async def run_preflight(inputs: PreflightInputs) -> Report:
+    report = Report(inputs.settings.startup_preflight_mode)
+    report.checks += _data_root(inputs)
+    report.checks += await _database(inputs)
+    report.checks += _content(inputs)
+    report.checks += _telegram(inputs)
+    report.checks += _admin(inputs)
+    report.checks += _openai(inputs)
+    report.checks += _crm_settings(inputs)
+    for extra in inputs.extra_checks:
+        report.checks += await extra(inputs)
     return report

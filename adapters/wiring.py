@@ -1,30 +1,33 @@
-"""The composition root: the one place that knows every concrete class.
+"""The composition root: the one place that knows every concrete class and builds objects.
 
-The FastAPI app factory, the bot entry point and the scripts call ``build_runtime(settings)``.
+``build_runtime(settings)`` builds everything in one go — no half-built object is patched later. Only
+entry points import this module: adapters/main.py, the app factory's lifespan (adapters/http/app.py),
+adapters/chat.py, the scripts, evals, bench and the tests' fixtures. Tests and evals inject their fakes
+through the keyword arguments (``llm=``, ``notifier=``, ``crm=``, ``clock=``, ``today=``, ``assistant=``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import httpx
-
+from adapters.counters import MODEL_ERRORS
 from adapters.crm.checks import crm_connection
-from adapters.crm.factory import NoCRM, build_crm
+from adapters.crm.factory import build_crm
 from adapters.crm.http import make_http_client
-from adapters.crm.outbox import OutboxWorker
-from adapters.http.ratelimit import RateLimiter, make_storage
+from adapters.crm.leadtest import LeadTest
+from adapters.crm.outbox import OutboxPolicy, OutboxWorker
+from adapters.http.ratelimit import AssistantLimits, crm_api_limiter
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
-from adapters.knowledge.local import LocalKnowledge
 from adapters.miniapp_checks import miniapp_checks
 from adapters.notify import LoggingNotifier
-from adapters.preflight import EXTRA_CHECKS
+from adapters.preflight import PreflightInputs
+from adapters.retry import Backoff
+from adapters.runtime import BackgroundService, Runtime
+from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.database import Database, database_url_for
 from adapters.storage.models import ModelUsage, utcnow
 from adapters.storage.outbox import OutboxRepository
@@ -41,109 +44,18 @@ from agent import __version__
 from agent.catalog import Catalog, read_catalog, school_today
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn
-from agent.ports import CRM, Notifier
+from agent.paths import DataPaths, resolve_data_paths
+from agent.ports import CRM, Assistant, Notifier
 from agent.prompting import load_prompts
 from agent.service import AssistantService
-from agent.paths import DataPaths, resolve_data_paths
 from agent.settings import CrmProvider, Settings
 from tools.registry import build_tools, tool_schemas
 
 if TYPE_CHECKING:
-    from adapters.telegram.service import TelegramService
+    from adapters.telegram.service import TelegramBot
     from agent.llm import LLM
 
 log = logging.getLogger(__name__)
-
-EXTRA_CHECKS.append(crm_connection)
-EXTRA_CHECKS.append(miniapp_checks)
-
-
-class BackgroundService(Protocol):
-    """Something that runs beside the HTTP server (queue workers, the polling loop, the CRM outbox)."""
-
-    name: str
-
-    async def run(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class AssistantLimits:
-    """POST /api/assistant/ask limits (ASSISTANT_RATE_LIMIT_*), shared through Redis when REDIS_URL is set."""
-
-    per_user: RateLimiter
-    per_ip: RateLimiter
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AssistantLimits:
-        storage = make_storage(settings.redis_url.get_secret_value() if settings.redis_url else None)
-        window = settings.assistant_rate_limit_window_seconds
-        return cls(
-            per_user=RateLimiter(storage, "assistant_user", settings.assistant_rate_limit_user_requests, window),
-            per_ip=RateLimiter(storage, "assistant_ip", settings.assistant_rate_limit_ip_requests, window),
-        )
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    paths: DataPaths
-    db: Database
-    users: UserRepository
-    conversations: ConversationRepository
-    messages: MessageRepository
-    leads: LeadRepository
-    consents: ConsentRepository
-    usage: UsageRepository
-    store: SqlStore
-    outbox: OutboxRepository
-    crm: CRM = field(default_factory=NoCRM)
-    crm_http: httpx.AsyncClient | None = None  # shared by the CRM adapters; closed with the runtime
-    run_bot: bool = False
-    notifier: Notifier = field(default_factory=LoggingNotifier)  # the Telegram adapter replaces it
-    lead_service: LeadService | None = None
-    llm: LLM | None = None  # None without OPENAI_API_KEY: the offline policy answers
-    assistant: AssistantService | None = None
-    assistant_limits: AssistantLimits | None = None
-    version: str = __version__
-    started_at: datetime = field(default_factory=utcnow)
-    # "Now" for checks that compare against signed times (Mini App initData); tests pin it.
-    clock: Callable[[], datetime] = utcnow
-    background: list[BackgroundService] = field(default_factory=list)
-    preflight: object | None = None  # the last adapters.preflight.Report
-    catalog: Catalog = field(default_factory=lambda: Catalog({}))
-    knowledge: KnowledgeBackend = field(default_factory=lambda: LocalKnowledge({}))
-    # "Today" for session dates (Moscow time); tests replace it to pin the calendar.
-    today: Callable[[], date] = school_today
-    telegram: TelegramService | None = None  # set when TELEGRAM_BOT_TOKEN is configured
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
-
-    async def start_background(self) -> None:
-        for service in self.background:
-            log.info("starting %s", service.name)
-            self._tasks.append(asyncio.create_task(service.run(), name=service.name))
-
-    async def stop_background(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-            except Exception:
-                log.exception("%s stopped with an error", task.get_name())
-        self._tasks.clear()
-
-    async def close(self) -> None:
-        await self.stop_background()
-        if self.telegram is not None:
-            await self.telegram.close()
-        if self.llm is not None:
-            await self.llm.aclose()
-        if self.crm_http is not None:
-            await self.crm_http.aclose()
-        await self.store.tokens.aclose()
-        await self.db.dispose()
 
 
 def build_runtime(
@@ -152,17 +64,76 @@ def build_runtime(
     paths: DataPaths | None = None,
     run_bot: bool = False,
     content: tuple[Catalog, KnowledgeBackend] | None = None,
+    llm: LLM | None = None,
+    notifier: Notifier | None = None,
+    crm: CRM | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    today: Callable[[], date] = school_today,
+    assistant: Assistant | None = None,
 ) -> Runtime:
     """Build every component. ``run_bot``: this process also runs the Telegram polling bot.
-    ``content``: an already loaded catalog and knowledge base (evals build many runtimes on one content)."""
+    ``content``: an already loaded catalog and knowledge base (evals build many runtimes on one content).
+    ``llm``, ``notifier``, ``crm``: fakes that replace the configured ones (tests, evals, bench);
+    ``assistant``: a stand-in for the whole assistant (transport tests and benchmarks)."""
     paths = paths or resolve_data_paths(settings)
     db = Database(database_url_for(settings, paths))
     users, conversations = UserRepository(db), ConversationRepository(db)
     messages, leads = MessageRepository(db), LeadRepository(db)
     consents, usage = ConsentRepository(db), UsageRepository(db)
+    outbox = OutboxRepository(db)
     real_crm = settings.crm_provider is not CrmProvider.none
-    crm_http = make_http_client(settings.crm_timeout_seconds) if real_crm else None
-    runtime = Runtime(
+    crm_http = make_http_client(settings.crm_timeout_seconds) if real_crm and crm is None else None
+    crm = crm or build_crm(settings, crm_http)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    store = SqlStore(db, leads, consents, redis_url=redis_url)
+
+    async def record_vector_search(purpose: str) -> None:
+        await usage.add(ModelUsage(model="vector_store", purpose=purpose))
+
+    if llm is None and settings.llm_configured:
+        # Imported here: the openai SDK costs 0.4-0.8 s of start-up that the offline mode never needs.
+        from agent.llm import LLM
+
+        llm = LLM(settings)
+    if content is not None:
+        catalog, knowledge = content
+    else:
+        # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
+        catalog, _ = read_catalog(settings.catalog_path)
+        model_client = llm.client if llm is not None and settings.openai_vector_store_id else None
+        knowledge = build_knowledge(settings, model_client, usage_recorder=record_vector_search)
+
+    # The Telegram bot comes before the assistant (which takes its notifier), and its staff relay
+    # hands conversations back to the assistant built below: the closure reads it when called.
+    async def release(conversation_id: int) -> None:
+        await assistant_service.release(conversation_id)
+
+    bot = _build_bot(settings, users, db, store, release)
+    notifier = notifier or (bot.notifier if bot is not None else LoggingNotifier())
+    provider = None if settings.crm_provider is CrmProvider.none else settings.crm_provider.value
+    lead_service = LeadService(store, catalog=catalog, legal_path=settings.legal_path, outbox_provider=provider)
+    assistant_service: Assistant = assistant or _build_assistant(
+        settings, store, catalog, knowledge, lead_service, notifier, crm, llm, today
+    )
+    lead_test = LeadTest(crm, lead_service, leads, settings.brand_default)
+    telegram = None
+    if bot is not None:
+        from adapters.telegram.service import TelegramService
+        from adapters.telegram.turns import TelegramContext
+
+        context = TelegramContext(
+            settings=settings, assistant=assistant_service, policy=bot.policy, knowledge=knowledge,
+            lead_test=lead_test, users=users,
+        )
+        telegram = TelegramService(settings, bot, db, context)
+    background: list[BackgroundService] = []
+    if real_crm:
+        # `none` creates no outbox rows (LeadRepository.create(..., outbox_provider=None)), so no worker.
+        retry = Backoff(settings.crm_retry_base_seconds, settings.crm_retry_max_seconds, jitter=0.1)
+        background.append(OutboxWorker(crm, outbox, leads, messages, OutboxPolicy(retry=retry)))
+    if telegram is not None:
+        background += telegram.background(run_bot=run_bot)
+    return Runtime(
         settings=settings,
         paths=paths,
         db=db,
@@ -172,68 +143,83 @@ def build_runtime(
         leads=leads,
         consents=consents,
         usage=usage,
-        store=SqlStore(db, leads, consents, redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None),
-        crm=build_crm(settings, crm_http),
-        outbox=OutboxRepository(db),
+        store=store,
+        outbox=outbox,
+        crm=crm,
         crm_http=crm_http,
+        catalog=catalog,
+        knowledge=knowledge,
+        notifier=notifier,
+        lead_service=lead_service,
+        llm=llm,
+        assistant=assistant_service,
+        assistant_limits=AssistantLimits.from_settings(settings),
+        crm_api_limiter=crm_api_limiter(settings),
+        admin_queries=AdminQueries(db),
+        lead_test=lead_test,
+        telegram=telegram,
+        preflight_inputs=PreflightInputs(
+            settings, paths, db, crm, today, extra_checks=(crm_connection, miniapp_checks)
+        ),
+        version=__version__,
+        started_at=utcnow(),
+        clock=clock,
+        today=today,
         run_bot=run_bot,
+        background=background,
     )
-    if real_crm:
-        # `none` creates no outbox rows (LeadRepository.create(..., outbox_provider=None)), so no worker.
-        runtime.background.append(
-            OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages)
-        )
 
-    async def record_vector_search(purpose: str) -> None:
-        await runtime.usage.add(ModelUsage(model="vector_store", purpose=purpose))
 
-    if content is not None:
-        runtime.catalog, runtime.knowledge = content
-    else:
-        # Brand files with errors are left out here; preflight reports them (and blocks start-up unless off).
-        runtime.catalog, _ = read_catalog(settings.catalog_path)
-        runtime.knowledge = build_knowledge(settings, usage_recorder=record_vector_search)
-    if settings.telegram_bot_token is not None:
-        from adapters.telegram.service import install_telegram
+def _build_bot(
+    settings: Settings,
+    users: UserRepository,
+    db: Database,
+    store: SqlStore,
+    release: Callable[[int], Awaitable[None]],
+) -> TelegramBot | None:
+    if settings.telegram_bot_token is None:
+        return None
+    # Imported here: only a process with a bot token needs the Telegram adapter.
+    from aiogram.utils.token import TokenValidationError
 
-        # Before the assistant is wired: it takes the Telegram notifier (handoff cards, confirmations).
-        install_telegram(runtime, run_bot=run_bot)
-    wire_assistant(runtime)
-    return runtime
+    from adapters.telegram.service import build_bot
+
+    try:
+        return build_bot(settings, users, db, store, release)
+    except TokenValidationError as error:  # aiogram rejects a malformed token; preflight reports it too
+        log.error("Telegram bot disabled: %s", error)
+        return None
 
 
 def _count_model_failure(kind: str) -> None:
-    # Imported here: the metrics module belongs to the HTTP layer, which imports this module.
-    from adapters.http.metrics import MODEL_ERRORS
-
     MODEL_ERRORS.labels(kind).inc()
 
 
-def wire_assistant(runtime: Runtime) -> None:
-    """Build the assistant from the runtime's parts; call again after replacing one (tests, the bot)."""
-    settings = runtime.settings
-    provider = None if settings.crm_provider is CrmProvider.none else settings.crm_provider.value
-    runtime.lead_service = LeadService(runtime.store, legal_path=settings.legal_path, outbox_provider=provider)
-    runtime.assistant_limits = runtime.assistant_limits or AssistantLimits.from_settings(settings)
-    if runtime.llm is None and settings.llm_configured:
-        # Imported here: the openai SDK costs 0.4-0.8 s of start-up that the offline mode never needs.
-        from agent.llm import LLM
-
-        runtime.llm = LLM(settings)
+def _build_assistant(
+    settings: Settings,
+    store: SqlStore,
+    catalog: Catalog,
+    knowledge: KnowledgeBackend,
+    lead_service: LeadService,
+    notifier: Notifier,
+    crm: CRM,
+    llm: LLM | None,
+    today: Callable[[], date],
+) -> AssistantService:
     model = None
-    if runtime.llm is not None:
+    if llm is not None:
         tools = build_tools(settings)
-        model = ModelTurn(settings, runtime.llm, tools, tool_schemas(tools), load_prompts(settings), runtime.store)
-    runtime.assistant = AssistantService(
+        model = ModelTurn(settings, llm, tools, tool_schemas(tools), load_prompts(settings), store)
+    return AssistantService(
         settings=settings,
-        store=runtime.store,
-        catalog=runtime.catalog,
-        knowledge=runtime.knowledge,
-        leads=runtime.lead_service,
-        notifier=runtime.notifier,
+        store=store,
+        catalog=catalog,
+        knowledge=knowledge,
+        lead_service=lead_service,
+        notifier=notifier,
         model=model,
-        crm=runtime.crm,
-        today=lambda: runtime.today(),  # tests pin runtime.today after wiring
+        crm=crm,
+        today=today,
         on_model_failure=_count_model_failure,
     )
 

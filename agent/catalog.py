@@ -86,6 +86,12 @@ class Catalog:
     def brand_ids(self) -> list[str]:
         return sorted(self._brands)
 
+    def require_brand(self, brand_id: str) -> str:
+        """``brand_id`` when the catalog has it; UnknownBrand otherwise (every channel's brand check)."""
+        if brand_id not in self._brands:
+            raise UnknownBrand(brand_id)
+        return brand_id
+
     def brand(self, brand_id: str) -> BrandCatalog:
         try:
             return self._brands[brand_id]

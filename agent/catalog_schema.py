@@ -86,6 +86,8 @@ class BrandInfo(_Strict):
     name: str = Field(min_length=1)
     domain: str = Field(min_length=3)
     manager_contact: str = Field(min_length=1)
+    # When managers answer, as the texts say it: «ежедневно 10:00–18:00» (handoff, lead confirmations).
+    working_hours: str = Field(min_length=1)
     facts: list[str] = Field(default_factory=list)
     sites: list[Site] = Field(default_factory=list)
 

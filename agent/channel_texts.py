@@ -9,15 +9,14 @@ import re
 
 from agent.types import Channel
 
-WORKING_HOURS = "в рабочее время (ежедневно 10:00–18:00)"
-
+# {hours}: the brand's working hours from its catalog block (brand.working_hours).
 _HANDOFF = {
-    Channel.telegram: f"Передаю разговор менеджеру — он ответит здесь {WORKING_HOURS}. Пока менеджер ведёт разговор, я помолчу.",
+    Channel.telegram: "Передаю разговор менеджеру — он ответит здесь в рабочее время ({hours}). Пока менеджер ведёт разговор, я помолчу.",
     Channel.miniapp: (
-        f"Передаю разговор менеджеру — он ответит вам в чате с ботом в Telegram {WORKING_HOURS}. "
+        "Передаю разговор менеджеру — он ответит вам в чате с ботом в Telegram в рабочее время ({hours}). "
         "Пока менеджер ведёт разговор, я помолчу."
     ),
-    Channel.api: f"Передаю разговор менеджеру — он свяжется с вами {WORKING_HOURS}. Пока менеджер ведёт разговор, я помолчу.",
+    Channel.api: "Передаю разговор менеджеру — он свяжется с вами в рабочее время ({hours}). Пока менеджер ведёт разговор, я помолчу.",
 }
 _HUMAN_MODE_NOTICE = {
     Channel.telegram: "Ваше сообщение передано менеджеру, он ответит здесь. Пока я молчу, чтобы не мешать.",
@@ -36,8 +35,8 @@ _ASK_PHONE = {
 }
 
 
-def handoff_text(channel: Channel) -> str:
-    return _HANDOFF[channel]
+def handoff_text(channel: Channel, working_hours: str) -> str:
+    return _HANDOFF[channel].format(hours=working_hours)
 
 
 def human_mode_notice(channel: Channel) -> str:

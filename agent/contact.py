@@ -8,8 +8,9 @@ from datetime import datetime
 
 from agent.channel_texts import ask_phone, consent_withdrawal
 from agent.errors import ConsentRequired, InvalidInput
-from agent.guardrails import mask_phone
-from agent.leads import LeadRequest, LeadService, normalize_phone
+from agent.personal_data import mask_phone
+from agent.leads import LeadRequest, LeadService
+from agent.phones import normalize_phone
 from agent.state import ConversationState
 from agent.types import Action, Channel, QuickReply, Reply
 from agent.understanding import Understanding
@@ -32,7 +33,7 @@ NO_CONSENT = (
 )
 LEAD_CREATED = (
     "Спасибо! Заявка №{lead_id} передана менеджеру, он свяжется с вами в рабочее время "
-    "(ежедневно 10:00–18:00). Если появятся вопросы — пишите, я на связи."
+    "({hours}). Если появятся вопросы — пишите, я на связи."
 )
 LEAD_EXISTS = "Ваша заявка №{lead_id} уже у менеджера, он свяжется с вами в рабочее время. Спасибо за терпение!"
 NOTE_ADDED = "Спасибо, добавил к вашей заявке №{lead_id}: {what}. Менеджер увидит это."
@@ -97,6 +98,7 @@ class ContactFlow:
     brand_name: str
     brand_domain: str
     manager_contact: str
+    working_hours: str  # the catalog's brand.working_hours
 
     def ask_consent(self, state: ConversationState, channel: str) -> Reply:
         state.flow["awaiting"] = "consent"
@@ -147,7 +149,7 @@ class ContactFlow:
         state.flow.pop("notes", None)
         state.flow["lead_id"] = outcome.lead_id
         template = LEAD_CREATED if outcome.created else LEAD_EXISTS
-        return Reply(text=template.format(lead_id=outcome.lead_id), lead_id=outcome.lead_id)
+        return Reply(text=template.format(lead_id=outcome.lead_id, hours=self.working_hours), lead_id=outcome.lead_id)
 
     # ---------------------------------------------------------------- contact parts of a typed message
 

@@ -12,6 +12,17 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+# Re-exported: the masking helpers lived here before agent/personal_data.py held the one pattern set.
+from agent.personal_data import (  # noqa: F401
+    EMAIL_RE,
+    PHONE_RE,
+    digits_of,
+    find_phone,
+    mask_email,
+    mask_personal_data,
+    mask_phone,
+)
+
 MAX_INPUT_CHARS = 4000
 TRUNCATION_NOTE = (
     "Ваше сообщение очень длинное, поэтому я прочитал только первые 4000 символов. "
@@ -24,9 +35,6 @@ REFUSAL = (
 )
 TELEGRAM_HOSTS = ("t.me", "telegram.me")
 
-# A Russian or international phone as people type it: +7 (999) 123-45-67, 8 999 123 45 67, 89991234567.
-PHONE_RE = re.compile(r"(?<![\w+])(?:\+?\d[\s\-()]*){10,14}\d(?!\w)")
-EMAIL_RE = re.compile(r"\b([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})\b")
 # 36 900 ₽, 36900 руб., 1 000 000 рублей, 450 р. (the number may use normal or narrow no-break spaces)
 AMOUNT_RE = re.compile(
     r"(?<![\d])(\d{1,3}(?:[ \u00a0\u202f]\d{3})+|\d+)(?:[.,]\d+)?[ \u00a0\u202f]*"
@@ -44,32 +52,6 @@ def cap_input(text: str) -> tuple[str, bool]:
     if len(text) <= MAX_INPUT_CHARS:
         return text, False
     return text[:MAX_INPUT_CHARS], True
-
-
-def digits_of(text: str) -> str:
-    return re.sub(r"\D", "", text)
-
-
-def mask_phone(raw: str) -> str:
-    """«+7 999 ***-**-67»: enough for the model to refer to it, not enough to call it."""
-    digits = digits_of(raw)
-    if len(digits) == 11 and digits[0] in "78":
-        return f"+7 {digits[1:4]} ***-**-{digits[-2:]}"
-    return f"+{digits[:1]} *** ***-**-{digits[-2:]}"
-
-
-def mask_email(match: re.Match[str]) -> str:
-    return f"{match.group(1)}***@{match.group(2)}"
-
-
-def mask_personal_data(text: str) -> str:
-    text = EMAIL_RE.sub(mask_email, text)
-    return PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
-
-
-def find_phone(text: str) -> str | None:
-    match = PHONE_RE.search(text)
-    return match.group(0) if match else None
 
 
 def host_allowed(url: str, domains: tuple[str, ...]) -> bool:

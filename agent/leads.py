@@ -12,32 +12,23 @@ lead; pressing «Отправить» twice (or the bot and the Mini App asking 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 from pydantic import BaseModel
 
+from agent.catalog import Catalog
 from agent.errors import ConsentRequired, InvalidInput
-from agent.state import EarlierLead, LeadRequest, LeadStore
+from agent.phones import normalize_phone
+from agent.state import EarlierLead, LeadRequest, LeadStore, Store
+from agent.types import Channel, Identity
 
 PERSONAL_DATA = "personal_data"
 MARKETING = "marketing"
 DEDUPE_WINDOW = timedelta(hours=24)
-
-
-def normalize_phone(raw: str) -> str:
-    """+7XXXXXXXXXX from the ways Russians type a mobile or landline number; InvalidInput otherwise."""
-    digits = re.sub(r"\D", "", raw or "")
-    if len(digits) == 10:
-        digits = "7" + digits
-    elif len(digits) == 11 and digits[0] == "8":
-        digits = "7" + digits[1:]
-    if len(digits) != 11 or digits[0] != "7" or digits[1] not in "3489":
-        raise InvalidInput("phone", "expected a Russian phone number like +7 999 123-45-67")
-    return "+" + digits
 
 
 @lru_cache(maxsize=32)
@@ -68,17 +59,73 @@ def request_key(profile: dict[str, object], program_ids: list[str]) -> tuple[obj
 
 class LeadOutcome(BaseModel):
     lead_id: int
+    phone: str  # normalised (+7XXXXXXXXXX)
     created: bool  # False: the same request within 24 h (see the dedupe rule above) or a reused key
     # What the stored lead asks for (the earlier lead's when ``created`` is False).
     profile: dict[str, object] = {}
     program_ids: list[str] = []
 
 
+class LeadForm(BaseModel):
+    """The Mini App's lead form as the client sent it, with the Telegram user initData named."""
+
+    telegram_id: int
+    first_name: str | None = None
+    username: str | None = None
+    brand: str
+    name: str
+    phone: str
+    consent_personal_data: bool
+    consent_marketing: bool
+    profile: dict[str, object] = {}
+    program_ids: list[str] = []
+
+
+MINIAPP_SOURCE = "miniapp"
+TEST_LEAD_NAME = "Тестовая заявка"
+
+
+class LeadStoreWithConversations(LeadStore, Store, Protocol):
+    pass
+
+
 class LeadService:
-    def __init__(self, store: LeadStore, *, legal_path: Path, outbox_provider: str | None) -> None:
+    def __init__(
+        self, store: LeadStoreWithConversations, *, catalog: Catalog, legal_path: Path, outbox_provider: str | None
+    ) -> None:
         self.store = store
+        self.catalog = catalog
         self.legal_path = legal_path
         self.outbox_provider = outbox_provider
+
+    async def submit_form(self, form: LeadForm, *, now: datetime) -> LeadOutcome:
+        """The Mini App's lead form. Checked before anything is stored (no consent record, user or lead
+        for a form that fails): the consent box, the phone, the brand. Then both consent answers are
+        recorded (the marketing one as given) and the lead goes the way every lead goes (``create``)."""
+        if not form.consent_personal_data:
+            raise ConsentRequired("the personal-data consent box was not ticked")
+        phone = normalize_phone(form.phone)
+        brand = self.catalog.require_brand(form.brand)
+        state = await self.store.load(
+            Identity.telegram.value, str(form.telegram_id), brand, first_name=form.first_name, username=form.username
+        )
+        for kind, granted in ((PERSONAL_DATA, True), (MARKETING, form.consent_marketing)):
+            await self.record_consent(
+                user_id=state.user_id, brand=brand, granted=granted, channel=Channel.miniapp.value,
+                telegram_id=form.telegram_id, kind=kind,
+            )
+        request = LeadRequest(
+            user_id=state.user_id,
+            conversation_id=state.conversation_id,
+            brand=brand,
+            channel=Channel.miniapp.value,
+            phone=phone,
+            name=form.name,
+            source=state.source or MINIAPP_SOURCE,
+            profile=form.profile,
+            program_ids=form.program_ids,
+        )
+        return await self.create(request, now=now)
 
     async def record_consent(
         self,
@@ -111,11 +158,20 @@ class LeadService:
             raise ConsentRequired("personal-data consent is not recorded")
         earlier = self._same_request(request, await self.store.recent_leads(request.user_id, phone, now - DEDUPE_WINDOW))
         if earlier is not None:
-            return LeadOutcome(lead_id=earlier.lead_id, created=False, profile=earlier.profile, program_ids=earlier.program_ids)
+            return LeadOutcome(
+                lead_id=earlier.lead_id, phone=phone, created=False, profile=earlier.profile, program_ids=earlier.program_ids
+            )
         lead_id = await self.store.create_lead(
             request.model_copy(update={"phone": phone}), outbox_provider=self.outbox_provider
         )
-        return LeadOutcome(lead_id=lead_id, created=True, profile=request.profile, program_ids=request.program_ids)
+        return LeadOutcome(
+            lead_id=lead_id, phone=phone, created=True, profile=request.profile, program_ids=request.program_ids
+        )
+
+    async def create_test_lead(self, phone: str, *, brand: str) -> int:
+        """/leadtest's lead: the same phone rule as a real lead (InvalidInput for a number a real lead
+        would be refused with); marked as a test, no consent needed (an admin sends it, nobody's data)."""
+        return await self.store.create_test_lead(brand=brand, phone=normalize_phone(phone), name=TEST_LEAD_NAME)
 
     @staticmethod
     def _same_request(request: LeadRequest, earlier: list[EarlierLead]) -> EarlierLead | None:

@@ -32,7 +32,7 @@ from tenacity.wait import wait_exponential_jitter
 
 from agent.errors import ModelUnavailable
 from agent.guardrails import host_allowed
-from agent.llm_types import Citation, FunctionCall, ModelTurn, TextSink, WebAnswer
+from agent.llm_types import Citation, FunctionCall, ModelOutput, TextSink, WebAnswer
 from agent.settings import Settings
 from agent.types import Usage
 
@@ -233,7 +233,7 @@ class LLM:
         answer_format: dict[str, Any],
         allow_tools: bool = True,
         on_text: TextSink | None = None,
-    ) -> ModelTurn:
+    ) -> ModelOutput:
         """One model round. With ``on_text`` (and OPENAI_STREAM on) the answer is streamed and each
         ``output_text`` delta is handed on as it arrives."""
         response = await self._create(
@@ -250,7 +250,7 @@ class LLM:
             for item in response.output
             if getattr(item, "type", None) == "function_call"
         ]
-        return ModelTurn(
+        return ModelOutput(
             calls=calls,
             text=response.output_text or "",
             status=getattr(response, "status", None) or "completed",

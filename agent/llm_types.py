@@ -26,7 +26,7 @@ class FunctionCall(BaseModel):
     arguments: str
 
 
-class ModelTurn(BaseModel):
+class ModelOutput(BaseModel):
     """One Responses API answer: the function calls to run, or the final text."""
 
     calls: list[FunctionCall] = Field(default_factory=list)

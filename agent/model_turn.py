@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.catalog import BrandInfo
 from agent.loop import FinalAnswer, run_loop
-from agent.prompting import Prompts, build_instructions, transcript_items
+from agent.prompting import TRANSCRIPT_MAX_MESSAGES, Prompts, build_instructions, transcript_items
 from agent.settings import Settings
 from agent.state import Store
 from agent.streaming import AnswerPreview, current_live_reply
@@ -80,7 +80,7 @@ class ModelTurn:
             lead_id=state.flow.get("lead_id"),
             given=given or {},
         )
-        messages = await self.store.recent_messages(state.conversation_id, limit=40)
+        messages = await self.store.recent_messages(state.conversation_id, limit=TRANSCRIPT_MAX_MESSAGES)
 
         async def on_usage(usage: Usage) -> None:
             if ctx.record_usage is not None:

@@ -1,13 +1,13 @@
 """Interfaces the core needs from the outside world; adapters implement them.
 
-The storage port lives with the service that uses it (see agent/service.py); the ones here are
+The storage ports (Store, LeadStore) live with the conversation state (agent/state.py); the ones here are
 shared by several adapters: the CRM (create_lead, crm_lookup, the outbox, /leadtest) and the
 knowledge base (kb_file_search, /api/kb/search, /kbtest).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -113,4 +113,11 @@ class Assistant(Protocol):
 
     async def release(self, conversation_id: int) -> None:
         """End human mode (admin action)."""
+        ...
+
+    async def remember_lead(
+        self, *, identity: str, external_id: str, brand: str, lead_id: int, phone: str, name: str | None,
+        profile: dict[str, Any], program_ids: list[str],
+    ) -> None:
+        """A lead made outside the chat (the Mini App form): the chat then knows it."""
         ...

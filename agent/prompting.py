@@ -9,13 +9,14 @@ from functools import cached_property, lru_cache
 from datetime import date
 from typing import Any
 
-from agent.guardrails import mask_personal_data, mask_phone, secret_lines_of
+from agent.guardrails import secret_lines_of
+from agent.personal_data import mask_personal_data, mask_phone
 from agent.settings import Settings
 from agent.state import Profile, StoredMessage
 
 # About 3 characters per token in Russian: ~2500 tokens of history per turn.
 TRANSCRIPT_MAX_CHARS = 7500
-TRANSCRIPT_MAX_MESSAGES = 30
+TRANSCRIPT_MAX_MESSAGES = 30  # the model's transcript: fetched and sent (then cut to TRANSCRIPT_MAX_CHARS)
 QUOTE_HEAD_CHARS = 30
 
 

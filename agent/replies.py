@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 from agent.answers import content_words
 from agent.contact import HANDOFF
-from agent.guardrails import mask_phone
 from agent.intents import Handoff
+from agent.personal_data import mask_phone
 from agent.types import Action, QuickReply, Reply
 from agent.understanding import Understanding
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from agent.brand_rules import BlockedTerms, BrandRules, GuardedPhrase, HandoffTopic, RuleKind, normalize, term_pattern
-from agent.guardrails import PHONE_RE, digits_of
 from agent.intents import Handoff
+from agent.personal_data import PHONE_RE, digits_of
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
 _SPACE = "[ \u00a0\u202f]?"

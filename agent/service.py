@@ -35,13 +35,14 @@ from agent.catalog import Catalog, school_today
 from agent.channel_texts import for_channel, handoff_text, human_mode_notice
 from agent.contact import CONSENT_NO, CONSENT_YES, CONTACT_START, HANDOFF, ContactFlow
 from agent.decide import Decision, Route, Situation, decide
-from agent.errors import ModelUnavailable, NotFound, UnknownBrand
+from agent.errors import ModelUnavailable, NotFound
 from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_step
-from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, mask_personal_data, quotes_prompt
+from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, quotes_prompt
 from agent.intents import HandoffLookup, Intent, IntentTable, load_intents
 from agent.leads import LeadService
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
+from agent.personal_data import mask_personal_data
 from agent.replies import (
     CALL_MANAGER,
     FORGET_NO,
@@ -110,7 +111,7 @@ class AssistantService:
         store: Store,
         catalog: Catalog,
         knowledge: KnowledgeBase,
-        leads: LeadService,
+        lead_service: LeadService,
         notifier: Notifier,
         model: ModelTurn | None = None,
         crm: CRM | None = None,
@@ -124,7 +125,7 @@ class AssistantService:
         self.store = store
         self.catalog = catalog
         self.knowledge = knowledge
-        self.leads = leads
+        self.lead_service = lead_service
         self.notifier = notifier
         self.model = model
         self.crm = crm
@@ -135,6 +136,7 @@ class AssistantService:
         self.on_model_failure = on_model_failure  # e.g. a metrics counter by kind
         self.offline = OfflinePolicy(catalog, knowledge, self.intents)
         self._amounts: dict[str, frozenset[int]] = {}
+        self._contact_flows: dict[str, ContactFlow] = {}
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
     # ---------------------------------------------------------------- the Assistant protocol
@@ -209,8 +211,7 @@ class AssistantService:
     ) -> Reply:
         """Buttons and shared contacts are deterministic; typed text is understood whole and routed by the
         decision table (agent/decide.py)."""
-        brand = self.catalog.brand(state.brand).brand
-        contact = ContactFlow(self.leads, brand.name, brand.domain, brand.manager_contact)
+        contact = self._contact_flow(state.brand)
         channel, key = inbound.channel.value, inbound.idempotency_key
         choice = (inbound.choice or "").strip()
         if choice.startswith("say:"):
@@ -244,7 +245,7 @@ class AssistantService:
             follow = self.offline.advance(state, today=self.today())
             return Reply(text=f"{FALLBACK_TEXT}\n\n{follow.text}", quick_replies=follow.quick_replies)
         if inbound.start and not text and not choice:
-            return self.offline.greet(state, brand_name=brand.name, today=self.today())
+            return self.offline.greet(state, brand_name=contact.brand_name, today=self.today())
         if not text:
             if not choice or not await self._model_allowed(state):
                 return self.offline.advance(state, today=self.today())
@@ -362,7 +363,7 @@ class AssistantService:
                 conversation=state,
                 catalog=self.catalog,
                 knowledge=self.knowledge,
-                leads=self.leads,
+                leads=self.lead_service,
                 crm=self.crm,
                 llm=model.llm,
                 idempotency_key=inbound.idempotency_key,
@@ -373,7 +374,7 @@ class AssistantService:
                     ctx,
                     brand=self.catalog.brand(state.brand).brand,
                     rules_prompt=self.catalog.guard(state.brand).prompt_section,
-                    consent_given=await self.leads.has_consent(state.user_id),
+                    consent_given=await self.lead_service.has_consent(state.user_id),
                     given=given_in(message),
                     check=lambda draft: self._live_check(draft, state.brand, inbound.channel),
                 )
@@ -432,7 +433,7 @@ class AssistantService:
         state.human_mode_until = human_mode_deadline(now, self.settings.handoff_idle_hours)
         state.handoff_reason = reason[:500]
         state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
-        consent = await self.leads.has_consent(state.user_id)
+        consent = await self.lead_service.has_consent(state.user_id)
         display = state.first_name or (f"@{state.username}" if state.username else f"{state.identity} user {state.external_id}")
         notice = HandoffNotice(
             conversation_id=state.conversation_id,
@@ -447,7 +448,8 @@ class AssistantService:
             await self.notifier.notify_handoff(notice)
         except Exception:  # a staff-chat hiccup must not cost the user their reply
             log.exception("handoff notification failed for conversation %s", state.conversation_id)
-        return Reply(text=text or handoff_text(inbound.channel), actions=[Action.handoff])
+        hours = self.catalog.brand(state.brand).brand.working_hours
+        return Reply(text=text or handoff_text(inbound.channel, hours), actions=[Action.handoff])
 
     # ---------------------------------------------------------------- withdrawal
 
@@ -476,11 +478,17 @@ class AssistantService:
 
     # ---------------------------------------------------------------- helpers
 
+    def _contact_flow(self, brand_id: str) -> ContactFlow:
+        """One contact flow per brand (its texts name the brand), built on first use, not per turn."""
+        flow = self._contact_flows.get(brand_id)
+        if flow is None:
+            brand = self.catalog.brand(brand_id).brand
+            flow = ContactFlow(self.lead_service, brand.name, brand.domain, brand.manager_contact, brand.working_hours)
+            self._contact_flows[brand_id] = flow
+        return flow
+
     def _brand(self, inbound: Inbound) -> str:
-        brand = (inbound.brand or self.settings.brand_default).strip()
-        if brand not in self.catalog.brand_ids():
-            raise UnknownBrand(brand)
-        return brand
+        return self.catalog.require_brand((inbound.brand or self.settings.brand_default).strip())
 
     def _lock(self, inbound: Inbound, brand: str) -> asyncio.Lock:
         return self._lock_for(identity_of(inbound.channel).value, inbound.user_id, brand)

@@ -65,9 +65,19 @@ class Settings(BaseSettings):
     telegram_queue_concurrency: int = Field(default=256, ge=1, le=1000)  # chats processed at once per process
     telegram_queue_max_attempts: int = Field(default=5, ge=1, le=100)  # then the update is dead-lettered
     telegram_queue_retry_base_seconds: float = Field(default=2.0, gt=0, le=3600)  # doubles per attempt
+    telegram_queue_retry_max_seconds: float = Field(default=3600.0, gt=0)  # ... up to this
     telegram_queue_lease_seconds: float = Field(default=60.0, ge=1, le=3600)  # a dead worker's claim expires
     telegram_queue_poll_seconds: float = Field(default=0.5, gt=0, le=60)  # idle check for other processes' rows
     telegram_queue_retention_hours: float = Field(default=48.0, gt=0)  # done rows (and duplicate detection)
+    # Retries of the loops around Telegram and the database (adapters/retry.py's Backoff: the base
+    # doubles per failure in a row up to the max). Claims start at twice TELEGRAM_QUEUE_POLL_SECONDS.
+    telegram_claim_retry_max_seconds: float = Field(default=10.0, gt=0)
+    telegram_polling_retry_base_seconds: float = Field(default=2.0, gt=0)
+    telegram_polling_retry_max_seconds: float = Field(default=60.0, gt=0)
+    telegram_startup_retry_base_seconds: float = Field(default=2.0, gt=0)
+    telegram_startup_retry_max_seconds: float = Field(default=300.0, gt=0)
+    telegram_send_retry_base_seconds: float = Field(default=0.5, gt=0)
+    telegram_send_retry_max_seconds: float = Field(default=10.0, gt=0)
     # Telegram's sending limits: about 1 message/s per chat (short bursts allowed), 30/s overall.
     telegram_send_global_per_second: int = Field(default=30, ge=1)
     telegram_send_chat_per_second: float = Field(default=1.0, gt=0)
@@ -104,6 +114,10 @@ class Settings(BaseSettings):
     crm_rate_limit_window_seconds: int = Field(default=300, gt=0)
     crm_rate_limit_ip_requests: int = Field(default=180, gt=0)
     crm_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # The outbox's retries of a failed push: doubling from the base up to the max (a CRM's Retry-After
+    # is honoured up to the max too).
+    crm_retry_base_seconds: float = Field(default=5.0, gt=0)
+    crm_retry_max_seconds: float = Field(default=1800.0, gt=0)
     tallanto_api_url: str | None = None
     tallanto_api_key: SecretStr | None = None
     tallanto_api_token: SecretStr | None = None

@@ -1,6 +1,7 @@
 """The conversation as the core sees it, and the storage port the service loads and saves it through.
 
-adapters/storage/stores.py implements ``Store`` over the SQL repositories; the core never sees SQL.
+adapters/storage/stores.py implements ``Store`` and ``LeadStore``: a turn's reads and writes in
+SQLAlchemy Core (adapters/storage/turn_sql.py), the rest over the ORM repositories; the core never sees SQL.
 """
 
 from __future__ import annotations
@@ -160,6 +161,10 @@ class LeadStore(Protocol):
         ...
 
     async def create_lead(self, lead: LeadRequest, *, outbox_provider: str | None) -> int: ...
+
+    async def create_test_lead(self, *, brand: str, phone: str, name: str) -> int:
+        """/leadtest's lead: marked is_test, no user, no outbox row (it is pushed directly)."""
+        ...
 
     async def annotate_lead(self, lead_id: int, *, note: str | None, name: str | None) -> None:
         """Append ``note`` to the lead's note (a new line) and set its name when one is given."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from agent.guardrails import EMAIL_RE, PHONE_RE
+from agent.personal_data import EMAIL_RE, PHONE_RE
 from agent.intents import Handoff, HandoffLookup, Intent, IntentTable
 from agent.errors import InvalidInput
-from agent.leads import normalize_phone
+from agent.phones import normalize_phone
 
 # ------------------------------------------------------------------ funnel hints
 

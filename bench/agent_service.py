@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from adapters.wiring import Runtime, build_runtime, settle_startup_heap, wire_assistant  # noqa: E402
-from agent.llm_types import FunctionCall, ModelTurn, WebAnswer  # noqa: E402
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime, settle_startup_heap  # noqa: E402
+from agent.llm_types import FunctionCall, ModelOutput, WebAnswer  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from agent.state import NewMessage  # noqa: E402
 from agent.types import Channel, Inbound, Usage  # noqa: E402
@@ -51,7 +52,7 @@ class ScriptedLLM:
     model = "scripted"
 
     async def respond(self, *, instructions: str, input_items: list[dict[str, Any]], tools: list[dict[str, Any]],
-                      answer_format: dict[str, Any], allow_tools: bool = True, on_text: Any = None) -> ModelTurn:
+                      answer_format: dict[str, Any], allow_tools: bool = True, on_text: Any = None) -> ModelOutput:
         usage = Usage(model_calls=1, input_tokens=50, output_tokens=10, total_tokens=60)
         last = input_items[-1]
         if allow_tools and last.get("role") == "user":
@@ -59,11 +60,11 @@ class ScriptedLLM:
             if "класс" in text:
                 call = FunctionCall(call_id="c1", name="catalog_search",
                                     arguments='{"grade": 11, "goal": "ege", "subject": "math", "format": "online"}')
-                return ModelTurn(calls=[call], usage=usage)
+                return ModelOutput(calls=[call], usage=usage)
             if "?" in text:
-                return ModelTurn(calls=[FunctionCall(call_id="c2", name="kb_file_search", arguments=json.dumps({"query": text}))], usage=usage)
+                return ModelOutput(calls=[FunctionCall(call_id="c2", name="kb_file_search", arguments=json.dumps({"query": text}))], usage=usage)
         answer = {"text": "Вот что я нашёл. Источник: kmipt.ru/courses/.", "quick_replies": [], "program_ids": [], "ask_contact": False}
-        return ModelTurn(text=json.dumps(answer, ensure_ascii=False), usage=usage)
+        return ModelOutput(text=json.dumps(answer, ensure_ascii=False), usage=usage)
 
     async def web_search(self, *, query: str, domain: str, instructions: str) -> WebAnswer:
         return WebAnswer(text="")
@@ -83,11 +84,8 @@ def _percentile(values: list[float], share: float) -> float:
 
 
 async def _runtime(settings: Settings, *, scripted: bool) -> Runtime:
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, llm=ScriptedLLM() if scripted else None)  # type: ignore[arg-type]
     await runtime.db.migrate()
-    if scripted:
-        runtime.llm = ScriptedLLM()  # type: ignore[assignment]
-        wire_assistant(runtime)
     return runtime
 
 

@@ -212,8 +212,7 @@ def serve_instant(port: int) -> None:
     from telegram_queue import InstantAgent
 
     settings = _settings()
-    runtime = build_runtime(settings)
-    runtime.assistant = InstantAgent()  # type: ignore[assignment]
+    runtime = build_runtime(settings, assistant=InstantAgent())  # type: ignore[arg-type]
     server = uvicorn.Server(server_config(create_app(settings, runtime=runtime), "127.0.0.1", port))
     asyncio.run(server.serve())
 

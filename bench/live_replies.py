@@ -73,7 +73,7 @@ async def feedback_round(folder: Path, model_url: str, chats: int, *, drafts: bo
     TimedPreview.first_sentence.clear()
     posted: dict[int, float] = {}
     try:
-        async with running_service(settings, api, lambda rt: rt.assistant) as service:
+        async with running_service(settings, api) as service:
             await service.deliver(updates.message(1, FIRST_CHAT - 1, "Здравствуйте"))  # warm-up, untimed
             await service.settle(1, timeout=60)
             api.calls.clear()  # with drafts refused, the warm-up taught the process to use typing

@@ -199,8 +199,7 @@ async def run_workers(api_url: str, data: Path, database_url: str | None, batch:
     from agent.settings import Settings
 
     values = {name.lower(): value for name, value in service_settings(data, api_url, database_url).items()}
-    runtime = build_runtime(Settings(_env_file=None, **values))  # type: ignore[arg-type]
-    runtime.assistant = InstantAgent(delay)  # type: ignore[attr-defined]
+    runtime = build_runtime(Settings(_env_file=None, **values), assistant=InstantAgent(delay))  # type: ignore[arg-type]
     telegram = runtime.telegram
     assert telegram is not None
     await runtime.db.migrate()
@@ -277,8 +276,7 @@ def serve(role: str, port: int) -> None:
         from agent.settings import load_settings
 
         settings = load_settings()
-        runtime = build_runtime(settings)
-        runtime.assistant = InstantAgent()  # type: ignore[attr-defined]
+        runtime = build_runtime(settings, assistant=InstantAgent())  # type: ignore[arg-type]
         app = create_app(settings, runtime=runtime)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from adapters.storage.models import Message
 from adapters.wiring import build_runtime
-from agent.guardrails import EMAIL_RE, PHONE_RE
+from agent.personal_data import EMAIL_RE, PHONE_RE
 from agent.settings import Settings
 from evals.cases import Case, dump_yaml
 

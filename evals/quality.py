@@ -34,9 +34,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from adapters.wiring import build_runtime, wire_assistant
+from adapters.wiring import build_runtime
 from agent.catalog import Catalog
-from agent.guardrails import digits_of
+from agent.personal_data import digits_of
 from agent.settings import CrmProvider, Settings
 from agent.types import Action, Channel, Inbound, Reply
 from evals.runner import RecordingNotifier
@@ -268,13 +268,10 @@ async def run_quality(base: Settings, project: Path, *, live: bool = False, fold
     report = QualityReport()
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         settings = quality_settings(base, Path(tmp) / "data", _content_with_demo(project, Path(tmp)), live=live)
-        runtime = build_runtime(settings)
+        runtime = build_runtime(settings, notifier=RecordingNotifier())
         try:
             await runtime.db.migrate()
-            runtime.notifier = RecordingNotifier()
-            wire_assistant(runtime)
             assistant = runtime.assistant
-            assert assistant is not None
             corpora: dict[str, Corpus] = {}
 
             def corpus(brand: str) -> Corpus:

@@ -16,7 +16,7 @@ import httpx
 from pydantic import BaseModel, Field, SecretStr
 
 from adapters.knowledge.backend import KnowledgeBackend
-from adapters.wiring import build_runtime, wire_assistant
+from adapters.wiring import build_runtime
 from agent.catalog import Catalog
 from agent.llm import LLM
 from agent.ports import HandoffNotice
@@ -156,27 +156,24 @@ class Runner:
     async def _run(self, case: Case, engine: str, folder: Path, result: CaseResult) -> None:
         model = engine != "offline"
         settings = case_settings(self.base, folder / "data", mode=self.mode, model=model)
-        runtime = build_runtime(settings, content=self._content)
+        seam: CassetteTransport | LiveTransport | None = None
+        llm = None
+        if model:
+            if engine == "cassette":
+                seam = CassetteTransport(case.cassette)
+            else:
+                upstream = self.upstream or httpx.AsyncHTTPTransport()
+                seam = LiveTransport(upstream, case.cassette, owns_upstream=self.upstream is None)
+            client = httpx.AsyncClient(transport=seam, timeout=settings.openai_timeout_seconds)
+            llm = LLM(settings, http_client=client, sleep=_no_sleep if engine == "cassette" else asyncio.sleep)
+        notifier = RecordingNotifier()
+        runtime = build_runtime(
+            settings, content=self._content, llm=llm, notifier=notifier, today=lambda: case.today
+        )
         # The local index only: case_settings leaves no vector store, so nothing here records usage.
         self._content = (runtime.catalog, runtime.knowledge)
-        seam: CassetteTransport | LiveTransport | None = None
         try:
             await runtime.db.migrate()
-            if model:
-                if engine == "cassette":
-                    seam = CassetteTransport(case.cassette)
-                else:
-                    upstream = self.upstream or httpx.AsyncHTTPTransport()
-                    seam = LiveTransport(upstream, case.cassette, owns_upstream=self.upstream is None)
-                if runtime.llm is not None:
-                    await runtime.llm.aclose()
-                client = httpx.AsyncClient(transport=seam, timeout=settings.openai_timeout_seconds)
-                runtime.llm = LLM(settings, http_client=client, sleep=_no_sleep if engine == "cassette" else asyncio.sleep)
-            notifier = RecordingNotifier()
-            runtime.notifier = notifier
-            runtime.today = lambda: case.today
-            wire_assistant(runtime)
-            assert runtime.assistant is not None
             forced_offline = case.mode == "model" and engine == "offline"
             for index, turn in enumerate(case.turns):
                 if seam is not None:

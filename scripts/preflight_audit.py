@@ -27,7 +27,7 @@ async def _audit(mode: PreflightMode | None) -> Report:
     settings = load_settings(**overrides)
     runtime = build_runtime(settings)
     try:
-        return await run_preflight(runtime)
+        return await run_preflight(runtime.preflight_inputs)
     finally:
         await runtime.close()
 

@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from adapters.wiring import Runtime, build_runtime, wire_assistant
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
+from agent.settings import Settings
 from agent.errors import CrmError
 from agent.llm import LLM
 from agent.ports import CrmLookupResult, CrmPushResult, LeadPayload
@@ -38,11 +40,18 @@ async def _no_sleep(seconds: float) -> None:
     await asyncio.sleep(0)
 
 
-async def model_runtime(tmp_path: Path, **overrides: Any) -> Runtime:
-    """A migrated runtime with a model key (the model itself is faked at the HTTP seam by respx)."""
+def quick_llm(settings: Settings) -> LLM:
+    """The real LLM client (faked at the HTTP seam by respx) that never sleeps between retries."""
+    return LLM(settings, sleep=_no_sleep)
+
+
+async def model_runtime(tmp_path: Path, *, crm: Any = None, notifier: Any = None, **overrides: Any) -> Runtime:
+    """A migrated runtime whose assistant has a model (faked at the HTTP seam by respx), with the given
+    CRM and notifier built in. The catalog and knowledge base are the real ones."""
     from tests.conftest import make_settings
 
-    rt = build_runtime(make_settings(tmp_path, openai_api_key="sk-test", openai_max_retries=1, **overrides))
+    settings = make_settings(tmp_path, openai_api_key="sk-test", openai_max_retries=1, **overrides)
+    rt = build_runtime(settings, llm=quick_llm(settings), crm=crm, notifier=notifier)
     await rt.db.migrate()
     return rt
 
@@ -52,24 +61,9 @@ async def assistant_runtime(tmp_path: Path, *, model: bool = False) -> Runtime:
     from tests.conftest import make_settings
 
     extra = {"openai_api_key": "sk-test", "openai_max_retries": 1} if model else {}
-    rt = build_runtime(make_settings(tmp_path, **extra))
+    settings = make_settings(tmp_path, **extra)
+    rt = build_runtime(settings, llm=quick_llm(settings) if model else None, notifier=RecordingNotifier())
     await rt.db.migrate()
-    await attach(rt, model=model, notifier=RecordingNotifier())
-    return rt
-
-
-async def attach(rt: Runtime, *, model: bool = False, crm: Any = None, notifier: Any = None) -> Runtime:
-    """Give the runtime a model (respx-faked, never sleeping between retries) or none, a CRM and a
-    notifier, and rebuild the assistant around them. The catalog and knowledge base are the real ones."""
-    if rt.llm is not None:
-        await rt.llm.aclose()
-    rt.llm = LLM(rt.settings, sleep=_no_sleep) if model else None
-    if crm is not None:
-        rt.crm = crm
-    if notifier is not None:
-        rt.notifier = notifier
-    wire_assistant(rt)
-    assert rt.assistant is not None and (rt.assistant.model is not None) == model
     return rt
 
 

@@ -8,8 +8,9 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -18,8 +19,9 @@ import respx
 from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
+from adapters.runtime import Runtime
 from adapters.storage.database import Database
-from adapters.wiring import Runtime, build_runtime
+from adapters.wiring import build_runtime
 from agent.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,13 +175,31 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+MakeRuntime = Callable[..., Awaitable[Runtime]]
+
+
 @pytest.fixture
-async def runtime(tmp_path: Path, database_url: str) -> AsyncIterator[Runtime]:
-    """A migrated runtime on each storage backend (DATABASE_URL accepts SQLite URLs too)."""
-    rt = build_runtime(make_settings(tmp_path, database_url=database_url))
-    await rt.db.migrate()
-    yield rt
-    await rt.close()
+async def make_runtime(tmp_path: Path, database_url: str) -> AsyncIterator[MakeRuntime]:
+    """Builds migrated runtimes on each storage backend (DATABASE_URL accepts SQLite URLs too), with
+    fakes injected through build_runtime's keywords (``notifier=``, ``llm=``, ``crm=``, ``clock=``, ...);
+    closes them after the test."""
+    built: list[Runtime] = []
+
+    async def make(**parts: Any) -> Runtime:
+        rt = build_runtime(make_settings(tmp_path, database_url=database_url), **parts)
+        built.append(rt)
+        await rt.db.migrate()
+        return rt
+
+    yield make
+    for rt in built:
+        await rt.close()
+
+
+@pytest.fixture
+async def runtime(make_runtime: MakeRuntime) -> Runtime:
+    """A migrated runtime on each storage backend, offline (no model key)."""
+    return await make_runtime()
 
 
 @pytest.fixture

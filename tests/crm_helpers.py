@@ -15,8 +15,10 @@ import pytest
 from adapters.crm.http import make_http_client
 
 from adapters.crm.outbox import OutboxPolicy
+from adapters.retry import Backoff
 from adapters.storage.models import Lead
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from agent.errors import CrmError
 from agent.ports import CRM, CrmPushResult, LeadPayload
 from tests.conftest import make_settings
@@ -27,7 +29,7 @@ TOKEN = "fake-crm-token-7f3a"
 TIMEOUT = 0.5  # CRM_TIMEOUT_SECONDS in these tests; fakes answer "late" after 1.5 s
 LATE = 1.5
 F = TypeVar("F", bound=FakeBase)
-FAST = OutboxPolicy(poll_seconds=0.02, base_delay_seconds=0.05, max_delay_seconds=0.2, lease_seconds=1.0)
+FAST = OutboxPolicy(poll_seconds=0.02, retry=Backoff(0.05, 0.2, jitter=0.1), lease_seconds=1.0)
 
 
 def crm_settings(tmp_path: Path, provider: str, url: str, *, token: str = TOKEN, **extra: object):  # noqa: ANN201

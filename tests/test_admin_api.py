@@ -15,7 +15,9 @@ from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
 from adapters.storage.models import Conversation, Lead, Message, ModelUsage, TelegramUpdate, User
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
+from tests.clock import Clock
 from tests.conftest import make_settings
 from tests.webapp_helpers import ADMIN_TELEGRAM_ID, PLAIN_TELEGRAM_ID, TEST_BOT_TOKEN, sign_init_data
 
@@ -82,8 +84,7 @@ async def seed(runtime: Runtime) -> dict[str, int]:
 async def admin(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime, dict[str, int]]]:
     settings = make_settings(tmp_path, database_url=database_url, telegram_bot_token=TEST_BOT_TOKEN,
                              admin_miniapp_enabled=True, admin_telegram_ids=[ADMIN_TELEGRAM_ID])
-    runtime = build_runtime(settings)
-    runtime.clock = lambda: NOW
+    runtime = build_runtime(settings, clock=Clock(NOW))
     app = create_app(settings, runtime=runtime)
     async with LifespanManager(app) as manager:
         ids = await seed(runtime)
@@ -111,8 +112,7 @@ async def test_admin_auth_basic_or_allowed_init_data(admin: Admin) -> None:
 
 async def test_admin_init_data_refused_when_miniapp_disabled(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, telegram_bot_token=TEST_BOT_TOKEN, admin_telegram_ids=[ADMIN_TELEGRAM_ID])
-    runtime = build_runtime(settings)
-    runtime.clock = lambda: NOW
+    runtime = build_runtime(settings, clock=Clock(NOW))
     app = create_app(settings, runtime=runtime)
     async with LifespanManager(app) as manager:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
@@ -263,6 +263,6 @@ async def test_csv_download_link_for_the_admin_mini_app(admin: Admin) -> None:
     assert (await client.get(url + "0", auth=None)).status_code == 403
     refused = await client.post("/admin/leads.csv/link", auth=None, headers={"X-Tg-Init-Data": init_data(PLAIN_TELEGRAM_ID)})
     assert refused.status_code == 403
-    runtime.clock = lambda: NOW + timedelta(minutes=6)
+    runtime.clock.now = NOW + timedelta(minutes=6)  # type: ignore[attr-defined]
     expired = await client.get(url, auth=None)
     assert expired.status_code == 403 and expired.json()["reason"] == "link_expired_or_invalid"

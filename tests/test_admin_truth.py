@@ -13,10 +13,11 @@ import respx
 from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from agent.catalog import SearchCriteria
 from tests import openai_fakes as fake
-from tests.assistant_helpers import Chat, FakeCRM, RecordingNotifier, attach
+from tests.assistant_helpers import Chat, FakeCRM, RecordingNotifier, quick_llm
 from tests.conftest import make_settings
 from tests.webapp_helpers import TEST_BOT_TOKEN, sign_init_data
 
@@ -27,9 +28,8 @@ STAGES = ("conversations", "qualified", "programs_shown", "contact_left", "crm_d
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     settings = make_settings(tmp_path, openai_api_key="sk-test", openai_max_retries=1, telegram_bot_token=TEST_BOT_TOKEN)
-    runtime = build_runtime(settings)
+    runtime = build_runtime(settings, llm=quick_llm(settings), crm=FakeCRM(), notifier=RecordingNotifier())
     await runtime.db.migrate()
-    await attach(runtime, model=True, crm=FakeCRM(), notifier=RecordingNotifier())
     app = create_app(settings, runtime=runtime)
     async with LifespanManager(app) as manager:
         transport = httpx.ASGITransport(app=manager.app)

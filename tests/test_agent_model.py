@@ -14,10 +14,10 @@ import respx
 from sqlmodel import select
 
 from adapters.storage.models import Lead, Message, ModelUsage
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.types import Action, SharedContact
 from tests import openai_fakes as fake
-from tests.assistant_helpers import Chat, FakeCRM, RecordingNotifier, attach, model_runtime
+from tests.assistant_helpers import Chat, FakeCRM, RecordingNotifier, model_runtime
 
 
 async def _runtime(tmp_path: Path, **overrides: Any) -> Runtime:
@@ -26,8 +26,7 @@ async def _runtime(tmp_path: Path, **overrides: Any) -> Runtime:
 
 @pytest.fixture
 async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
-    runtime = await _runtime(tmp_path)
-    await attach(runtime, model=True, crm=FakeCRM(), notifier=RecordingNotifier())
+    runtime = await _runtime(tmp_path, crm=FakeCRM(), notifier=RecordingNotifier())
     yield runtime
     await runtime.close()
 
@@ -120,7 +119,6 @@ async def test_malformed_final_answer_answers_offline(rt: Runtime, api: respx.Mo
 
 async def test_round_limit_forces_an_answer_without_tools(tmp_path: Path, api: respx.MockRouter) -> None:
     rt = await _runtime(tmp_path, openai_max_tool_rounds=1)
-    await attach(rt, model=True)
     route = api.post("/responses").mock(
         side_effect=[
             fake.response(fake.function_call("kb_file_search", {"query": "адреса"})),
@@ -152,7 +150,6 @@ async def test_unknown_tool_and_bad_arguments_reach_the_model_as_text(rt: Runtim
 
 async def test_daily_budgets_degrade_to_offline(tmp_path: Path, api: respx.MockRouter) -> None:
     rt = await _runtime(tmp_path, openai_daily_token_budget_per_user=100)
-    await attach(rt, model=True)
     route = api.post("/responses").mock(return_value=fake.response(fake.answer("Здравствуйте!")))
     chat = Chat(rt)
     assert (await chat.send(text="привет")).engine == "model"
@@ -162,7 +159,6 @@ async def test_daily_budgets_degrade_to_offline(tmp_path: Path, api: respx.MockR
     await rt.close()
 
     rt = await _runtime(tmp_path / "total", openai_daily_token_budget_total=150)
-    await attach(rt, model=True)
     assert (await Chat(rt, user_id="a").send(text="привет")).engine == "model"
     assert (await Chat(rt, user_id="b").send(text="привет")).engine == "model"  # 120 < 150
     assert (await Chat(rt, user_id="c").send(text="привет")).engine == "offline"  # 240 >= 150
@@ -288,7 +284,6 @@ async def test_web_fallback_searches_only_the_brand_site(rt: Runtime, api: respx
 
 async def test_web_fallback_off_is_not_offered(tmp_path: Path, api: respx.MockRouter) -> None:
     rt = await _runtime(tmp_path, openai_web_fallback_enabled=False)
-    await attach(rt, model=True)
     route = api.post("/responses").mock(return_value=fake.response(fake.answer("Здравствуйте!")))
     await Chat(rt).send(text="привет")
     assert "web_fallback" not in {t["name"] for t in fake.sent(route)["tools"]}

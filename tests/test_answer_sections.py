@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from tests.assistant_helpers import Chat, assistant_runtime
 
 

@@ -11,7 +11,6 @@ import httpx
 import pytest
 
 from adapters.wiring import build_runtime
-from tests.assistant_helpers import attach
 from tests.conftest import app_client, make_settings
 from tests.webapp_helpers import TEST_BOT_TOKEN, sign_init_data
 
@@ -25,7 +24,7 @@ def mini_app(user_id: int) -> dict[str, str]:
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(tmp_path, telegram_bot_token=TEST_BOT_TOKEN, startup_preflight_mode="off")
-    runtime = await attach(build_runtime(settings))
+    runtime = build_runtime(settings)
     async for c in app_client(settings, runtime):
         yield c
 

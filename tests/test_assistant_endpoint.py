@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from adapters.wiring import build_runtime
-from tests.assistant_helpers import attach
 from tests.conftest import app_client, make_settings
 from tests.webapp_helpers import TEST_BOT_TOKEN, sign_init_data
 
@@ -25,7 +24,7 @@ async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncCl
     values: dict[str, Any] = {"assistant_api_token": TOKEN, "startup_preflight_mode": "off"}
     values.update(overrides)
     settings = make_settings(tmp_path, **values)
-    runtime = await attach(build_runtime(settings))
+    runtime = build_runtime(settings)
     async for client in app_client(settings, runtime):
         yield client
 

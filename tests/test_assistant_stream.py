@@ -146,8 +146,7 @@ class ScriptedAssistant:
 
 async def ask(tmp_path: Path, assistant: Any, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
     settings = make_settings(tmp_path, assistant_api_token=TOKEN)
-    runtime = build_runtime(settings)
-    runtime.assistant = assistant
+    runtime = build_runtime(settings, assistant=assistant)
     async for client in app_client(settings, runtime):
         return await client.post("/api/assistant/ask", json=body, headers={**AUTH, **headers})
     raise AssertionError("unreachable")

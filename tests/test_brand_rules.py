@@ -12,13 +12,14 @@ import pytest
 import respx
 import yaml
 
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from agent.brand_rules import RulesFileError, load_brand_rules, read_rules_file
 from agent.catalog import read_catalog
 from agent.rules_guard import RulesGuard
 from agent.types import Reply
 from tests import openai_fakes as fake
-from tests.assistant_helpers import Chat, RecordingNotifier, attach, model_runtime
+from tests.assistant_helpers import Chat, RecordingNotifier, model_runtime
 from tests.conftest import REPO
 
 DEMO = REPO / "tests" / "data"
@@ -197,7 +198,6 @@ OLD_QUESTIONS = [
 
 @pytest.mark.parametrize("question", OLD_QUESTIONS)
 async def test_offline_answers_to_the_old_questions_are_clean(runtime: Runtime, question: str) -> None:
-    await attach(runtime)
     reply = await Chat(runtime).send(text=question)
     assert reply.engine == "offline" and reply.text
     assert_clean(reply, FORBIDDEN_IN_KMIPT)
@@ -205,8 +205,7 @@ async def test_offline_answers_to_the_old_questions_are_clean(runtime: Runtime, 
 
 @pytest.fixture
 async def model_rt(tmp_path: Path) -> AsyncIterator[Runtime]:
-    rt = await model_runtime(tmp_path)
-    await attach(rt, model=True, notifier=RecordingNotifier())
+    rt = await model_runtime(tmp_path, notifier=RecordingNotifier())
     yield rt
     await rt.close()
 
@@ -244,10 +243,12 @@ async def test_a_model_reply_cannot_say_the_old_things(
 
 
 async def test_the_demo_brand_never_names_kmipt(tmp_path: Path, api: respx.MockRouter) -> None:
-    rt = await model_runtime(tmp_path, brand_default="demo", catalog_dir=str(DEMO / "catalog"), knowledge_dir=str(DEMO / "knowledge"))
+    rt = await model_runtime(
+        tmp_path, notifier=RecordingNotifier(), brand_default="demo", catalog_dir=str(DEMO / "catalog"),
+        knowledge_dir=str(DEMO / "knowledge"),
+    )
     settings = rt.settings
     try:
-        await attach(rt, model=True, notifier=RecordingNotifier())
         route = api.post("/responses").mock(return_value=fake.response(fake.answer(
             "Мы — часть УНПК МФТИ: занятия на SohoLMS, пишите на edu@kmipt.ru или звоните 8 (800) 500-81-51."
         )))
@@ -261,9 +262,24 @@ async def test_the_demo_brand_never_names_kmipt(tmp_path: Path, api: respx.MockR
     offline_rt = build_runtime(settings.model_copy(update={"openai_api_key": None}))
     try:
         await offline_rt.db.migrate()
-        await attach(offline_rt)  # offline: the demo knowledge base answers, nothing of kmipt leaks in
         offline = await Chat(offline_rt, user_id="2002").send(text="Как оплатить курс?")
         assert offline.engine == "offline" and "Школе Демо" in offline.text
         assert_clean(offline, FORBIDDEN_IN_DEMO)
     finally:
         await offline_rt.close()
+
+
+async def test_working_hours_come_from_the_brands_catalog_block(tmp_path: Path) -> None:
+    """The demo school answers on weekdays 09:00–20:00: its handoff says so, not kmipt's hours."""
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        tmp_path, brand_default="demo", catalog_dir=str(DEMO / "catalog"), knowledge_dir=str(DEMO / "knowledge")
+    )
+    rt = build_runtime(settings, notifier=RecordingNotifier())
+    try:
+        await rt.db.migrate()
+        reply = await Chat(rt, user_id="3003").send(choice="handoff")
+        assert "по будням 09:00–20:00" in reply.text and "10:00–18:00" not in reply.text
+    finally:
+        await rt.close()

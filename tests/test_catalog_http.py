@@ -14,8 +14,7 @@ ADMIN = ("admin", "a-long-test-password")
 
 async def _client(tmp_path: Path, **overrides: object) -> AsyncIterator[httpx.AsyncClient]:
     settings = make_settings(tmp_path, **overrides)
-    runtime = build_runtime(settings)
-    runtime.today = lambda: date(2026, 10, 1)  # autumn sessions have started
+    runtime = build_runtime(settings, today=lambda: date(2026, 10, 1))  # autumn sessions have started
     async for client in app_client(settings, runtime):
         yield client
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from agent.channel_texts import for_channel
-from adapters.wiring import Runtime
 from agent.types import Channel
-from tests.assistant_helpers import Chat, RecordingNotifier, attach
+from tests.conftest import MakeRuntime
+from tests.assistant_helpers import Chat, RecordingNotifier
 
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
 BOT_ONLY = ("/manager", "/forget", "/start", "кнопкой ниже", "в этот чат")
@@ -30,8 +30,8 @@ def test_telegram_keeps_its_commands() -> None:
 
 
 @pytest.mark.parametrize("channel", [Channel.miniapp, Channel.api])
-async def test_dialog_outside_telegram_has_no_bot_only_words(runtime: Runtime, channel: Channel) -> None:
-    await attach(runtime, notifier=RecordingNotifier())
+async def test_dialog_outside_telegram_has_no_bot_only_words(make_runtime: MakeRuntime, channel: Channel) -> None:
+    runtime = await make_runtime(notifier=RecordingNotifier())
     chat = Chat(runtime, user_id="777", channel=channel)
     texts = []
     for fields in ({"text": "Как с вами связаться, вы бот?"}, {"choice": "contact:start"}, {"choice": "consent:yes"},
@@ -42,8 +42,8 @@ async def test_dialog_outside_telegram_has_no_bot_only_words(runtime: Runtime, c
     assert "ответит здесь" not in joined
 
 
-async def test_telegram_dialog_keeps_the_reply_keyboard_prompt(runtime: Runtime) -> None:
-    await attach(runtime, notifier=RecordingNotifier())
+async def test_telegram_dialog_keeps_the_reply_keyboard_prompt(make_runtime: MakeRuntime) -> None:
+    runtime = await make_runtime(notifier=RecordingNotifier())
     chat = Chat(runtime, user_id="778")
     await chat.send(choice="contact:start")
     asked = await chat.send(choice="consent:yes")

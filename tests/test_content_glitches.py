@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.types import Action
 from tests.assistant_helpers import Chat, assistant_runtime
 

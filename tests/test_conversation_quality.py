@@ -12,7 +12,7 @@ import respx
 from sqlmodel import select
 
 from adapters.storage.models import Lead
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.types import Action, Channel, Reply
 from tests import openai_fakes as fake
 from tests.assistant_helpers import Chat, assistant_runtime

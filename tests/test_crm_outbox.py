@@ -12,14 +12,17 @@ import pytest
 
 from adapters.crm.outbox import OutboxWorker
 from adapters.crm.payload import lead_payload, lead_title
-from adapters.http.metrics import REGISTRY
+from adapters.counters import REGISTRY
+from adapters.retry import Backoff
 from adapters.storage.database import Database
 from adapters.storage.models import utcnow
 from adapters.storage.outbox import OutboxRepository
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from tests.conftest import make_settings
 from tests.crm_helpers import FAST, LATE, TOKEN, add_lead, crm_runtime, serving, wait_for
 from tests.fake_crm import FakeAmo, FakeBase, FakeTallanto
+from tests.storage_helpers import stored_dialogue
 
 PHONES = [f"+7999100{i:04d}" for i in range(4)]
 
@@ -121,7 +124,7 @@ async def test_retry_after_from_the_crm_is_honoured(tmp_path: Path, database_url
         runtime = await crm_runtime(tmp_path, "tallanto", fake.url, database_url)
         try:
             lead = await add_lead(runtime, PHONES[0], provider="tallanto")
-            patient = OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages, replace(FAST, max_delay_seconds=600))
+            patient = OutboxWorker(runtime.crm, runtime.outbox, runtime.leads, runtime.messages, replace(FAST, retry=Backoff(0.05, 600, jitter=0.1)))
             assert await patient.run_once() == 1
             row = await runtime.outbox.for_lead(lead.id)  # type: ignore[arg-type]
             assert row.status == "pending" and row.attempts == 1  # type: ignore[union-attr]
@@ -173,12 +176,9 @@ async def test_summary_sent_to_the_crm_has_no_phone_numbers(tmp_path: Path, data
     with serving(fake):
         runtime = await crm_runtime(tmp_path, "tallanto", fake.url, database_url)
         try:
-            user = await runtime.users.get_or_create("telegram", "42", first_name="Анна")
-            conversation = await runtime.conversations.get_or_create(user.id, "kmipt")  # type: ignore[arg-type]
-            await runtime.messages.add(conversation.id, "user", "Хочу на ОГЭ по физике", channel="telegram")  # type: ignore[arg-type]
-            await runtime.messages.add(conversation.id, "assistant", "Оставьте телефон", channel="telegram")  # type: ignore[arg-type]
-            await runtime.messages.add(conversation.id, "user", "мой номер 8 (999) 100-00-00, почта a@b.ru", channel="telegram")  # type: ignore[arg-type]
-            await add_lead(runtime, PHONES[0], provider="tallanto", user_id=user.id, conversation_id=conversation.id)
+            dialogue = [("Хочу на ОГЭ по физике", "Оставьте телефон"), ("мой номер 8 (999) 100-00-00, почта a@b.ru", "Спасибо!")]
+            state = await stored_dialogue(runtime.store, "42", dialogue, first_name="Анна")
+            await add_lead(runtime, PHONES[0], provider="tallanto", user_id=state.user_id, conversation_id=state.conversation_id)
             await worker(runtime).run_once()
             (contact,) = fake.contacts.values()
             assert "Клиент: Хочу на ОГЭ по физике" in contact["description"]

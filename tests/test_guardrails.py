@@ -1,14 +1,7 @@
 from __future__ import annotations
 
-from agent.guardrails import (
-    MAX_INPUT_CHARS,
-    REFUSAL,
-    cap_input,
-    check_reply,
-    find_phone,
-    mask_personal_data,
-    secret_lines_of,
-)
+from agent.guardrails import MAX_INPUT_CHARS, REFUSAL, cap_input, check_reply, secret_lines_of
+from agent.personal_data import find_phone, mask_personal_data
 from agent.prompting import transcript_items
 from agent.state import StoredMessage
 
@@ -98,3 +91,16 @@ def test_sales_tone_path_replaces_the_tone(tmp_path) -> None:
     assert prompts.tone == "Тон: строго по делу." and "{brand_domain}" in prompts.system
     with pytest.raises(ConfigError, match="SALES_TONE_PATH"):
         load_settings(_env_file=None, sales_tone_path=str(tmp_path / "missing.md"))
+
+
+def test_one_personal_data_pattern_set_for_the_model_and_the_crm() -> None:
+    """The model's masking and the CRM's redaction see the same contacts (they used to differ: a ten
+    digit phone reached the model unmasked, a Cyrillic e-mail reached it too)."""
+    from agent.personal_data import redact_contacts
+
+    text = "звоните 999 123-45-67 или +7 (916) 000-11-22, почта анна@почта.рф и anna.k@mail.ru"
+    masked, redacted = mask_personal_data(text), redact_contacts(text)
+    for contact in ("123-45-67", "000-11-22", "анна@почта.рф", "anna.k@mail.ru"):
+        assert contact not in masked and contact not in redacted
+    assert redacted == "звоните [телефон] или [телефон], почта [email] и [email]"
+    assert "+7 999 ***-**-67" in masked and "+7 916 ***-**-22" in masked

@@ -15,6 +15,7 @@ from asgi_lifespan import LifespanManager
 from adapters.http.access_log import AccessLog
 from adapters.http.app import create_app
 from adapters.wiring import build_runtime
+from tests.clock import Clock
 from agent.catalog import read_catalog
 from agent.logging_setup import configure_logging
 from tests.conftest import REPO, make_settings
@@ -24,14 +25,14 @@ QUERY = {"grade": "8", "goal": "camp", "subject": "math", "format": "offline"}
 
 async def _serve(tmp_path: Path):  # type: ignore[no-untyped-def]
     settings = make_settings(tmp_path)
-    runtime = build_runtime(settings)
-    runtime.today = lambda: date(2026, 10, 1)
+    today = Clock(date(2026, 10, 1))
+    runtime = build_runtime(settings, today=today)
     app = create_app(settings, runtime=runtime)
-    return app, runtime
+    return app, runtime, today
 
 
 async def test_catalog_answers_are_computed_once_per_normalised_query(tmp_path: Path) -> None:
-    app, runtime = await _serve(tmp_path)
+    app, runtime, today = await _serve(tmp_path)
     calls = 0
     search = runtime.catalog.search
 
@@ -56,7 +57,7 @@ async def test_catalog_answers_are_computed_once_per_normalised_query(tmp_path: 
             runtime.catalog = read_catalog(REPO / "catalog")[0]
             runtime.catalog.search = counting_search  # type: ignore[method-assign]
             reloaded = await client.get("/api/catalog/search", params=QUERY)
-            runtime.today = lambda: date(2027, 2, 1)
+            today.now = date(2027, 2, 1)
             next_day = await client.get("/api/catalog/search", params=QUERY)
     assert first.status_code == again.status_code == blank.status_code == 200
     assert first.content == again.content == reloaded.content
@@ -69,7 +70,7 @@ async def test_catalog_answers_are_computed_once_per_normalised_query(tmp_path: 
 
 
 async def test_catalog_answers_are_bounded(tmp_path: Path) -> None:
-    app, _ = await _serve(tmp_path)
+    app, _, _ = await _serve(tmp_path)
     async with LifespanManager(app) as manager:
         app.state.catalog_answers.max_entries = 5
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
@@ -79,7 +80,7 @@ async def test_catalog_answers_are_bounded(tmp_path: Path) -> None:
 
 
 async def test_diagnostics_are_at_most_a_second_old(tmp_path: Path) -> None:
-    app, _ = await _serve(tmp_path)
+    app, _, _ = await _serve(tmp_path)
     async with LifespanManager(app) as manager:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
             first = await client.get("/api/runtime/diagnostics")

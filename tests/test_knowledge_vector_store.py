@@ -114,9 +114,12 @@ async def test_unknown_brand_is_rejected_before_any_call(local: LocalKnowledge) 
 
 
 def test_factory_picks_the_backend(tmp_path: Path) -> None:
-    assert isinstance(build_knowledge(make_settings(tmp_path)), LocalKnowledge)
-    # A store id without a key can't be used: the local index answers (preflight warns).
-    assert isinstance(build_knowledge(make_settings(tmp_path, openai_vector_store_id=STORE)), LocalKnowledge)
-    chosen = build_knowledge(make_settings(tmp_path, openai_vector_store_id=STORE, openai_api_key="sk-x"))
+    from openai import AsyncOpenAI
+
+    model_client = AsyncOpenAI(api_key="sk-x")
+    assert isinstance(build_knowledge(make_settings(tmp_path), model_client), LocalKnowledge)
+    # A store id without a key (so no model client) can't be used: the local index answers (preflight warns).
+    assert isinstance(build_knowledge(make_settings(tmp_path, openai_vector_store_id=STORE), None), LocalKnowledge)
+    chosen = build_knowledge(make_settings(tmp_path, openai_vector_store_id=STORE, openai_api_key="sk-x"), model_client)
     assert isinstance(chosen, VectorStoreKnowledge)
     assert chosen.known_amounts("kmipt") and chosen.documents("kmipt") and chosen.brands() == ["kmipt"]

@@ -10,9 +10,10 @@ import pytest
 from sqlmodel import select
 
 from adapters.storage.models import CrmOutbox, Lead, utcnow
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.errors import ConsentRequired, InvalidInput
-from agent.leads import LeadRequest, LeadService, consent_version, normalize_phone
+from agent.leads import LeadRequest, LeadService, consent_version
+from agent.phones import normalize_phone
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,7 @@ def test_consent_version_comes_from_front_matter() -> None:
 async def test_lead_rules(runtime: Runtime) -> None:
     user = await runtime.users.get_or_create("telegram", "321")
     assert user.id is not None
-    service = LeadService(runtime.store, legal_path=REPO / "legal", outbox_provider="amo")
+    service = LeadService(runtime.store, catalog=runtime.catalog, legal_path=REPO / "legal", outbox_provider="amo")
     request = LeadRequest(user_id=user.id, brand="kmipt", channel="miniapp", phone="8 916 111-22-33")
     now = utcnow()
     with pytest.raises(ConsentRequired):
@@ -65,7 +66,7 @@ async def test_dedupe_keys_on_the_request_not_the_phone_alone(runtime: Runtime) 
     """A second child or another program is a second lead; the same request within 24 h is one."""
     user = await runtime.users.get_or_create("telegram", "654")
     assert user.id is not None
-    service = LeadService(runtime.store, legal_path=REPO / "legal", outbox_provider=None)
+    service = LeadService(runtime.store, catalog=runtime.catalog, legal_path=REPO / "legal", outbox_provider=None)
     await service.record_consent(user_id=user.id, brand="kmipt", granted=True, channel="miniapp", telegram_id=654)
     now = utcnow()
     base = LeadRequest(user_id=user.id, brand="kmipt", channel="miniapp", phone="+79161112233",

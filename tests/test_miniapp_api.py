@@ -14,7 +14,9 @@ from sqlmodel import select
 from adapters.http.app import create_app
 from adapters.miniapp_checks import miniapp_checks
 from adapters.storage.models import ConsentRecord, Lead
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
+from tests.clock import Clock
 from tests.conftest import make_settings
 from tests.test_initdata import THIRD_PARTY_AUTH_DATE, THIRD_PARTY_BOT_ID, THIRD_PARTY_VALID
 from tests.webapp_helpers import (
@@ -40,20 +42,23 @@ async def _serve(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-@pytest.fixture
-async def miniapp(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-    """SQLite only: these routes add no SQL of their own (the admin tests cover both backends)."""
+async def _miniapp(tmp_path: Path, notifier: RecordingNotifier) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
     settings = make_settings(
         tmp_path,
         telegram_bot_token=TEST_BOT_TOKEN,
         admin_miniapp_enabled=True,
         admin_telegram_ids=[ADMIN_TELEGRAM_ID],
     )
-    runtime = build_runtime(settings)
-    runtime.clock = lambda: NOW
-    runtime.notifier = RecordingNotifier()
+    runtime = build_runtime(settings, clock=Clock(NOW), notifier=notifier)
     async for client in _serve(runtime):
         yield client, runtime
+
+
+@pytest.fixture
+async def miniapp(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    """SQLite only: these routes add no SQL of their own (the admin tests cover both backends)."""
+    async for served in _miniapp(tmp_path, RecordingNotifier()):
+        yield served
 
 
 async def test_whoami_outside_telegram(miniapp: tuple[httpx.AsyncClient, Runtime]) -> None:
@@ -98,11 +103,10 @@ async def test_whoami_rejects_bad_init_data(miniapp: tuple[httpx.AsyncClient, Ru
 
 async def test_third_party_signature_used_without_bot_token(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, webapp_bot_id=THIRD_PARTY_BOT_ID)
-    runtime = build_runtime(settings)
-    runtime.clock = lambda: THIRD_PARTY_AUTH_DATE + timedelta(minutes=3)
-    async for client in _serve(runtime):
+    clock = Clock(THIRD_PARTY_AUTH_DATE + timedelta(minutes=3))
+    async for client in _serve(build_runtime(settings, clock=clock)):
         ok = await client.get("/api/auth/whoami", headers={"X-Tg-Init-Data": THIRD_PARTY_VALID})
-        runtime.clock = lambda: THIRD_PARTY_AUTH_DATE + timedelta(days=2)
+        clock.now = THIRD_PARTY_AUTH_DATE + timedelta(days=2)
         expired = await client.get("/api/auth/whoami", headers={"X-Tg-Init-Data": THIRD_PARTY_VALID})
     assert ok.status_code == 200 and ok.json()["user"]["id"] == 279058397
     assert expired.status_code == 401 and expired.json()["reason"] == "expired"
@@ -201,19 +205,15 @@ async def test_same_lead_within_a_day_is_not_stored_twice(miniapp: tuple[httpx.A
     assert await runtime.leads.count() == 2
 
 
-async def test_confirmation_not_claimed_when_the_bot_could_not_write(
-    miniapp: tuple[httpx.AsyncClient, Runtime],
-) -> None:
-    client, runtime = miniapp
-
+async def test_confirmation_not_claimed_when_the_bot_could_not_write(tmp_path: Path) -> None:
     class BlockedBot(RecordingNotifier):
         async def notify_user(self, telegram_user_id: int, text: str) -> None:
             raise RuntimeError("Forbidden: bot was blocked by the user")
 
-    runtime.notifier = BlockedBot()
-    response = await client.post("/api/leads", json=LEAD, headers={"Authorization": f"tma {tma()}"})
-    assert response.status_code == 201 and response.json()["confirmation_sent"] is False
-    assert await runtime.leads.count() == 1
+    async for client, runtime in _miniapp(tmp_path, BlockedBot()):
+        response = await client.post("/api/leads", json=LEAD, headers={"Authorization": f"tma {tma()}"})
+        assert response.status_code == 201 and response.json()["confirmation_sent"] is False
+        assert await runtime.leads.count() == 1
 
 
 async def test_chat_history_for_a_reopened_app(miniapp: tuple[httpx.AsyncClient, Runtime]) -> None:

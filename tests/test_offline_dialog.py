@@ -10,14 +10,14 @@ from datetime import timedelta
 from sqlmodel import select
 
 from adapters.storage.models import ConsentRecord, CrmOutbox, Lead, Message
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.ports import KnowledgeResult
 from agent.types import Action, Channel, SharedContact
-from tests.assistant_helpers import Chat, RecordingNotifier, attach
+from tests.conftest import MakeRuntime
+from tests.assistant_helpers import Chat, RecordingNotifier
 
 
 async def test_offline_dialog_from_greeting_to_lead(runtime: Runtime) -> None:
-    await attach(runtime)
     chat = Chat(runtime)
 
     hello = await chat.send(start=True, source="vk_ads")
@@ -80,7 +80,6 @@ def _criteria(grade: int, goal: str, subject: str, fmt: str):
 
 
 async def test_free_text_fills_the_funnel(runtime: Runtime) -> None:
-    await attach(runtime)
     reply = await Chat(runtime).send(text="Ищем курс ЕГЭ по физике онлайн для 11 класса")
     assert reply.cards[0].id == "online-ege-physics-11"
     state = await runtime.store.load("telegram", "1001", "kmipt")
@@ -91,7 +90,6 @@ async def test_free_text_fills_the_funnel(runtime: Runtime) -> None:
 
 async def test_typed_answers_and_a_question_on_the_way_to_a_lead(runtime: Runtime) -> None:
     """A question naming a funnel value is answered, and the funnel does not ask for that value again."""
-    await attach(runtime)
     chat = Chat(runtime, user_id="31")
     await chat.send(start=True)
     asked = await chat.send(text="Есть ли скидки на математику?")
@@ -113,7 +111,6 @@ async def test_typed_answers_and_a_question_on_the_way_to_a_lead(runtime: Runtim
 
 
 async def test_consent_refusal_keeps_no_contact(runtime: Runtime) -> None:
-    await attach(runtime)
     chat = Chat(runtime, user_id="77")
     await chat.send(text="мой номер 89161112233, перезвоните")
     refused = await chat.send(choice="consent:no")
@@ -124,9 +121,9 @@ async def test_consent_refusal_keeps_no_contact(runtime: Runtime) -> None:
     assert consent.granted is False
 
 
-async def test_human_mode_silence_release_and_expiry(runtime: Runtime) -> None:
+async def test_human_mode_silence_release_and_expiry(make_runtime: MakeRuntime) -> None:
     notifier = RecordingNotifier()
-    await attach(runtime, notifier=notifier)
+    runtime = await make_runtime(notifier=notifier)
     chat = Chat(runtime, user_id="5")
     handed = await chat.send(choice="handoff")
     assert Action.handoff in handed.actions and "помолчу" in handed.text
@@ -145,7 +142,6 @@ async def test_human_mode_silence_release_and_expiry(runtime: Runtime) -> None:
 
 
 async def test_two_messages_of_one_user_never_run_together(runtime: Runtime) -> None:
-    await attach(runtime)
     real = runtime.knowledge
     active: dict[str, int] = {}
     peak: dict[str, int] = {}
@@ -169,18 +165,17 @@ async def test_two_messages_of_one_user_never_run_together(runtime: Runtime) -> 
 
 
 async def test_mini_app_and_bot_share_one_person(runtime: Runtime) -> None:
-    await attach(runtime)
     await Chat(runtime, user_id="555", channel=Channel.telegram).send(choice="grade:9")
     reply = await Chat(runtime, user_id="555", channel=Channel.miniapp).send(choice="goal:oge")
     assert "предмет" in reply.text  # the grade chosen in the bot is known in the Mini App
 
 
-async def test_handoff_command_is_idempotent_and_notifies_once(runtime: Runtime) -> None:
+async def test_handoff_command_is_idempotent_and_notifies_once(make_runtime: MakeRuntime) -> None:
     from agent.errors import NotFound
     from agent.types import Inbound
 
     notifier = RecordingNotifier()
-    await attach(runtime, notifier=notifier)
+    runtime = await make_runtime(notifier=notifier)
     chat = Chat(runtime, user_id="900")
     await chat.send(contact=SharedContact(phone="+79990001122", verified=True))
     await chat.send(choice="consent:yes")  # consent and phone: the manager may see the contact

@@ -21,7 +21,7 @@ async def _report(tmp_path: Path, migrate: bool = True, **overrides: object) -> 
     try:
         if migrate:
             await runtime.db.migrate()
-        return await run_preflight(runtime)
+        return await run_preflight(runtime.preflight_inputs)
     finally:
         await runtime.close()
 

@@ -17,8 +17,9 @@ from sqlalchemy import text
 from adapters.storage.database import Database
 from adapters.storage.engine import normalize_database_url
 from adapters.storage.models import ConsentRecord, Lead, ModelUsage
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from tests.conftest import PG_ADMIN_DSN, REPO
+from tests.storage_helpers import stored_dialogue
 
 
 async def test_migrations_create_every_table(db: Database) -> None:
@@ -56,29 +57,6 @@ async def test_concurrent_creation_yields_one_user(runtime: Runtime) -> None:
     assert len({u.id for u in users}) == 1
 
 
-async def test_conversation_profile_round_trip(runtime: Runtime) -> None:
-    user = await runtime.users.get_or_create("api", "client-1")
-    conversation = await runtime.conversations.get_or_create(user.id, "kmipt")
-    conversation.profile = {"grade": 11, "goal": "ege", "subject": "math"}
-    await runtime.conversations.save(conversation)
-    loaded = await runtime.conversations.get_or_create(user.id, "kmipt")
-    assert loaded.id == conversation.id
-    assert loaded.profile == {"grade": 11, "goal": "ege", "subject": "math"}
-    assert loaded.updated_at.tzinfo is not None
-
-
-async def test_message_idempotency_key_stores_once(runtime: Runtime) -> None:
-    user = await runtime.users.get_or_create("telegram", "5")
-    conversation = await runtime.conversations.get_or_create(user.id, "kmipt")
-    first = await runtime.messages.add(conversation.id, "user", "Привет", channel="telegram", idempotency_key="tg:1")
-    second = await runtime.messages.add(conversation.id, "user", "Привет", channel="telegram", idempotency_key="tg:1")
-    assert first is not None and second is None
-    assert [m.content for m in await runtime.messages.recent(conversation.id)] == ["Привет"]
-    assert await runtime.messages.exists("tg:1")
-    loaded = await runtime.conversations.get(conversation.id)
-    assert loaded is not None and loaded.last_message_at is not None
-
-
 async def test_lead_with_outbox_is_one_transaction_and_idempotent(runtime: Runtime) -> None:
     user = await runtime.users.get_or_create("telegram", "9")
     lead = await runtime.leads.create(
@@ -105,23 +83,22 @@ async def test_consent_and_usage(runtime: Runtime) -> None:
         ConsentRecord(user_id=user.id, kind="personal_data", granted=True, channel="telegram",
                       text_version="2026-11-01", telegram_id=11)
     )
-    latest = await runtime.consents.latest(user.id, "personal_data")
-    assert latest is not None and latest.granted and latest.text_version == "2026-11-01"
+    assert await runtime.store.consent_granted(user.id, "personal_data")  # type: ignore[arg-type]
     await runtime.usage.add(ModelUsage(user_id=user.id, model="gpt-4.1", input_tokens=10, output_tokens=5, total_tokens=15))
     assert await runtime.usage.tokens_since(datetime.now(UTC) - timedelta(days=1), user_id=user.id) == 15
 
 
 async def test_forget_deletes_personal_data(runtime: Runtime) -> None:
-    user = await runtime.users.get_or_create("telegram", "12", first_name="Мария", username="maria")
-    conversation = await runtime.conversations.get_or_create(user.id, "kmipt")
-    await runtime.messages.add(conversation.id, "user", "мой телефон +79991112233", channel="telegram")
+    said = [("мой телефон +79991112233", "Спасибо!")]
+    state = await stored_dialogue(runtime.store, "12", said, first_name="Мария", username="maria")
     await runtime.leads.create(
-        Lead(user_id=user.id, brand="kmipt", channel="telegram", phone="+79991112233"), outbox_provider="tallanto"
+        Lead(user_id=state.user_id, brand="kmipt", channel="telegram", phone="+79991112233"), outbox_provider="tallanto"
     )
-    await runtime.users.forget(user.id)
+    assert len(await runtime.messages.recent(state.conversation_id)) == 2
+    await runtime.users.forget(state.user_id)
     assert await runtime.leads.count() == 0
-    assert await runtime.messages.recent(conversation.id) == []
-    forgotten = await runtime.users.get(user.id)
+    assert await runtime.messages.recent(state.conversation_id) == []
+    forgotten = await runtime.users.get(state.user_id)
     assert forgotten is not None and forgotten.first_name is None and forgotten.username is None
 
 

@@ -18,11 +18,12 @@ from sqlmodel import select
 
 from adapters.storage.models import Conversation, Message, ModelUsage, User
 from adapters.storage.token_totals import TokenTotals
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from agent.state import NewMessage, UsageRecord
 from agent.types import Usage
 from tests import openai_fakes as fake
-from tests.assistant_helpers import Chat, attach
+from tests.assistant_helpers import Chat, quick_llm
 from tests.conftest import make_settings
 
 
@@ -94,9 +95,9 @@ async def _rows(rt: Runtime, model: Any) -> list[Any]:
 
 @pytest.fixture
 async def model_runtime(tmp_path: Path, database_url: str) -> AsyncIterator[Runtime]:
-    rt = build_runtime(make_settings(tmp_path, database_url=database_url, openai_api_key="sk-test"))
+    settings = make_settings(tmp_path, database_url=database_url, openai_api_key="sk-test")
+    rt = build_runtime(settings, llm=quick_llm(settings))
     await rt.db.migrate()
-    await attach(rt, model=True)
     yield rt
     await rt.close()
 

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import select
 
 from adapters.storage.models import Lead
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.types import Channel
 from tests.assistant_helpers import Chat, assistant_runtime
 
@@ -43,7 +43,7 @@ async def test_typed_consent_is_taken_and_the_lead_created(rt: Runtime, channel:
     assert done.lead_id is not None and "заявк" in done.text.lower(), done.text
     (lead,) = await _leads(rt)
     assert lead.phone == "+79165551234"
-    assert await rt.assistant.leads.has_consent(lead.user_id)
+    assert await rt.lead_service.has_consent(lead.user_id)
 
 
 @pytest.mark.parametrize("words", ["нет", "Нет, не согласна", "не согласен"])
@@ -69,4 +69,4 @@ async def test_yes_is_not_consent_when_no_consent_is_pending(rt: Runtime) -> Non
     await chat.send(text="А сколько стоит ЕГЭ по физике онлайн?")  # the prompt was left unanswered
     await chat.send(text="да")
     state = await rt.store.load("telegram", "804", "kmipt")
-    assert not await rt.assistant.leads.has_consent(state.user_id)
+    assert not await rt.lead_service.has_consent(state.user_id)

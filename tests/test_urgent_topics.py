@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import respx
 
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.brand_rules import load_brand_rules
 from agent.contact import HANDOFF
 from agent.intents import load_intents

@@ -74,7 +74,7 @@ async def test_preflight_uses_the_same_checks(tmp_path: Path) -> None:
     runtime = build_runtime(settings)
     try:
         await runtime.db.migrate()
-        report = await run_preflight(runtime)
+        report = await run_preflight(runtime.preflight_inputs)
     finally:
         await runtime.close()
     critical = [c for c in report.criticals if c.name in {"catalog", "knowledge"}]
@@ -92,11 +92,10 @@ async def test_preflight_warns_about_past_sessions(tmp_path: Path) -> None:
         catalog_dir=str(DATA / "catalog"),
         knowledge_dir=str(DATA / "knowledge"),
     )
-    runtime = build_runtime(settings)
-    runtime.today = lambda: date(2028, 1, 1)
+    runtime = build_runtime(settings, today=lambda: date(2028, 1, 1))
     try:
         await runtime.db.migrate()
-        report = await run_preflight(runtime)
+        report = await run_preflight(runtime.preflight_inputs)
     finally:
         await runtime.close()
     catalog_checks = [c for c in report.checks if c.name == "catalog"]

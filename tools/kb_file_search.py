@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from agent.answers import find_passages, plain, shorten
-from agent.guardrails import mask_personal_data
+from agent.personal_data import mask_personal_data
 from agent.toolkit import Tool, ToolContext
 
 MAX_PASSAGE_CHARS = 1200  # the best sections; the model answers briefly from them

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from agent.errors import ModelUnavailable
-from agent.guardrails import mask_personal_data
+from agent.personal_data import mask_personal_data
 from agent.toolkit import Tool, ToolContext, ToolFailure
 
 DESCRIPTION = (

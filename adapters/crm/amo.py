@@ -20,8 +20,8 @@ from adapters.crm.anonymise import from_amo
 from adapters.http.ratelimit import SharedPace
 from adapters.crm.http import json_body, status_error, transport_error, unexpected
 from adapters.crm.payload import lead_details, lead_title
-from adapters.crm.phones import normalise_phone
 from agent.errors import CrmError
+from agent.phones import normalize_phone
 from agent.ports import CrmLookupResult, CrmPushResult, LeadPayload
 
 PROVIDER = "amo"
@@ -100,7 +100,7 @@ class AmoCRM:
     async def contacts_by_phone(self, phone: str) -> list[dict[str, Any]]:
         # amo's search matches a substring of the stored value, so the ten national digits find
         # +7…, 8… and 7… alike.
-        national = normalise_phone(phone)[2:]
+        national = normalize_phone(phone)[2:]
         answer = await self.request("GET", "/api/v4/contacts", params={"query": national, "with": "leads"})
         return _embedded(answer, "contacts") if answer is not None else []
 

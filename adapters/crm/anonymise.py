@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from adapters.crm.payload import redact_contacts
+from agent.personal_data import redact_contacts
 from agent.ports import CrmLookupResult
 
 MAX_ITEMS = 10

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from adapters.preflight import Check, Level
+from adapters.preflight import Check, Level, PreflightInputs, missing_crm_settings
 from agent.errors import CrmError
 from agent.settings import CrmProvider
 
-if TYPE_CHECKING:
-    from adapters.wiring import Runtime
 
-
-def _settings_complete(runtime: Runtime) -> bool:
-    settings = runtime.settings
-    if settings.crm_provider is CrmProvider.tallanto:
-        return bool(settings.tallanto_api_url) and (settings.tallanto_api_token or settings.tallanto_api_key) is not None
-    return bool(settings.amo_api_url) and settings.amo_access_token is not None
-
-
-async def crm_connection(runtime: Runtime) -> list[Check]:
-    settings = runtime.settings
+async def crm_connection(inputs: PreflightInputs) -> list[Check]:
+    settings = inputs.settings
     provider = settings.crm_provider
     # `none` needs no check, and missing settings are already reported by the crm_settings check.
-    if provider is CrmProvider.none or not _settings_complete(runtime):
+    if provider is CrmProvider.none or missing_crm_settings(settings):
         return []
     checks: list[Check] = []
     if provider is CrmProvider.tallanto and settings.tallanto_read_only_enabled:
@@ -35,7 +23,7 @@ async def crm_connection(runtime: Runtime) -> list[Check]:
             )
         )
     try:
-        await runtime.crm.check()
+        await inputs.crm.check()
     except CrmError as error:
         # The message names the provider, the call, the status and the CRM's error code; never the token.
         return [*checks, Check("crm_connection", Level.critical, f"{error.kind}: {error}")]

@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from adapters.crm.payload import lead_payload
-from adapters.crm.phones import normalise_phone
-from adapters.storage.models import Lead
+from adapters.storage.repositories import LeadRepository
 from agent.errors import CrmError, InvalidInput
+from agent.leads import LeadService
+from agent.phones import normalize_phone
+from agent.ports import CRM
 
-if TYPE_CHECKING:
-    from adapters.wiring import Runtime
-
+BAD_PHONE = "Номер не похож на российский телефон. Пример: /leadtest +79991234567"
 PROVIDER_LABELS = {"tallanto": "Tallanto", "amo": "amoCRM"}
 SETTING_PREFIX = {"tallanto": "TALLANTO", "amo": "AMO"}
 TOKEN_SETTINGS = {"tallanto": "TALLANTO_API_TOKEN (или TALLANTO_API_KEY)", "amo": "AMO_ACCESS_TOKEN"}
@@ -52,39 +51,39 @@ def explain_crm_error(provider: str, error: CrmError) -> str:
     return reasons.get(error.kind, f"{label} отклонил заявку{status}: проверьте настройки полей и воронки.")
 
 
-async def run_lead_test(runtime: Runtime, phone: str) -> LeadTestResult:
-    provider = runtime.crm.name
-    try:
-        phone = normalise_phone(phone)
-    except InvalidInput:
-        return LeadTestResult(False, provider, "Номер не похож на российский телефон. Пример: /leadtest +79991234567")
-    if provider == "none":
-        message = explain_crm_error(provider, CrmError("none", retryable=False, kind="disabled"))
-        return LeadTestResult(False, provider, message)
-    lead = await runtime.leads.create(
-        Lead(
-            brand=runtime.settings.brand_default,
-            channel="telegram",
-            source="leadtest",
-            name="Тестовая заявка",
-            phone=phone,
-            is_test=True,
-        ),
-        outbox_provider=None,
-    )
-    assert lead.id is not None
-    started = time.perf_counter()
-    try:
-        result = await runtime.crm.push_lead(lead_payload(lead, []))
-    except CrmError as error:
+@dataclass(frozen=True)
+class LeadTest:
+    """/leadtest's round trip, built once by the composition root."""
+
+    crm: CRM
+    lead_service: LeadService
+    leads: LeadRepository  # the stored lead's payload and its delivery status
+    brand: str
+
+    async def __call__(self, phone: str) -> LeadTestResult:
+        provider = self.crm.name
+        try:
+            normalize_phone(phone)  # the rule a real lead is held to (the lead service applies it too)
+        except InvalidInput:
+            return LeadTestResult(False, provider, BAD_PHONE)
+        if provider == "none":
+            message = explain_crm_error(provider, CrmError("none", retryable=False, kind="disabled"))
+            return LeadTestResult(False, provider, message)
+        lead_id = await self.lead_service.create_test_lead(phone, brand=self.brand)
+        lead = await self.leads.get(lead_id)
+        assert lead is not None and lead.id is not None
+        started = time.perf_counter()
+        try:
+            result = await self.crm.push_lead(lead_payload(lead, []))
+        except CrmError as error:
+            elapsed = int((time.perf_counter() - started) * 1000)
+            await self.leads.set_crm_status(lead.id, "failed", error=f"{error.kind}: {error}"[:500])
+            return LeadTestResult(False, provider, explain_crm_error(provider, error), lead.id, error.crm_ids, elapsed)
         elapsed = int((time.perf_counter() - started) * 1000)
-        await runtime.leads.set_crm_status(lead.id, "failed", error=f"{error.kind}: {error}"[:500])
-        return LeadTestResult(False, provider, explain_crm_error(provider, error), lead.id, error.crm_ids, elapsed)
-    elapsed = int((time.perf_counter() - started) * 1000)
-    crm_id = result.crm_ids.get("lead_id") or result.crm_ids.get("contact_id")
-    await runtime.leads.set_crm_status(lead.id, "delivered", crm_id=crm_id)
-    label = PROVIDER_LABELS.get(provider, provider)
-    what = "создана" if result.created else "добавлена к уже существующему контакту с этим телефоном"
-    ids = ", ".join(f"{k}={v}" for k, v in result.crm_ids.items())
-    message = f"Тестовая заявка #{lead.id} {what} в {label} ({ids}) за {elapsed} мс."
-    return LeadTestResult(True, provider, message, lead.id, result.crm_ids, elapsed)
+        crm_id = result.crm_ids.get("lead_id") or result.crm_ids.get("contact_id")
+        await self.leads.set_crm_status(lead.id, "delivered", crm_id=crm_id)
+        label = PROVIDER_LABELS.get(provider, provider)
+        what = "создана" if result.created else "добавлена к уже существующему контакту с этим телефоном"
+        ids = ", ".join(f"{k}={v}" for k, v in result.crm_ids.items())
+        message = f"Тестовая заявка #{lead.id} {what} в {label} ({ids}) за {elapsed} мс."
+        return LeadTestResult(True, provider, message, lead.id, result.crm_ids, elapsed)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from dataclasses import dataclass
 from datetime import timedelta
 
+from adapters.counters import CRM_PUSHES
 from adapters.crm.payload import lead_payload
+from adapters.retry import Backoff
 from adapters.storage.models import CrmOutbox, utcnow
 from adapters.storage.outbox import OutboxRepository
 from adapters.storage.repositories import LeadRepository, MessageRepository
@@ -30,16 +31,14 @@ class OutboxPolicy:
     # One row per claim: a claimed row's lease must not run out while it waits behind others, and a
     # crash leaves only the row that was being pushed to wait for its lease.
     batch_size: int = 1
-    base_delay_seconds: float = 5.0
-    max_delay_seconds: float = 1800.0
+    # CRM_RETRY_BASE_SECONDS / CRM_RETRY_MAX_SECONDS; the jitter spreads retries of many leads after an outage.
+    retry: Backoff = Backoff(5.0, 1800.0, jitter=0.1)
     # Longer than the slowest push (a few requests, each bounded by CRM_TIMEOUT_SECONDS), so a live
     # worker's row is never taken over; a crashed worker's row is picked up after it.
     lease_seconds: float = 300.0
 
     def delay(self, attempts: int, retry_after: float | None) -> float:
-        backoff = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** max(0, attempts - 1))
-        backoff *= 1 + random.uniform(0, 0.1)  # spread retries of many leads after an outage
-        return max(backoff, min(retry_after or 0.0, self.max_delay_seconds))
+        return max(self.retry.delay(attempts), min(retry_after or 0.0, self.retry.max_seconds))
 
 
 class OutboxWorker:
@@ -117,8 +116,4 @@ class OutboxWorker:
         log.info("lead %s delivered to %s (%s)", lead.id, self.crm.name, "created" if result.created else "updated")
 
     def _count(self, outcome: str) -> None:
-        # Imported here: the metrics module belongs to the HTTP app, which imports the wiring that
-        # builds this worker.
-        from adapters.http.metrics import CRM_PUSHES
-
         CRM_PUSHES.labels(self.crm.name, outcome).inc()

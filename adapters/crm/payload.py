@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from adapters.storage.models import Lead, Message
+from agent.personal_data import redact_contacts  # a phone typed into the chat reaches the CRM once, in its field
 from agent.ports import LeadPayload
 
 SUMMARY_MESSAGES = 12
 SUMMARY_LINE_CHARS = 300
 SUMMARY_MAX_CHARS = 2000
 _SPEAKERS = {"user": "Клиент", "assistant": "Ассистент"}
-# A phone may have been typed into the chat; the CRM gets it once, in its own field, never in free text.
-_PHONE = re.compile(r"\+?\d[\d\s\-()]{8,}\d")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-
-
-def redact_contacts(text: str) -> str:
-    return _EMAIL.sub("[email]", _PHONE.sub("[телефон]", text))
 
 
 def conversation_summary(messages: Sequence[Message]) -> str:

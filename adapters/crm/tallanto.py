@@ -14,8 +14,8 @@ import httpx
 from adapters.crm.anonymise import from_tallanto
 from adapters.crm.http import json_body, status_error, transport_error, unexpected
 from adapters.crm.payload import lead_comment, lead_title
-from adapters.crm.phones import phone_variants
 from agent.errors import CrmError
+from agent.phones import phone_variants
 from agent.ports import CrmLookupResult, CrmPushResult, LeadPayload
 
 PROVIDER = "tallanto"

@@ -27,8 +27,9 @@ from adapters.http.routers import (
     whoami,
 )
 from adapters.preflight import Level, run_preflight
-from adapters.telegram.http import install_routes as install_telegram_routes
-from adapters.wiring import Runtime, build_runtime, settle_startup_heap
+from adapters.telegram.http import add_webhook_ingress
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime, settle_startup_heap
 from agent import __version__
 from agent.settings import Settings
 
@@ -42,7 +43,7 @@ class PreflightFailed(RuntimeError):
 async def start_runtime(runtime: Runtime, *, migrate: bool = True) -> None:
     if migrate:
         await runtime.db.migrate()
-    report = await run_preflight(runtime)
+    report = await run_preflight(runtime.preflight_inputs)
     runtime.preflight = report
     for check in report.checks:
         if check.level is not Level.ok:
@@ -63,7 +64,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = runtime or build_runtime(settings, run_bot=run_bot)
-        app.state.runtime = rt
+        app.state.runtime = rt  # read by adapters/http/dependencies.py only
+        app.state.telegram_queue = rt.telegram.queue if rt.telegram is not None else None
         health_task = None
         try:
             await start_runtime(rt, migrate=migrate)
@@ -95,13 +97,12 @@ def create_app(
     app.include_router(assistant.router)
     app.include_router(webapp.router)
     app.include_router(crm.router)
-    app.state.crm_rate_limiter = crm.make_rate_limiter(settings)
     app.include_router(kb.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
         app.add_middleware(MetricsMiddleware)
     # The webhook ingress in front of the application (webhook requests skip the rest of the stack),
     # and in front of it the request id, body limit and access log that every request gets.
-    install_telegram_routes(app, settings)
+    add_webhook_ingress(app, settings)
     app.add_middleware(RequestContextMiddleware)
     return app

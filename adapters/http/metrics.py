@@ -10,30 +10,25 @@ import time
 from datetime import UTC
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func
 from sqlmodel import select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.counters import (
+    HTTP_LATENCY,
+    HTTP_REQUESTS,
+    LEADS,
+    MODEL_CALLS,
+    MODEL_TOKENS,
+    REGISTRY,
+    TELEGRAM_LAG,
+    TELEGRAM_UPDATES,
+)
 from adapters.http.auth import AdminDep
-from adapters.http.dependencies import RuntimeDep
+from adapters.http.dependencies import DatabaseDep
+from adapters.storage.database import Database
 from adapters.storage.models import Lead, ModelUsage, TelegramUpdate, utcnow
-
-REGISTRY = CollectorRegistry(auto_describe=True)
-HTTP_REQUESTS = Counter(
-    "http_requests_total", "HTTP requests by route template", ["method", "route", "status"], registry=REGISTRY
-)
-HTTP_LATENCY = Histogram(
-    "http_request_duration_seconds", "HTTP request latency by route template", ["method", "route"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY,
-)
-MODEL_ERRORS = Counter("model_errors_total", "Model calls that failed after retries", ["kind"], registry=REGISTRY)
-CRM_PUSHES = Counter("crm_push_results_total", "CRM push attempts by outcome", ["provider", "outcome"], registry=REGISTRY)
-TELEGRAM_UPDATES = Gauge("telegram_updates", "Telegram updates in the queue by state", ["state"], registry=REGISTRY)
-TELEGRAM_LAG = Gauge("telegram_queue_lag_seconds", "Age of the oldest update waiting to be processed", registry=REGISTRY)
-LEADS = Gauge("leads", "Leads by CRM delivery status", ["crm_status"], registry=REGISTRY)
-MODEL_CALLS = Gauge("model_calls", "Model calls recorded (all time)", ["purpose"], registry=REGISTRY)
-MODEL_TOKENS = Gauge("model_tokens", "Model tokens recorded (all time)", ["kind"], registry=REGISTRY)
 
 QUEUE_STATES = ("queued", "processing", "retry", "done", "dead")
 CRM_STATES = ("pending", "delivered", "failed", "skipped")
@@ -71,8 +66,8 @@ class MetricsMiddleware:
 router = APIRouter()
 
 
-async def _refresh_from_database(runtime: RuntimeDep) -> None:
-    async with runtime.db.session() as session:
+async def _refresh_from_database(db: Database) -> None:
+    async with db.session() as session:
         counts = dict((await session.exec(
             select(TelegramUpdate.status, func.count()).group_by(TelegramUpdate.status)
         )).all())
@@ -101,6 +96,6 @@ async def _refresh_from_database(runtime: RuntimeDep) -> None:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(runtime: RuntimeDep, _: AdminDep) -> Response:
-    await _refresh_from_database(runtime)
+async def metrics(db: DatabaseDep, _: AdminDep) -> Response:
+    await _refresh_from_database(db)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

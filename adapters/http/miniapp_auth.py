@@ -6,13 +6,14 @@ Every route that trusts a Telegram user goes through ``authenticate_init_data``;
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBasicCredentials
 
 from adapters.http.auth import UNAUTHORIZED_HEADERS, basic_scheme, check_admin_credentials
-from adapters.http.dependencies import RuntimeDep
+from adapters.http.dependencies import NowDep, SettingsDep
 from adapters.http.initdata import (
     InitData,
     InitDataError,
@@ -20,7 +21,6 @@ from adapters.http.initdata import (
     verify_with_bot_token,
     verify_with_signature,
 )
-from adapters.wiring import Runtime
 from agent.settings import Settings
 
 TMA_SCHEME = "tma"
@@ -36,10 +36,9 @@ def raw_init_data(request: Request) -> str | None:
     return header or None
 
 
-def verify_init_data(raw: str, runtime: Runtime) -> InitData:
+def verify_init_data(raw: str, settings: Settings, now: datetime) -> InitData:
     """Raises InitDataError (reason invalid_init_data or expired)."""
-    settings = runtime.settings
-    max_age, now = settings.webapp_initdata_max_age_seconds, runtime.clock()
+    max_age = settings.webapp_initdata_max_age_seconds
     if settings.telegram_bot_token is not None and settings.telegram_bot_token.get_secret_value():
         token = settings.telegram_bot_token.get_secret_value()
         return verify_with_bot_token(raw, token, max_age_seconds=max_age, now=now)
@@ -52,13 +51,13 @@ def _rejected(error: InitDataError) -> HTTPException:
     return HTTPException(401, {"reason": error.reason})
 
 
-async def optional_init_data(request: Request, runtime: RuntimeDep) -> InitData | None:
+async def optional_init_data(request: Request, settings: SettingsDep, now: NowDep) -> InitData | None:
     """None for a plain browser; 401 for initData that is forged, malformed or expired."""
     raw = raw_init_data(request)
     if raw is None:
         return None
     try:
-        data = verify_init_data(raw, runtime)
+        data = verify_init_data(raw, settings, now)
     except InitDataError as error:
         raise _rejected(error) from None
     if data.user is None:  # e.g. initData of an inline-mode chat: no one to attribute a lead to
@@ -83,21 +82,21 @@ def is_miniapp_admin(data: InitData, settings: Settings) -> bool:
 
 async def require_admin_or_miniapp_admin(
     request: Request,
-    runtime: RuntimeDep,
+    settings: SettingsDep,
+    now: NowDep,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(basic_scheme)],
 ) -> str:
     """Basic auth (a browser) or initData of a user in ADMIN_TELEGRAM_IDS (the admin Mini App).
 
     Returns who acted, for the audit line: ``basic:<user>`` or ``telegram:<id>``.
     """
-    settings = runtime.settings
     if check_admin_credentials(credentials, settings):
         return f"basic:{settings.admin_user}"
     raw = raw_init_data(request)
     if raw is None:
         raise HTTPException(401, {"reason": "admin_auth_required"}, headers=UNAUTHORIZED_HEADERS)
     try:
-        data = verify_init_data(raw, runtime)
+        data = verify_init_data(raw, settings, now)
     except InitDataError as error:
         raise _rejected(error) from None
     if not settings.admin_miniapp_enabled:

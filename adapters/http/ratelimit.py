@@ -13,6 +13,8 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 
+from agent.settings import Settings
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -96,3 +98,31 @@ class SharedPace:
 
     async def aclose(self) -> None:
         await self._redis.aclose()
+
+
+@dataclass(frozen=True)
+class AssistantLimits:
+    """POST /api/assistant/ask limits (ASSISTANT_RATE_LIMIT_*), shared through Redis when REDIS_URL is set."""
+
+    per_user: RateLimiter
+    per_ip: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AssistantLimits:
+        storage = make_storage(settings.redis_url.get_secret_value() if settings.redis_url else None)
+        window = settings.assistant_rate_limit_window_seconds
+        return cls(
+            per_user=RateLimiter(storage, "assistant_user", settings.assistant_rate_limit_user_requests, window),
+            per_ip=RateLimiter(storage, "assistant_ip", settings.assistant_rate_limit_ip_requests, window),
+        )
+
+
+def crm_api_limiter(settings: Settings) -> RateLimiter:
+    """The read-only CRM API's per-IP limit (CRM_RATE_LIMIT_*)."""
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    return RateLimiter(
+        make_storage(redis_url),
+        "crm_api_ip",
+        settings.crm_rate_limit_ip_requests,
+        settings.crm_rate_limit_window_seconds,
+    )

@@ -46,11 +46,16 @@ def openai_client(settings: Settings, *, timeout: float | None = None, max_retri
     )
 
 
-def build_knowledge(settings: Settings, usage_recorder: UsageRecorder | None = None) -> KnowledgeBackend:
+def build_knowledge(
+    settings: Settings, llm_client: AsyncOpenAI | None, usage_recorder: UsageRecorder | None = None
+) -> KnowledgeBackend:
+    """The vector store when OPENAI_VECTOR_STORE_ID is set and there is a model client (the one the
+    composition root built for the model: the search uses a copy with its own timeout and one retry,
+    sharing its connections); else the local index."""
     local = LocalKnowledge.from_directory(settings.knowledge_path)
-    if not settings.openai_vector_store_id or not settings.llm_configured:
+    if not settings.openai_vector_store_id or llm_client is None:
         return local
-    client = openai_client(
-        settings, timeout=min(settings.openai_timeout_seconds, VECTOR_SEARCH_TIMEOUT_SECONDS), max_retries=1
+    client = llm_client.with_options(
+        timeout=min(settings.openai_timeout_seconds, VECTOR_SEARCH_TIMEOUT_SECONDS), max_retries=1
     )
     return VectorStoreKnowledge(client, settings.openai_vector_store_id, local, usage_recorder=usage_recorder)

@@ -14,8 +14,6 @@ from sqlmodel.sql.expression import SelectOfScalar
 from adapters.storage.database import Database
 from adapters.storage.models import Conversation, Lead, Message, TelegramUpdate, User, utcnow
 
-LEAD_STATUSES = ("new", "contacted", "trial", "enrolled", "lost")
-
 
 @dataclass(frozen=True)
 class LeadFilter:

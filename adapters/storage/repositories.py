@@ -1,10 +1,9 @@
-"""Repositories over the tables: the only place that writes SQL for users, conversations and leads."""
+"""ORM repositories for what is not a turn: users, leads, consents, usage, reads for admins and the
+CRM. A turn's own reads and writes are SQLAlchemy Core in turn_sql.py (fewer statements per turn)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import delete, func, update
 from sqlalchemy.exc import IntegrityError
@@ -124,96 +123,14 @@ class ConversationRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def get_or_create(self, user_id: int, brand: str) -> Conversation:
-        for _ in range(2):
-            async with self.db.session() as session:
-                found = (
-                    await session.exec(
-                        select(Conversation).where(
-                            Conversation.user_id == user_id, Conversation.brand == brand
-                        )
-                    )
-                ).first()
-                if found is not None:
-                    return found
-                conversation = Conversation(user_id=user_id, brand=brand)
-                session.add(conversation)
-                try:
-                    await session.commit()
-                except IntegrityError:
-                    await session.rollback()
-                    continue
-                await session.refresh(conversation)
-                return conversation
-        raise RuntimeError("conversation could not be created")
-
     async def get(self, conversation_id: int) -> Conversation | None:
         async with self.db.session() as session:
             return await session.get(Conversation, conversation_id)
-
-    async def save(self, conversation: Conversation) -> None:
-        conversation.updated_at = utcnow()
-        async with self.db.session() as session:
-            await session.merge(conversation)
-            await session.commit()
-
-    async def list_recent(self, *, limit: int = 50, offset: int = 0) -> Sequence[Conversation]:
-        async with self.db.session() as session:
-            query = (
-                select(Conversation)
-                .order_by(col(Conversation.last_message_at).desc().nulls_last(), col(Conversation.id).desc())
-                .offset(offset)
-                .limit(limit)
-            )
-            return (await session.exec(query)).all()
 
 
 class MessageRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
-
-    async def add(
-        self,
-        conversation_id: int,
-        role: str,
-        content: str,
-        *,
-        channel: str,
-        meta: dict[str, Any] | None = None,
-        idempotency_key: str | None = None,
-    ) -> Message | None:
-        """Store a message; returns None when this idempotency key was stored before."""
-        message = Message(
-            conversation_id=conversation_id,
-            role=role,
-            content=content,
-            channel=channel,
-            meta=meta or {},
-            idempotency_key=idempotency_key,
-        )
-        async with self.db.session() as session:
-            session.add(message)
-            try:
-                await session.flush()
-            except IntegrityError:
-                await session.rollback()
-                return None
-            await session.exec(
-                update(Conversation)
-                .where(Conversation.id == conversation_id)
-                .values(last_message_at=message.created_at)
-            )
-            await session.commit()
-            await session.refresh(message)
-            return message
-
-    async def exists(self, idempotency_key: str) -> bool:
-        return await self.by_idempotency_key(idempotency_key) is not None
-
-    async def by_idempotency_key(self, idempotency_key: str) -> Message | None:
-        async with self.db.session() as session:
-            found = await session.exec(select(Message).where(Message.idempotency_key == idempotency_key))
-            return found.first()
 
     async def recent(self, conversation_id: int, *, limit: int = 40) -> list[Message]:
         async with self.db.session() as session:
@@ -313,16 +230,6 @@ class ConsentRepository:
             await session.commit()
             await session.refresh(record)
             return record
-
-    async def latest(self, user_id: int, kind: str) -> ConsentRecord | None:
-        async with self.db.session() as session:
-            query = (
-                select(ConsentRecord)
-                .where(ConsentRecord.user_id == user_id, ConsentRecord.kind == kind)
-                .order_by(col(ConsentRecord.id).desc())
-            )
-            return (await session.exec(query)).first()
-
 
 class UsageRepository:
     def __init__(self, db: Database) -> None:

@@ -129,3 +129,9 @@ class SqlStore:
         row = await self.leads.create(Lead(**lead.model_dump()), outbox_provider=outbox_provider)
         assert row.id is not None
         return row.id
+
+    async def create_test_lead(self, *, brand: str, phone: str, name: str) -> int:
+        lead = Lead(brand=brand, channel="telegram", source="leadtest", name=name, phone=phone, is_test=True)
+        row = await self.leads.create(lead, outbox_provider=None)
+        assert row.id is not None
+        return row.id

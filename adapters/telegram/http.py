@@ -8,7 +8,7 @@ from adapters.telegram.webhook import WebhookIngress
 from agent.settings import Settings, TelegramMode
 
 
-def install_routes(app: FastAPI, settings: Settings) -> None:
+def add_webhook_ingress(app: FastAPI, settings: Settings) -> None:
     """In webhook mode, the webhook ingress in front of the application. Call it after every other
     middleware but the request context, so webhook requests skip the rest of the stack."""
     if settings.telegram_bot_token is not None and settings.telegram_mode is TelegramMode.webhook:

@@ -14,12 +14,12 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramConflictError, TelegramRetryAfter, TelegramUnauthorizedError
 from aiogram.methods import TelegramMethod
 
+from adapters.retry import Backoff
 from adapters.telegram.queue import UpdateQueue
 
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 25
-MAX_BACKOFF_SECONDS = 60.0
 ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 
 
@@ -38,9 +38,17 @@ class GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):
 class PollingService:
     name = "telegram-polling"
 
-    def __init__(self, bot: Bot, queue: UpdateQueue, *, long_poll_seconds: int = LONG_POLL_SECONDS) -> None:
+    def __init__(
+        self,
+        bot: Bot,
+        queue: UpdateQueue,
+        *,
+        long_poll_seconds: int = LONG_POLL_SECONDS,
+        retry: Backoff = Backoff(2.0, 60.0),  # TELEGRAM_POLLING_RETRY_BASE_SECONDS / _MAX_SECONDS
+    ) -> None:
         self.bot = bot
         self.queue = queue
+        self.retry = retry
         self.long_poll_seconds = long_poll_seconds
 
     async def run(self) -> None:
@@ -64,7 +72,7 @@ class PollingService:
                 await asyncio.sleep(error.retry_after)
             except Exception as error:
                 failures += 1
-                delay = min(2.0**failures, MAX_BACKOFF_SECONDS)
+                delay = self.retry.delay(failures)
                 log.error("polling failed (%s); retrying in %.0fs", _explain(error), delay)
                 await asyncio.sleep(delay)
 

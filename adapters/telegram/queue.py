@@ -17,13 +17,13 @@ from typing import Any
 from sqlalchemy import TextClause, Update, and_, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from adapters.retry import Backoff
 from adapters.storage.database import Database
 from adapters.storage.models import TelegramUpdate, UTCDateTime, utcnow
 from adapters.telegram.group_commit import GroupCommit
 from adapters.telegram.queue_writes import QueueWrites
 
 TABLE = TelegramUpdate.__table__
-MAX_BACKOFF_SECONDS = 3600.0
 ERROR_LENGTH = 1000
 
 
@@ -67,23 +67,19 @@ def _active(alias: str) -> TextClause:
     return text(f"{alias}.status IN ('queued', 'retry', 'processing')")
 
 
-def backoff_seconds(attempts: int, base: float) -> float:
-    return min(base * 2 ** max(attempts - 1, 0), MAX_BACKOFF_SECONDS)
-
-
 class UpdateQueue:
     def __init__(
         self,
         db: Database,
         *,
         max_attempts: int = 5,
-        retry_base_seconds: float = 2.0,
+        retry: Backoff = Backoff(2.0, 3600.0),  # TELEGRAM_QUEUE_RETRY_BASE_SECONDS / _MAX_SECONDS
         lease_seconds: float = 60.0,
         retention_hours: float = 48.0,
     ) -> None:
         self.db = db
         self.max_attempts = max_attempts
-        self.retry_base_seconds = retry_base_seconds
+        self.retry = retry
         self.lease = timedelta(seconds=lease_seconds)
         self.retention = timedelta(hours=retention_hours)
         # Set when this process queues something (fresh_rows) or finishes an update, so local
@@ -221,7 +217,7 @@ class UpdateQueue:
         if permanent or item.attempts >= self.max_attempts:
             await self._finish(item, worker, status="dead", last_error=error)
             return "dead"
-        delay = timedelta(seconds=backoff_seconds(item.attempts, self.retry_base_seconds))
+        delay = timedelta(seconds=self.retry.delay(item.attempts))
         await self._finish(item, worker, status="retry", last_error=error, next_attempt_at=utcnow() + delay)
         return "retry"
 

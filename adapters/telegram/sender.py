@@ -18,6 +18,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aiogram import Bot
@@ -35,9 +36,11 @@ from aiogram.methods.base import TelegramType
 from limits import RateLimitItemPerSecond
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.wait import wait_exponential
 
 from adapters.http.ratelimit import wait_for_slot
+from adapters.retry import Backoff
 from adapters.storage.repositories import UserRepository
 from agent.settings import Settings
 
@@ -65,19 +68,24 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, (TelegramServerError, TelegramNetworkError))
 
 
-_backoff = wait_exponential(multiplier=0.5, max=10)
+def _waiting(backoff: wait_exponential) -> Callable[[RetryCallState], float]:
+    """Telegram's retry_after when it gave one, else the backoff."""
 
+    def wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TelegramRetryAfter):
+            return float(error.retry_after)
+        return float(backoff(state))
 
-def _wait(state: RetryCallState) -> float:
-    error = state.outcome.exception() if state.outcome else None
-    if isinstance(error, TelegramRetryAfter):
-        return float(error.retry_after)
-    return _backoff(state)
+    return wait
 
 
 class SendPolicy(BaseRequestMiddleware):
     def __init__(self, settings: Settings, users: UserRepository, storage: Storage) -> None:
         self.users = users
+        # TELEGRAM_SEND_RETRY_BASE_SECONDS / _MAX_SECONDS
+        retry = Backoff(settings.telegram_send_retry_base_seconds, settings.telegram_send_retry_max_seconds)
+        self._wait = _waiting(retry.tenacity_wait())
         self.limiter = MovingWindowRateLimiter(storage)
         self.global_limit = RateLimitItemPerSecond(settings.telegram_send_global_per_second, 1)
         burst = settings.telegram_send_chat_burst
@@ -139,7 +147,7 @@ class SendPolicy(BaseRequestMiddleware):
         chat_id = getattr(method, "chat_id", None)
         limited = _is_message(method)
         async for attempt in AsyncRetrying(
-            retry=retry_if_exception(_retryable), wait=_wait, stop=stop_after_attempt(MAX_ATTEMPTS), reraise=True
+            retry=retry_if_exception(_retryable), wait=self._wait, stop=stop_after_attempt(MAX_ATTEMPTS), reraise=True
         ):
             with attempt:
                 if limited:

@@ -1,7 +1,9 @@
-"""The Telegram adapter assembled: bot, dispatcher, queue, workers, polling, notifier.
+"""The Telegram adapter's parts: bot, dispatcher, queue, workers, polling, notifier.
 
-``install_telegram(runtime, run_bot=...)`` is called by the composition root when a token is set.
-Which services run in a process:
+The composition root (adapters/wiring.py) builds them when a token is set, in two steps because the
+assistant sits in between: ``build_bot`` (the bot, its send policy, the staff relay and the notifier
+the assistant takes), then ``TelegramService`` (the dispatcher with the handlers' workflow data, the
+queue, the workers and polling). Which services run in a process (``TelegramService.background``):
 - polling mode, ``run_bot`` (``serve`` with a token, or ``bot``): polling + workers;
 - webhook mode (``serve``: the webhook route + workers; ``bot``: workers only);
 - polling mode with ``serve --no-bot``: neither (a separate ``bot`` process does it).
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -23,11 +26,14 @@ from aiogram.enums import ParseMode
 from aiogram.exceptions import TelegramForbiddenError
 from aiogram.types import Update
 from aiogram.utils.text_decorations import html_decoration as hd
-from aiogram.utils.token import TokenValidationError
 from pydantic import ValidationError
 
 from adapters.http.ratelimit import make_storage
+from adapters.retry import Backoff
+from adapters.storage.database import Database
 from adapters.storage.relay import RelayRepository
+from adapters.storage.repositories import UserRepository
+from adapters.storage.stores import SqlStore
 from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.polling import PollingService
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue
@@ -39,14 +45,10 @@ from adapters.telegram.routers.commands import COMMANDS
 from adapters.telegram.sender import SendPolicy
 from adapters.telegram.turns import TelegramContext
 from adapters.telegram.workers import PermanentFailure, UpdateWorkers
-from agent.settings import TelegramMode
-
-if TYPE_CHECKING:
-    from adapters.wiring import Runtime
+from agent.settings import Settings, TelegramMode
 
 log = logging.getLogger(__name__)
 
-MAX_STARTUP_BACKOFF_SECONDS = 300.0
 DEAD_LETTER_TEXT = (
     "Извините, не получилось обработать ваше сообщение. Мы уже разбираемся; если вопрос срочный, "
     "напишите /manager."
@@ -63,25 +65,53 @@ def make_bot(token: str, api_base_url: str, policy: SendPolicy) -> Bot:
     )
 
 
+@dataclass(frozen=True)
+class TelegramBot:
+    """The bot and what sends through it; built before the assistant, which takes its notifier."""
+
+    bot: Bot
+    policy: SendPolicy
+    relay: StaffRelay | None  # None when MANAGER_RELAY_ENABLED is off or there is no MANAGER_CHAT_ID
+    notifier: TelegramNotifier
+
+
+def build_bot(
+    settings: Settings,
+    users: UserRepository,
+    db: Database,
+    store: SqlStore,
+    release: Callable[[int], Awaitable[None]],
+) -> TelegramBot:
+    """``release``: hands a conversation back to the assistant (the staff relay's «return to bot»).
+    Raises aiogram's TokenValidationError for a malformed token."""
+    assert settings.telegram_bot_token is not None
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    policy = SendPolicy(settings, users, make_storage(redis_url))
+    bot = make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_base_url, policy)
+    relay = None
+    if settings.manager_relay_enabled and settings.manager_chat_id is not None:
+        relay = StaffRelay(
+            bot, settings.manager_chat_id, RelayRepository(db), store, release,
+            idle_hours=settings.handoff_idle_hours, admin_url=settings.admin_webapp_url,
+        )
+    notifier = TelegramNotifier(bot, settings.manager_chat_id, relay.open if relay is not None else None)
+    return TelegramBot(bot, policy, relay, notifier)
+
+
 class TelegramService:
-    def __init__(self, runtime: Runtime) -> None:
-        settings = runtime.settings
-        assert settings.telegram_bot_token is not None
-        redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-        self.runtime = runtime
-        self.policy = SendPolicy(settings, runtime.users, make_storage(redis_url))
-        self.bot = make_bot(settings.telegram_bot_token.get_secret_value(), settings.telegram_api_base_url, self.policy)
-        self.relay = self._relay(runtime)
-        # Handlers get the relay by name (aiogram workflow data); None when it is off.
-        self.dispatcher = Dispatcher(tg=TelegramContext(runtime=runtime, policy=self.policy), relay=self.relay)
+    def __init__(self, settings: Settings, parts: TelegramBot, db: Database, context: TelegramContext) -> None:
+        self.settings = settings
+        self.bot, self.policy, self.relay, self.notifier = parts.bot, parts.policy, parts.relay, parts.notifier
+        # Handlers get the context and the relay by name (aiogram workflow data); relay is None when off.
+        self.dispatcher = Dispatcher(tg=context, relay=self.relay)
         if self.relay is not None:
             self.dispatcher.include_router(relay_router.build(self.relay))  # first: the staff chat stays there
         self.dispatcher.include_routers(*all_routers())
         self.dispatcher.update.outer_middleware(self._sender_is_back)
         self.queue = UpdateQueue(
-            runtime.db,
+            db,
             max_attempts=settings.telegram_queue_max_attempts,
-            retry_base_seconds=settings.telegram_queue_retry_base_seconds,
+            retry=Backoff(settings.telegram_queue_retry_base_seconds, settings.telegram_queue_retry_max_seconds),
             lease_seconds=settings.telegram_queue_lease_seconds,
             retention_hours=settings.telegram_queue_retention_hours,
         )
@@ -91,26 +121,29 @@ class TelegramService:
             concurrency=settings.telegram_queue_concurrency,
             poll_seconds=settings.telegram_queue_poll_seconds,
             on_dead=self.apologise,
+            claim_retry=Backoff(2 * settings.telegram_queue_poll_seconds, settings.telegram_claim_retry_max_seconds),
         )
-        self.polling = PollingService(self.bot, self.queue)
-        self.notifier = TelegramNotifier(
-            self.bot, settings.manager_chat_id, self.relay.open if self.relay is not None else None
+        self.polling = PollingService(
+            self.bot,
+            self.queue,
+            retry=Backoff(settings.telegram_polling_retry_base_seconds, settings.telegram_polling_retry_max_seconds),
+        )
+        self.startup_retry = Backoff(
+            settings.telegram_startup_retry_base_seconds, settings.telegram_startup_retry_max_seconds
         )
         self.bot_username: str | None = None
 
-    def _relay(self, runtime: Runtime) -> StaffRelay | None:
-        settings = runtime.settings
-        if not settings.manager_relay_enabled or settings.manager_chat_id is None:
-            return None
-
-        async def release(conversation_id: int) -> None:
-            assert runtime.assistant is not None  # wired right after the Telegram adapter
-            await runtime.assistant.release(conversation_id)
-
-        return StaffRelay(
-            self.bot, settings.manager_chat_id, RelayRepository(runtime.db), runtime.store, release,
-            idle_hours=settings.handoff_idle_hours, admin_url=settings.admin_webapp_url,
-        )
+    def background(self, *, run_bot: bool) -> list[Any]:
+        """What runs beside the server in this process (see the module docstring)."""
+        webhook = self.settings.telegram_mode is TelegramMode.webhook
+        services: list[Any] = []
+        if run_bot or webhook:
+            services += [_Startup(self), self.workers]
+            if self.relay is not None:
+                services.append(IdleReturn(self.relay))
+        if run_bot and not webhook:
+            services.append(self.polling)
+        return services
 
     async def process(self, item: ClaimedUpdate) -> None:
         try:
@@ -154,7 +187,7 @@ class TelegramService:
                 raise
             except Exception as error:
                 failures += 1
-                delay = min(2.0**failures, MAX_STARTUP_BACKOFF_SECONDS)
+                delay = self.startup_retry.delay(failures)
                 log.warning("Telegram not reachable (%s); retrying in %.0fs", type(error).__name__, delay)
                 await asyncio.sleep(delay)
 
@@ -167,25 +200,3 @@ class _Startup:
 
     def __init__(self, service: TelegramService) -> None:
         self.run = service.run_startup
-
-
-def install_telegram(runtime: Runtime, *, run_bot: bool) -> TelegramService | None:
-    settings = runtime.settings
-    if settings.telegram_bot_token is None:
-        return None
-    try:
-        service = TelegramService(runtime)
-    except TokenValidationError as error:  # aiogram rejects a malformed token; preflight reports it too
-        log.error("Telegram bot disabled: %s", error)
-        return None
-    runtime.telegram = service
-    runtime.notifier = service.notifier
-    webhook = settings.telegram_mode is TelegramMode.webhook
-    if run_bot or webhook:
-        runtime.background.append(_Startup(service))
-        runtime.background.append(service.workers)
-        if service.relay is not None:
-            runtime.background.append(IdleReturn(service.relay))
-    if run_bot and not webhook:
-        runtime.background.append(service.polling)
-    return service

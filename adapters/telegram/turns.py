@@ -5,22 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiogram import Bot
 from aiogram.types import User
 
+from adapters.crm.leadtest import LeadTestResult
+from adapters.storage.repositories import UserRepository
 from adapters.telegram.drafts import DraftSupport, TelegramLiveReply
 from adapters.telegram.rendering import send_reply
 from adapters.telegram.sender import SendPolicy
 from agent.errors import AgentError, InvalidInput
-from agent.ports import Assistant
+from agent.ports import Assistant, Knowledge
 from agent.settings import Settings
 from agent.streaming import live_reply
 from agent.types import Channel, Inbound, Reply
-
-if TYPE_CHECKING:
-    from adapters.wiring import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -33,20 +32,17 @@ AGENT_ERROR_TEXT = (
 
 @dataclass
 class TelegramContext:
-    """What every handler gets (aiogram injects it by name from the dispatcher's workflow data)."""
+    """What the handlers use (aiogram injects it by name from the dispatcher's workflow data); the
+    composition root builds it once. Deliberately not the whole runtime: a handler sees the assistant,
+    the send policy and the two admin smoke tests' parts, nothing else."""
 
-    runtime: Runtime
+    settings: Settings
+    assistant: Assistant
     policy: SendPolicy
+    knowledge: Knowledge  # /kbtest
+    lead_test: Callable[[str], Awaitable[LeadTestResult]]  # /leadtest
+    users: UserRepository  # /forget
     drafts: DraftSupport = field(default_factory=DraftSupport)
-
-    @property
-    def settings(self) -> Settings:
-        return self.runtime.settings
-
-    @property
-    def assistant(self) -> Assistant:
-        assert self.runtime.assistant is not None  # wired by build_runtime
-        return self.runtime.assistant
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.settings.admin_telegram_ids

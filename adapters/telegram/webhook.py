@@ -84,11 +84,11 @@ class WebhookIngress:
         update_id = update.get("update_id") if isinstance(update, dict) else None
         if not isinstance(update_id, int) or isinstance(update_id, bool):
             return 400, INVALID
-        telegram = scope["app"].state.runtime.telegram
-        if telegram is None:
+        queue = getattr(scope["app"].state, "telegram_queue", None)  # set by the app's lifespan
+        if queue is None:
             return 503, NOT_CONFIGURED
         try:
-            queued = await telegram.queue.enqueue(update_id, chat_of(update), text)
+            queued = await queue.enqueue(update_id, chat_of(update), text)
         except Exception as error:  # not stored: a non-2xx answer makes Telegram deliver it again
             log.error("webhook update %s not queued: %s", update_id, type(error).__name__)
             return 503, UNAVAILABLE

@@ -9,13 +9,13 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable
 
+from adapters.retry import Backoff
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10.0  # below docker's stop_grace_period (30 s) and uvicorn's (20 s)
 HOUSEKEEPING_MIN_SECONDS = 0.2
-MAX_CLAIM_BACKOFF_SECONDS = 10.0
 INGEST_QUIET_SECONDS = 0.05  # no webhook request for this long ends a burst
 COMPLETION_BATCH_SECONDS = 0.02
 BURST_CLAIMS = 4  # during a burst: at most this many updates claimed...
@@ -44,11 +44,14 @@ class UpdateWorkers:
         poll_seconds: float,
         on_dead: Callable[[ClaimedUpdate], Awaitable[None]] | None = None,
         shutdown_grace_seconds: float = SHUTDOWN_GRACE_SECONDS,
+        claim_retry: Backoff | None = None,
     ) -> None:
         self.queue = queue
         self.handle = handle
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
+        # The database is down: claims are retried slower (TELEGRAM_CLAIM_RETRY_MAX_SECONDS).
+        self.claim_retry = claim_retry or Backoff(2 * poll_seconds, 10.0)
         self.on_dead = on_dead
         self.shutdown_grace_seconds = shutdown_grace_seconds
         self.worker_id = worker_name()
@@ -83,7 +86,7 @@ class UpdateWorkers:
                     failures = 0
                 except Exception as error:  # the database is down: keep trying, slower
                     failures += 1
-                    delay = min(self.poll_seconds * 2**failures, MAX_CLAIM_BACKOFF_SECONDS)
+                    delay = self.claim_retry.delay(failures)
                     log.error("claiming updates failed (%s); retrying in %.1fs", type(error).__name__, delay)
                     await asyncio.sleep(delay)
                     continue

@@ -23,13 +23,13 @@ import respx
 import uvicorn
 
 from adapters.http.app import create_app
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from agent.catalog import SearchCriteria
 from agent.types import Channel
 from tests import openai_fakes as fake
 from agent.llm import LLM
 from pydantic import SecretStr
-from adapters.wiring import wire_assistant
 from tests.assistant_helpers import Chat
 from tests.conftest import IN_CI, REPO, make_settings
 from tests.webapp_helpers import ADMIN_TELEGRAM_ID, TEST_BOT_TOKEN, RecordingNotifier, sign_init_data
@@ -86,11 +86,10 @@ async def _real_dialogs(settings: Any) -> None:
     """Conversations for the admin screens, produced by the real assistant on the server's database: one
     with the model (faked at the HTTP seam) calling catalog_search and showing a card, then asking for a
     manager; one offline. The served runtime has no model key: the browser chat answers offline."""
-    runtime = build_runtime(settings.model_copy(update={"openai_api_key": SecretStr("sk-test"), "openai_max_retries": 1}))
-    runtime.llm = LLM(runtime.settings, http_client=httpx.AsyncClient(timeout=5))
-    runtime.notifier = RecordingNotifier()
-    wire_assistant(runtime)
-    assert runtime.assistant is not None and runtime.assistant.model is not None
+    with_model = settings.model_copy(update={"openai_api_key": SecretStr("sk-test"), "openai_max_retries": 1})
+    llm = LLM(with_model, http_client=httpx.AsyncClient(timeout=5))
+    runtime = build_runtime(with_model, llm=llm, notifier=RecordingNotifier())
+    assert runtime.assistant.model is not None
     program = runtime.catalog.search("kmipt", SearchCriteria(grade=11, goal="ege", subject="physics"),
                                      today=runtime.assistant.today()).items[0]
     with respx.mock(base_url=fake.BASE_URL, assert_all_called=False) as api:
@@ -105,7 +104,8 @@ async def _real_dialogs(settings: Any) -> None:
         await irina.send(text="Здравствуйте! Сыну в 11 класс, нужна физика к ЕГЭ")
     await irina.send(choice="handoff")
     await irina.send(text="А есть скидка, если дочь тоже пойдёт?")
-    runtime.assistant.model = None  # the offline policy answers the second family
+    await runtime.close()
+    runtime = build_runtime(settings, notifier=RecordingNotifier())  # no model: the offline policy answers
     offline = Chat(runtime, user_id="4005", channel=Channel.telegram)
     for choice in ("grade:9", "goal:oge", "subject:math", "format:online"):
         await offline.send(choice=choice)
@@ -126,14 +126,12 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
     tmp = tmp_path_factory.mktemp("browser")
     settings = make_settings(tmp, telegram_bot_token=TEST_BOT_TOKEN, admin_miniapp_enabled=True,
                              admin_telegram_ids=[ADMIN_TELEGRAM_ID], webapp_dist_path=str(DIST))
-    runtime = build_runtime(settings)
-    runtime.notifier = RecordingNotifier()
+    # The bot's own notifier would call Telegram: record instead.
+    runtime = build_runtime(settings, notifier=RecordingNotifier())
     app = create_app(settings, runtime=runtime)
     await runtime.db.migrate()
     await _real_dialogs(settings)
     async with serving(app) as base:
-        runtime.notifier = RecordingNotifier()  # the lifespan wired the bot's notifier: record instead
-        wire_assistant(runtime)
         yield base, runtime
 
 

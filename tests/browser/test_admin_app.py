@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Route, expect
 
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from tests.browser.conftest import ADMIN, BASIC, PARENT, axe_violations, opened, shot, theme_name
 from tests.webapp_helpers import TEST_BOT_TOKEN, sign_init_data
 

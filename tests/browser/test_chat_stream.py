@@ -16,7 +16,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Page, Route, expect
 from pydantic import SecretStr
 
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from agent.llm import LLM
 from agent.model_turn import ModelTurn
 from agent.prompting import load_prompts

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, Route, expect
 
-from adapters.wiring import Runtime
+from adapters.runtime import Runtime
 from tests.browser.conftest import PARENT, admin_leads, axe_violations, opened, shot, theme_name
 from tests.webapp_helpers import RecordingNotifier
 

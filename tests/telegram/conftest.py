@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
-from adapters.wiring import Runtime, build_runtime
+from adapters.runtime import Runtime
+from adapters.wiring import build_runtime
 from agent.settings import Settings
 from tests.conftest import make_settings
 from tests.crm_helpers import wait_for
@@ -93,12 +94,12 @@ class Service:
 
 @asynccontextmanager
 async def running_service(
-    settings: Settings, api: FakeBotAPI, make_assistant: Callable[[Runtime], Any], *, run_bot: bool | None = None
+    settings: Settings, api: FakeBotAPI, *, assistant: Any = None, run_bot: bool | None = None
 ) -> AsyncIterator[Service]:
+    """The service with the real assistant, or ``assistant`` in its place (built in, not patched)."""
     if run_bot is None:
         run_bot = settings.telegram_mode == "polling"
-    runtime = build_runtime(settings, run_bot=run_bot)
-    runtime.assistant = make_assistant(runtime)  # type: ignore[attr-defined]
+    runtime = build_runtime(settings, run_bot=run_bot, assistant=assistant)
     app = create_app(settings, runtime=runtime)
     async with LifespanManager(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:

@@ -21,7 +21,7 @@ async def conversation_of(service, user: int) -> int:  # type: ignore[no-untyped
 
 async def test_a_repeated_answer_with_the_same_key_reaches_the_client_once(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
-    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         await hand_off(service, fake_api, CLIENT, 1)
         conversation = await conversation_of(service, CLIENT)
         before_client, before_staff = len(fake_api.sent_to(CLIENT)), len(fake_api.sent_to(STAFF))
@@ -38,7 +38,7 @@ async def test_a_repeated_answer_with_the_same_key_reaches_the_client_once(tmp_p
 
 async def test_the_transcript_says_why_a_client_cannot_be_answered(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
-    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         await deliver(service, updates.message(1, 705, "Здравствуйте"))  # the bot has this one
         await hand_off(service, fake_api, CLIENT, 2)
         bot_has_it = await conversation_of(service, 705)
@@ -57,7 +57,7 @@ async def test_the_transcript_says_why_a_client_cannot_be_answered(tmp_path: Pat
 
 async def test_without_the_relay_a_telegram_client_cannot_be_answered_from_the_app(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     settings = relay_settings(tmp_path, fake_api, manager_relay_enabled=False)
-    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         await deliver(service, updates.message(1, CLIENT, "/start"), updates.message(2, CLIENT, "/manager"))
         conversation = await conversation_of(service, CLIENT)
         transcript = (await service.client.get(f"/admin/conversations/{conversation}", auth=ADMIN)).json()

@@ -32,7 +32,7 @@ async def service(tmp_path: Path, fake_api: FakeBotAPI):  # type: ignore[no-unty
         admin_telegram_ids=str(ADMIN),
         manager_chat_id=MANAGERS,
     )
-    async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as running:
+    async with running_service(settings, fake_api) as running:
         yield running
 
 
@@ -162,7 +162,7 @@ def _closed_port() -> int:
 
 async def test_api_starts_when_telegram_is_unreachable(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     settings = telegram_settings(tmp_path, f"http://127.0.0.1:{_closed_port()}", telegram_mode="polling")
-    async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as running:
+    async with running_service(settings, fake_api) as running:
         health = await running.client.get("/api/health")
         assert health.status_code == 200
         diagnostics = (await running.client.get("/api/runtime/diagnostics")).json()

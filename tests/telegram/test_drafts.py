@@ -65,7 +65,7 @@ async def one_turn(tmp_path: Path, api: FakeBotAPI, text: str, **overrides: Any)
     app = responses_app(model_script(text), delay=0.5, delta_delay=0.03)
     with ThreadServer(app) as model:
         settings = model_settings(tmp_path, api, model.url, **overrides)
-        async with running_service(settings, api, lambda rt: rt.assistant) as service:
+        async with running_service(settings, api) as service:
             await service.deliver(updates.message(1, USER, "Здравствуйте, сын в 10 классе, нужна математика к ЕГЭ очно"))
             await service.settle(1, timeout=30)
     return drafts(api), api.calls_of("sendMessage"), len(app.state.seen)
@@ -110,7 +110,7 @@ async def test_typing_where_the_bot_api_server_has_no_drafts_learned_once(tmp_pa
     app = responses_app(model_script(ANSWER), delay=0.6)
     with ThreadServer(app) as model:
         settings = model_settings(tmp_path, fake_api, model.url, openai_stream=False)
-        async with running_service(settings, fake_api, lambda rt: rt.assistant) as service:
+        async with running_service(settings, fake_api) as service:
             await service.deliver(updates.message(1, USER, "Здравствуйте, 10 класс, математика"))
             await service.settle(1, timeout=30)
             assert len(drafts(fake_api)) == 1  # tried once and refused
@@ -128,7 +128,7 @@ async def test_a_retried_update_resends_the_stored_reply_without_a_second_stream
     app = responses_app(model_script(ANSWER), delay=0.2, delta_delay=0.01)
     with ThreadServer(app) as model:
         settings = model_settings(tmp_path, fake_api, model.url)
-        async with running_service(settings, fake_api, lambda rt: rt.assistant) as service:
+        async with running_service(settings, fake_api) as service:
             await service.deliver(updates.message(1, USER, "Здравствуйте, 10 класс, математика ЕГЭ очно"))
             await service.settle(1, timeout=30)
             await wait_for(lambda: _sent_ok(fake_api), timeout=10, what="the retried reply")

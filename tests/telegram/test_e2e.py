@@ -73,7 +73,7 @@ async def test_funnel_end_to_end_on_the_real_assistant(
     mode: str, tmp_path: Path, fake_api: FakeBotAPI, database_url: str
 ) -> None:
     settings = telegram_settings(tmp_path, fake_api.base_url, database_url, telegram_mode=mode)
-    async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         await run_funnel(service, fake_api)
         await wait_for(lambda: bool(fake_api.calls_of("setMyCommands")))
         if mode == "polling":
@@ -83,7 +83,7 @@ async def test_funnel_end_to_end_on_the_real_assistant(
 
 async def test_start_source_is_first_touch_only(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         await service.deliver(updates.message(1, USER, "/start first_campaign"))
         await service.deliver(updates.message(2, USER, "/start second_campaign"))
         await service.deliver(updates.message(3, 502, "/start bad payload!"))

@@ -9,18 +9,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from adapters.retry import Backoff
 from adapters.storage.database import Database
 from adapters.storage.models import utcnow
-from adapters.telegram.queue import ClaimedUpdate, UpdateQueue, backoff_seconds, chat_of
+from adapters.telegram.queue import ClaimedUpdate, UpdateQueue, chat_of
 from adapters.telegram.workers import PermanentFailure, UpdateWorkers
+from agent.settings import Settings
 from tests.crm_helpers import wait_for
 from tests.fakes import updates
 
 
 def make_queue(db: Database, **overrides: float) -> UpdateQueue:
-    values = {"max_attempts": 3, "retry_base_seconds": 0.05, "lease_seconds": 30.0, "retention_hours": 1.0}
+    values = {"max_attempts": 3, "lease_seconds": 30.0, "retention_hours": 1.0}
     values.update(overrides)
-    return UpdateQueue(db, **values)  # type: ignore[arg-type]
+    return UpdateQueue(db, retry=Backoff(0.05, 3600.0), **values)  # type: ignore[arg-type]
 
 
 async def put(queue: UpdateQueue, update_id: int, chat: int) -> bool:
@@ -59,9 +61,11 @@ async def test_staff_group_topics_are_lines_of_their_own(db: Database) -> None:
     assert [c.update_id for c in await queue.claim("w", 10)] == [1, 3, 4]
 
 
-def test_backoff_doubles_and_is_capped() -> None:
-    assert [backoff_seconds(n, 2.0) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
-    assert backoff_seconds(40, 2.0) == 3600.0
+def test_the_queue_retries_with_its_backoff_from_settings() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    retry = Backoff(settings.telegram_queue_retry_base_seconds, settings.telegram_queue_retry_max_seconds)
+    assert [retry.delay(n) for n in (1, 2, 3)] == [2.0, 4.0, 8.0]
+    assert retry.delay(40) == 3600.0
 
 
 async def test_duplicates_are_not_queued_twice(db: Database) -> None:

@@ -60,7 +60,7 @@ async def test_handoff_opens_a_topic_and_messages_flow_both_ways_with_media(
 ) -> None:
     fake_api.forums.add(STAFF)
     settings = relay_settings(tmp_path, fake_api, database_url, admin_webapp_url="https://bot.example.org/admin/miniapp")
-    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         (conversation_id,) = (await rows(service, "SELECT id FROM conversations"))[0]
         topic = fake_api.topics[thread]

@@ -23,7 +23,7 @@ def last_result(api: FakeBotAPI, method: str, chat_id: int) -> int:
 
 async def test_two_clients_in_two_topics_are_never_crossed(tmp_path: Path, fake_api: FakeBotAPI, database_url: str) -> None:
     fake_api.forums.add(STAFF)
-    async with running_service(relay_settings(tmp_path, fake_api, database_url), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api, database_url), fake_api) as service:
         first = await hand_off(service, fake_api, CLIENT, 1)
         second = await hand_off(service, fake_api, OTHER, 20)
         assert first != second
@@ -46,7 +46,7 @@ async def test_two_clients_in_two_topics_are_never_crossed(tmp_path: Path, fake_
 
 async def test_release_by_button_command_and_close(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
-    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         (conversation_id,) = (await rows(service, "SELECT id FROM conversations"))[0]
         card = fake_api.sent_to(STAFF)[-1]
@@ -76,7 +76,7 @@ async def test_release_by_button_command_and_close(tmp_path: Path, fake_api: Fak
 async def test_idle_conversation_returns_to_the_bot(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
     settings = relay_settings(tmp_path, fake_api, handoff_idle_hours=1.5 / 3600)  # 1.5 s
-    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         await deliver(service, updates.staff(5, STAFF, MANAGER, "Добрый день!", thread=thread))
         await asyncio.sleep(0.8)
@@ -90,7 +90,7 @@ async def test_idle_conversation_returns_to_the_bot(tmp_path: Path, fake_api: Fa
 async def test_reply_mode_in_a_plain_group(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     group = -4001
     settings = relay_settings(tmp_path, fake_api, manager_chat_id=group)
-    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         await deliver(service, updates.message(1, CLIENT, "/start"), updates.message(2, CLIENT, "/manager"))
         assert fake_api.calls_of("createForumTopic") == []
         card = fake_api.sent_to(group)[-1]
@@ -112,7 +112,7 @@ async def test_reply_mode_in_a_plain_group(tmp_path: Path, fake_api: FakeBotAPI)
 
 async def test_strangers_never_reach_a_client(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.update({STAFF, -1009999})
-    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         (conversation_id,) = (await rows(service, "SELECT id FROM conversations"))[0]
         card_id = last_result(fake_api, "sendMessage", STAFF)
@@ -131,7 +131,7 @@ async def test_strangers_never_reach_a_client(tmp_path: Path, fake_api: FakeBotA
 
 async def test_a_client_who_blocked_the_bot_gives_a_notice_not_a_retry_loop(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
-    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         fake_api.fail_next("copyMessage", 403, "Forbidden: bot was blocked by the user")
         await deliver(service, updates.staff(5, STAFF, MANAGER, "Вы здесь?", thread=thread))
@@ -142,7 +142,7 @@ async def test_a_client_who_blocked_the_bot_gives_a_notice_not_a_retry_loop(tmp_
 
 async def test_429_on_the_group_is_waited_out(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
-    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         fake_api.fail_next("copyMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
         await deliver(service, updates.message(5, CLIENT, "Добрый день"))
@@ -154,7 +154,7 @@ async def test_api_client_gets_the_managers_answer_on_the_next_request(tmp_path:
     fake_api.forums.add(STAFF)
     settings = relay_settings(tmp_path, fake_api, database_url, assistant_api_token="api-token-123")
     auth = {"Authorization": "Bearer api-token-123"}
-    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         client = service.client
         first = await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "message": "Здравствуйте, у меня вопрос по оплате"})
         assert first.json()["manager_messages"] == []
@@ -188,7 +188,7 @@ async def test_api_client_gets_the_managers_answer_on_the_next_request(tmp_path:
 
 async def test_admin_answers_and_releases_a_telegram_client(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
-    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         (conversation_id,) = (await rows(service, "SELECT id FROM conversations"))[0]
         client = service.client
@@ -206,7 +206,7 @@ async def test_admin_answers_and_releases_a_telegram_client(tmp_path: Path, fake
 async def test_a_group_where_the_bot_cannot_make_topics_gets_the_card_in_reply_mode(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
     fake_api.fail_next("createForumTopic", 400, "Bad Request: not enough rights to create a topic")
-    async with running_service(relay_settings(tmp_path, fake_api), fake_api, lambda r: r.assistant) as service:
+    async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         await deliver(service, updates.message(1, CLIENT, "/start"), updates.message(2, CLIENT, "/manager"))
         card = fake_api.sent_to(STAFF)[-1]
         assert "Режим: ответом на сообщение" in card["text"] and "message_thread_id" not in card
@@ -217,7 +217,7 @@ async def test_a_group_where_the_bot_cannot_make_topics_gets_the_card_in_reply_m
 async def test_relay_off_keeps_the_runbook_card(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.forums.add(STAFF)
     settings = relay_settings(tmp_path, fake_api, manager_relay_enabled=False)
-    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         await deliver(service, updates.message(1, CLIENT, "/start"), updates.message(2, CLIENT, "/manager"), updates.message(3, CLIENT, "алло"))
         card = fake_api.sent_to(STAFF)[-1]
         assert "Нужен менеджер" in card["text"] and "reply_markup" not in card and "message_thread_id" not in card
@@ -231,7 +231,7 @@ async def test_api_client_retrying_a_message_is_shown_to_managers_once(tmp_path:
     fake_api.forums.add(STAFF)
     settings = relay_settings(tmp_path, fake_api, assistant_api_token="api-token-123")
     auth = {"Authorization": "Bearer api-token-123"}
-    async with running_service(settings, fake_api, lambda r: r.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         client = service.client
         await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-43", "choice": "handoff"})
         body = {"user_id": "site-43", "message": "Когда перезвоните?", "idempotency_key": "retry-key-0001"}

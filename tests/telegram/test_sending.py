@@ -32,7 +32,7 @@ async def test_flood_wait_and_server_errors_are_retried(
 ) -> None:
     fake_api.fail_next("sendMessage", status, description, retry_after=retry_after, times=failures)
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant()) as service:
+    async with running_service(settings, fake_api, assistant=InstantAssistant()) as service:
         await service.deliver(updates.message(1, USER, "привет"))
         await service.settle(1)
         attempts = fake_api.calls_of("sendMessage")
@@ -45,7 +45,7 @@ async def test_flood_wait_and_server_errors_are_retried(
 async def test_403_marks_the_user_blocked_and_nothing_more_is_sent(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant()) as service:
+    async with running_service(settings, fake_api, assistant=InstantAssistant()) as service:
         await service.deliver(updates.message(1, USER, "привет"))
         await service.settle(1)
         user = await service.runtime.users.get_or_create("telegram", str(USER))
@@ -65,7 +65,7 @@ async def test_403_marks_the_user_blocked_and_nothing_more_is_sent(tmp_path: Pat
 async def test_unparsable_html_is_resent_as_plain_text(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.fail_next("sendMessage", 400, "Bad Request: can't parse entities: unsupported start tag")
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant(text="5 < 6 & 7 > 3")) as service:
+    async with running_service(settings, fake_api, assistant=InstantAssistant(text="5 < 6 & 7 > 3")) as service:
         await service.deliver(updates.message(1, USER, "привет"))
         await service.settle(1)
         first, second = fake_api.calls_of("sendMessage")
@@ -77,7 +77,7 @@ async def test_one_chat_is_paced_to_its_rate(tmp_path: Path, fake_api: FakeBotAP
     settings = telegram_settings(
         tmp_path, fake_api.base_url, telegram_send_chat_per_second=2, telegram_send_chat_burst=2
     )
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant()) as service:
+    async with running_service(settings, fake_api, assistant=InstantAssistant()) as service:
         notifier = service.runtime.telegram.notifier
         started = time.monotonic()
         for n in range(4):
@@ -93,7 +93,7 @@ async def test_model_text_with_markup_and_10000_characters(tmp_path: Path, fake_
     long_text = "\n\n".join(paragraph.strip() for _ in range(9))
     assert len(long_text) > 10_000
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant(text=long_text)) as service:
+    async with running_service(settings, fake_api, assistant=InstantAssistant(text=long_text)) as service:
         await service.deliver(updates.message(1, USER, "расскажите"))
         await service.settle(1)
         sent = [m["text"] for m in fake_api.sent_to(USER)]
@@ -106,7 +106,7 @@ async def test_model_text_with_markup_and_10000_characters(tmp_path: Path, fake_
 
 async def test_thinking_is_shown_while_a_slow_agent_works(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant(delay=0.6)) as service:
+    async with running_service(settings, fake_api, assistant=InstantAssistant(delay=0.6)) as service:
         await service.deliver(updates.message(1, USER, "вопрос"))
         await service.settle(1)
         (thinking,) = fake_api.calls_of("sendMessageDraft")
@@ -118,7 +118,7 @@ async def test_thinking_is_shown_while_a_slow_agent_works(tmp_path: Path, fake_a
 async def test_typing_is_shown_where_drafts_are_refused(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     fake_api.refuse_drafts()
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant(delay=0.6)) as service:
+    async with running_service(settings, fake_api, assistant=InstantAssistant(delay=0.6)) as service:
         await service.deliver(updates.message(1, USER, "вопрос"))
         await service.settle(1)
         (typing,) = fake_api.calls_of("sendChatAction")

@@ -19,7 +19,7 @@ GOOD = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 @pytest.fixture
 async def service(tmp_path: Path, fake_api: FakeBotAPI):  # type: ignore[no-untyped-def]
     settings = telegram_settings(tmp_path, fake_api.base_url)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant()) as running:
+    async with running_service(settings, fake_api, assistant=InstantAssistant()) as running:
         yield running
 
 
@@ -75,7 +75,7 @@ async def test_unknown_update_type_is_stored_and_finished(service) -> None:  # t
 
 async def test_webhook_route_exists_only_in_webhook_mode(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     settings = telegram_settings(tmp_path, fake_api.base_url, telegram_mode="polling")
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant(), run_bot=False) as running:
+    async with running_service(settings, fake_api, assistant=InstantAssistant(), run_bot=False) as running:
         response = await running.client.post(PATH, json=updates.message(1, 7, "hi"), headers=GOOD)
         assert response.status_code in {404, 405}
         # serve --no-bot in polling mode runs no Telegram services (the `bot` process does).
@@ -84,7 +84,7 @@ async def test_webhook_route_exists_only_in_webhook_mode(tmp_path: Path, fake_ap
 
 async def test_without_secret_any_caller_is_accepted(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     settings = telegram_settings(tmp_path, fake_api.base_url, telegram_webhook_secret=None)
-    async with running_service(settings, fake_api, lambda rt: InstantAssistant()) as running:
+    async with running_service(settings, fake_api, assistant=InstantAssistant()) as running:
         response = await running.client.post(PATH, json=updates.message(3, 7, "hi"))
         assert response.json() == {"ok": True, "queued": True}
 

@@ -1,4 +1,4 @@
-// The lead form's checks. The phone rule mirrors the server's (agent/leads.py normalize_phone) exactly;
+// The lead form's checks. The phone rule mirrors the server's (agent/phones.py normalize_phone) exactly;
 // tests/data/phone_rule.json is the table both test suites check, so the two cannot drift apart.
 
 export const PHONE_ERROR = "Проверьте номер: нужен российский номер, например +7 999 123-45-67.";

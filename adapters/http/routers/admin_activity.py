@@ -9,10 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from adapters.http.dependencies import RuntimeDep
+from adapters.http.dependencies import (
+    AdminQueriesDep,
+    AssistantDep,
+    CatalogDep,
+    DatabaseDep,
+    NowDep,
+    Relay,
+    RelayDep,
+    SettingsDep,
+)
 from adapters.http.miniapp_auth import AdminAccessDep
 from adapters.http.routers.admin_leads import FIRST_DAY, LAST_DAY, RowId
-from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.funnel import compute_funnel
 from adapters.storage.models import Conversation, Message, User
 from agent.catalog import Catalog
@@ -80,14 +88,15 @@ def _message_json(message: Message, catalog: Catalog, brand: str) -> dict[str, o
 @router.get("/admin/conversations")
 async def list_conversations(
     _: AdminAccessDep,
-    runtime: RuntimeDep,
+    queries: AdminQueriesDep,
+    now: NowDep,
     handoff: Annotated[bool, Query(description="only conversations in human mode")] = False,
     brand: Annotated[str | None, Query(max_length=32)] = None,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, object]:
-    rows, total = await AdminQueries(runtime.db).conversations(
-        now=runtime.clock(), offset=(page - 1) * per_page, limit=per_page, handoff_only=handoff, brand=brand or None
+    rows, total = await queries.conversations(
+        now=now, offset=(page - 1) * per_page, limit=per_page, handoff_only=handoff, brand=brand or None
     )
     items = []
     for row in rows:
@@ -104,51 +113,56 @@ async def list_conversations(
 
 @router.get("/admin/conversations/{conversation_id}")
 async def conversation_transcript(
-    conversation_id: RowId, _: AdminAccessDep, runtime: RuntimeDep
+    conversation_id: RowId,
+    _: AdminAccessDep,
+    queries: AdminQueriesDep,
+    catalog: CatalogDep,
+    db: DatabaseDep,
+    relay: RelayDep,
+    now: NowDep,
 ) -> dict[str, object]:
-    found = await AdminQueries(runtime.db).transcript(conversation_id, limit=TRANSCRIPT_LIMIT)
+    found = await queries.transcript(conversation_id, limit=TRANSCRIPT_LIMIT)
     if found is None:
         raise HTTPException(404, {"reason": "not_found", "detail": f"conversation {conversation_id}"})
     conversation, user, messages = found
-    in_human_mode = conversation.human_mode_until is not None and conversation.human_mode_until > runtime.clock()
+    in_human_mode = conversation.human_mode_until is not None and conversation.human_mode_until > now
     return {
         "ok": True,
         "conversation": _conversation_json(conversation, user, in_human_mode),
-        "messages": [_message_json(m, runtime.catalog, conversation.brand) for m in messages],
-        "answer": await _can_answer(runtime, conversation_id, in_human_mode),
+        "messages": [_message_json(m, catalog, conversation.brand) for m in messages],
+        "answer": await _can_answer(RelayRepository(db), relay, conversation_id, in_human_mode),
     }
 
 
-async def _can_answer(runtime: RuntimeDep, conversation_id: int, in_human_mode: bool) -> dict[str, object]:
+async def _can_answer(
+    repo: RelayRepository, relay: Relay | None, conversation_id: int, in_human_mode: bool
+) -> dict[str, object]:
     """Whether an admin can answer the client from the admin app now, and if not, why (a code the app
     words for the manager): the bot has the conversation, the client blocked the bot, or the client is
     in Telegram while the relay that would carry the answer there is off."""
     reason: str | None = None
-    client = await RelayRepository(runtime.db).client(conversation_id)
+    client = await repo.client(conversation_id)
     if not in_human_mode:
         reason = "not_in_human_mode"
     elif client is None:
         reason = "client_unknown"
     elif client.blocked:
         reason = "client_blocked"
-    elif client.telegram_chat_id is not None and (runtime.telegram is None or runtime.telegram.relay is None):
+    elif client.telegram_chat_id is not None and relay is None:
         reason = "relay_unavailable"
     return {"allowed": reason is None, "reason": reason}
 
 
 @router.post("/admin/conversations/{conversation_id}/release")
 async def release_conversation(
-    conversation_id: RowId, who: AdminAccessDep, runtime: RuntimeDep
+    conversation_id: RowId, who: AdminAccessDep, assistant: AssistantDep, relay: RelayDep
 ) -> dict[str, object]:
     """End human mode: the assistant answers this user again (with the relay on, the client is told
     and the topic says so, as with /release)."""
-    if runtime.assistant is None:
-        raise HTTPException(503, {"reason": "assistant_unavailable"})
-    relay = runtime.telegram.relay if runtime.telegram is not None else None
     if relay is not None:
         await relay.release(conversation_id, by=f"администратор {who}")  # NotFound → 404
     else:
-        await runtime.assistant.release(conversation_id)  # NotFound → 404
+        await assistant.release(conversation_id)  # NotFound → 404
     log.info("conversation %s released to the assistant by %s", conversation_id, who)
     return {"ok": True, "conversation_id": conversation_id, "in_human_mode": False}
 
@@ -164,7 +178,13 @@ class ManagerAnswer(BaseModel):
 
 @router.post("/admin/conversations/{conversation_id}/messages")
 async def answer_client(
-    conversation_id: RowId, body: ManagerAnswer, who: AdminAccessDep, runtime: RuntimeDep
+    conversation_id: RowId,
+    body: ManagerAnswer,
+    who: AdminAccessDep,
+    relay: RelayDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    now: NowDep,
 ) -> dict[str, object]:
     """Answer the client as a manager: delivered like a message in the client's topic (copied to their
     Telegram chat, or carried by their next assistant reply outside Telegram), stored as role manager."""
@@ -173,27 +193,29 @@ async def answer_client(
         raise HTTPException(422, {"reason": "invalid_request", "field": "text", "detail": "text must not be blank"})
     author = Author(name=body.name.strip() or "Менеджер", via="admin")
     key = f"admin:{conversation_id}:{body.idempotency_key}" if body.idempotency_key else None
-    relay = runtime.telegram.relay if runtime.telegram is not None else None
     if relay is not None:
         delivery = await relay.send_from_admin(conversation_id, text, author, key=key)  # NotFound → 404
     else:
-        delivery = await _store_for_next_reply(runtime, conversation_id, text, author, key)
+        repo = RelayRepository(db)
+        until = human_mode_deadline(now, settings.handoff_idle_hours)
+        delivery = await _store_for_next_reply(repo, conversation_id, text, author, key, now=now, until=until)
     log.info("conversation %s answered from the admin API by %s (%s)", conversation_id, who, delivery)
     return {"ok": True, "conversation_id": conversation_id, "delivery": delivery}
 
 
-async def _store_for_next_reply(runtime: RuntimeDep, conversation_id: int, text: str, author: Author, key: str | None) -> str:
+async def _store_for_next_reply(
+    repo: RelayRepository, conversation_id: int, text: str, author: Author, key: str | None, *, now: datetime,
+    until: datetime,
+) -> str:
     """Without the Telegram relay only clients outside Telegram can be answered: their next reply carries it."""
-    repo = RelayRepository(runtime.db)
     client = await repo.client(conversation_id)
     if client is None:
         raise NotFound(f"conversation {conversation_id}")
     if client.telegram_chat_id is not None:
         raise HTTPException(503, {"reason": "relay_unavailable", "detail": "the client is in Telegram: set TELEGRAM_BOT_TOKEN, MANAGER_CHAT_ID and MANAGER_RELAY_ENABLED"})
     meta = {"manager_id": None, "manager_name": author.name, "via": "admin", "delivery": "waiting"}
-    until = human_mode_deadline(runtime.clock(), runtime.settings.handoff_idle_hours)
     stored, _ = await repo.add_manager_message(
-        conversation_id, key or f"admin:{conversation_id}:{runtime.clock().timestamp()}", text, meta, human_mode_until=until
+        conversation_id, key or f"admin:{conversation_id}:{now.timestamp()}", text, meta, human_mode_until=until
     )
     return str((stored.meta or {}).get("delivery", "waiting"))  # a repeat tells what became of the first
 
@@ -201,12 +223,12 @@ async def _store_for_next_reply(runtime: RuntimeDep, conversation_id: int, text:
 @router.get("/admin/telegram/dead-updates")
 async def dead_updates(
     _: AdminAccessDep,
-    runtime: RuntimeDep,
+    queries: AdminQueriesDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, object]:
     """Telegram updates that failed every retry (status "dead"), newest first, for a manager to follow up."""
-    rows, total = await AdminQueries(runtime.db).dead_updates(offset=(page - 1) * per_page, limit=per_page)
+    rows, total = await queries.dead_updates(offset=(page - 1) * per_page, limit=per_page)
     items = [
         {
             "id": row.id,
@@ -226,7 +248,8 @@ async def dead_updates(
 @router.get("/admin/funnel")
 async def funnel(
     _: AdminAccessDep,
-    runtime: RuntimeDep,
+    db: DatabaseDep,
+    now: NowDep,
     date_from: Annotated[
         date | None, Query(ge=FIRST_DAY, le=LAST_DAY, description="first day, inclusive (UTC); default 30 days ago")
     ] = None,
@@ -235,12 +258,12 @@ async def funnel(
     ] = None,
     brand: Annotated[str | None, Query(max_length=32)] = None,
 ) -> dict[str, object]:
-    last = date_to or runtime.clock().date()
+    last = date_to or now.date()
     first = date_from or last - timedelta(days=FUNNEL_DEFAULT_DAYS - 1)
     if first > last or (last - first).days >= FUNNEL_MAX_DAYS:
         detail = f"date_from must be on or before date_to, at most {FUNNEL_MAX_DAYS} days apart"
         raise HTTPException(422, {"reason": "invalid_request", "field": "date_from", "detail": detail})
     since = datetime.combine(first, time(), UTC)
     until = datetime.combine(last + timedelta(days=1), time(), UTC)
-    result = await compute_funnel(runtime.db, since=since, until=until, brand=brand or None)
+    result = await compute_funnel(db, since=since, until=until, brand=brand or None)
     return {"ok": True, "date_from": first.isoformat(), "date_to": last.isoformat(), **result}

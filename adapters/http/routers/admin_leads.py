@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
-from adapters.http.dependencies import RuntimeDep
+from adapters.http.dependencies import AdminQueriesDep, CatalogDep, NowDep, SettingsDep
 from adapters.http.miniapp_auth import AdminAccessDep
 from adapters.http.signed_links import LINK_TTL, link_is_valid, sign_link
 from adapters.storage.admin_queries import AdminQueries, LeadFilter
 from adapters.storage.models import Lead
-from adapters.wiring import Runtime
+from agent.catalog import Catalog
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["admin"])
@@ -82,22 +82,23 @@ def lead_json(lead: Lead) -> dict[str, object]:
 @router.get("/admin/leads")
 async def list_leads(
     _: AdminAccessDep,
-    runtime: RuntimeDep,
+    queries: AdminQueriesDep,
+    catalog: CatalogDep,
     where: LeadFilterDep,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, object]:
-    rows, total = await AdminQueries(runtime.db).leads(where, offset=(page - 1) * per_page, limit=per_page)
-    items = [{**lead_json(r), "programs": _program_titles(runtime, r)} for r in rows]
+    rows, total = await queries.leads(where, offset=(page - 1) * per_page, limit=per_page)
+    items = [{**lead_json(r), "programs": _program_titles(catalog, r)} for r in rows]
     return {"ok": True, "items": items, "total": total, "page": page, "per_page": per_page}
 
 
-def _program_titles(runtime: Runtime, lead: Lead) -> list[dict[str, str]]:
+def _program_titles(catalog: Catalog, lead: Lead) -> list[dict[str, str]]:
     """The catalog's titles of a lead's programs, for managers (an id the catalog dropped stays an id)."""
     titles = []
     for program_id in lead.program_ids or []:
-        known = lead.brand in runtime.catalog.brand_ids()  # a lead of a brand no longer in the catalog
-        program = runtime.catalog.program(lead.brand, program_id) if known else None
+        known = lead.brand in catalog.brand_ids()  # a lead of a brand no longer in the catalog
+        program = catalog.program(lead.brand, program_id) if known else None
         titles.append({"id": program_id, "title": program.title if program else program_id})
     return titles
 
@@ -115,9 +116,9 @@ class LeadChange(BaseModel):
 
 @router.patch("/admin/leads/{lead_id}")
 async def change_lead(
-    lead_id: RowId, change: LeadChange, who: AdminAccessDep, runtime: RuntimeDep
+    lead_id: RowId, change: LeadChange, who: AdminAccessDep, queries: AdminQueriesDep
 ) -> dict[str, object]:
-    lead = await AdminQueries(runtime.db).update_lead(lead_id, status=change.status, manager_note=change.manager_note)
+    lead = await queries.update_lead(lead_id, status=change.status, manager_note=change.manager_note)
     if lead is None:
         raise HTTPException(404, {"reason": "not_found", "detail": f"lead {lead_id}"})
     noted = change.manager_note is not None
@@ -153,34 +154,38 @@ def leads_csv(leads: list[Lead]) -> str:
 
 
 @router.get("/admin/leads.csv")
-async def export_leads(_: AdminAccessDep, runtime: RuntimeDep, where: LeadFilterDep) -> Response:
-    return await _csv_response(runtime, where)
+async def export_leads(_: AdminAccessDep, queries: AdminQueriesDep, where: LeadFilterDep) -> Response:
+    return await _csv_response(queries, where)
 
 
 SIGNED_CSV_PATH = "/admin/leads.csv/signed"
 
 
 @router.post("/admin/leads.csv/link")
-async def csv_link(request: Request, who: AdminAccessDep, runtime: RuntimeDep, _: LeadFilterDep) -> dict[str, object]:
+async def csv_link(
+    request: Request, who: AdminAccessDep, settings: SettingsDep, now: NowDep, _: LeadFilterDep
+) -> dict[str, object]:
     """A download link for the admin Mini App (the filters of this request), valid for a few minutes."""
     params = [(k, v) for k, v in request.query_params.multi_items() if k in LEAD_FILTER_PARAMS and v]
     log.info("signed CSV link issued to %s", who)
-    url = sign_link(runtime.settings, SIGNED_CSV_PATH, params, now=runtime.clock())
+    url = sign_link(settings, SIGNED_CSV_PATH, params, now=now)
     return {"ok": True, "url": url, "expires_in": int(LINK_TTL.total_seconds())}
 
 
 @router.get(SIGNED_CSV_PATH)
-async def export_leads_signed(request: Request, runtime: RuntimeDep, where: LeadFilterDep) -> Response:
-    if not link_is_valid(runtime.settings, SIGNED_CSV_PATH, request.query_params.multi_items(), now=runtime.clock()):
+async def export_leads_signed(
+    request: Request, settings: SettingsDep, now: NowDep, queries: AdminQueriesDep, where: LeadFilterDep
+) -> Response:
+    if not link_is_valid(settings, SIGNED_CSV_PATH, request.query_params.multi_items(), now=now):
         raise HTTPException(403, {"reason": "link_expired_or_invalid"})
-    return await _csv_response(runtime, where)
+    return await _csv_response(queries, where)
 
 
 LEAD_FILTER_PARAMS = ("status", "source", "brand", "date_from", "date_to", "q")
 
 
-async def _csv_response(runtime: Runtime, where: LeadFilter) -> Response:
-    rows, _total = await AdminQueries(runtime.db).leads(where, offset=0, limit=CSV_ROW_LIMIT)
+async def _csv_response(queries: AdminQueries, where: LeadFilter) -> Response:
+    rows, _total = await queries.leads(where, offset=0, limit=CSV_ROW_LIMIT)
     return Response(
         leads_csv(list(rows)).encode("utf-8"),
         media_type="text/csv; charset=utf-8",

@@ -22,7 +22,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field, model_validator
 
 from adapters.http.auth import client_ip
-from adapters.http.dependencies import RuntimeDep, SettingsDep
+from adapters.http.dependencies import (
+    AssistantDep,
+    AssistantLimitsDep,
+    CatalogDep,
+    DatabaseDep,
+    RelayDep,
+    SettingsDep,
+)
 from adapters.http.miniapp_auth import OptionalInitDataDep, TelegramUserDep
 from adapters.http.sse import event_stream, wants_stream
 from adapters.storage.history import recent_history
@@ -110,42 +117,43 @@ def _too_many(retry_after: int) -> HTTPException:
     return HTTPException(429, {"reason": "rate_limited", "retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
 
 
-async def ip_limit(request: Request, runtime: RuntimeDep) -> None:
+async def ip_limit(request: Request, limits: AssistantLimitsDep, settings: SettingsDep) -> None:
     """Counted before authentication, so guessing tokens is throttled like any other traffic."""
-    limits = runtime.assistant_limits
-    assert limits is not None
-    decision = await limits.per_ip.hit(client_ip(request, runtime.settings.trusted_proxy_ips))
+    decision = await limits.per_ip.hit(client_ip(request, settings.trusted_proxy_ips))
     if not decision.allowed:
         raise _too_many(decision.retry_after)
 
 
 @router.post("/api/assistant/ask", response_model=AskResponse, dependencies=[Depends(ip_limit)])
-async def ask(body: AskRequest, caller: CallerDep, runtime: RuntimeDep, request: Request) -> AskResponse | Response:
+async def ask(
+    body: AskRequest,
+    caller: CallerDep,
+    assistant: AssistantDep,
+    limits: AssistantLimitsDep,
+    relay: RelayDep,
+    db: DatabaseDep,
+    request: Request,
+) -> AskResponse | Response:
     user_id = caller.user_id or body.user_id
     if not user_id:
         raise HTTPException(422, {"reason": "invalid_request", "field": "user_id", "detail": "user_id is required"})
-    limits = runtime.assistant_limits
-    assert limits is not None
     user_decision = await limits.per_user.hit(f"{caller.channel.value}:{user_id}")
     if not user_decision.allowed:
         raise _too_many(user_decision.retry_after)
-    if runtime.assistant is None:
-        raise HTTPException(503, {"reason": "assistant_unavailable"})
     inbound = Inbound(channel=caller.channel, user_id=user_id, brand=body.brand, text=body.message, choice=body.choice,
                       idempotency_key=_turn_key(caller.channel, user_id, body.idempotency_key))
     # The Mini App's initData names the user: keep their display name like the bot does.
     named = inbound.model_copy(update={"first_name": caller.first_name, "username": caller.username})
-    assistant = runtime.assistant
 
     async def answer() -> AskResponse:
         reply = await assistant.handle(named)
         manager_messages: list[ManagerMessage] = []
         if reply.conversation_id is not None:
-            if reply.human_mode and runtime.telegram is not None and runtime.telegram.relay is not None:
-                await runtime.telegram.relay.from_api_client(
+            if reply.human_mode and relay is not None:
+                await relay.from_api_client(
                     reply.conversation_id, body.message or body.choice or "", source_key=inbound.idempotency_key
                 )
-            waiting = await RelayRepository(runtime.db).take_waiting(reply.conversation_id)
+            waiting = await RelayRepository(db).take_waiting(reply.conversation_id)
             manager_messages = [
                 ManagerMessage(text=m.content, manager_name=m.meta.get("manager_name"), created_at=m.created_at) for m in waiting
             ]
@@ -183,13 +191,15 @@ class HistoryResponse(BaseModel):
 
 
 @router.get("/api/assistant/history", response_model=HistoryResponse)
-async def history(user: TelegramUserDep, runtime: RuntimeDep, brand: str | None = None) -> HistoryResponse:
+async def history(
+    user: TelegramUserDep, settings: SettingsDep, catalog: CatalogDep, db: DatabaseDep, brand: str | None = None
+) -> HistoryResponse:
     """The Mini App chat's earlier messages (the bot chat's too: one conversation per Telegram user and
     brand), so a reopened app continues where the server does. Silent turns are left out."""
-    chosen = (brand or runtime.settings.brand_default).strip()
-    if chosen not in runtime.catalog.brand_ids():
+    chosen = (brand or settings.brand_default).strip()
+    if chosen not in catalog.brand_ids():
         raise UnknownBrand(chosen)
-    rows = await recent_history(runtime.db, Identity.telegram.value, str(user.id), chosen, limit=HISTORY_LIMIT)
+    rows = await recent_history(db, Identity.telegram.value, str(user.id), chosen, limit=HISTORY_LIMIT)
     messages = []
     for row in rows:
         reply = (row.meta or {}).get("reply") if row.role == "assistant" else None

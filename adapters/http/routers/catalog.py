@@ -11,14 +11,13 @@ from fastapi.responses import Response
 from pydantic import BeforeValidator
 
 from adapters.http.catalog_answers import answers_route, query_key
-from adapters.http.dependencies import RuntimeDep
+from adapters.http.dependencies import BotUsernameDep, CatalogDep, SettingsDep, TodayDep, get_catalog, get_today
 from adapters.http.ready import json_bytes, ready_json
 from agent.catalog import Format, Goal, Grade, SearchCriteria, Subject
 
 
 def _catalog_and_day(request: Request) -> tuple[object, date]:
-    runtime = request.app.state.runtime
-    return runtime.catalog, runtime.today()
+    return get_catalog(request), get_today(request)
 
 
 # Repeated queries are answered from ready bytes before parameters are parsed (catalog_answers.py).
@@ -36,7 +35,9 @@ Blank = BeforeValidator(_blank_is_absent)
 @router.get("/api/catalog/search", response_model=dict[str, object])
 async def catalog_search(
     request: Request,
-    runtime: RuntimeDep,
+    catalog: CatalogDep,
+    today: TodayDep,
+    settings: SettingsDep,
     brand: Annotated[str | None, Query(max_length=64, description="blank or absent: BRAND_DEFAULT")] = None,
     grade: Annotated[Grade | None, Blank, Query(description="1..11")] = None,
     goal: Annotated[Goal | None, Blank, Query()] = None,
@@ -44,8 +45,7 @@ async def catalog_search(
     format: Annotated[Format | None, Blank, Query()] = None,
 ) -> Response:
     criteria = SearchCriteria(grade=grade, goal=goal, subject=subject, format=format)
-    catalog, today = runtime.catalog, runtime.today()
-    result = catalog.search(brand or runtime.settings.brand_default, criteria, today=today)
+    result = catalog.search(brand or settings.brand_default, criteria, today=today)
     body = json_bytes({"ok": True, **result.model_dump(mode="json")})
     request.app.state.catalog_answers.put(catalog, today, query_key(request), body)
     return ready_json(body)
@@ -57,14 +57,15 @@ TELEGRAM_IN_TEXT = re.compile(r"Telegram\s+@(\w{5,32})")
 
 @router.get("/api/brand")
 async def brand_info(
-    runtime: RuntimeDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    username: BotUsernameDep,
     brand: Annotated[str | None, Query(max_length=64, description="blank or absent: BRAND_DEFAULT")] = None,
 ) -> dict[str, object]:
     """What the Mini App's header and its plain-browser page show: the school's name, phones (tel: links)
     and the bot's t.me link once the bot has introduced itself (getMe)."""
-    info = runtime.catalog.brand(brand or runtime.settings.brand_default).brand  # unknown brand: 422
+    info = catalog.brand(brand or settings.brand_default).brand  # unknown brand: 422
     phones = [{"text": text, "tel": "+7" + re.sub(r"\D", "", text)[1:]} for text in PHONE_IN_TEXT.findall(info.manager_contact)]
-    username = runtime.telegram.bot_username if runtime.telegram is not None else None
     school = TELEGRAM_IN_TEXT.search(info.manager_contact)
     return {
         "ok": True,

@@ -14,8 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from adapters.crm.tallanto import TallantoCRM, api_module
 from adapters.http.auth import AdminDep, client_ip
-from adapters.http.dependencies import RuntimeDep
-from adapters.http.ratelimit import RateLimiter, make_storage
+from adapters.http.dependencies import CrmApiLimiterDep, CrmDep, SettingsDep
 from agent.errors import CrmError
 from agent.settings import CrmProvider, Settings
 
@@ -31,21 +30,11 @@ def crm_api_enabled(settings: Settings) -> bool:
     )
 
 
-def make_rate_limiter(settings: Settings) -> RateLimiter:
-    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    return RateLimiter(
-        make_storage(redis_url),
-        "crm_api_ip",
-        settings.crm_rate_limit_ip_requests,
-        settings.crm_rate_limit_window_seconds,
-    )
-
-
-async def _open_and_within_limit(request: Request, runtime: RuntimeDep) -> None:
-    settings = runtime.settings
-    if not crm_api_enabled(settings) or not isinstance(runtime.crm, TallantoCRM):
+async def _open_and_within_limit(
+    request: Request, settings: SettingsDep, crm: CrmDep, limiter: CrmApiLimiterDep
+) -> None:
+    if not crm_api_enabled(settings) or not isinstance(crm, TallantoCRM):
         raise HTTPException(404, {"reason": "crm_api_disabled"})
-    limiter: RateLimiter = request.app.state.crm_rate_limiter
     decision = await limiter.hit(client_ip(request, settings.trusted_proxy_ips))
     if not decision.allowed:
         raise HTTPException(429, {"reason": "rate_limited"}, headers={"Retry-After": str(decision.retry_after)})
@@ -55,9 +44,9 @@ async def _open_and_within_limit(request: Request, runtime: RuntimeDep) -> None:
 router = APIRouter(prefix="/api/crm", tags=["crm"], dependencies=[Depends(_open_and_within_limit)])
 
 
-def _tallanto(runtime: RuntimeDep) -> TallantoCRM:
-    assert isinstance(runtime.crm, TallantoCRM)  # guaranteed by _open_and_within_limit
-    return runtime.crm
+def _tallanto(crm: CrmDep) -> TallantoCRM:
+    assert isinstance(crm, TallantoCRM)  # guaranteed by _open_and_within_limit
+    return crm
 
 
 TallantoDep = Annotated[TallantoCRM, Depends(_tallanto)]

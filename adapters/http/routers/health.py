@@ -5,19 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import html
+from datetime import datetime
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
 from adapters.http.ready import DatabaseHealth, TtlAnswer, json_bytes, ready_json
 from adapters.preflight import Level, Report
+from adapters.storage.database import Database
 from adapters.storage.models import utcnow
-from adapters.wiring import Runtime
+from agent.paths import DataPaths
+from agent.settings import Settings
 
 router = APIRouter()
 
 
-async def start_ready_answers(app: FastAPI, runtime: Runtime) -> asyncio.Task[None]:
+class ServiceFacts(Protocol):
+    """What health, diagnostics and the landing page read of the running service (the runtime)."""
+
+    settings: Settings
+    paths: DataPaths
+    db: Database
+    version: str
+    started_at: datetime
+    preflight: Report | None
+    telegram: Any  # the Telegram adapter (its queue's counts), or None
+
+
+async def start_ready_answers(app: FastAPI, runtime: ServiceFacts) -> asyncio.Task[None]:
     """Health's first database check, then its refresh task (returned: the caller cancels it)."""
     up = {"status": "up", "version": runtime.version, "database": runtime.db.backend}
     app.state.health = health_check = DatabaseHealth(lambda: runtime.db.ping(), up)
@@ -41,13 +57,13 @@ async def diagnostics(request: Request) -> Response:
     return ready_json(await request.app.state.diagnostics.get())
 
 
-async def _diagnostics_bytes(runtime: Runtime) -> bytes:
+async def _diagnostics_bytes(runtime: ServiceFacts) -> bytes:
     return json_bytes(await diagnostics_body(runtime))
 
 
-async def diagnostics_body(runtime: Runtime) -> dict[str, object]:
+async def diagnostics_body(runtime: ServiceFacts) -> dict[str, object]:
     settings, paths = runtime.settings, runtime.paths
-    report = runtime.preflight if isinstance(runtime.preflight, Report) else None
+    report = runtime.preflight
     warnings = [f"{c.name}: {c.detail}" for c in report.checks if c.level is not Level.ok] if report else []
     return {
         "ok": True,
@@ -78,7 +94,7 @@ async def diagnostics_body(runtime: Runtime) -> dict[str, object]:
     }
 
 
-async def _telegram_queue(runtime: Runtime) -> dict[str, object] | None:
+async def _telegram_queue(runtime: ServiceFacts) -> dict[str, object] | None:
     """Queue counts, so dead-lettered Telegram updates show up in the runbook's diagnostics check."""
     if runtime.telegram is None:
         return None
@@ -103,7 +119,7 @@ code{{background:#f3f3f3;padding:.1rem .3rem;border-radius:.2rem}}</style></head
 <p><small>Версия {version}</small></p></body></html>"""
 
 
-def _landing(runtime: Runtime) -> str:
+def _landing(runtime: ServiceFacts) -> str:
     title = html.escape(f"Sales assistant — {runtime.settings.brand_default}")
     return _LANDING.format(title=title, version=html.escape(runtime.version))
 

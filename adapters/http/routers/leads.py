@@ -7,23 +7,20 @@ import asyncio
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
-from adapters.http.dependencies import RuntimeDep
+from adapters.http.dependencies import AssistantDep, CatalogDep, LeadServiceDep, NotifierDep, NowDep, SettingsDep
 from adapters.http.miniapp_auth import TelegramUserDep
-from adapters.wiring import Runtime
-from agent.errors import ConsentRequired, UnknownBrand
-from agent.leads import MARKETING, PERSONAL_DATA, normalize_phone
-from agent.state import LeadRequest
-from agent.types import Channel, Identity
+from agent.leads import LeadForm
+from agent.ports import Notifier
+from agent.types import Identity
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["mini app"])
 
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32)]
-MINIAPP_SOURCE = "miniapp"
 
 
 class MiniAppLead(BaseModel):
@@ -41,18 +38,18 @@ class MiniAppLead(BaseModel):
 
 CONFIRMATION = (
     "Спасибо, {name}! Мы получили вашу заявку из мини-приложения. "
-    "Менеджер свяжется с вами в рабочее время (ежедневно 10:00–18:00)."
+    "Менеджер свяжется с вами в рабочее время ({hours})."
 )
 
 
 CONFIRMATION_TIMEOUT_SECONDS = 5.0
 
 
-async def _confirm_in_chat(runtime: Runtime, telegram_id: int, name: str) -> bool:
+async def _confirm_in_chat(notifier: Notifier, telegram_id: int, text: str) -> bool:
     """True when the bot delivered the confirmation; the app tells the parent only what really happened."""
     try:
         await asyncio.wait_for(
-            runtime.notifier.notify_user(telegram_id, CONFIRMATION.format(name=name)), CONFIRMATION_TIMEOUT_SECONDS
+            notifier.notify_user(telegram_id, text), CONFIRMATION_TIMEOUT_SECONDS
         )
     except Exception:  # the lead is stored; a failed courtesy message must not turn it into an error
         log.warning("could not confirm the Mini App lead in chat", exc_info=True)
@@ -61,51 +58,43 @@ async def _confirm_in_chat(runtime: Runtime, telegram_id: int, name: str) -> boo
 
 
 @router.post("/api/leads", status_code=201)
-async def submit_lead(body: MiniAppLead, user: TelegramUserDep, runtime: RuntimeDep) -> JSONResponse:
+async def submit_lead(
+    body: MiniAppLead,
+    user: TelegramUserDep,
+    leads: LeadServiceDep,
+    assistant: AssistantDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    notifier: NotifierDep,
+    now: NowDep,
+) -> JSONResponse:
     """201 {"ok", "lead_id", "duplicate", "programs", "profile", "confirmation_sent"}: what is stored (the
-    earlier lead when ``duplicate``); 422 consent_required / a bad phone; 401 without valid initData."""
-    service = runtime.lead_service
-    if service is None:
-        raise HTTPException(503, {"reason": "leads_unavailable"})
-    # Checked before anything is stored: no consent record, user or lead for a request that fails.
-    if not body.consent_personal_data:
-        raise ConsentRequired("the personal-data consent box was not ticked")
-    phone = normalize_phone(body.phone)
-    brand = body.brand or runtime.settings.brand_default
-    if brand not in runtime.catalog.brand_ids():
-        raise UnknownBrand(brand)
-
-    state = await runtime.store.load(
-        Identity.telegram.value, str(user.id), brand, first_name=user.first_name, username=user.username
+    earlier lead when ``duplicate``); 422 consent_required / a bad phone / an unknown brand; 401 without
+    valid initData."""
+    brand = body.brand or settings.brand_default
+    form = LeadForm(
+        telegram_id=user.id,
+        first_name=user.first_name,
+        username=user.username,
+        brand=brand,
+        name=body.name,
+        phone=body.phone,
+        consent_personal_data=body.consent_personal_data,
+        consent_marketing=body.consent_marketing,
+        profile=body.model_dump(include={"grade", "goal", "subject", "format"}, exclude_none=True),
+        program_ids=body.program_ids,
     )
-    for kind, granted in ((PERSONAL_DATA, True), (MARKETING, body.consent_marketing)):
-        await service.record_consent(
-            user_id=state.user_id, brand=brand, granted=granted, channel=Channel.miniapp.value,
-            telegram_id=user.id, kind=kind,
-        )
-    profile = body.model_dump(include={"grade", "goal", "subject", "format"}, exclude_none=True)
-    outcome = await service.create(
-        LeadRequest(
-            user_id=state.user_id,
-            conversation_id=state.conversation_id,
-            brand=brand,
-            channel=Channel.miniapp.value,
-            phone=phone,
-            name=body.name,
-            source=state.source or MINIAPP_SOURCE,
-            profile=profile,
-            program_ids=body.program_ids,
-        ),
-        now=runtime.clock(),
+    outcome = await leads.submit_form(form, now=now)
+    # The chat (bot or Mini App) must not ask for this phone again.
+    await assistant.remember_lead(
+        identity=Identity.telegram.value, external_id=str(user.id), brand=brand, lead_id=outcome.lead_id,
+        phone=outcome.phone, name=body.name, profile=outcome.profile, program_ids=outcome.program_ids,
     )
-    if runtime.assistant is not None:  # the chat (bot or Mini App) must not ask for this phone again
-        await runtime.assistant.remember_lead(
-            identity=Identity.telegram.value, external_id=str(user.id), brand=brand, lead_id=outcome.lead_id,
-            phone=phone, name=body.name, profile=outcome.profile, program_ids=outcome.program_ids,
-        )
-    confirmed = await _confirm_in_chat(runtime, user.id, body.name) if outcome.created else False
+    hours = catalog.brand(brand).brand.working_hours
+    confirmation = CONFIRMATION.format(name=body.name, hours=hours)
+    confirmed = await _confirm_in_chat(notifier, user.id, confirmation) if outcome.created else False
     programs = [
-        {"id": pid, "title": program.title if (program := runtime.catalog.program(brand, pid)) else pid}
+        {"id": pid, "title": program.title if (program := catalog.program(brand, pid)) else pid}
         for pid in outcome.program_ids
     ]
     return JSONResponse(

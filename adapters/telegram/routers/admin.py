@@ -1,4 +1,5 @@
-"""The runbook's smoke-test commands: /kbtest <question> and /leadtest <phone> (admins only)."""
+"""The runbook's smoke-test commands: /kbtest <question> (anyone: it shows what the public knowledge
+base answers) and /leadtest <phone> (admins only: it writes to the CRM)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.text_decorations import html_decoration as hd
 
-from adapters.crm.leadtest import run_lead_test
 from adapters.telegram import filters
 from adapters.telegram.turns import TelegramContext
 
@@ -26,7 +26,7 @@ async def kbtest(message: Message, command: CommandObject, tg: TelegramContext) 
     if not question:
         await message.answer(hd.quote(KBTEST_USAGE))
         return
-    result = await tg.runtime.knowledge.search(tg.settings.brand_default, question, limit=3)
+    result = await tg.knowledge.search(tg.settings.brand_default, question, limit=3)
     if not result.passages:
         await message.answer(hd.quote("В базе знаний ничего не нашлось по этому вопросу."))
         return
@@ -49,7 +49,7 @@ async def leadtest(message: Message, command: CommandObject, tg: TelegramContext
     if not phone:
         await message.answer(hd.quote(LEADTEST_USAGE))
         return
-    result = await run_lead_test(tg.runtime, phone)
+    result = await tg.lead_test(phone)
     await message.answer(hd.quote(("✅ " if result.ok else "⚠️ ") + result.message))
 
 

@@ -45,8 +45,8 @@ async def forget_choice(query: CallbackQuery, callback_data: ForgetChoice, tg: T
     if not callback_data.confirm:
         await query.bot.send_message(chat_id, hd.quote(CANCELLED_TEXT))  # type: ignore[union-attr]
         return
-    user = await tg.runtime.users.get_or_create("telegram", str(query.from_user.id))
-    await tg.runtime.users.forget(user.id)  # type: ignore[arg-type]
+    user = await tg.users.get_or_create("telegram", str(query.from_user.id))
+    await tg.users.forget(user.id)  # type: ignore[arg-type]
     log.info("user %s withdrew consent: personal data deleted", user.id)
     await query.bot.send_message(chat_id, hd.quote(DONE_TEXT))  # type: ignore[union-attr]
 

@@ -3,7 +3,7 @@
 It uses the configured storage and model (offline policy without OPENAI_API_KEY). Type a message, a
 button's number to press it, `/contact +7 999 123-45-67` to share a phone, `/manager` for a handoff,
 `/start` to greet again, `/quit` to leave. Like adapters/main.py this is an entry point, so it may
-reach the composition root.
+reach the composition root (the core never does).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from adapters.wiring import build_runtime
 from agent.errors import AgentError
 from agent.settings import ConfigError, load_settings
 from agent.types import Channel, Inbound, Reply, SharedContact
@@ -37,14 +38,9 @@ def _show(reply: Reply) -> None:
 
 
 async def _chat(user_id: str, brand: str | None) -> None:
-    from adapters.wiring import build_runtime  # the composition root
-
     runtime = build_runtime(load_settings())
     await runtime.db.migrate()
     try:
-        if runtime.assistant is None:
-            console.print("[red]The assistant needs the catalog and the knowledge base; check CATALOG_DIR.[/red]")
-            return
         base = Inbound(channel=Channel.telegram, user_id=user_id, brand=brand)
         _show(last := await runtime.assistant.handle(base.model_copy(update={"start": True})))
         while True:
