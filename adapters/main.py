@@ -47,13 +47,15 @@ def serve(
     port = port or settings.port
     run_bot = bot if bot is not None else settings.telegram_bot_token is not None and settings.telegram_mode == "polling"
     log.info("Starting API on %s:%s...", host, port)
+    if settings.web_concurrency > 1:
+        # The supervisor handles SIGTERM/SIGINT itself (stops and joins every worker); a no-op
+        # handler installed here first would swallow a signal that came before it took over.
+        _serve_workers(settings.web_concurrency, host, port, run_bot)
+        return
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a no-op handler turns that
     # re-raise into a normal exit, so Docker and Render see a clean stop (exit 0), not a kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    if settings.web_concurrency > 1:
-        _serve_workers(settings.web_concurrency, host, port, run_bot)
-        return
     config = server_config(create_app(settings, run_bot=run_bot), host, port)
     server = uvicorn.Server(config)
     ok = asyncio.run(_serve(server))
@@ -65,7 +67,28 @@ def worker_app() -> object:
     """One of WEB_CONCURRENCY worker processes: the API (and the webhook and its queue workers)."""
     from adapters.http.app import create_app
 
+    _stop_with_supervisor()
     return create_app(_settings(), run_bot=False)
+
+
+def _stop_with_supervisor() -> None:
+    """A worker gets SIGTERM (a graceful stop) when its supervisor dies, however it dies: a
+    supervisor killed with SIGKILL (OOM killer, `docker kill`, a crash) would otherwise leave its
+    workers serving on the port with nobody to stop them. Linux only (prctl); elsewhere a no-op."""
+    import ctypes
+    import multiprocessing
+    import os
+
+    parent = multiprocessing.parent_process()  # the supervisor's pid, even if it is already gone
+    supervisor = parent.pid if parent is not None else os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != supervisor:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _serve_workers(workers: int, host: str, port: int, run_bot: bool) -> None:

@@ -133,8 +133,23 @@ def test_start_sh_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert (tmp_path / "data" / "sales_agent.db").exists()
 
 
-def test_web_concurrency_serves_from_worker_processes(tmp_path: Path) -> None:
-    """WEB_CONCURRENCY=2: two worker processes behind one port; they migrate once under the lock."""
+def _children(pid: int) -> set[int]:
+    try:
+        return {int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _start_workers(tmp_path: Path) -> tuple[subprocess.Popen[str], set[int]]:
+    """start.sh with WEB_CONCURRENCY=2, once /api/health answers: the supervisor and its worker pids."""
     port = _free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "HOST": "127.0.0.1",
            "PORT": str(port), "PERSISTENT_DATA_PATH": str(tmp_path / "data"), "WEB_CONCURRENCY": "2",
@@ -142,23 +157,67 @@ def test_web_concurrency_serves_from_worker_processes(tmp_path: Path) -> None:
     process = subprocess.Popen(
         [str(REPO / "start.sh")], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    try:
-        deadline, status = time.monotonic() + 90, None
-        while time.monotonic() < deadline and status != 200:
-            try:
-                status = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert status == 200
-    finally:
-        process.send_signal(signal.SIGTERM)
+    deadline, status = time.monotonic() + 90, None
+    while time.monotonic() < deadline and status != 200:
         try:
-            output, _ = process.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            output, _ = process.communicate()
+            status = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code
+        except httpx.TransportError:
+            time.sleep(0.2)
+    # The workers: the supervisor's children that run the app (not multiprocessing's resource tracker).
+    workers = {pid for pid in _children(process.pid)
+               if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+    if status != 200 or len(workers) != 2:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"health {status}, workers {workers}: {output[-2000:]}")
+    return process, workers
+
+
+def _stop_all(process: subprocess.Popen[str], workers: set[int]) -> str:
+    """Whatever a failed test left running is stopped by its pid."""
+    if process.poll() is None:
+        process.kill()
+    for pid in workers:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    output, _ = process.communicate()
+    return output
+
+
+def _wait_gone(pids: set[int], seconds: float) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    return {pid for pid in pids if _alive(pid)}
+
+
+def test_web_concurrency_serves_from_worker_processes_and_sigterm_stops_them_all(tmp_path: Path) -> None:
+    """WEB_CONCURRENCY=2: two worker processes behind one port; they migrate once under the lock;
+    SIGTERM to the supervisor (PID 1 in the container) stops every worker before it exits."""
+    process, workers = _start_workers(tmp_path)
+    try:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        left = {pid for pid in workers if _alive(pid)}
+    finally:
+        output = _stop_all(process, workers)
+    assert left == set(), output[-2000:]
+    assert process.returncode == 0, output[-2000:]
     assert output.count("\"message\": \"Started server process") == 2, output[-2000:]
     assert output.count("\"message\": \"Running upgrade  -> 0001") == 1
+
+
+def test_web_concurrency_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """A supervisor killed with SIGKILL (OOM killer, `docker kill`) cannot stop its workers itself;
+    they must not stay behind serving the port with nobody to stop them."""
+    process, workers = _start_workers(tmp_path)
+    try:
+        process.kill()
+        process.wait(timeout=10)
+        left = _wait_gone(workers, 60)
+    finally:
+        output = _stop_all(process, workers)
+    assert left == set(), output[-2000:]
 
 
 def test_web_concurrency_refuses_the_polling_bot(tmp_path: Path) -> None:

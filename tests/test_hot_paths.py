@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from adapters.http.access_log import AccessLog
@@ -122,3 +123,35 @@ def test_access_log_is_off_above_info() -> None:
     finally:
         configure_logging("INFO", [], json=True)
         logging.getLogger().setLevel(logging.INFO)
+
+
+async def test_access_log_lines_are_written_when_the_application_shuts_down(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The last lines of a run used to wait for the interpreter's exit (after pytest's summary, after
+    # the server's own shutdown lines); the lifespan's end writes them.
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from adapters.http import access_log
+    from adapters.http.middleware import RequestContextMiddleware
+
+    monkeypatch.setattr(access_log, "FLUSH_SECONDS", 3600)  # only the shutdown can write the line
+    configure_logging("INFO", [], json=True)
+    stream = io.StringIO()
+    inner = Starlette(routes=[Route("/ping", lambda request: PlainTextResponse("pong"))])
+    app = RequestContextMiddleware(inner, access_log=AccessLog(stream=stream))
+    async with LifespanManager(app) as manager:  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=manager.app), base_url="http://t") as client:
+            assert (await client.get("/ping", headers={"x-request-id": "last-one"})).status_code == 200
+        assert stream.getvalue() == ""  # still buffered
+    assert json.loads(stream.getvalue())["request_id"] == "last-one"
+
+
+def test_access_logs_are_not_kept_alive_until_exit() -> None:
+    # One atexit hook for all of them, not a hook (holding the instance and its buffer) per instance.
+    import gc
+    import weakref
+
+    ref = weakref.ref(AccessLog(stream=io.StringIO()))
+    gc.collect()
+    assert ref() is None

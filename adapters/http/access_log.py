@@ -5,8 +5,10 @@ JSON formatter: ~50 µs a request on the 2-core machine, about as much as FastAP
 GET /api/health (bench/http_hot_paths.py). This writes the same kind of line for a few µs: the
 line is built with orjson (or as text on a terminal, like every other log line), the request target
 is redacted once per distinct target (hot paths repeat), and lines are written to stderr together
-at most ``FLUSH_SECONDS`` after the request, or at once when ``MAX_BUFFERED`` lines wait. Enabled
-when the ``access`` logger logs INFO (LOG_LEVEL=INFO, the default); LOG_LEVEL=WARNING turns it off.
+at most ``FLUSH_SECONDS`` after the request, or at once when ``MAX_BUFFERED`` lines wait, and at the
+application's shutdown (RequestContextMiddleware flushes when the lifespan ends, so the last lines come
+before the shutdown's own log lines, not at interpreter exit). Enabled when the ``access`` logger logs
+INFO (LOG_LEVEL=INFO, the default); LOG_LEVEL=WARNING turns it off.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import atexit
 import logging
 import sys
 import time
+import weakref
 from typing import TextIO
 
 import orjson
@@ -26,6 +29,17 @@ FLUSH_SECONDS = 0.1
 MAX_BUFFERED = 256
 _MAX_TARGETS = 4096  # distinct redacted request targets kept (the route set is small; ids vary)
 LOGGER = "access"
+# Every live access log, flushed once at interpreter exit by one atexit hook (a hook per instance kept
+# every instance, with its buffer, alive until exit: one per app built, in tests thousands).
+_LIVE: weakref.WeakSet[AccessLog] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    for access_log in list(_LIVE):
+        access_log.flush()
+
+
+atexit.register(flush_all)
 
 
 class AccessLog:
@@ -40,7 +54,7 @@ class AccessLog:
         self._second = -1
         self._stamp = ""
         self._timer: asyncio.TimerHandle | None = None
-        atexit.register(self.flush)
+        _LIVE.add(self)
 
     def record(self, scope: dict, status: int, started: float, request_id: str) -> None:
         now = time.time()

@@ -55,6 +55,9 @@ class RequestContextMiddleware:
         self.access_log = access_log if access_log is not None else AccessLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.app(scope, receive, self._flush_at_shutdown(send))
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -115,6 +118,17 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
             if self.access_log.enabled:
                 self.access_log.record(scope, status, started, request_id)
+
+
+    def _flush_at_shutdown(self, send: Send) -> Send:
+        """``send`` for the lifespan: the buffered access lines are written as the shutdown ends."""
+
+        async def send_and_flush(message: Message) -> None:
+            if message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
+                self.access_log.flush()
+            await send(message)
+
+        return send_and_flush
 
 
 def _too_large(max_bytes: int) -> dict[str, Any]:
