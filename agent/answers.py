@@ -56,6 +56,8 @@ _NOT_ENTITIES = frozenset("ЕГЭ ОГЭ МФТИ Москва Москве Зд
 PRICE_WORDS = re.compile(r"стои|стоим|цен[аыуе]|почем|почём|прайс|сколько\s+(?:будет\s+)?(?:стоить|платить)", re.IGNORECASE)
 _HEADING = re.compile(r"^#{1,6}\s*(.*)$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?…](?=\s|$)")
+# Abbreviations of addresses and places: their dot ends no sentence («пр. Пацаева», «ул. Сретенка»).
+_ABBREVIATION = re.compile(r"(?:^|[\s(«])(?:пр|ул|пер|пос|д|г|м|им|стр|корп|каб|ш|наб|пл|р-н)\.$", re.IGNORECASE)
 
 
 _WHERE = "адрес"
@@ -139,12 +141,14 @@ def fitting_sections(passage: Passage, seasons: set[str], entities: set[str], to
 
 
 def shorten(text: str, limit: int) -> str:
-    """Cut at the last full sentence within the limit (not at a list number like «3.»)."""
+    """Cut at the last full sentence or line within the limit (not at a list number like «3.» or an
+    abbreviation like «пр.»)."""
     if len(text) <= limit:
         return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text[:limit])]
-    if ends and ends[-1] > limit // 3:
-        return text[: ends[-1]].strip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text[:limit]) if not _ABBREVIATION.search(text[: m.end()])]
+    ends.append(text[:limit].rfind("\n"))  # a list line ending in a time («…14:00–16:00.») ends there too
+    if max(ends) > limit // 3:
+        return text[: max(ends)].strip()
     cut = text[:limit].rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:—-") + "…"
 

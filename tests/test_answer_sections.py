@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.runtime import Runtime
+from agent.answers import shorten
 from tests.assistant_helpers import Chat, assistant_runtime
 
 
@@ -63,3 +64,13 @@ async def test_a_town_without_a_site_is_told_so_with_the_sites(rt: Runtime) -> N
 async def test_the_large_family_question_gets_the_siblings_discount(rt: Runtime) -> None:
     reply = await Chat(rt, user_id="955").send(text="а есть скидки для многодетных?")
     assert "10 %" in reply.text and "многодет" in reply.text, reply.text
+
+
+def test_a_cut_answer_ends_at_a_line_or_sentence_never_at_an_abbreviation() -> None:
+    timetable = (
+        "- Долгопрудный, главный корпус МФТИ, по воскресеньям: 09:30–11:30, 11:45–13:45.\n"
+        "- Долгопрудный, пр. Пацаева: суббота — 10:00–11:20, 11:30–12:50; воскресенье — 10:00–11:20."
+    )
+    assert shorten(timetable, 120) == timetable.splitlines()[0]  # not «…Долгопрудный, пр.»
+    said = "Площадка на ул. Сретенка — рядом с метро. Вход со двора, второй этаж, кабинет справа"
+    assert shorten(said, 60) == "Площадка на ул. Сретенка — рядом с метро."
