@@ -25,7 +25,7 @@ SEARCH_LIMIT = 5
 
 # Who is asking rather than what about: removed from the search query (kept in the funnel).
 _FUNNEL_WORDS = re.compile(
-    r"\b(?:(?:в|во|для|у)\s+)?(?:1[01]|[1-9])\s*-?\s*(?:[йм]|ый|ой|ом|го)?\s*(?:класс\w*|клас\w*|кл\b\.?)"
+    r"\b(?<!\d[-–])(?:(?:в|во|для|у)\s+)?(?:1[01]|[1-9])\s*-?\s*(?:[йм]|ый|ой|ом|го)?\s*(?:класс\w*|клас\w*|кл\b\.?)"
     r"|\b\w+классни\w*"
     r"|\b(?:сын\w*|доч\w*|реб[её]нк?\w*|внук\w*)\s+(?:\d{1,2}|\w+)\s+(?:лет|год\w*)"
     r"|\b(?:для|у|моего|моей|нашего|нашей)\s+(?:сына|дочки|дочери|ребенка|ребёнка|школьника)\b"
@@ -68,9 +68,12 @@ _TIME_OF_DAY = re.compile(r"\bво\s+сколько\s+(?:начина\w*|зак�
 # What a question asks for when its key is a question word the index drops («где», «во сколько»): the
 # words of the section that answers that kind of question, added to the search.
 _ASKED_FOR = [
-    (re.compile(r"\bгде\b|\bадрес|находит|\bметро\b|\bплощадк|\bфилиал", re.IGNORECASE), _WHERE),
+    (re.compile(r"\bгде\b|\bадрес|находит|\bметро\b|\bплощадк|\bфилиал"
+                r"|(?:есть|проходят|идут|бывают)\s+(?:ли\s+)?(?:у\s+вас\s+)?занятия\s+(?:в|во|на)\s+\w+", re.IGNORECASE), _WHERE),
     (re.compile(r"\bво\s+сколько\b|\bв\s+какое\s+время|\bв\s+котор\w+\s+час|\bв\s+какие\s+дни|\bпо\s+каким\s+дням"
                 r"|\bкакие\s+дни|\bв\s+будни|\bпо\s+будням|\bпо\s+выходным|\bдни\s+занятий", re.IGNORECASE), "расписание время занятий"),
+    (re.compile(r"\bкак\s+(?:можно\s+|мне\s+|нам\s+)?(?:о|за)?платить|\bспособ\w*\s+оплат|\bчем\s+(?:можно\s+)?платить", re.IGNORECASE),
+     "способы оплаты"),
     (re.compile(r"сколько\s+(?:\w+\s+)?(?:учеников|детей|человек|ребят|школьников)\b|наполняемост|размер\w*\s+групп",
                 re.IGNORECASE), "сколько человек в группе"),
 ]

@@ -32,6 +32,10 @@ async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
         ("А где проходят занятия?", "Долгопрудн", "пробн"),
         # group size, not the online format's description
         ("Сколько учеников в онлайн-группе?", "12–15", "вебинар"),
+        # the ways to pay, not «После оплаты»
+        ("Как можно оплатить?", "QR", "чек"),
+        # the sites, not «Сколько занятий в году»
+        ("Есть ли занятия в Москве?", "Москв", "35 занятий"),
     ],
 )
 async def test_the_question_word_finds_its_section(rt: Runtime, text: str, wanted: str, neighbour: str) -> None:
@@ -49,8 +53,9 @@ async def test_the_programs_question_next_to_another_is_answered(rt: Runtime) ->
     assert "1–4 класс" in reply.text and "59 900 ₽" in reply.text and "7–8" in reply.text, reply.text
 
 
-async def test_a_price_by_grade_alone_names_every_subject_once(rt: Runtime) -> None:
-    reply = await Chat(rt, user_id="953").send(text="цена за год для 3 класса")
+@pytest.mark.parametrize("text", ["цена за год для 3 класса", "Сколько стоят занятия для второклассника?"])
+async def test_a_price_by_grade_alone_names_every_subject_once(rt: Runtime, text: str) -> None:
+    reply = await Chat(rt, user_id="953").send(text=text)
     assert "59 900 ₽" in reply.text and reply.text.count("59 900 ₽") == 1, reply.text
     assert "нформатика" in reply.text and "математика" in reply.text.lower()
 
