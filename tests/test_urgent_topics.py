@@ -7,6 +7,7 @@ is answered and the manager offered, never a silenced bot."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -152,3 +153,19 @@ async def test_a_topic_that_is_not_urgent_is_answered_with_the_manager_offered(r
     assert rt.notifier.handoffs == []  # offered, not forced: the bot keeps answering
     later = await chat.send(text="А сколько стоит ЕГЭ по физике онлайн?")
     assert not later.silent and "₽" in later.text
+
+
+async def test_model_mode_answers_a_topic_that_is_not_urgent_and_offers_the_manager(tmp_path: Path) -> None:
+    rt = await assistant_runtime(tmp_path, model=True)
+    try:
+        with respx.mock(base_url=fake.BASE_URL) as api:
+            route = api.post("/responses").mock(
+                side_effect=[fake.response(fake.answer("Индивидуальные занятия возможны по запросу."))]
+            )
+            reply = await Chat(rt, user_id="706").send(text="Нужны индивидуальные занятия по физике")
+        assert route.call_count == 1 and reply.engine == "model" and not reply.silent
+        assert HANDOFF in [q.payload for q in reply.quick_replies] and rt.notifier.handoffs == []
+        sent = route.calls[0].request.content.decode()
+        assert "предложите менеджера" in json.loads(sent)["instructions"]  # the prompt tells the model the same
+    finally:
+        await rt.close()
