@@ -36,6 +36,10 @@ async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
         ("Как можно оплатить?", "QR", "чек"),
         # the sites, not «Сколько занятий в году»
         ("Есть ли занятия в Москве?", "Москв", "35 занятий"),
+        # the missed lesson's payment (a medical certificate), not the recordings section next to it
+        ("спишите занятие из-за болезни", "095", "в записи"),
+        # pausing the course, not monthly payment
+        ("Можно заморозить обучение на месяц?", "заморо", "помесячн"),
     ],
 )
 async def test_the_question_word_finds_its_section(rt: Runtime, text: str, wanted: str, neighbour: str) -> None:
