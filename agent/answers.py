@@ -51,7 +51,7 @@ TOPICS = {
 }
 _GENERAL = re.compile(r"курс|цен|заняти|оплат|скидк|формат|групп", re.IGNORECASE)
 # A quoted or capitalised name in mid-sentence: «Менделеево», Сретенка, Подлипки.
-_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])([А-ЯЁ][а-яё]{3,})")
+_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])(?<!\b[Ии]з\s)([А-ЯЁ][а-яё]{3,})")  # «мы из Новосибирска» says who asks
 _NOT_ENTITIES = frozenset("ЕГЭ ОГЭ МФТИ Москва Москве Здравствуйте Спасибо Подскажите".split())
 PRICE_WORDS = re.compile(r"стои|стоим|цен[аыуе]|почем|почём|прайс|сколько\s+(?:будет\s+)?(?:стоить|платить)", re.IGNORECASE)
 _HEADING = re.compile(r"^#{1,6}\s*(.*)$", re.MULTILINE)
@@ -61,6 +61,9 @@ _ABBREVIATION = re.compile(r"(?:^|[\s(«])(?:пр|ул|пер|пос|д|г|м|и
 
 
 _WHERE = "адрес"
+_WHEN = "расписание время занятий"
+# «Во сколько вы работаете?» asks for the office hours, not the timetable.
+_OFFICE = re.compile(r"работает|работаете|на\s+связи|открыт|звонить|офис|менеджер", re.IGNORECASE)
 # Words in nearly every line of a timetable or a price list: they do not tell its lines apart.
 _EVERYWHERE = frozenset({"заня", "курс", "клас", "груп"})
 # «Во сколько начинаются занятия» asks for the time of day, not for the start of the school year.
@@ -71,7 +74,8 @@ _ASKED_FOR = [
     (re.compile(r"\bгде\b|\bадрес|находит|\bметро\b|\bплощадк|\bфилиал"
                 r"|(?:есть|проходят|идут|бывают)\s+(?:ли\s+)?(?:у\s+вас\s+)?занятия\s+(?:в|во|на)\s+\w+", re.IGNORECASE), _WHERE),
     (re.compile(r"\bво\s+сколько\b|\bв\s+какое\s+время|\bв\s+котор\w+\s+час|\bв\s+какие\s+дни|\bпо\s+каким\s+дням"
-                r"|\bкакие\s+дни|\bв\s+будни|\bпо\s+будням|\bпо\s+выходным|\bдни\s+занятий", re.IGNORECASE), "расписание время занятий"),
+                r"|\bкакие\s+дни|\bв\s+будни|\bпо\s+будням|\bпо\s+выходным|\bдни\s+занятий"
+                r"|\bкогда\s+(?:проходят\s+|идут\s+|бывают\s+)?занятия\b(?!\s+начн)|\bвремя\s+занятий", re.IGNORECASE), _WHEN),
     (re.compile(r"\bкак\s+(?:можно\s+|мне\s+|нам\s+)?(?:о|за)?платить|\bспособ\w*\s+оплат|\bчем\s+(?:можно\s+)?платить", re.IGNORECASE),
      "способы оплаты"),
     (re.compile(r"сколько\s+(?:\w+\s+)?(?:учеников|детей|человек|ребят|школьников)\b|наполняемост|размер\w*\s+групп",
@@ -88,7 +92,10 @@ def search_query(question: str) -> str:
     """The question without funnel words (unless nothing meaningful would be left), with the words of
     the kind of section its question word asks for."""
     named = entities_of(question) or topics_of(question)  # «Менделеево это где?» names what it asks about
-    hints = [words for pattern, words in _ASKED_FOR if pattern.search(question) and not (named and words == _WHERE)]
+    hints = [
+        words for pattern, words in _ASKED_FOR
+        if pattern.search(question) and not (named and words == _WHERE) and not (words == _WHEN and _OFFICE.search(question))
+    ]
     return " ".join([_without_funnel_words(question), *hints])
 
 

@@ -40,6 +40,10 @@ async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
         ("спишите занятие из-за болезни", "095", "в записи"),
         # pausing the course, not monthly payment
         ("Можно заморозить обучение на месяц?", "заморо", "помесячн"),
+        # where the parent lives is no filter on the answer («мы из Новосибирска»)
+        ("Время занятий московское? мы из Новосибирска", "московск", "Точного ответа"),
+        # the results section says first what nobody guarantees
+        ("Вы гарантируете 90 баллов на ЕГЭ?", "не гарантир", "Точного ответа"),
     ],
 )
 async def test_the_question_word_finds_its_section(rt: Runtime, text: str, wanted: str, neighbour: str) -> None:
