@@ -87,3 +87,8 @@ def test_a_cut_answer_ends_at_a_line_or_sentence_never_at_an_abbreviation() -> N
     assert shorten(timetable, 120) == timetable.splitlines()[0]  # not «…Долгопрудный, пр.»
     said = "Площадка на ул. Сретенка — рядом с метро. Вход со двора, второй этаж, кабинет справа"
     assert shorten(said, 60) == "Площадка на ул. Сретенка — рядом с метро."
+
+
+async def test_one_line_for_several_courses_keeps_their_names_readable(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="956").send(text="сколько стоит ЕГЭ онлайн для 11 класса?")
+    assert "41 800 ₽" in reply.text and "егэ" not in reply.text, reply.text  # «ЕГЭ по физике», not «егэ по физике»
