@@ -19,6 +19,7 @@ from agent.ports import Knowledge, Passage
 
 log = logging.getLogger(__name__)
 
+PRICE_RUNNER_UP = 0.8  # how close (share of the top score) a priced runner-up must be to answer a price question
 MAX_ANSWER_CHARS = 380  # the section; with the source link a reply stays within ~450 characters
 MIN_SECTION_CHARS = 120  # a one-line section goes on with the next one
 SEARCH_LIMIT = 5
@@ -246,14 +247,33 @@ def with_context(question: str, topic: str | None) -> str:
 
 async def find_answer(knowledge: Knowledge, brand: str, question: str, *, limit: int = MAX_ANSWER_CHARS) -> Answer | None:
     """The one best section for the question, or None when nothing relevant enough is there."""
-    relevant, passages = await find_passages(knowledge, brand, question, limit=1)
+    relevant, passages = await find_passages(knowledge, brand, question, limit=2)
     if not relevant or not passages:
         return None
     passage = passages[0]
+    if PRICE_WORDS.search(question) and len(passages) > 1:
+        # A price question gets the close runner-up that states a price over a section that only points
+        # elsewhere («сколько стоит летний лагерь?»: the camp's price, not «see the summer school»).
+        runner = passages[1]
+        priced = "₽" in best_section(_sections(runner.text), limit)
+        if priced and "₽" not in best_section(_sections(passage.text), limit) and runner.score >= PRICE_RUNNER_UP * passage.score:
+            passage = runner
     text = best_section(_sections(passage.text), limit)
     if not text or not covers(question, f"{passage.title}\n{text}"):
         return None
+    text = same_season(text, seasons_of(question))
     return Answer(title=passage.title, text=shorten(focused(text, question, limit), limit), source_url=passage.source_url)
+
+
+def same_season(text: str, seasons: set[str]) -> str:
+    """A list's lines about another season go («зимняя выездная школа» does not list the July camp)."""
+    if not seasons:
+        return text
+    kept = [
+        line for line in text.splitlines()
+        if not (line.lstrip().startswith(("-", "•")) and seasons_of(line) and not (seasons_of(line) & seasons))
+    ]
+    return "\n".join(kept) if any(line.lstrip().startswith(("-", "•")) for line in kept) else text
 
 
 def focused(text: str, question: str, limit: int) -> str:

@@ -92,3 +92,12 @@ def test_a_cut_answer_ends_at_a_line_or_sentence_never_at_an_abbreviation() -> N
 async def test_one_line_for_several_courses_keeps_their_names_readable(rt: Runtime) -> None:
     reply = await Chat(rt, user_id="956").send(text="сколько стоит ЕГЭ онлайн для 11 класса?")
     assert "41 800 ₽" in reply.text and "егэ" not in reply.text, reply.text  # «ЕГЭ по физике», not «егэ по физике»
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted", "other_season"),
+    [("Сколько стоит зимняя выездная школа?", "93 600 ₽", "июл"), ("сколько стоит летний лагерь?", "99 750 ₽", "январ")],
+)
+async def test_a_camp_price_is_the_asked_seasons(rt: Runtime, text: str, wanted: str, other_season: str) -> None:
+    reply = await Chat(rt, user_id="957").send(text=text)
+    assert wanted in reply.text and other_season not in reply.text, reply.text
