@@ -11,6 +11,7 @@ import pytest
 
 from adapters.runtime import Runtime
 from agent.answers import shorten
+from agent.types import Channel
 from tests.assistant_helpers import Chat, assistant_runtime
 
 
@@ -101,3 +102,8 @@ async def test_one_line_for_several_courses_keeps_their_names_readable(rt: Runti
 async def test_a_camp_price_is_the_asked_seasons(rt: Runtime, text: str, wanted: str, other_season: str) -> None:
     reply = await Chat(rt, user_id="957").send(text=text)
     assert wanted in reply.text and other_season not in reply.text, reply.text
+
+
+async def test_an_answer_that_says_press_the_manager_button_offers_it(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="958", channel=Channel.api).send(text="как с вами связаться?")
+    assert "Позвать менеджера" in reply.text and "handoff" in [q.payload for q in reply.quick_replies], reply
