@@ -139,7 +139,7 @@ async def test_urgent_with_a_phone_collects_nothing(rt: Runtime) -> None:
 async def test_a_refund_question_before_paying_gets_the_facts(rt: Runtime) -> None:
     reply = await Chat(rt, user_id="703").send(text="а если не понравится, деньги вернёте?")
     assert Action.handoff not in reply.actions and not reply.silent
-    assert "Источник:" in reply.text and "остат" in reply.text, reply.text  # the remainder is refunded
+    assert "Источник:" in reply.text and "за вычетом посещённых" in reply.text, reply.text  # the refund rule
     assert "уже оплатили" not in reply.text.partition("\n")[0]  # not the after-payment section next to it
 
 
