@@ -19,13 +19,14 @@ from agent.ports import Knowledge, Passage
 
 log = logging.getLogger(__name__)
 
+PRICE_RUNNER_UP = 0.8  # how close (share of the top score) a priced runner-up must be to answer a price question
 MAX_ANSWER_CHARS = 380  # the section; with the source link a reply stays within ~450 characters
 MIN_SECTION_CHARS = 120  # a one-line section goes on with the next one
 SEARCH_LIMIT = 5
 
 # Who is asking rather than what about: removed from the search query (kept in the funnel).
 _FUNNEL_WORDS = re.compile(
-    r"\b(?:(?:в|во|для|у)\s+)?(?:1[01]|[1-9])\s*-?\s*(?:[йм]|ый|ой|ом|го)?\s*(?:класс\w*|клас\w*|кл\b\.?)"
+    r"\b(?<!\d[-–])(?:(?:в|во|для|у)\s+)?(?:1[01]|[1-9])\s*-?\s*(?:[йм]|ый|ой|ом|го)?\s*(?:класс\w*|клас\w*|кл\b\.?)"
     r"|\b\w+классни\w*"
     r"|\b(?:сын\w*|доч\w*|реб[её]нк?\w*|внук\w*)\s+(?:\d{1,2}|\w+)\s+(?:лет|год\w*)"
     r"|\b(?:для|у|моего|моей|нашего|нашей)\s+(?:сына|дочки|дочери|ребенка|ребёнка|школьника)\b"
@@ -51,14 +52,19 @@ TOPICS = {
 }
 _GENERAL = re.compile(r"курс|цен|заняти|оплат|скидк|формат|групп", re.IGNORECASE)
 # A quoted or capitalised name in mid-sentence: «Менделеево», Сретенка, Подлипки.
-_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])([А-ЯЁ][а-яё]{3,})")
+_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])(?<!\b[Ии]з\s)([А-ЯЁ][а-яё]{3,})")  # «мы из Новосибирска» says who asks
 _NOT_ENTITIES = frozenset("ЕГЭ ОГЭ МФТИ Москва Москве Здравствуйте Спасибо Подскажите".split())
 PRICE_WORDS = re.compile(r"стои|стоим|цен[аыуе]|почем|почём|прайс|сколько\s+(?:будет\s+)?(?:стоить|платить)", re.IGNORECASE)
 _HEADING = re.compile(r"^#{1,6}\s*(.*)$", re.MULTILINE)
 _SENTENCE_END = re.compile(r"(?<=[^\d\s])[.!?…](?=\s|$)")
+# Abbreviations of addresses and places: their dot ends no sentence («пр. Пацаева», «ул. Сретенка»).
+_ABBREVIATION = re.compile(r"(?:^|[\s(«])(?:пр|ул|пер|пос|д|г|м|им|стр|корп|каб|ш|наб|пл|р-н)\.$", re.IGNORECASE)
 
 
 _WHERE = "адрес"
+_WHEN = "расписание время занятий"
+# «Во сколько вы работаете?» asks for the office hours, not the timetable.
+_OFFICE = re.compile(r"работает|работаете|на\s+связи|открыт|звонить|офис|менеджер", re.IGNORECASE)
 # Words in nearly every line of a timetable or a price list: they do not tell its lines apart.
 _EVERYWHERE = frozenset({"заня", "курс", "клас", "груп"})
 # «Во сколько начинаются занятия» asks for the time of day, not for the start of the school year.
@@ -66,9 +72,13 @@ _TIME_OF_DAY = re.compile(r"\bво\s+сколько\s+(?:начина\w*|зак�
 # What a question asks for when its key is a question word the index drops («где», «во сколько»): the
 # words of the section that answers that kind of question, added to the search.
 _ASKED_FOR = [
-    (re.compile(r"\bгде\b|\bадрес|находит|\bметро\b|\bплощадк|\bфилиал", re.IGNORECASE), _WHERE),
+    (re.compile(r"\bгде\b|\bадрес|находит|\bметро\b|\bплощадк|\bфилиал"
+                r"|(?:есть|проходят|идут|бывают)\s+(?:ли\s+)?(?:у\s+вас\s+)?занятия\s+(?:в|во|на)\s+\w+", re.IGNORECASE), _WHERE),
     (re.compile(r"\bво\s+сколько\b|\bв\s+какое\s+время|\bв\s+котор\w+\s+час|\bв\s+какие\s+дни|\bпо\s+каким\s+дням"
-                r"|\bкакие\s+дни|\bв\s+будни|\bпо\s+будням|\bпо\s+выходным|\bдни\s+занятий", re.IGNORECASE), "расписание время занятий"),
+                r"|\bкакие\s+дни|\bв\s+будни|\bпо\s+будням|\bпо\s+выходным|\bдни\s+занятий"
+                r"|\bкогда\s+(?:проходят\s+|идут\s+|бывают\s+)?занятия\b(?!\s+начн)|\bвремя\s+занятий", re.IGNORECASE), _WHEN),
+    (re.compile(r"\bкак\s+(?:можно\s+|мне\s+|нам\s+)?(?:о|за)?платить|\bспособ\w*\s+оплат|\bчем\s+(?:можно\s+)?платить", re.IGNORECASE),
+     "способы оплаты"),
     (re.compile(r"сколько\s+(?:\w+\s+)?(?:учеников|детей|человек|ребят|школьников)\b|наполняемост|размер\w*\s+групп",
                 re.IGNORECASE), "сколько человек в группе"),
 ]
@@ -83,7 +93,10 @@ def search_query(question: str) -> str:
     """The question without funnel words (unless nothing meaningful would be left), with the words of
     the kind of section its question word asks for."""
     named = entities_of(question) or topics_of(question)  # «Менделеево это где?» names what it asks about
-    hints = [words for pattern, words in _ASKED_FOR if pattern.search(question) and not (named and words == _WHERE)]
+    hints = [
+        words for pattern, words in _ASKED_FOR
+        if pattern.search(question) and not (named and words == _WHERE) and not (words == _WHEN and _OFFICE.search(question))
+    ]
     return " ".join([_without_funnel_words(question), *hints])
 
 
@@ -139,12 +152,14 @@ def fitting_sections(passage: Passage, seasons: set[str], entities: set[str], to
 
 
 def shorten(text: str, limit: int) -> str:
-    """Cut at the last full sentence within the limit (not at a list number like «3.»)."""
+    """Cut at the last full sentence or line within the limit (not at a list number like «3.» or an
+    abbreviation like «пр.»)."""
     if len(text) <= limit:
         return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text[:limit])]
-    if ends and ends[-1] > limit // 3:
-        return text[: ends[-1]].strip()
+    ends = [m.end() for m in _SENTENCE_END.finditer(text[:limit]) if not _ABBREVIATION.search(text[: m.end()])]
+    ends.append(text[:limit].rfind("\n"))  # a list line ending in a time («…14:00–16:00.») ends there too
+    if max(ends) > limit // 3:
+        return text[: max(ends)].strip()
     cut = text[:limit].rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:—-") + "…"
 
@@ -232,14 +247,33 @@ def with_context(question: str, topic: str | None) -> str:
 
 async def find_answer(knowledge: Knowledge, brand: str, question: str, *, limit: int = MAX_ANSWER_CHARS) -> Answer | None:
     """The one best section for the question, or None when nothing relevant enough is there."""
-    relevant, passages = await find_passages(knowledge, brand, question, limit=1)
+    relevant, passages = await find_passages(knowledge, brand, question, limit=2)
     if not relevant or not passages:
         return None
     passage = passages[0]
+    if PRICE_WORDS.search(question) and len(passages) > 1:
+        # A price question gets the close runner-up that states a price over a section that only points
+        # elsewhere («сколько стоит летний лагерь?»: the camp's price, not «see the summer school»).
+        runner = passages[1]
+        priced = "₽" in best_section(_sections(runner.text), limit)
+        if priced and "₽" not in best_section(_sections(passage.text), limit) and runner.score >= PRICE_RUNNER_UP * passage.score:
+            passage = runner
     text = best_section(_sections(passage.text), limit)
     if not text or not covers(question, f"{passage.title}\n{text}"):
         return None
+    text = same_season(text, seasons_of(question))
     return Answer(title=passage.title, text=shorten(focused(text, question, limit), limit), source_url=passage.source_url)
+
+
+def same_season(text: str, seasons: set[str]) -> str:
+    """A list's lines about another season go («зимняя выездная школа» does not list the July camp)."""
+    if not seasons:
+        return text
+    kept = [
+        line for line in text.splitlines()
+        if not (line.lstrip().startswith(("-", "•")) and seasons_of(line) and not (seasons_of(line) & seasons))
+    ]
+    return "\n".join(kept) if any(line.lstrip().startswith(("-", "•")) for line in kept) else text
 
 
 def focused(text: str, question: str, limit: int) -> str:

@@ -71,7 +71,7 @@ _SCHOOL = re.compile(
     r"менеджер|филиал|онлайн|очно|мфти|физтех|подготов|балл|домашн|кружк|кружок|секци|находит|площадк",
     re.IGNORECASE,
 )
-_PRICE = re.compile(r"сколько\s+стоит|стоимост|\bцен[аыуе]\b|\bцены\b|почем|прайс|сколько\s+(?:будет\s+)?стоить|\bстоит\b", re.IGNORECASE)
+_PRICE = re.compile(r"сколько\s+сто(?:ит|ят)|стоимост|\bцен[аыуе]\b|\bцены\b|почем|прайс|сколько\s+(?:будет\s+)?стоить|\bстоит\b", re.IGNORECASE)
 
 
 # A question about where the school is («где вы находитесь», «есть филиал в …»).
@@ -100,7 +100,7 @@ def _same_price(cards: list[ProgramCard]) -> list[ProgramCard] | None:
 
 def _one_price_line(cards: list[ProgramCard]) -> str:
     names = [card.title.partition(",")[0].strip() for card in cards]
-    subjects = ", ".join([names[0], *(name.lower() for name in names[1:])])
+    subjects = ", ".join([names[0], *(name if name[:2].isupper() else name[:1].lower() + name[1:] for name in names[1:])])
     rest = cards[0].title.partition(",")[2].strip()
     start = _start_phrase(cards[0].next_start_text)
     return f"{subjects} — {rest}: {cards[0].price_text}, {start}."

@@ -25,6 +25,7 @@ in order); the database's unique idempotency keys keep a reprocessed update from
 from __future__ import annotations
 
 import asyncio
+import re
 import logging
 import weakref
 from collections.abc import Callable
@@ -82,6 +83,10 @@ def _card_text(card: ProgramCard) -> str:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# A reply that tells the user how to call a manager (the command, or the button by its name).
+_POINTS_TO_MANAGER = re.compile(r"/manager\b|«Позвать менеджера»")
 
 
 def _telegram_id(inbound: Inbound) -> int | None:
@@ -558,10 +563,14 @@ class AssistantService:
 
     def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
         guard = self.catalog.guard(brand)
-        if guard.check(reply.text).replaced:  # a forbidden term: the rule's text, no cards, a manager offered
+        replaced = guard.check(reply.text).replaced
+        if replaced:  # a forbidden term: the rule's text, no cards, a manager offered
             reply.cards = []
-            if not any(button.payload == HANDOFF for button in reply.quick_replies):
-                reply.quick_replies = [*reply.quick_replies, QuickReply(label=CALL_MANAGER, payload=HANDOFF)]
+        # …and a reply telling the user to press «Позвать менеджера» («как с вами связаться?») shows it.
+        if (replaced or _POINTS_TO_MANAGER.search(reply.text)) and not reply.human_mode and not any(
+            button.payload == HANDOFF for button in reply.quick_replies
+        ):
+            reply.quick_replies = [*reply.quick_replies, QuickReply(label=CALL_MANAGER, payload=HANDOFF)]
         checked = self._check_text(reply.text, brand)
         if checked.removed_amounts or checked.removed_links or checked.leaked:
             log.warning(

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from adapters.runtime import Runtime
+from agent.answers import shorten
+from agent.types import Channel
 from tests.assistant_helpers import Chat, assistant_runtime
 
 
@@ -31,6 +33,18 @@ async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
         ("А где проходят занятия?", "Долгопрудн", "пробн"),
         # group size, not the online format's description
         ("Сколько учеников в онлайн-группе?", "12–15", "вебинар"),
+        # the ways to pay, not «После оплаты»
+        ("Как можно оплатить?", "QR", "чек"),
+        # the sites, not «Сколько занятий в году»
+        ("Есть ли занятия в Москве?", "Москв", "35 занятий"),
+        # the missed lesson's payment (a medical certificate), not the recordings section next to it
+        ("спишите занятие из-за болезни", "095", "в записи"),
+        # pausing the course, not monthly payment
+        ("Можно заморозить обучение на месяц?", "заморо", "помесячн"),
+        # where the parent lives is no filter on the answer («мы из Новосибирска»)
+        ("Время занятий московское? мы из Новосибирска", "московск", "Точного ответа"),
+        # the results section says first what nobody guarantees
+        ("Вы гарантируете 90 баллов на ЕГЭ?", "не гарантир", "Точного ответа"),
     ],
 )
 async def test_the_question_word_finds_its_section(rt: Runtime, text: str, wanted: str, neighbour: str) -> None:
@@ -48,8 +62,9 @@ async def test_the_programs_question_next_to_another_is_answered(rt: Runtime) ->
     assert "1–4 класс" in reply.text and "59 900 ₽" in reply.text and "7–8" in reply.text, reply.text
 
 
-async def test_a_price_by_grade_alone_names_every_subject_once(rt: Runtime) -> None:
-    reply = await Chat(rt, user_id="953").send(text="цена за год для 3 класса")
+@pytest.mark.parametrize("text", ["цена за год для 3 класса", "Сколько стоят занятия для второклассника?"])
+async def test_a_price_by_grade_alone_names_every_subject_once(rt: Runtime, text: str) -> None:
+    reply = await Chat(rt, user_id="953").send(text=text)
     assert "59 900 ₽" in reply.text and reply.text.count("59 900 ₽") == 1, reply.text
     assert "нформатика" in reply.text and "математика" in reply.text.lower()
 
@@ -63,3 +78,32 @@ async def test_a_town_without_a_site_is_told_so_with_the_sites(rt: Runtime) -> N
 async def test_the_large_family_question_gets_the_siblings_discount(rt: Runtime) -> None:
     reply = await Chat(rt, user_id="955").send(text="а есть скидки для многодетных?")
     assert "10 %" in reply.text and "многодет" in reply.text, reply.text
+
+
+def test_a_cut_answer_ends_at_a_line_or_sentence_never_at_an_abbreviation() -> None:
+    timetable = (
+        "- Долгопрудный, главный корпус МФТИ, по воскресеньям: 09:30–11:30, 11:45–13:45.\n"
+        "- Долгопрудный, пр. Пацаева: суббота — 10:00–11:20, 11:30–12:50; воскресенье — 10:00–11:20."
+    )
+    assert shorten(timetable, 120) == timetable.splitlines()[0]  # not «…Долгопрудный, пр.»
+    said = "Площадка на ул. Сретенка — рядом с метро. Вход со двора, второй этаж, кабинет справа"
+    assert shorten(said, 60) == "Площадка на ул. Сретенка — рядом с метро."
+
+
+async def test_one_line_for_several_courses_keeps_their_names_readable(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="956").send(text="сколько стоит ЕГЭ онлайн для 11 класса?")
+    assert "41 800 ₽" in reply.text and "егэ" not in reply.text, reply.text  # «ЕГЭ по физике», not «егэ по физике»
+
+
+@pytest.mark.parametrize(
+    ("text", "wanted", "other_season"),
+    [("Сколько стоит зимняя выездная школа?", "93 600 ₽", "июл"), ("сколько стоит летний лагерь?", "99 750 ₽", "январ")],
+)
+async def test_a_camp_price_is_the_asked_seasons(rt: Runtime, text: str, wanted: str, other_season: str) -> None:
+    reply = await Chat(rt, user_id="957").send(text=text)
+    assert wanted in reply.text and other_season not in reply.text, reply.text
+
+
+async def test_an_answer_that_says_press_the_manager_button_offers_it(rt: Runtime) -> None:
+    reply = await Chat(rt, user_id="958", channel=Channel.api).send(text="как с вами связаться?")
+    assert "Позвать менеджера" in reply.text and "handoff" in [q.payload for q in reply.quick_replies], reply

@@ -87,6 +87,8 @@ def test_funnel_hints_with_typos(text: str, grade: int | None, subject: str | No
         ("мы уже учимся у вас", Intent.client),
         ("спишите занятие из-за болезни", Intent.service),
         ("Сколько я заплачу за два предмета со скидкой? посчитайте", Intent.compute),
+        ("ок жду", Intent.thanks),
+        ("хорошо, ждём", Intent.thanks),
     ],
 )
 def test_intents(text: str, intent: Intent | None) -> None:
