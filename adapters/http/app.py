@@ -104,5 +104,5 @@ def create_app(
     # The webhook ingress in front of the application (webhook requests skip the rest of the stack),
     # and in front of it the request id, body limit and access log that every request gets.
     add_webhook_ingress(app, settings)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, raw_body_paths=frozenset({settings.telegram_webhook_path}))
     return app

@@ -46,7 +46,7 @@ MAX_MESSAGE_CHARS = 20_000
 
 class AskRequest(BaseModel):
     message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
-    user_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[\w.:@-]+$")
+    user_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
     brand: str | None = Field(default=None, max_length=32)
     # A quick-reply payload the user pressed (see agent/service.py for the reserved ones).
     choice: str | None = Field(default=None, max_length=64)
