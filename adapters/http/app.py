@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from adapters.http import metrics
+from adapters.http.admin_guard import AdminLoginGuard
 from adapters.http.errors import install_error_handlers
 from adapters.http.metrics import MetricsMiddleware
 from adapters.http.catalog_answers import CatalogAnswers
@@ -97,6 +98,8 @@ def create_app(
     app.include_router(assistant.router)
     app.include_router(webapp.router)
     app.include_router(crm.router)
+    app.state.admin_login_guard = AdminLoginGuard(settings)
+    app.state.lead_limits = leads.LeadLimits.from_settings(settings)
     app.include_router(kb.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)

@@ -64,7 +64,7 @@ async def _diagnostics_bytes(runtime: ServiceFacts) -> bytes:
 async def diagnostics_body(runtime: ServiceFacts) -> dict[str, object]:
     settings, paths = runtime.settings, runtime.paths
     report = runtime.preflight
-    warnings = [f"{c.name}: {c.detail}" for c in report.checks if c.level is not Level.ok] if report else []
+    warnings = [f"{c.name}: {c.detail}" for c in report.checks if c.level is not Level.ok and c.public] if report else []
     return {
         "ok": True,
         "runtime": {
@@ -90,7 +90,7 @@ async def diagnostics_body(runtime: ServiceFacts) -> dict[str, object]:
         },
         "telegram_queue": await _telegram_queue(runtime),
         "warnings": warnings,
-        "preflight": report.as_dict() if report else None,
+        "preflight": report.as_dict(public_only=True) if report else None,
     }
 
 
