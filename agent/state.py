@@ -25,6 +25,9 @@ class Profile(BaseModel):
     name: str | None = None
     # The phone the user gave in this conversation, normalised (+7XXXXXXXXXX). Never sent to the model.
     phone: str | None = None
+    # True when that phone is the user's own: shared with Telegram's contact button (contact.user_id ==
+    # from.id) or confirmed by the contact flow (a lead left for it with consent). crm_lookup needs it.
+    phone_verified: bool = False
     program_ids: list[str] = Field(default_factory=list)
 
 

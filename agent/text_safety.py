@@ -10,6 +10,8 @@ bot message cannot be answered with a 422.
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import lru_cache
 
 # C0 controls except tab, LF and CR; DEL; the C1 range.
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -34,3 +36,17 @@ def clean_name(text: str) -> str:
 def plain_name(text: str | None) -> str | None:
     """``clean_name`` for an optional value: None stays None, a name of only noise becomes None."""
     return (clean_name(text) or None) if text else None
+
+
+# Latin letters that look like Cyrillic ones (lowercase, after casefold): a prompt line quoted with a
+# Latin «о» in it must still read as the same line.
+_LOOKALIKES = str.maketrans("aceopxykmthb", "асеорхукмтнв")
+
+
+@lru_cache(maxsize=4096)
+def skeleton(text: str) -> str:
+    """``text`` reduced for comparison: NFKC (full-width forms), invisible marks dropped, casefolded,
+    Latin look-alikes mapped to Cyrillic, «ё» as «е», whitespace collapsed."""
+    folded = unicodedata.normalize("NFKC", text)
+    folded = INVISIBLE.sub("", CONTROL.sub("", folded)).casefold().replace("ё", "е")
+    return " ".join(folded.translate(_LOOKALIKES).split())

@@ -16,10 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from asgi_lifespan import LifespanManager
 from sqlmodel import select
 
-from adapters.http.app import create_app
 from adapters.http.routers.admin_leads import neutralise
 from adapters.storage.models import Lead, User
 from adapters.wiring import Runtime, build_runtime
@@ -27,6 +25,7 @@ from agent.logging_setup import ContextFilter, Redactor
 from tests.assistant_helpers import attach
 from tests.conftest import make_settings
 from tests.crm_helpers import wait_for
+from tests.security.conftest import serve_app
 from tests.fakes import updates
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.telegram.conftest import SECRET, running_service, telegram_settings
@@ -51,11 +50,8 @@ async def stack(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[httpx.
         startup_preflight_mode="off",
     )
     runtime = await attach(build_runtime(settings), notifier=RecordingNotifier())
-    app = create_app(settings, runtime=runtime)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client, runtime
+    async with serve_app(settings, runtime) as client:
+        yield client, runtime
 
 
 def _lead(**fields: Any) -> dict[str, Any]:

@@ -12,12 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
-from adapters.http.app import create_app
 from adapters.wiring import build_runtime
 from tests.assistant_helpers import attach
 from tests.conftest import make_settings
+from tests.security.conftest import serve_app
 from tests.webapp_helpers import TEST_BOT_TOKEN, RecordingNotifier, sign_init_data
 
 PASSWORD = "a-long-test-password"
@@ -33,11 +32,8 @@ async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncCl
     values.update(overrides)
     settings = make_settings(tmp_path, **values)
     runtime = await attach(build_runtime(settings), notifier=RecordingNotifier())
-    app = create_app(settings, runtime=runtime)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app, client=("127.0.0.1", 123))
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with serve_app(settings, runtime) as client:
+        yield client
 
 
 def _address() -> str:
