@@ -141,8 +141,15 @@ def _telegram(inputs: PreflightInputs) -> list[Check]:
     else:
         checks.append(Check("telegram_token", Level.ok, "format valid"))
     if settings.telegram_mode is TelegramMode.webhook and settings.telegram_webhook_secret is None:
+        # Without it anyone who finds the path can post updates as any user (e.g. a forged /forget).
+        strict = settings.startup_preflight_mode is PreflightMode.strict
         checks.append(
-            Check("telegram_webhook_secret", Level.warning, "webhook mode without TELEGRAM_WEBHOOK_SECRET")
+            Check(
+                "telegram_webhook_secret",
+                Level.critical if strict else Level.warning,
+                "WEBHOOK MODE WITHOUT TELEGRAM_WEBHOOK_SECRET: anyone can post forged updates as any user; "
+                "run `python3 scripts/set_webhook.py --base-url https://<domain>` and set the secret it prints",
+            )
         )
     return checks
 

@@ -12,7 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.access_log import AccessLog
-from adapters.http.request_checks import json_problem, url_problem
+from adapters.http.request_checks import cross_site_problem, json_problem, url_problem
 from agent.logging_setup import request_id_var
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -47,8 +47,8 @@ class RequestContextMiddleware:
     - the body limit: a declared Content-Length over ``max_bytes`` gets 413 before the app reads
       anything; a chunked body is read up to the limit first (a declared length bounds what the
       server passes on, so only chunked bodies need counting);
-    - the request checks (adapters/http/request_checks.py): control characters in the URL, JSON
-      nested too deep or carrying control characters;
+    - the request checks (adapters/http/request_checks.py): control characters in the URL, admin
+      changes sent from another site, JSON nested too deep or carrying control characters;
     - the access log line (adapters/http/access_log.py).
     """
 
@@ -100,6 +100,10 @@ class RequestContextMiddleware:
             problem = url_problem(scope["path"], scope["query_string"])
             if problem is not None:
                 await send_json(send_with_id, 422, problem)
+                return
+            refused = cross_site_problem(scope)
+            if refused is not None:
+                await send_json(send_with_id, 403, refused)
                 return
             if declared is not None:
                 try:

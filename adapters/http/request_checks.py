@@ -2,6 +2,10 @@
 
 - URL: control characters in the path or the query string (``/app/%00``, ``?q=%00``) → 422; PostgreSQL
   refuses NUL in text, and no real link carries one.
+- Admin changes from another site: a POST/PUT/PATCH/DELETE to /admin/* whose Origin (or, without one,
+  Referer) is not this host → 403 (a browser with cached Basic credentials would otherwise run a
+  cross-site form's request, e.g. releasing a conversation). Requests without either header are not from
+  a browser page (curl, scripts) and pass to the Basic-auth check as before.
 - JSON bodies: nesting deeper than ``MAX_JSON_DEPTH`` → 400 (Python's parser recurses: 100 000 levels
   raised RecursionError, a 500); control characters in any string (``"\\u0000"``) → 422 naming the field.
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from agent.text_safety import has_control
 
@@ -33,6 +37,36 @@ def url_problem(path: str, query_string: bytes) -> dict[str, Any] | None:
     if query_string and (b"%" in query_string or _CONTROL_BYTES.search(query_string)):
         if _CONTROL_BYTES.search(unquote_to_bytes(query_string.replace(b"+", b" "))):
             return _invalid("query")
+    return None
+
+
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def cross_site_problem(scope: dict[str, Any]) -> dict[str, Any] | None:
+    """A 403 body for a state-changing admin request that a page on another site sent."""
+    if scope["method"] not in STATE_CHANGING or not scope["path"].startswith("/admin"):
+        return None
+    origin = referer = host = None
+    for name, value in scope["headers"]:
+        if name == b"origin":
+            origin = value
+        elif name == b"referer":
+            referer = value
+        elif name == b"host":
+            host = value
+    source = origin if origin is not None else referer
+    if source is None:
+        return None
+    try:
+        netloc = urlsplit(source.decode("latin-1")).netloc.lower()
+    except ValueError:
+        netloc = ""
+    if not netloc or host is None or netloc != host.decode("latin-1").lower():
+        return {
+            "ok": False, "reason": "cross_site_request",
+            "detail": "admin changes are accepted only from this site's own pages (Origin/Referer)",
+        }
     return None
 
 

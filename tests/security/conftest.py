@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from adapters.http.app import create_app
 from adapters.wiring import Runtime
 from agent.settings import Settings
+from tests.assistant_helpers import FakeCRM, RecordingNotifier, attach, model_runtime
 from tests.telegram.conftest import fake_api  # noqa: F401  (a fixture, used by name)
 
 STARTUP_TIMEOUT = 60
@@ -26,3 +29,12 @@ async def serve_app(
         transport = httpx.ASGITransport(app=manager.app, client=client)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             yield http
+
+
+@pytest.fixture
+async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
+    """A runtime whose model is faked at the HTTP seam (respx ``api``), with a recording CRM."""
+    runtime = await model_runtime(tmp_path)
+    await attach(runtime, model=True, crm=FakeCRM(), notifier=RecordingNotifier())
+    yield runtime
+    await runtime.close()

@@ -4,8 +4,6 @@ may be someone else's, and only the prompt stood between the model and that pers
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,15 +12,8 @@ import respx
 from adapters.wiring import Runtime
 from agent.types import SharedContact
 from tests import openai_fakes as fake
-from tests.assistant_helpers import Chat, FakeCRM, RecordingNotifier, attach, model_runtime
+from tests.assistant_helpers import Chat
 
-
-@pytest.fixture
-async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
-    runtime = await model_runtime(tmp_path)
-    await attach(runtime, model=True, crm=FakeCRM(), notifier=RecordingNotifier())
-    yield runtime
-    await runtime.close()
 
 
 def _output(route: Any, call_id: str) -> str:

@@ -6,8 +6,6 @@ the guardrails and the storage are the real ones."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import respx
@@ -15,17 +13,10 @@ import respx
 from adapters.wiring import Runtime
 from agent.guardrails import REFUSAL
 from tests import openai_fakes as fake
-from tests.assistant_helpers import Chat, FakeCRM, RecordingNotifier, attach, model_runtime
+from tests.assistant_helpers import Chat
 
 POLITE = "Будем рады помочь с выбором курса."
 
-
-@pytest.fixture
-async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
-    runtime = await model_runtime(tmp_path)
-    await attach(runtime, model=True, crm=FakeCRM(), notifier=RecordingNotifier())
-    yield runtime
-    await runtime.close()
 
 
 @pytest.mark.parametrize(

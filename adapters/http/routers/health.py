@@ -78,7 +78,8 @@ async def diagnostics_body(runtime: ServiceFacts) -> dict[str, object]:
             "database_on_persistent_storage": runtime.db.is_sqlite is False or paths.database_on_persistent_storage,
             "vector_meta_on_persistent_storage": paths.vector_meta_on_persistent_storage,
             "telegram_mode": settings.telegram_mode.value,
-            "telegram_webhook_path": settings.telegram_webhook_path,
+            # Never the webhook path: without a secret it is the only thing between a forger and the bot.
+            "telegram_webhook_secret_configured": settings.telegram_webhook_secret is not None,
             "telegram_configured": settings.telegram_bot_token is not None,
             "llm_configured": settings.llm_configured,
             "llm_model": settings.openai_model,
