@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 from adapters.http.app import create_app
 from adapters.wiring import Runtime
 from agent.settings import Settings
-from tests.assistant_helpers import FakeCRM, RecordingNotifier, attach, model_runtime
+from tests.assistant_helpers import FakeCRM, RecordingNotifier, model_runtime
 from tests.telegram.conftest import fake_api  # noqa: F401  (a fixture, used by name)
 
 STARTUP_TIMEOUT = 60
@@ -34,7 +34,6 @@ async def serve_app(
 @pytest.fixture
 async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
     """A runtime whose model is faked at the HTTP seam (respx ``api``), with a recording CRM."""
-    runtime = await model_runtime(tmp_path)
-    await attach(runtime, model=True, crm=FakeCRM(), notifier=RecordingNotifier())
+    runtime = await model_runtime(tmp_path, crm=FakeCRM(), notifier=RecordingNotifier())
     yield runtime
     await runtime.close()

@@ -22,7 +22,7 @@ async def test_reused_update_id_after_the_purge_answers_the_new_user(
 ) -> None:
     # Done rows are purged after the retention (48 h in production); a fraction of a second here.
     settings = telegram_settings(tmp_path, fake_api.base_url, database_url, telegram_queue_retention_hours=0.0001)
-    async with running_service(settings, fake_api, lambda rt: rt.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         await service.deliver(updates.message(500, 7001, "Здравствуйте, 9 класс, готовимся к ОГЭ по математике"))
         await service.settle(500)
         await wait_for(lambda: len(fake_api.sent_to(7001)) >= 1)

@@ -22,7 +22,6 @@ from adapters.http.routers.admin_leads import neutralise
 from adapters.storage.models import Lead, User
 from adapters.wiring import Runtime, build_runtime
 from agent.logging_setup import ContextFilter, Redactor
-from tests.assistant_helpers import attach
 from tests.conftest import make_settings
 from tests.crm_helpers import wait_for
 from tests.security.conftest import serve_app
@@ -49,7 +48,7 @@ async def stack(tmp_path: Path, database_url: str) -> AsyncIterator[tuple[httpx.
         tmp_path, database_url=database_url, telegram_bot_token=TEST_BOT_TOKEN, assistant_api_token=TOKEN,
         startup_preflight_mode="off",
     )
-    runtime = await attach(build_runtime(settings), notifier=RecordingNotifier())
+    runtime = build_runtime(settings, notifier=RecordingNotifier())
     async with serve_app(settings, runtime) as client:
         yield client, runtime
 
@@ -176,7 +175,7 @@ async def test_logged_database_errors_do_not_carry_statement_values(runtime: Run
 @pytest.fixture
 async def bot(tmp_path: Path, fake_api: FakeBotAPI, database_url: str):  # type: ignore[no-untyped-def]
     settings = telegram_settings(tmp_path, fake_api.base_url, database_url)
-    async with running_service(settings, fake_api, lambda rt: rt.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         yield service
 
 

@@ -14,7 +14,6 @@ import httpx
 import pytest
 
 from adapters.wiring import build_runtime
-from tests.assistant_helpers import attach
 from tests.conftest import make_settings
 from tests.security.conftest import serve_app
 from tests.webapp_helpers import TEST_BOT_TOKEN, RecordingNotifier, sign_init_data
@@ -31,7 +30,7 @@ async def serve(tmp_path: Path, **overrides: Any) -> AsyncIterator[httpx.AsyncCl
     }
     values.update(overrides)
     settings = make_settings(tmp_path, **values)
-    runtime = await attach(build_runtime(settings), notifier=RecordingNotifier())
+    runtime = build_runtime(settings, notifier=RecordingNotifier())
     async with serve_app(settings, runtime) as client:
         yield client
 
