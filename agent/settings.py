@@ -174,6 +174,15 @@ class Settings(BaseSettings):
     # Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (rate limits, logs).
     trusted_proxy_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "0.0.0.0"
+    # What one connection may make the server hold (adapters/http/server_limits.py, README «Security
+    # and privacy»): request head size and header count (431), time to send the head and the body (408),
+    # idle keep-alive, and connections/tasks at once (503 beyond).
+    server_max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    server_max_headers: int = Field(default=100, ge=10, le=1000)
+    server_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    server_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    server_keep_alive_seconds: float = Field(default=5.0, gt=0, le=300)
+    server_limit_concurrency: int = Field(default=1000, ge=1)
     port: int = Field(default=8000, gt=0, lt=65536)
     log_level: str = "INFO"
     # `serve` worker processes on this host (uvicorn workers, one event loop each); see README.
