@@ -56,7 +56,7 @@ async def test_diagnostics_never_show_the_webhook_path(tmp_path: Path, fake_api:
     async with serve_app(settings) as client:
         body = (await client.get("/api/runtime/diagnostics")).text
     assert "hook-7f3a9" not in body
-    assert '"telegram_webhook_secret_configured":false' in body.replace(" ", "")
+    assert '"telegram_webhook_authenticated":false' in body.replace(" ", "")
 
 
 async def test_strict_preflight_refuses_webhook_mode_without_a_secret(tmp_path: Path) -> None:

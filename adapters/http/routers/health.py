@@ -79,7 +79,7 @@ async def diagnostics_body(runtime: ServiceFacts) -> dict[str, object]:
             "vector_meta_on_persistent_storage": paths.vector_meta_on_persistent_storage,
             "telegram_mode": settings.telegram_mode.value,
             # Never the webhook path: without a secret it is the only thing between a forger and the bot.
-            "telegram_webhook_secret_configured": settings.telegram_webhook_secret is not None,
+            "telegram_webhook_authenticated": settings.telegram_webhook_secret is not None,
             "telegram_configured": settings.telegram_bot_token is not None,
             "llm_configured": settings.llm_configured,
             "llm_model": settings.openai_model,
