@@ -50,13 +50,13 @@ def serve(
     if settings.web_concurrency > 1:
         # The supervisor handles SIGTERM/SIGINT itself (stops and joins every worker); a no-op
         # handler installed here first would swallow a signal that came before it took over.
-        _serve_workers(settings.web_concurrency, host, port, run_bot)
+        _serve_workers(settings, host, port, run_bot)
         return
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a no-op handler turns that
     # re-raise into a normal exit, so Docker and Render see a clean stop (exit 0), not a kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    config = server_config(create_app(settings, run_bot=run_bot), host, port)
+    config = server_config(create_app(settings, run_bot=run_bot), host, port, settings)
     server = uvicorn.Server(config)
     ok = asyncio.run(_serve(server))
     if not ok:
@@ -68,7 +68,9 @@ def worker_app() -> object:
     from adapters.http.app import create_app
 
     _stop_with_supervisor()
-    return create_app(_settings(), run_bot=False)
+    settings = _settings()
+    server_limits(settings)  # this worker's protocol class (a spawned process starts from the defaults)
+    return create_app(settings, run_bot=False)
 
 
 def _stop_with_supervisor() -> None:
@@ -91,7 +93,7 @@ def _stop_with_supervisor() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _serve_workers(workers: int, host: str, port: int, run_bot: bool) -> None:
+def _serve_workers(settings: Settings, host: str, port: int, run_bot: bool) -> None:
     """WEB_CONCURRENCY=N: uvicorn's supervisor binds the port and runs N worker processes, each with
     its own event loop, sharing the database (and Redis for the limits); it restarts a worker that dies."""
     from uvicorn.supervisors import Multiprocess
@@ -103,22 +105,41 @@ def _serve_workers(workers: int, host: str, port: int, run_bot: bool) -> None:
             err=True,
         )
         raise typer.Exit(2)
-    config = server_config("adapters.main:worker_app", host, port, factory=True, workers=workers)
+    config = server_config(
+        "adapters.main:worker_app", host, port, settings, factory=True, workers=settings.web_concurrency
+    )
     Multiprocess(config, sockets=[config.bind_socket()]).run()
 
 
-def server_config(app: object, host: str, port: int, **extra: object) -> uvicorn.Config:
-    """uvicorn's settings for the service (benchmarks serve their variants with the same)."""
+def server_config(app: object, host: str, port: int, settings: Settings | None = None, **extra: object) -> uvicorn.Config:
+    """uvicorn's settings for the service (benchmarks serve their variants with the same), with the
+    connection limits of SERVER_* (adapters/http/server_limits.py)."""
+    settings = settings or Settings(_env_file=None)
     return uvicorn.Config(
         app,  # type: ignore[arg-type]
         host=host,
         port=port,
         **extra,  # type: ignore[arg-type]
+        http=server_limits(settings),
+        h11_max_incomplete_event_size=settings.server_max_header_bytes,  # the same head limit if h11 is chosen
+        timeout_keep_alive=int(settings.server_keep_alive_seconds),
+        limit_concurrency=settings.server_limit_concurrency,
         log_config=None,  # keep our formatter and redaction
         access_log=False,  # written by adapters/http/access_log.py for a tenth of the cost
         proxy_headers=False,  # X-Forwarded-For is trusted only through TRUSTED_PROXY_IPS
         timeout_graceful_shutdown=20,
     )
+
+
+def server_limits(settings: Settings) -> type:
+    from adapters.http.server_limits import ServerLimits, use_limits
+
+    return use_limits(ServerLimits(
+        max_head_bytes=settings.server_max_header_bytes,
+        max_headers=settings.server_max_headers,
+        head_timeout=settings.server_header_timeout_seconds,
+        body_timeout=settings.server_body_timeout_seconds,
+    ))
 
 
 async def _serve(server: uvicorn.Server) -> bool:

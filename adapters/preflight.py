@@ -19,7 +19,6 @@ from agent.ports import CRM
 from agent.settings import CrmProvider, PreflightMode, Settings, TelegramMode
 
 TELEGRAM_TOKEN_RE = re.compile(r"^\d{5,16}:[A-Za-z0-9_-]{30,64}$")
-WEAK_PASSWORDS = {"strong_password", "admin", "password", "123456", "qwerty", "changeme"}
 MIN_ADMIN_PASS_LENGTH = 12
 
 
@@ -34,6 +33,9 @@ class Check:
     name: str
     level: Level
     detail: str
+    # False for findings that would help an attacker (a weak password): kept out of the unauthenticated
+    # diagnostics, still in the log and in scripts/preflight_audit.py.
+    public: bool = True
 
 
 @dataclass
@@ -57,11 +59,15 @@ class Report:
             return bool(self.criticals or self.warnings)
         return bool(self.criticals)
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self, *, public_only: bool = False) -> dict[str, object]:
         return {
             "mode": self.mode.value,
             "blocking": self.blocking,
-            "checks": [{"name": c.name, "level": c.level.value, "detail": c.detail} for c in self.checks],
+            "checks": [
+                {"name": c.name, "level": c.level.value, "detail": c.detail}
+                for c in self.checks
+                if c.public or not public_only
+            ],
         }
 
 
@@ -135,8 +141,15 @@ def _telegram(inputs: PreflightInputs) -> list[Check]:
     else:
         checks.append(Check("telegram_token", Level.ok, "format valid"))
     if settings.telegram_mode is TelegramMode.webhook and settings.telegram_webhook_secret is None:
+        # Without it anyone who finds the path can post updates as any user (e.g. a forged /forget).
+        strict = settings.startup_preflight_mode is PreflightMode.strict
         checks.append(
-            Check("telegram_webhook_secret", Level.warning, "webhook mode without TELEGRAM_WEBHOOK_SECRET")
+            Check(
+                "telegram_webhook_secret",
+                Level.critical if strict else Level.warning,
+                "WEBHOOK MODE WITHOUT TELEGRAM_WEBHOOK_SECRET: anyone can post forged updates as any user; "
+                "run `python3 scripts/set_webhook.py --base-url https://<domain>` and set the secret it prints",
+            )
         )
     return checks
 
@@ -144,9 +157,13 @@ def _telegram(inputs: PreflightInputs) -> list[Check]:
 def _admin(inputs: PreflightInputs) -> list[Check]:
     settings = inputs.settings
     password = settings.admin_pass.get_secret_value()
-    if password in WEAK_PASSWORDS or len(password) < MIN_ADMIN_PASS_LENGTH:
-        level = Level.critical if settings.startup_preflight_mode is PreflightMode.strict else Level.warning
-        return [Check("admin_pass", level, f"ADMIN_PASS is a default or shorter than {MIN_ADMIN_PASS_LENGTH} characters")]
+    level = Level.critical if settings.startup_preflight_mode is PreflightMode.strict else Level.warning
+    # Not public: the unauthenticated diagnostics must not tell a guesser the password is weak.
+    if settings.admin_pass_is_known:
+        detail = "ADMIN_PASS is a published default: admin Basic auth refuses every login until it is changed"
+        return [Check("admin_pass", level, detail, public=False)]
+    if len(password) < MIN_ADMIN_PASS_LENGTH:
+        return [Check("admin_pass", level, f"ADMIN_PASS is shorter than {MIN_ADMIN_PASS_LENGTH} characters", public=False)]
     return [Check("admin_pass", Level.ok, "set")]
 
 

@@ -126,10 +126,12 @@ class ContactFlow:
         return await self.start(state, channel=channel, now=now, key=key)
 
     async def on_phone(
-        self, state: ConversationState, raw: str, *, name: str | None, channel: str, now: datetime, key: str | None
+        self, state: ConversationState, raw: str, *, name: str | None, channel: str, now: datetime, key: str | None,
+        verified: bool = False,
     ) -> Reply:
         try:
             state.profile.phone = normalize_phone(raw)
+            state.profile.phone_verified = verified  # a newly typed number is nobody's until the flow confirms it
         except InvalidInput:
             state.flow["awaiting"] = "phone"
             return Reply(text=BAD_PHONE, actions=[Action.ask_contact])
@@ -148,6 +150,7 @@ class ContactFlow:
         state.flow.pop("awaiting", None)
         state.flow.pop("notes", None)
         state.flow["lead_id"] = outcome.lead_id
+        state.profile.phone_verified = True  # the user left it for a callback, with consent
         template = LEAD_CREATED if outcome.created else LEAD_EXISTS
         return Reply(text=template.format(lead_id=outcome.lead_id, hours=self.working_hours), lead_id=outcome.lead_id)
 

@@ -2,15 +2,18 @@
 
 The model provider is a cross-border processor under 152-ФЗ, so phones and e-mails the user types are
 masked in everything sent to it; the tools read the stored values instead. Replies may name a ₽ amount
-only when the catalog or the knowledge base has it, and may link only to the brand's domain and t.me.
+only when the catalog or the knowledge base has it, and may link only where agent/link_policy.py allows.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from agent.link_policy import LinkPolicy
 
 # Re-exported: the masking helpers lived here before agent/personal_data.py held the one pattern set.
 from agent.personal_data import (  # noqa: F401
@@ -22,6 +25,7 @@ from agent.personal_data import (  # noqa: F401
     mask_personal_data,
     mask_phone,
 )
+from agent.text_safety import skeleton
 
 MAX_INPUT_CHARS = 4000
 TRUNCATION_NOTE = (
@@ -33,7 +37,6 @@ REFUSAL = (
     "Я не могу рассказать о своих внутренних настройках, но с радостью помогу подобрать курс "
     "или отвечу на вопросы об обучении."
 )
-TELEGRAM_HOSTS = ("t.me", "telegram.me")
 
 # 36 900 ₽, 36900 руб., 1 000 000 рублей, 450 р. (the number may use normal or narrow no-break spaces)
 AMOUNT_RE = re.compile(
@@ -41,7 +44,6 @@ AMOUNT_RE = re.compile(
     r"(?:₽|руб(?:\.|лей|ля|ль)?|р\.)",
     re.IGNORECASE,
 )
-URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>()\"'«»]+|\b(?:t\.me|telegram\.me)/[^\s<>()\"'«»]+", re.IGNORECASE)
 PLACEHOLDER_RE = re.compile(r"\{[a-z_]+\}")
 # Text that only a tool schema or our prompt files contain.
 SCHEMA_MARKERS = ("additionalProperties", '"parameters"', "function_call_output", "json_schema")
@@ -78,8 +80,11 @@ def check_reply(
     known_amounts: AbstractSet[int],
     brand_domain: str,
     secret_lines: list[str] | None = None,
+    telegram_names: Iterable[str] = (),
 ) -> ReplyCheck:
-    """Remove unknown ₽ amounts and foreign links; replace a reply that leaks our prompt or schemas."""
+    """Remove unknown ₽ amounts and links the link policy refuses (agent/link_policy.py: the brand's
+    domain over https, t.me and @mentions of ``telegram_names`` only); replace a reply that leaks our
+    prompt or schemas (compared by skeleton, so look-alike letters don't hide a quote)."""
     if _leaks(text, secret_lines or []):
         return ReplyCheck(text=REFUSAL, leaked=True)
     result = ReplyCheck(text=text)
@@ -91,31 +96,25 @@ def check_reply(
         result.removed_amounts.append(value)
         return f"(точную сумму {ASK_MANAGER})"
 
-    def link(match: re.Match[str]) -> str:
-        url = match.group(0).rstrip(".,;:!?")
-        tail = match.group(0)[len(url):]
-        if host_allowed(url, (brand_domain, *TELEGRAM_HOSTS)):
-            return match.group(0)
-        result.removed_links.append(url)
-        return tail
-
     checked = AMOUNT_RE.sub(amount, text)
-    checked = URL_RE.sub(link, checked)
+    links = LinkPolicy.of(brand_domain, telegram_names).apply(checked)
+    result.removed_links = links.removed
+    checked = links.text
     result.text = re.sub(r"[ \t]{2,}", " ", checked).strip()
     return result
 
 
 def quotes_prompt(text: str, heads: list[str]) -> bool:
     """True when ``text`` repeats one of the prompt's stretches (``Prompts.quote_heads``)."""
-    flat = " ".join(text.split())
-    return any(head in flat for head in heads)
+    flat = skeleton(text)
+    return any(skeleton(head) in flat for head in heads)
 
 
 def _leaks(text: str, secret_lines: list[str]) -> bool:
-    if any(marker in text for marker in SCHEMA_MARKERS):
+    flat = skeleton(text)
+    if any(skeleton(marker) in flat for marker in SCHEMA_MARKERS):
         return True
-    flat = " ".join(text.split())
-    return any(line in flat for line in secret_lines)
+    return any(skeleton(line) in flat for line in secret_lines)
 
 
 def secret_lines_of(*documents: str, min_length: int = 60) -> list[str]:

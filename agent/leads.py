@@ -106,6 +106,9 @@ class LeadService:
             raise ConsentRequired("the personal-data consent box was not ticked")
         phone = normalize_phone(form.phone)
         brand = self.catalog.require_brand(form.brand)
+        unknown = [pid for pid in form.program_ids if self.catalog.program(brand, pid) is None]
+        if unknown:
+            raise InvalidInput("program_ids", f"not in the {brand} catalog: {', '.join(unknown)}")
         state = await self.store.load(
             Identity.telegram.value, str(form.telegram_id), brand, first_name=form.first_name, username=form.username
         )

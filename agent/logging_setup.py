@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import traceback
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
@@ -51,12 +52,53 @@ class ContextFilter(logging.Filter):
         record.update_id = update_id_var.get()
         message = record.getMessage()
         if record.exc_info:
-            message += "\n" + logging.Formatter().formatException(record.exc_info)
+            message += "\n" + format_exception(record.exc_info[1])
             record.exc_info = None
             record.exc_text = None
         record.msg = self.redactor(message)
         record.args = None
         return True
+
+
+# Database drivers put the values a statement was sent with into their messages (PostgreSQL's «Failing
+# row contains (…)», SQLAlchemy's «[parameters: …]»): messages, names, phones. Their tracebacks are
+# logged with the error's type and SQLSTATE only.
+_DATA_CARRYING_MODULES = ("sqlalchemy", "psycopg", "sqlite3", "aiosqlite", "asyncpg")
+
+
+def _carries_data(error: BaseException) -> bool:
+    return type(error).__module__.split(".")[0] in _DATA_CARRYING_MODULES
+
+
+def _withheld(error: BaseException) -> str:
+    code = getattr(error, "sqlstate", None) or getattr(getattr(error, "orig", None), "sqlstate", None)
+    return f"(message withheld: may hold personal data; sqlstate={code})"
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for a log or a stored last_error: the type, and the message unless a database's."""
+    if _carries_data(error):
+        return f"{type(error).__name__} {_withheld(error)}"
+    return f"{type(error).__name__}: {error}"
+
+
+def format_exception(error: BaseException | None) -> str:
+    """The traceback as logging prints it, with the message of each database error withheld."""
+    if error is None:
+        return ""
+    text = "".join(traceback.TracebackException.from_exception(error).format()).rstrip("\n")
+    chain: list[BaseException] = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    for item in chain:
+        shown = str(item)
+        if shown and _carries_data(item):
+            text = text.replace(shown, _withheld(item))
+    return text
 
 
 class TextFormatter(logging.Formatter):

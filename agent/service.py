@@ -41,6 +41,7 @@ from agent.funnel import STEPS, apply_choice, apply_hints, choice_label, skip_st
 from agent.guardrails import TRUNCATION_NOTE, ReplyCheck, cap_input, check_reply, quotes_prompt
 from agent.intents import HandoffLookup, Intent, IntentTable, load_intents
 from agent.leads import LeadService
+from agent.link_policy import LinkPolicy, telegram_names_in
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
 from agent.personal_data import mask_personal_data
@@ -139,6 +140,8 @@ class AssistantService:
         self.clock = clock
         self.today = today
         self.on_model_failure = on_model_failure  # e.g. a metrics counter by kind
+        # The bot's own username (the Telegram adapter adds it after getMe): replies may link to it.
+        self.own_telegram_names: set[str] = set()
         self.offline = OfflinePolicy(catalog, knowledge, self.intents)
         self._amounts: dict[str, frozenset[int]] = {}
         self._contact_flows: dict[str, ContactFlow] = {}
@@ -192,6 +195,7 @@ class AssistantService:
             if state.flow.get("awaiting") in ("consent", "phone"):
                 state.flow.pop("awaiting")
             state.profile.phone = phone
+            state.profile.phone_verified = True  # the Mini App form's own lead, with consent
             state.profile.name = state.profile.name or name
             for step, value in profile.items():
                 if step in STEPS and getattr(state.profile, step) is None:
@@ -245,7 +249,9 @@ class AssistantService:
             return self.offline.advance(state, today=self.today())
         if inbound.contact is not None:
             name = inbound.contact.first_name or inbound.first_name
-            return await contact.on_phone(state, inbound.contact.phone, name=name, channel=channel, now=now, key=key)
+            return await contact.on_phone(
+                state, inbound.contact.phone, name=name, channel=channel, now=now, key=key, verified=inbound.contact.verified
+            )
         if choice and not apply_choice(state, choice):
             follow = self.offline.advance(state, today=self.today())
             return Reply(text=f"{FALLBACK_TEXT}\n\n{follow.text}", quick_replies=follow.quick_replies)
@@ -549,9 +555,15 @@ class AssistantService:
         if ruled.hits:
             log.warning("brand rules: %s", ", ".join(f"{hit.kind}:{hit.rule}" for hit in ruled.hits))
         secret = self.model.prompts.secret_lines if self.model else []
+        links = self._link_policy(brand)
         return check_reply(
-            ruled.text, known_amounts=self._known_amounts(brand), brand_domain=self.catalog.brand(brand).brand.domain, secret_lines=secret
+            ruled.text, known_amounts=self._known_amounts(brand), brand_domain=links.domain, secret_lines=secret,
+            telegram_names=links.telegram_names,
         )
+
+    def _link_policy(self, brand: str) -> LinkPolicy:
+        info = self.catalog.brand(brand).brand
+        return LinkPolicy.of(info.domain, telegram_names_in(info.manager_contact) | self.own_telegram_names)
 
     def _live_check(self, draft: str, brand: str, channel: Channel) -> str:
         """What a sentence shown while the answer streams must pass: the reply guardrails leave it
@@ -578,12 +590,17 @@ class AssistantService:
                 checked.removed_amounts, len(checked.removed_links), checked.leaked,
             )
         reply.text = for_channel(checked.text or FALLBACK_TEXT, channel)
+        links = self._link_policy(brand)
         buttons: dict[str, QuickReply] = {}
         for button in reply.quick_replies:
-            if valid_payload(button.payload) and not guard.violations(f"{button.label} {button.payload}"):
+            label = f"{button.label} {button.payload}"
+            if valid_payload(button.payload) and not guard.violations(label) and links.allows(label):
                 buttons.setdefault(button.payload, button)
         reply.quick_replies = list(buttons.values())
-        reply.cards = [card for card in reply.cards if not guard.violations(_card_text(card))]
+        reply.cards = [
+            card for card in reply.cards
+            if not guard.violations(_card_text(card)) and links.allows(_card_text(card)) and links.allows(card.url)
+        ]
         return reply
 
     async def _finish(

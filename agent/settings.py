@@ -36,6 +36,10 @@ class CrmProvider(StrEnum):
     amo = "amo"
 
 
+# Passwords anyone can guess: the runbook's and .env.example's sample first.
+KNOWN_ADMIN_PASSWORDS = frozenset({"strong_password", "admin", "password", "123456", "qwerty", "changeme"})
+
+
 class ConfigError(Exception):
     """Raised when the environment holds an invalid value; the message names the variable."""
 
@@ -105,6 +109,13 @@ class Settings(BaseSettings):
     assistant_rate_limit_window_seconds: int = Field(default=60, gt=0)
     assistant_rate_limit_user_requests: int = Field(default=24, gt=0)
     assistant_rate_limit_ip_requests: int = Field(default=72, gt=0)
+    # Requests per IP and window that fail authentication (wrong token, no or bad initData): counted
+    # apart from the IP limit above, so junk requests can't lock out real users on the same address.
+    assistant_rate_limit_auth_failures: int = Field(default=30, gt=0)
+    # POST /api/leads (the Mini App form): per Telegram user and per client IP within the window.
+    leads_rate_limit_window_seconds: int = Field(default=3600, gt=0)
+    leads_rate_limit_user_requests: int = Field(default=5, gt=0)
+    leads_rate_limit_ip_requests: int = Field(default=30, gt=0)
 
     startup_preflight_mode: PreflightMode = PreflightMode.fail
 
@@ -134,6 +145,10 @@ class Settings(BaseSettings):
     legal_dir: str = "legal"
     admin_user: str = "admin"
     admin_pass: SecretStr = SecretStr("strong_password")
+    # Failed admin Basic-auth attempts before 429 (per client IP, per username) within the window.
+    admin_login_window_seconds: int = Field(default=900, gt=0)
+    admin_login_max_failures_per_ip: int = Field(default=10, gt=0)
+    admin_login_max_failures_per_user: int = Field(default=30, gt=0)
     admin_miniapp_enabled: bool = False
     admin_telegram_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     admin_webapp_url: str | None = None
@@ -159,6 +174,15 @@ class Settings(BaseSettings):
     # Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed (rate limits, logs).
     trusted_proxy_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
     host: str = "0.0.0.0"
+    # What one connection may make the server hold (adapters/http/server_limits.py, README «Security
+    # and privacy»): request head size and header count (431), time to send the head and the body (408),
+    # idle keep-alive, and connections/tasks at once (503 beyond).
+    server_max_header_bytes: int = Field(default=32 * 1024, ge=4096, le=1024 * 1024)
+    server_max_headers: int = Field(default=100, ge=10, le=1000)
+    server_header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    server_body_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    server_keep_alive_seconds: float = Field(default=5.0, gt=0, le=300)
+    server_limit_concurrency: int = Field(default=1000, ge=1)
     port: int = Field(default=8000, gt=0, lt=65536)
     log_level: str = "INFO"
     # `serve` worker processes on this host (uvicorn workers, one event loop each); see README.
@@ -218,6 +242,12 @@ class Settings(BaseSettings):
     @property
     def running_on_render(self) -> bool:
         return bool(self.render) and self.render.lower() not in {"0", "false", "no"}
+
+    @property
+    def admin_pass_is_known(self) -> bool:
+        """A published password (the runbook's sample, the usual defaults): admin Basic auth refuses
+        every login until ADMIN_PASS is changed (adapters/http/auth.py), whatever the preflight mode."""
+        return self.admin_pass.get_secret_value() in KNOWN_ADMIN_PASSWORDS
 
     @property
     def tallanto_read_only_enabled(self) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from agent.text_safety import plain_name, strip_control
 from agent.types import Usage
 
 
@@ -24,6 +25,9 @@ class Profile(BaseModel):
     name: str | None = None
     # The phone the user gave in this conversation, normalised (+7XXXXXXXXXX). Never sent to the model.
     phone: str | None = None
+    # True when that phone is the user's own: shared with Telegram's contact button (contact.user_id ==
+    # from.id) or confirmed by the contact flow (a lead left for it with consent). crm_lookup needs it.
+    phone_verified: bool = False
     program_ids: list[str] = Field(default_factory=list)
 
 
@@ -66,6 +70,17 @@ class LeadRequest(BaseModel):
     manager_note: str | None = None
     idempotency_key: str | None = None
     is_test: bool = False
+
+    # Stored and shown to managers (card, admin, CSV): no control characters or reordering marks.
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        return plain_name(value)
+
+    @field_validator("manager_note")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        return strip_control(value) if value else value
 
 
 class EarlierLead(BaseModel):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent.text_safety import plain_name, strip_control
 
 
 class Channel(StrEnum):
@@ -46,6 +48,17 @@ class Inbound(BaseModel):
     username: str | None = None
     # The channel's own id for this message (e.g. "tg:<update_id>") so a retry is not stored twice.
     idempotency_key: str | None = None
+
+    # A bot message can't be refused with a 422: noise characters are dropped (agent/text_safety.py).
+    @field_validator("text", "choice", "source")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        return strip_control(value) if value else value
+
+    @field_validator("first_name", "username")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        return plain_name(value)
 
 
 class QuickReply(BaseModel):

@@ -30,7 +30,7 @@ def main(
     require_webhook_mode: bool = typer.Option(False, "--require-webhook-mode"),
     timeout: float = typer.Option(10.0, "--timeout", min=0.1, help="Seconds per request."),
 ) -> None:
-    token, api_base = None, "https://api.telegram.org"
+    token, api_base, webhook_path = None, "https://api.telegram.org", "/telegram/webhook"
     if require_webhook_mode:
         try:
             settings = load_settings()
@@ -39,7 +39,8 @@ def main(
             raise typer.Exit(2) from None
         token = settings.telegram_bot_token.get_secret_value() if settings.telegram_bot_token else None
         api_base = settings.telegram_api_base_url
-    options = Options(strict_runtime, require_render_persistent, require_webhook_mode, token, api_base)
+        webhook_path = settings.telegram_webhook_path
+    options = Options(strict_runtime, require_render_persistent, require_webhook_mode, token, api_base, webhook_path)
     results = asyncio.run(run_checks(base_url.rstrip("/"), options, timeout=timeout))
     table = Table(title=f"release smoke: {base_url}")
     table.add_column("check")

@@ -222,7 +222,7 @@ async def test_create_lead_tool_needs_consent_then_creates(rt: Runtime, api: res
     assert output["already_existed"] is False and second.lead_id not in (None, done.lead_id)
 
 
-async def test_crm_lookup_uses_only_the_phone_given_here(rt: Runtime, api: respx.MockRouter) -> None:
+async def test_crm_lookup_uses_only_the_users_verified_phone(rt: Runtime, api: respx.MockRouter) -> None:
     crm = rt.crm
     chat = Chat(rt)
     route = api.post("/responses").mock(
@@ -235,7 +235,7 @@ async def test_crm_lookup_uses_only_the_phone_given_here(rt: Runtime, api: respx
     assert _outputs(fake.sent(route, 1))["k1"].startswith("error: the user has not given a phone")
     assert crm.lookups == []
 
-    await chat.send(text="мой телефон 8-916-555-44-33")
+    await chat.send(contact=SharedContact(phone="+79165554433", verified=True))  # Telegram's contact button
     route.side_effect = [
         fake.response(fake.function_call("crm_lookup", {}, "k2")),
         fake.response(fake.answer("Вы уже занимались у нас.")),

@@ -45,6 +45,7 @@ def test_links_only_to_brand_and_telegram() -> None:
         "Смотрите https://kmipt.ru/courses/ и https://lk.kmipt.ru, t.me/unpk_mipt, а также https://evil.example/x.",
         known_amounts=set(),
         brand_domain="kmipt.ru",
+        telegram_names={"unpk_mipt"},
     )
     assert "https://kmipt.ru/courses/" in checked.text and "https://lk.kmipt.ru" in checked.text
     assert "t.me/unpk_mipt" in checked.text

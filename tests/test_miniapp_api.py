@@ -138,7 +138,7 @@ LEAD = {
     "goal": "ege",
     "subject": "math",
     "format": "online",
-    "program_ids": ["ege-math-10-11-online"],
+    "program_ids": ["ege-math-10-11-offline"],
 }
 
 
@@ -155,7 +155,7 @@ async def test_lead_from_miniapp_is_stored_with_consent_and_confirmed(
         consents = (await session.exec(select(ConsentRecord))).all()
     assert lead is not None and lead.phone == "+79991234567" and lead.channel == "miniapp" and lead.source == "miniapp"
     assert lead.profile == {"grade": 10, "goal": "ege", "subject": "math", "format": "online"}
-    assert lead.program_ids == ["ege-math-10-11-online"]
+    assert lead.program_ids == ["ege-math-10-11-offline"]
     assert {(c.kind, c.granted, c.telegram_id, c.channel, c.text_version) for c in consents} == {
         ("personal_data", True, PLAIN_TELEGRAM_ID, "miniapp", "2026-11-01"),
         ("marketing", False, PLAIN_TELEGRAM_ID, "miniapp", "2026-11-01"),
@@ -194,7 +194,7 @@ async def test_same_lead_within_a_day_is_not_stored_twice(miniapp: tuple[httpx.A
     assert first.status_code == again.status_code == 201
     assert again.json()["lead_id"] == first.json()["lead_id"] and again.json()["duplicate"] is True
     assert first.json()["confirmation_sent"] is True and again.json()["confirmation_sent"] is False
-    assert again.json()["programs"][0]["id"] == "ege-math-10-11-online" and again.json()["programs"][0]["title"]
+    assert again.json()["programs"][0]["id"] == "ege-math-10-11-offline" and again.json()["programs"][0]["title"]
     assert await runtime.leads.count() == 1
     assert isinstance(runtime.notifier, RecordingNotifier) and len(runtime.notifier.user_messages) == 1
 

@@ -41,6 +41,9 @@ def flush_all() -> None:
 
 atexit.register(flush_all)
 
+# Query strings of admin routes are personal data (a search by phone, a client's name) or signed links.
+_PRIVATE_QUERY_PREFIXES = (b"/admin", b"/api/kb/", b"/api/crm/")
+REDACTED_QUERY = b"<redacted>"
 
 class AccessLog:
     def __init__(self, stream: TextIO | None = None) -> None:
@@ -97,6 +100,8 @@ class AccessLog:
         """'"GET /path?query HTTP/1.1"', redacted, and JSON-escaped for JSON lines."""
         raw = scope.get("raw_path") or scope["path"].encode()
         query = scope.get("query_string")
+        if query and raw.startswith(_PRIVATE_QUERY_PREFIXES):
+            query = REDACTED_QUERY  # admin searches carry phones and names (?q=%2B7916…)
         key = (scope["method"], raw + b"?" + query if query else raw, scope["http_version"])
         request = self._requests.get(key)
         if request is None:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from adapters.http import metrics
+from adapters.http.admin_guard import AdminLoginGuard
 from adapters.http.errors import install_error_handlers
 from adapters.http.metrics import MetricsMiddleware
 from adapters.http.catalog_answers import CatalogAnswers
@@ -97,6 +98,8 @@ def create_app(
     app.include_router(assistant.router)
     app.include_router(webapp.router)
     app.include_router(crm.router)
+    app.state.admin_login_guard = AdminLoginGuard(settings)
+    app.state.lead_limits = leads.LeadLimits.from_settings(settings)
     app.include_router(kb.router)
     if settings.metrics_enabled:
         app.include_router(metrics.router)
@@ -104,5 +107,5 @@ def create_app(
     # The webhook ingress in front of the application (webhook requests skip the rest of the stack),
     # and in front of it the request id, body limit and access log that every request gets.
     add_webhook_ingress(app, settings)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, raw_body_paths=frozenset({settings.telegram_webhook_path}))
     return app

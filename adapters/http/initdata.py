@@ -129,11 +129,18 @@ def verify_with_signature(
     return _accept(fields, max_age_seconds, now)
 
 
+# Telegram's clock and ours may differ a little; more than this is a forged or replayed date.
+CLOCK_SKEW_SECONDS = 300
+
+
 def _accept(fields: dict[str, str], max_age_seconds: int, now: datetime) -> InitData:
     try:
         auth_date = datetime.fromtimestamp(int(fields["auth_date"]), UTC)
     except (KeyError, ValueError, OverflowError, OSError) as error:
         raise InitDataError("auth_date is missing or not a number") from error
+    # A date ahead of our clock by more than the skew would never expire by the age check below.
+    if auth_date - now > timedelta(seconds=CLOCK_SKEW_SECONDS):
+        raise InitDataError("auth_date is in the future")
     if max_age_seconds > 0 and now - auth_date > timedelta(seconds=max_age_seconds):
         raise InitDataExpired(f"auth_date is older than {max_age_seconds} s")
     return InitData(auth_date=auth_date, user=_parse_user(fields.get("user")), fields=fields)

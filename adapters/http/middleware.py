@@ -12,6 +12,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.access_log import AccessLog
+from adapters.http.request_checks import cross_site_problem, json_problem, url_problem
 from agent.logging_setup import request_id_var
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -44,13 +45,23 @@ class RequestContextMiddleware:
     - the request id: a sane X-Request-ID from the client or a new one, echoed on the response and
       put in the logs;
     - the body limit: a declared Content-Length over ``max_bytes`` gets 413 before the app reads
-      anything; a chunked body is counted as it streams (a declared length bounds what the server
-      passes on, so only chunked bodies need counting);
+      anything; a chunked body is read up to the limit first (a declared length bounds what the
+      server passes on, so only chunked bodies need counting);
+    - the request checks (adapters/http/request_checks.py): control characters in the URL, admin
+      changes sent from another site, JSON nested too deep or carrying control characters;
     - the access log line (adapters/http/access_log.py).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES, access_log: AccessLog | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        access_log: AccessLog | None = None,
+        raw_body_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
+        # Paths whose handler reads and checks the body itself (the Telegram webhook's hot path).
+        self.raw_body_paths = raw_body_paths
         self.max_bytes = max_bytes
         self.access_log = access_log if access_log is not None else AccessLog()
 
@@ -63,7 +74,7 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         incoming = declared = None
-        chunked = False
+        chunked = json_body = False
         for name, value in scope["headers"]:
             if name == b"x-request-id":
                 incoming = value
@@ -71,21 +82,29 @@ class RequestContextMiddleware:
                 declared = value
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"content-type":
+                json_body = b"json" in value
         request_id = incoming.decode("latin-1") if incoming and _REQUEST_ID_RE.fullmatch(incoming) else f"{_ID_PREFIX}{next(_ids):08x}"
         id_header = (b"x-request-id", request_id.encode())
         token = request_id_var.set(request_id)
         status = 500
-        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, response_started
+            nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                response_started = True
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
         try:
+            problem = url_problem(scope["path"], scope["query_string"])
+            if problem is not None:
+                await send_json(send_with_id, 422, problem)
+                return
+            refused = cross_site_problem(scope)
+            if refused is not None:
+                await send_json(send_with_id, 403, refused)
+                return
             if declared is not None:
                 try:
                     too_big = int(declared) > self.max_bytes
@@ -95,25 +114,21 @@ class RequestContextMiddleware:
                 if too_big:
                     await send_json(send_with_id, 413, _too_large(self.max_bytes))
                     return
-            if not chunked:
+            if not (chunked or (declared not in (None, b"0") and json_body)) or scope["path"] in self.raw_body_paths:
                 await self.app(scope, receive, send_with_id)
                 return
-            received = 0
-
-            async def limited_receive() -> Message:
-                nonlocal received
-                message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_bytes:
-                        raise _BodyTooLarge
-                return message
-
-            try:
-                await self.app(scope, limited_receive, send_with_id)
-            except _BodyTooLarge:
-                if not response_started:
-                    await send_json(send_with_id, 413, _too_large(self.max_bytes))
+            # A chunked body is read here up to the limit (the app's own parser would turn the
+            # overflow into a 400); a JSON body is checked before any handler parses it.
+            body = await read_body(receive, self.max_bytes)
+            if body is None:
+                await send_json(send_with_id, 413, _too_large(self.max_bytes))
+                return
+            if json_body:
+                found = json_problem(body)
+                if found is not None:
+                    await send_json(send_with_id, *found)
+                    return
+            await self.app(scope, _replay(body, receive), send_with_id)
         finally:
             request_id_var.reset(token)
             if self.access_log.enabled:
@@ -135,5 +150,33 @@ def _too_large(max_bytes: int) -> dict[str, Any]:
     return {"ok": False, "reason": "body_too_large", "max_bytes": max_bytes}
 
 
-class _BodyTooLarge(Exception):
-    pass
+async def read_body(receive: Receive, max_bytes: int) -> bytes | None:
+    """The whole body, or None once it passes ``max_bytes``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # the client went away; the app sees an empty or partial body
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > max_bytes:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """The body read ahead as one message, then the real channel (a streaming answer listens on it
+    for the client's disconnect)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed

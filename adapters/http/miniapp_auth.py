@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPBasicCredentials
 
-from adapters.http.auth import UNAUTHORIZED_HEADERS, basic_scheme, check_admin_credentials
+from adapters.http.auth import UNAUTHORIZED_HEADERS, basic_scheme, verify_admin
 from adapters.http.dependencies import NowDep, SettingsDep
 from adapters.http.initdata import (
     InitData,
@@ -90,7 +90,7 @@ async def require_admin_or_miniapp_admin(
 
     Returns who acted, for the audit line: ``basic:<user>`` or ``telegram:<id>``.
     """
-    if check_admin_credentials(credentials, settings):
+    if await verify_admin(request, credentials, settings):
         return f"basic:{settings.admin_user}"
     raw = raw_init_data(request)
     if raw is None:

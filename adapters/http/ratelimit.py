@@ -42,8 +42,17 @@ class RateLimiter:
     async def hit(self, key: str) -> Decision:
         if await self.limiter.hit(self.item, self.name, key):
             return Decision(True, 0)
+        return Decision(False, await self._retry_after(key))
+
+    async def check(self, key: str) -> Decision:
+        """Whether one more hit would be allowed, without taking it (a lock-out test before counting)."""
+        if await self.limiter.test(self.item, self.name, key):
+            return Decision(True, 0)
+        return Decision(False, await self._retry_after(key))
+
+    async def _retry_after(self, key: str) -> int:
         stats = await self.limiter.get_window_stats(self.item, self.name, key)
-        return Decision(False, max(1, math.ceil(stats.reset_time - time.time())))
+        return max(1, math.ceil(stats.reset_time - time.time()))
 
 
 async def wait_for_slot(limiter: MovingWindowRateLimiter, item: RateLimitItem, *identifiers: str) -> None:
@@ -105,7 +114,8 @@ class AssistantLimits:
     """POST /api/assistant/ask limits (ASSISTANT_RATE_LIMIT_*), shared through Redis when REDIS_URL is set."""
 
     per_user: RateLimiter
-    per_ip: RateLimiter
+    per_ip: RateLimiter  # authenticated requests
+    auth_failures: RateLimiter  # requests per IP that failed authentication, counted apart
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AssistantLimits:
@@ -114,6 +124,7 @@ class AssistantLimits:
         return cls(
             per_user=RateLimiter(storage, "assistant_user", settings.assistant_rate_limit_user_requests, window),
             per_ip=RateLimiter(storage, "assistant_ip", settings.assistant_rate_limit_ip_requests, window),
+            auth_failures=RateLimiter(storage, "assistant_auth_failures", settings.assistant_rate_limit_auth_failures, window),
         )
 
 

@@ -22,6 +22,7 @@ class Options:
     require_webhook_mode: bool = False
     telegram_token: str | None = None
     telegram_api_base_url: str = "https://api.telegram.org"
+    webhook_path: str = "/telegram/webhook"  # TELEGRAM_WEBHOOK_PATH of the script's environment
 
 
 async def _get(client: httpx.AsyncClient, path: str, **kwargs: Any) -> tuple[httpx.Response | None, str]:
@@ -101,7 +102,7 @@ async def _webhook(runtime: dict[str, Any], base_url: str, options: Options, tim
     except httpx.HTTPError as error:
         # The URL holds the token: report only the error type.
         return [*results, CheckResult("webhook_info", False, f"getWebhookInfo failed: {type(error).__name__}")]
-    expected = base_url.rstrip("/") + runtime.get("telegram_webhook_path", "/telegram/webhook")
+    expected = base_url.rstrip("/") + options.webhook_path  # the diagnostics never publish the path
     problems = []
     if info.get("url") != expected:
         problems.append(f"webhook url is {info.get('url') or 'empty'}, expected {expected}")

@@ -57,6 +57,8 @@ def install_sqlite_pragmas(sync_engine: Any, *, busy_timeout_ms: int = SQLITE_BU
     event.listen(sync_engine, "connect", pragmas)
 
 
+# hide_parameters: a database error's message (and so a logged traceback) never carries the values a
+# statement was sent with: messages, names, phones.
 def create_engine(url: str) -> AsyncEngine:
     if is_sqlite(url):
         database = make_url(url).database
@@ -65,10 +67,12 @@ def create_engine(url: str) -> AsyncEngine:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             except OSError:
                 pass  # connecting will fail with a clear driver error, which health and preflight report
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_async_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, hide_parameters=True
+        )
         install_sqlite_pragmas(engine.sync_engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, hide_parameters=True)
 
 
 def in_place_engine(url: str) -> Engine | None:
@@ -76,7 +80,7 @@ def in_place_engine(url: str) -> Engine | None:
     None for PostgreSQL and in-memory SQLite (see Database.run)."""
     if not is_sqlite(url) or make_url(url).database in (None, "", ":memory:"):
         return None
-    engine = create_sync_engine(sync_url(url), connect_args={"timeout": 0})
+    engine = create_sync_engine(sync_url(url), connect_args={"timeout": 0}, hide_parameters=True)
     install_sqlite_pragmas(engine, busy_timeout_ms=0)
     return engine
 

@@ -22,6 +22,7 @@ from adapters.storage.models import (
     User,
     utcnow,
 )
+from agent.text_safety import plain_name
 
 
 class UserRepository:
@@ -38,6 +39,7 @@ class UserRepository:
         source: str | None = None,
     ) -> User:
         """Find the user or create them; the first-touch source is set once and never overwritten."""
+        first_name, username = plain_name(first_name), plain_name(username)
         for _ in range(2):  # a concurrent insert of the same user loses the race once, then finds it
             async with self.db.session() as session:
                 user = (

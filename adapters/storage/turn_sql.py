@@ -17,6 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.storage.models import ConsentRecord, Conversation, Message, ModelUsage, User
 from agent.state import ConversationState, NewMessage, Profile, StoredMessage, TurnStart, UsageRecord
+from agent.text_safety import plain_name
 
 users = cast(sa.Table, User.__table__)
 conversations = cast(sa.Table, Conversation.__table__)
@@ -47,9 +48,13 @@ def insert_once(dialect_name: str, table: sa.Table) -> Any:
 # than running them.
 _joined = users.outerjoin(
     conversations, sa.and_(conversations.c.user_id == users.c.id, conversations.c.brand == sa.bindparam("brand"))
-).outerjoin(replies, replies.c.idempotency_key == sa.bindparam("reply_key"))
+).outerjoin(
+    replies,
+    sa.and_(replies.c.idempotency_key == sa.bindparam("reply_key"), replies.c.conversation_id == conversations.c.id),
+)
 # The user, their conversation with the brand (NULLs when none yet) and the reply already stored for
-# the update's key (NULLs when none, or when reply_key is None), in one SELECT.
+# the update's key in that conversation (NULLs when none, or when reply_key is None), in one SELECT:
+# a key never finds another user's turn.
 FIND_USER = (
     sa.select(*USER_COLUMNS, *CONVERSATION_COLUMNS, replies.c.meta.label("reply_meta"), replies.c.content.label("reply_content"))
     .select_from(_joined)
@@ -119,6 +124,7 @@ def open_turn(
 ) -> TurnStart:
     """The reply already stored for the message's key, or the user's conversation with the message stored
     (the user and the conversation are created on first contact)."""
+    first_name, username = plain_name(first_name), plain_name(username)
     key = message.idempotency_key if message is not None else None
     find = {"identity": identity, "external_id": external_id, "brand": brand,
             "reply_key": key + REPLY_KEY_SUFFIX if key else None}

@@ -181,6 +181,9 @@ class TelegramService:
                 me = await self.bot.get_me()
                 await self.bot.set_my_commands(COMMANDS)
                 self.bot_username = me.username
+                assistant = self.runtime.assistant
+                if me.username and assistant is not None and hasattr(assistant, "own_telegram_names"):
+                    assistant.own_telegram_names.add(me.username.lower())  # replies may link to the bot itself
                 log.info("Telegram bot @%s ready; commands registered", me.username)
                 return
             except asyncio.CancelledError:

@@ -54,7 +54,9 @@ def inbound_for(user: User, update_id: int, **fields: Any) -> Inbound:
         user_id=str(user.id),
         first_name=user.first_name,
         username=user.username,
-        idempotency_key=f"tg:{update_id}",
+        # Scoped to the sender: Telegram restarts update ids at random after a week of silence, so an id
+        # alone may come back for another user once the queue's duplicate window has passed.
+        idempotency_key=f"tg:{user.id}:{update_id}",
         **fields,
     )
 

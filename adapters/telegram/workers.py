@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from adapters.retry import Backoff
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue
+from agent.logging_setup import describe_error
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class UpdateWorkers:
             log.error("update %s dead-lettered: %s", item.update_id, error)
             await self._quietly(self.queue.fail(item, self.worker_id, str(error), permanent=True))
         except Exception as error:
-            description = f"{type(error).__name__}: {error}"
+            description = describe_error(error)  # stored as last_error too: no statement values
             log.warning("update %s failed (attempt %s): %s", item.update_id, item.attempts, description, exc_info=True)
             status = await self._quietly(self.queue.fail(item, self.worker_id, description))
             if status == "dead" and self.on_dead is not None:

@@ -134,7 +134,9 @@ CSV_COLUMNS = (
 
 def neutralise(value: object) -> str:
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+    # Spreadsheets skip leading spaces, NBSP and line breaks before reading a formula.
+    formula = text.startswith(FORMULA_PREFIXES) or text.lstrip(" \u00a0\n\r\t\v\f").startswith(FORMULA_PREFIXES)
+    return "'" + text if formula else text
 
 
 def leads_csv(leads: list[Lead]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -27,10 +28,11 @@ from adapters.http.dependencies import (
     AssistantLimitsDep,
     CatalogDep,
     DatabaseDep,
+    NowDep,
     RelayDep,
     SettingsDep,
 )
-from adapters.http.miniapp_auth import OptionalInitDataDep, TelegramUserDep
+from adapters.http.miniapp_auth import TelegramUserDep, optional_init_data
 from adapters.http.sse import event_stream, wants_stream
 from adapters.storage.history import recent_history
 from adapters.storage.relay import RelayRepository
@@ -46,7 +48,7 @@ MAX_MESSAGE_CHARS = 20_000
 
 class AskRequest(BaseModel):
     message: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
-    user_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[\w.:@-]+$")
+    user_id: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:@-]+$")
     brand: str | None = Field(default=None, max_length=32)
     # A quick-reply payload the user pressed (see agent/service.py for the reserved ones).
     choice: str | None = Field(default=None, max_length=64)
@@ -89,14 +91,35 @@ def _unauthorized(reason: str = "unauthorized") -> HTTPException:
     return HTTPException(401, {"reason": reason}, headers={"WWW-Authenticate": 'Bearer realm="assistant"'})
 
 
-async def assistant_caller(request: Request, settings: SettingsDep, init_data: OptionalInitDataDep) -> Caller:
+async def assistant_caller(request: Request, settings: SettingsDep, limits: AssistantLimitsDep, now: NowDep) -> Caller:
+    """Who is asking, under the IP limits: a request that fails authentication counts against
+    ASSISTANT_RATE_LIMIT_AUTH_FAILURES, an authenticated one against ASSISTANT_RATE_LIMIT_IP_REQUESTS.
+    Junk from one address (or from everyone behind one proxy) then can't use up the real users' budget,
+    and guessing tokens is still throttled."""
+    ip = client_ip(request, settings.trusted_proxy_ips)
+    try:
+        caller = await _authenticate(request, settings, now)
+    except HTTPException as refused:
+        if refused.status_code == 401:
+            decision = await limits.auth_failures.hit(ip)
+            if not decision.allowed:
+                raise _too_many(decision.retry_after) from None
+        raise
+    decision = await limits.per_ip.hit(ip)
+    if not decision.allowed:
+        raise _too_many(decision.retry_after)
+    return caller
+
+
+async def _authenticate(request: Request, settings: Settings, now: datetime) -> Caller:
     scheme, _, credentials = request.headers.get("authorization", "").strip().partition(" ")
     credentials = credentials.strip()
     if scheme.lower() == "bearer" and credentials:
         if _token_matches(credentials, settings):
             return Caller(channel=Channel.api, user_id=None)
         raise _unauthorized()
-    # Forged or expired initData was already refused (401 invalid_init_data / expired) by the dependency.
+    # Forged or expired initData is refused here (401 invalid_init_data / expired).
+    init_data = await optional_init_data(request, settings, now)
     if init_data is not None and init_data.user is not None:
         user = init_data.user
         return Caller(channel=Channel.miniapp, user_id=str(user.id), first_name=user.first_name, username=user.username)
@@ -117,14 +140,7 @@ def _too_many(retry_after: int) -> HTTPException:
     return HTTPException(429, {"reason": "rate_limited", "retry_after": retry_after}, headers={"Retry-After": str(retry_after)})
 
 
-async def ip_limit(request: Request, limits: AssistantLimitsDep, settings: SettingsDep) -> None:
-    """Counted before authentication, so guessing tokens is throttled like any other traffic."""
-    decision = await limits.per_ip.hit(client_ip(request, settings.trusted_proxy_ips))
-    if not decision.allowed:
-        raise _too_many(decision.retry_after)
-
-
-@router.post("/api/assistant/ask", response_model=AskResponse, dependencies=[Depends(ip_limit)])
+@router.post("/api/assistant/ask", response_model=AskResponse)
 async def ask(
     body: AskRequest,
     caller: CallerDep,

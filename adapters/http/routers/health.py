@@ -64,7 +64,7 @@ async def _diagnostics_bytes(runtime: ServiceFacts) -> bytes:
 async def diagnostics_body(runtime: ServiceFacts) -> dict[str, object]:
     settings, paths = runtime.settings, runtime.paths
     report = runtime.preflight
-    warnings = [f"{c.name}: {c.detail}" for c in report.checks if c.level is not Level.ok] if report else []
+    warnings = [f"{c.name}: {c.detail}" for c in report.checks if c.level is not Level.ok and c.public] if report else []
     return {
         "ok": True,
         "runtime": {
@@ -78,7 +78,8 @@ async def diagnostics_body(runtime: ServiceFacts) -> dict[str, object]:
             "database_on_persistent_storage": runtime.db.is_sqlite is False or paths.database_on_persistent_storage,
             "vector_meta_on_persistent_storage": paths.vector_meta_on_persistent_storage,
             "telegram_mode": settings.telegram_mode.value,
-            "telegram_webhook_path": settings.telegram_webhook_path,
+            # Never the webhook path: without a secret it is the only thing between a forger and the bot.
+            "telegram_webhook_authenticated": settings.telegram_webhook_secret is not None,
             "telegram_configured": settings.telegram_bot_token is not None,
             "llm_configured": settings.llm_configured,
             "llm_model": settings.openai_model,
@@ -90,7 +91,7 @@ async def diagnostics_body(runtime: ServiceFacts) -> dict[str, object]:
         },
         "telegram_queue": await _telegram_queue(runtime),
         "warnings": warnings,
-        "preflight": report.as_dict() if report else None,
+        "preflight": report.as_dict(public_only=True) if report else None,
     }
 
 

@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, StringConstraints
 
+from adapters.http.auth import client_ip
 from adapters.http.dependencies import AssistantDep, CatalogDep, LeadServiceDep, NotifierDep, NowDep, SettingsDep
+from adapters.http.initdata import WebAppUser
 from adapters.http.miniapp_auth import TelegramUserDep
+from adapters.http.ratelimit import RateLimiter, make_storage
 from agent.leads import LeadForm
 from agent.ports import Notifier
+from agent.settings import Settings
 from agent.types import Identity
 
 log = logging.getLogger(__name__)
@@ -57,6 +62,37 @@ async def _confirm_in_chat(notifier: Notifier, telegram_id: int, text: str) -> b
     return True
 
 
+@dataclass(frozen=True)
+class LeadLimits:
+    """LEADS_RATE_LIMIT_USER_REQUESTS per Telegram user and LEADS_RATE_LIMIT_IP_REQUESTS per client IP
+    within LEADS_RATE_LIMIT_WINDOW_SECONDS: one initData must not queue hundreds of CRM requests."""
+
+    per_user: RateLimiter
+    per_ip: RateLimiter
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LeadLimits:
+        storage = make_storage(settings.redis_url.get_secret_value() if settings.redis_url else None)
+        window = settings.leads_rate_limit_window_seconds
+        return cls(
+            per_user=RateLimiter(storage, "leads_user", settings.leads_rate_limit_user_requests, window),
+            per_ip=RateLimiter(storage, "leads_ip", settings.leads_rate_limit_ip_requests, window),
+        )
+
+
+async def _within_limits(request: Request, user: WebAppUser, settings: Settings) -> None:
+    limits: LeadLimits | None = getattr(request.app.state, "lead_limits", None)
+    if limits is None:
+        limits = request.app.state.lead_limits = LeadLimits.from_settings(settings)
+    for limiter, key in ((limits.per_user, str(user.id)), (limits.per_ip, client_ip(request, settings.trusted_proxy_ips))):
+        decision = await limiter.hit(key)
+        if not decision.allowed:
+            raise HTTPException(
+                429, {"reason": "rate_limited", "retry_after": decision.retry_after},
+                headers={"Retry-After": str(decision.retry_after)},
+            )
+
+
 @router.post("/api/leads", status_code=201)
 async def submit_lead(
     body: MiniAppLead,
@@ -67,10 +103,12 @@ async def submit_lead(
     settings: SettingsDep,
     notifier: NotifierDep,
     now: NowDep,
+    request: Request,
 ) -> JSONResponse:
     """201 {"ok", "lead_id", "duplicate", "programs", "profile", "confirmation_sent"}: what is stored (the
-    earlier lead when ``duplicate``); 422 consent_required / a bad phone / an unknown brand; 401 without
-    valid initData."""
+    earlier lead when ``duplicate``); 422 consent_required / a bad phone / an unknown brand or program;
+    429 over the limits (LEADS_RATE_LIMIT_*); 401 without valid initData."""
+    await _within_limits(request, user, settings)
     brand = body.brand or settings.brand_default
     form = LeadForm(
         telegram_id=user.id,

@@ -27,6 +27,14 @@ _BUILD_REQUIRED = """<!doctype html><html lang="ru"><head><meta charset="utf-8">
 (or <code>make run</code>), or set <code>WEBAPP_DIST_PATH</code> to the built folder.</p></body></html>"""
 
 
+# The Mini Apps open inside Telegram: native clients use a web view, Telegram Web (web.telegram.org, its
+# /k and /a versions) frames the page. Any other site framing it is clickjacking.
+CSP = (
+    "frame-ancestors 'self' https://web.telegram.org https://*.telegram.org; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'"
+)
+PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+
 USER_ENTRY = "index.html"
 ADMIN_ENTRY = "admin/index.html"
 
@@ -34,17 +42,18 @@ ADMIN_ENTRY = "admin/index.html"
 def _serve(dist: Path, relative: str, entry: str = USER_ENTRY) -> Response:
     index = dist / entry
     if not index.is_file():
-        return HTMLResponse(_BUILD_REQUIRED, status_code=503, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(_BUILD_REQUIRED, status_code=503, headers={"Cache-Control": "no-store", **PAGE_HEADERS})
     if relative:
         candidate = (dist / relative).resolve()
         if not candidate.is_relative_to(dist.resolve()):
             raise HTTPException(404)
         if candidate.is_file():
-            cache = HTML_CACHE if candidate.suffix == ".html" else ASSET_CACHE
-            return FileResponse(candidate, headers={"Cache-Control": cache})
+            if candidate.suffix == ".html":
+                return FileResponse(candidate, headers={"Cache-Control": HTML_CACHE, **PAGE_HEADERS})
+            return FileResponse(candidate, headers={"Cache-Control": ASSET_CACHE})
         if "." in Path(relative).name:  # a missing asset, not a client-side route
             raise HTTPException(404)
-    return FileResponse(index, headers={"Cache-Control": HTML_CACHE})
+    return FileResponse(index, headers={"Cache-Control": HTML_CACHE, **PAGE_HEADERS})
 
 
 @router.get("/app", include_in_schema=False)

@@ -90,4 +90,4 @@ async def pass_to_managers(relay: StaffRelay | None, message: Message, reply: Re
     """After a client's turn: in human mode what they sent is copied to their topic."""
     if relay is None or reply is None or not reply.human_mode or reply.conversation_id is None:
         return
-    await relay.from_client(message, reply.conversation_id, f"tg:{update_id}")
+    await relay.from_client(message, reply.conversation_id, f"tg:{message.chat.id}:{update_id}")
