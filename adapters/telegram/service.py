@@ -196,6 +196,7 @@ class TelegramService:
 
     async def close(self) -> None:
         await self.bot.session.close()
+        await self.policy.aclose()
 
 
 class _Startup:
