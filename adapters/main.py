@@ -56,7 +56,7 @@ def serve(
     # re-raise into a normal exit, so Docker and Render see a clean stop (exit 0), not a kill.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
-    config = server_config(create_app(settings, run_bot=run_bot), host, port, settings)
+    config = server_config(create_app(settings, run_bot=run_bot, defer_sdks=True), host, port, settings)
     server = uvicorn.Server(config)
     ok = asyncio.run(_serve(server))
     if not ok:
@@ -70,7 +70,7 @@ def worker_app() -> object:
     _stop_with_supervisor()
     settings = _settings()
     server_limits(settings)  # this worker's protocol class (a spawned process starts from the defaults)
-    return create_app(settings, run_bot=False)
+    return create_app(settings, run_bot=False, defer_sdks=True)
 
 
 def _stop_with_supervisor() -> None:

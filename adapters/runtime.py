@@ -40,6 +40,7 @@ from agent.ports import CRM, Assistant, Notifier
 from agent.settings import Settings
 
 if TYPE_CHECKING:
+    from adapters.deferred_sdks import DeferredTelegram
     from adapters.telegram.service import TelegramService
     from agent.llm import LLM
 
@@ -79,7 +80,8 @@ class Runtime:
     crm_api_limiter: RateLimiter  # the read-only CRM API's per-IP limit
     admin_queries: AdminQueries
     lead_test: LeadTest
-    telegram: TelegramService | None  # set when TELEGRAM_BOT_TOKEN is configured (and valid)
+    # Set when TELEGRAM_BOT_TOKEN is configured (and valid); `serve` holds a DeferredTelegram until aiogram loads.
+    telegram: TelegramService | DeferredTelegram | None
     preflight_inputs: PreflightInputs
     version: str
     started_at: datetime

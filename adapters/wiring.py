@@ -20,6 +20,7 @@ from adapters.crm.factory import build_crm
 from adapters.crm.http import make_http_client
 from adapters.crm.leadtest import LeadTest
 from adapters.crm.outbox import OutboxPolicy, OutboxWorker
+from adapters.deferred_sdks import DeferredLLM, DeferredTelegram, SdkLoader
 from adapters.http.ratelimit import AssistantLimits, crm_api_limiter
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
 from adapters.miniapp_checks import miniapp_checks
@@ -40,6 +41,7 @@ from adapters.storage.repositories import (
     UserRepository,
 )
 from adapters.storage.stores import SqlStore
+from adapters.telegram.queue import UpdateQueue
 from agent import __version__
 from agent.catalog import Catalog, read_catalog, school_today
 from agent.leads import LeadService
@@ -52,7 +54,7 @@ from agent.settings import CrmProvider, Settings
 from tools.registry import build_tools, tool_schemas
 
 if TYPE_CHECKING:
-    from adapters.telegram.service import TelegramBot
+    from adapters.telegram.service import TelegramBot, TelegramService
     from agent.llm import LLM
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,14 @@ def build_runtime(
     clock: Callable[[], datetime] = utcnow,
     today: Callable[[], date] = school_today,
     assistant: Assistant | None = None,
+    defer_sdks: bool = False,
 ) -> Runtime:
     """Build every component. ``run_bot``: this process also runs the Telegram polling bot.
     ``content``: an already loaded catalog and knowledge base (evals build many runtimes on one content).
     ``llm``, ``notifier``, ``crm``: fakes that replace the configured ones (tests, evals, bench);
-    ``assistant``: a stand-in for the whole assistant (transport tests and benchmarks)."""
+    ``assistant``: a stand-in for the whole assistant (transport tests and benchmarks).
+    ``defer_sdks``: the openai and aiogram SDKs are loaded by a background service after start-up
+    (`serve` does this; adapters/deferred_sdks.py), their stand-ins built now."""
     paths = paths or resolve_data_paths(settings)
     db = Database(database_url_for(settings, paths))
     users, conversations = UserRepository(db), ConversationRepository(db)
@@ -90,11 +95,15 @@ def build_runtime(
     async def record_vector_search(purpose: str) -> None:
         await usage.add(ModelUsage(model="vector_store", purpose=purpose))
 
+    deferred_llm = None
     if llm is None and settings.llm_configured:
-        # Imported here: the openai SDK costs 0.4-0.8 s of start-up that the offline mode never needs.
-        from agent.llm import LLM
+        if defer_sdks and not settings.openai_vector_store_id:  # the vector store needs the client now
+            llm = deferred_llm = DeferredLLM(settings)  # type: ignore[assignment]  # the same calls
+        else:
+            # Imported here: the openai SDK costs 0.4-0.8 s of start-up that the offline mode never needs.
+            from agent.llm import LLM
 
-        llm = LLM(settings)
+            llm = LLM(settings)
     if content is not None:
         catalog, knowledge = content
     else:
@@ -108,30 +117,35 @@ def build_runtime(
     async def release(conversation_id: int) -> None:
         await assistant_service.release(conversation_id)
 
-    bot = _build_bot(settings, users, db, store, release)
-    notifier = notifier or (bot.notifier if bot is not None else LoggingNotifier())
+    deferred_telegram = None
+    if defer_sdks and settings.telegram_bot_token is not None:
+        bot = None
+        queue = UpdateQueue.from_settings(settings, db)
+        deferred_telegram = DeferredTelegram(queue, lambda: _build_telegram(
+            settings, _build_bot(settings, users, db, store, release), db, assistant_service, knowledge,
+            lead_test, users, queue,
+        ))
+        notifier = notifier or deferred_telegram.notifier
+    else:
+        bot = _build_bot(settings, users, db, store, release)
+        notifier = notifier or (bot.notifier if bot is not None else LoggingNotifier())
     provider = None if settings.crm_provider is CrmProvider.none else settings.crm_provider.value
     lead_service = LeadService(store, catalog=catalog, legal_path=settings.legal_path, outbox_provider=provider)
     assistant_service: Assistant = assistant or _build_assistant(
         settings, store, catalog, knowledge, lead_service, notifier, crm, llm, today
     )
     lead_test = LeadTest(crm, lead_service, leads, settings.brand_default)
-    telegram = None
-    if bot is not None:
-        from adapters.telegram.service import TelegramService
-        from adapters.telegram.turns import TelegramContext
-
-        context = TelegramContext(
-            settings=settings, assistant=assistant_service, policy=bot.policy, knowledge=knowledge,
-            lead_test=lead_test, users=users,
-        )
-        telegram = TelegramService(settings, bot, db, context)
+    telegram: TelegramService | DeferredTelegram | None = deferred_telegram or _build_telegram(
+        settings, bot, db, assistant_service, knowledge, lead_test, users
+    )
     background: list[BackgroundService] = []
     if real_crm:
         # `none` creates no outbox rows (LeadRepository.create(..., outbox_provider=None)), so no worker.
         retry = Backoff(settings.crm_retry_base_seconds, settings.crm_retry_max_seconds, jitter=0.1)
         background.append(OutboxWorker(crm, outbox, leads, messages, OutboxPolicy(retry=retry)))
-    if telegram is not None:
+    if deferred_llm is not None or deferred_telegram is not None:
+        background.append(SdkLoader(deferred_telegram, run_bot=run_bot, llm=deferred_llm, settle=settle_startup_heap))
+    elif telegram is not None:
         background += telegram.background(run_bot=run_bot)
     return Runtime(
         settings=settings,
@@ -168,6 +182,28 @@ def build_runtime(
         run_bot=run_bot,
         background=background,
     )
+
+
+def _build_telegram(
+    settings: Settings,
+    bot: TelegramBot | None,
+    db: Database,
+    assistant: Assistant,
+    knowledge: KnowledgeBackend,
+    lead_test: LeadTest,
+    users: UserRepository,
+    queue: UpdateQueue | None = None,
+) -> TelegramService | None:
+    if bot is None:
+        return None
+    from adapters.telegram.service import TelegramService
+    from adapters.telegram.turns import TelegramContext
+
+    context = TelegramContext(
+        settings=settings, assistant=assistant, policy=bot.policy, knowledge=knowledge,
+        lead_test=lead_test, users=users,
+    )
+    return TelegramService(settings, bot, db, context, queue=queue)
 
 
 def _build_bot(
@@ -209,7 +245,8 @@ def _build_assistant(
     model = None
     if llm is not None:
         tools = build_tools(settings)
-        model = ModelTurn(settings, llm, tools, tool_schemas(tools), load_prompts(settings), store)
+        schemas = None if isinstance(llm, DeferredLLM) else tool_schemas(tools)  # None: at the first turn
+        model = ModelTurn(settings, llm, tools, schemas, load_prompts(settings), store)
     return AssistantService(
         settings=settings,
         store=store,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.catalog import BrandInfo
+from agent.llm_types import function_tool
 from agent.loop import FinalAnswer, run_loop
 from agent.prompting import TRANSCRIPT_MAX_MESSAGES, Prompts, build_instructions, transcript_items
 from agent.settings import Settings
@@ -48,9 +49,16 @@ class ModelTurn:
     settings: Settings
     llm: LLM
     tools: list[Tool]
-    tool_schemas: list[dict[str, Any]]
+    # None: built from ``tools`` at the first turn (they need the openai SDK, which `serve` loads after
+    # start-up: adapters/deferred_sdks.py)
+    tool_schemas: list[dict[str, Any]] | None
     prompts: Prompts
     store: Store
+
+    def schemas(self) -> list[dict[str, Any]]:
+        if self.tool_schemas is None:
+            self.tool_schemas = [function_tool(t.name, t.description, t.args_model) for t in self.tools]
+        return self.tool_schemas
 
     async def run(
         self,
@@ -91,7 +99,7 @@ class ModelTurn:
             instructions=instructions,
             input_items=transcript_items(messages),
             tools=self.tools,
-            tool_schemas=self.tool_schemas,
+            tool_schemas=self.schemas(),
             ctx=ctx,
             max_rounds=self.settings.openai_max_tool_rounds,
             on_usage=on_usage,

@@ -60,11 +60,14 @@ async def start_runtime(runtime: Runtime, *, migrate: bool = True) -> None:
 
 
 def create_app(
-    settings: Settings, *, runtime: Runtime | None = None, migrate: bool = True, run_bot: bool = False
+    settings: Settings, *, runtime: Runtime | None = None, migrate: bool = True, run_bot: bool = False,
+    defer_sdks: bool = False,
 ) -> FastAPI:
+    """``defer_sdks``: load the openai and aiogram SDKs after start-up (`serve`; adapters/deferred_sdks.py)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = runtime or build_runtime(settings, run_bot=run_bot)
+        rt = runtime or build_runtime(settings, run_bot=run_bot, defer_sdks=defer_sdks)
         app.state.runtime = rt  # read by adapters/http/dependencies.py only
         app.state.telegram_queue = rt.telegram.queue if rt.telegram is not None else None
         health_task = None

@@ -92,10 +92,11 @@ def get_today(request: Request) -> date:
     return _parts(request).today()
 
 
-def get_relay(request: Request) -> Relay | None:
-    """The Telegram staff relay, or None without a bot, MANAGER_CHAT_ID or MANAGER_RELAY_ENABLED."""
+async def get_relay(request: Request) -> Relay | None:
+    """The Telegram staff relay, or None without a bot, MANAGER_CHAT_ID or MANAGER_RELAY_ENABLED
+    (right after start-up it waits for the bot: adapters/deferred_sdks.py)."""
     telegram = _parts(request).telegram
-    return telegram.relay if telegram is not None else None
+    return await telegram.current_relay() if telegram is not None else None
 
 
 def get_bot_username(request: Request) -> str | None:

@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import TextClause, Update, and_, bindparam, delete, exists, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -22,6 +22,9 @@ from adapters.storage.database import Database
 from adapters.storage.models import TelegramUpdate, UTCDateTime, utcnow
 from adapters.telegram.group_commit import GroupCommit
 from adapters.telegram.queue_writes import QueueWrites
+
+if TYPE_CHECKING:
+    from agent.settings import Settings
 
 TABLE = TelegramUpdate.__table__
 ERROR_LENGTH = 1000
@@ -68,6 +71,16 @@ def _active(alias: str) -> TextClause:
 
 
 class UpdateQueue:
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database) -> UpdateQueue:
+        return cls(
+            db,
+            max_attempts=settings.telegram_queue_max_attempts,
+            retry=Backoff(settings.telegram_queue_retry_base_seconds, settings.telegram_queue_retry_max_seconds),
+            lease_seconds=settings.telegram_queue_lease_seconds,
+            retention_hours=settings.telegram_queue_retention_hours,
+        )
+
     def __init__(
         self,
         db: Database,

@@ -39,7 +39,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.wait import wait_exponential
 
-from adapters.http.ratelimit import wait_for_slot
+from adapters.http.ratelimit import SharedSpacing, SharedWindow, wait_for_slot
 from adapters.retry import Backoff
 from adapters.storage.repositories import UserRepository
 from agent.settings import Settings
@@ -80,6 +80,10 @@ def _waiting(backoff: wait_exponential) -> Callable[[RetryCallState], float]:
     return wait
 
 
+# The share of TELEGRAM_SEND_GLOBAL_PER_SECOND the replicas pace to together (see SendPolicy).
+GLOBAL_HEADROOM = 0.8
+
+
 class SendPolicy(BaseRequestMiddleware):
     def __init__(self, settings: Settings, users: UserRepository, storage: Storage) -> None:
         self.users = users
@@ -88,10 +92,32 @@ class SendPolicy(BaseRequestMiddleware):
         self._wait = _waiting(retry.tenacity_wait())
         self.limiter = MovingWindowRateLimiter(storage)
         self.global_limit = RateLimitItemPerSecond(settings.telegram_send_global_per_second, 1)
+        # With Redis the processes share the global budget evenly spaced on Redis's clock (SharedSpacing),
+        # at GLOBAL_HEADROOM of it: a moving window lets the budget go as one burst, which reaches the Bot
+        # API spread over the replicas' scheduling delays and overlaps the next burst there (39-47 in one
+        # second against 30); evenly spaced at the full rate, a sender's stall then catch-up still put
+        # 35 in one second on a loaded 2-core machine (bench/scale_webhooks.py).
+        paced = max(1, int(settings.telegram_send_global_per_second * GLOBAL_HEADROOM))
+        self.global_pace = (
+            SharedSpacing(settings.redis_url.get_secret_value(), "tg_send_all", paced)
+            if settings.redis_url else None
+        )
         burst = settings.telegram_send_chat_burst
         window = max(1, round(burst / settings.telegram_send_chat_per_second))
         self.chat_limit = RateLimitItemPerSecond(burst, window)
+        # With Redis each chat's budget is counted on Redis's clock too (limits' window stamps the
+        # caller's clock read before the round trip: a loaded replica's entry lands early).
+        self.chat_window = (
+            SharedWindow(settings.redis_url.get_secret_value(), "tg_send_chat", burst, window)
+            if settings.redis_url else None
+        )
         self.blocked: set[int] = set()
+
+    async def aclose(self) -> None:
+        if self.global_pace is not None:
+            await self.global_pace.aclose()
+        if self.chat_window is not None:
+            await self.chat_window.aclose()
 
     async def load_blocked(self) -> None:
         stored = await self.users.blocked_external_ids("telegram")
@@ -113,6 +139,26 @@ class SendPolicy(BaseRequestMiddleware):
 
     async def _wait_for_slot(self, item: RateLimitItemPerSecond, key: str) -> None:
         await wait_for_slot(self.limiter, item, "tg_send", key)
+
+    async def _take_slots(self, chat_id: int | str | None) -> None:
+        """The chat's budget and the global one, then send at once: the chat's slot is taken right
+        before sending (after the global wait, not before it), so a long global wait cannot bunch one
+        chat's messages whose slots were taken seconds apart."""
+        if self.global_pace is None:
+            if chat_id is not None:
+                await self._wait_for_slot(self.chat_limit, str(chat_id))
+            await self._wait_for_slot(self.global_limit, "all")
+            return
+        assert self.chat_window is not None  # both come with REDIS_URL
+        while True:
+            if chat_id is not None:
+                await self.chat_window.wait_for_room(str(chat_id))
+            async with self.global_pace:
+                pass
+            # Another replica may have taken the chat's room meanwhile: then the global slot goes
+            # unused (spacing stays within the budget) and the message waits again.
+            if chat_id is None or await self.chat_window.take(str(chat_id)):
+                return
 
     async def __call__(
         self, make_request: NextRequestMiddlewareType[TelegramType], bot: Bot, method: TelegramMethod[TelegramType]
@@ -151,8 +197,6 @@ class SendPolicy(BaseRequestMiddleware):
         ):
             with attempt:
                 if limited:
-                    if chat_id is not None:
-                        await self._wait_for_slot(self.chat_limit, str(chat_id))
-                    await self._wait_for_slot(self.global_limit, "all")
+                    await self._take_slots(chat_id)
                 result = await make_request(bot, method)
         return result

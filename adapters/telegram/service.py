@@ -99,7 +99,10 @@ def build_bot(
 
 
 class TelegramService:
-    def __init__(self, settings: Settings, parts: TelegramBot, db: Database, context: TelegramContext) -> None:
+    def __init__(
+        self, settings: Settings, parts: TelegramBot, db: Database, context: TelegramContext,
+        queue: UpdateQueue | None = None,
+    ) -> None:
         self.settings = settings
         self.bot, self.policy, self.relay, self.notifier = parts.bot, parts.policy, parts.relay, parts.notifier
         # Handlers get the context and the relay by name (aiogram workflow data); relay is None when off.
@@ -108,13 +111,7 @@ class TelegramService:
             self.dispatcher.include_router(relay_router.build(self.relay))  # first: the staff chat stays there
         self.dispatcher.include_routers(*all_routers())
         self.dispatcher.update.outer_middleware(self._sender_is_back)
-        self.queue = UpdateQueue(
-            db,
-            max_attempts=settings.telegram_queue_max_attempts,
-            retry=Backoff(settings.telegram_queue_retry_base_seconds, settings.telegram_queue_retry_max_seconds),
-            lease_seconds=settings.telegram_queue_lease_seconds,
-            retention_hours=settings.telegram_queue_retention_hours,
-        )
+        self.queue = queue or UpdateQueue.from_settings(settings, db)
         self.workers = UpdateWorkers(
             self.queue,
             self.process,
@@ -194,8 +191,12 @@ class TelegramService:
                 log.warning("Telegram not reachable (%s); retrying in %.0fs", type(error).__name__, delay)
                 await asyncio.sleep(delay)
 
+    async def current_relay(self) -> StaffRelay | None:
+        return self.relay
+
     async def close(self) -> None:
         await self.bot.session.close()
+        await self.policy.aclose()
 
 
 class _Startup:
