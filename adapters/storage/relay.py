@@ -210,6 +210,22 @@ class RelayRepository:
             await session.refresh(message)
             return message, True
 
+    async def manager_message(self, key: str) -> Message | None:
+        async with self.db.session() as session:
+            query = select(Message).where(Message.idempotency_key == key, Message.role == MANAGER_ROLE)
+            return (await session.exec(query)).first()
+
+    async def edit_manager_message(self, message_id: int, content: str) -> None:
+        """A manager's edit: the transcript keeps the new words (and when they changed, not the old ones)."""
+        async with self.db.session() as session:
+            message = await session.get(Message, message_id)
+            if message is None:  # the client withdrew consent meanwhile
+                return
+            message.content = content
+            message.meta = {**message.meta, "edited_at": utcnow().isoformat()}
+            session.add(message)
+            await session.commit()
+
     async def set_delivery(self, message_id: int, delivery: str, **extra: Any) -> None:
         async with self.db.session() as session:
             message = await session.get(Message, message_id)
