@@ -235,8 +235,10 @@ class RelayRepository:
             session.add(message)
             await session.commit()
 
-    async def take_waiting(self, conversation_id: int) -> list[Message]:
-        """Manager messages a non-Telegram client has not received yet, oldest first; marked taken."""
+    async def take_waiting(self, conversation_id: int, key: str | None = None) -> list[Message]:
+        """Manager messages a non-Telegram client has not received yet, oldest first; marked taken (by
+        the request's ``key``, so a retry of that request, whose first answer may never have arrived,
+        carries the same ones again)."""
         async with self.db.session() as session:
             rows = (
                 await session.exec(
@@ -245,10 +247,11 @@ class RelayRepository:
                     .order_by(col(Message.id))
                 )
             ).all()
+            taken = [m for m in rows if key is not None and (m.meta or {}).get("taken_by") == key]
             waiting = [m for m in rows if (m.meta or {}).get("delivery") == "waiting"]
             for message in waiting:
-                message.meta = {**message.meta, "delivery": "taken"}
+                message.meta = {**message.meta, "delivery": "taken", **({"taken_by": key} if key else {})}
                 session.add(message)
             if waiting:
                 await session.commit()
-            return waiting
+            return sorted(taken + waiting, key=lambda m: m.id or 0)
