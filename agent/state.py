@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, field_validator
 
 from agent.text_safety import plain_name, strip_control
 from agent.types import Usage
@@ -46,6 +46,10 @@ class ConversationState(BaseModel):
     human_mode_until: datetime | None = None
     handoff_reason: str | None = None
     handoff_notice_sent: bool = False
+    # The stored values this state was loaded with (set by the store): a save writes only what changed
+    # since, so a turn and a release running at once (another update, another process) keep each other's
+    # changes instead of writing back what they loaded.
+    _as_loaded: dict[str, Any] | None = PrivateAttr(default=None)
 
 
 class StoredMessage(BaseModel):

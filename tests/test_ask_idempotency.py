@@ -63,3 +63,19 @@ async def test_a_malformed_key_is_422(client: httpx.AsyncClient, key: str) -> No
     response = await client.post("/api/assistant/ask", headers=mini_app(3004), json={"message": "hi", "idempotency_key": key})
     assert response.status_code == 422
     assert response.json()["field"] == "idempotency_key"
+
+
+async def test_a_retry_gets_the_manager_messages_its_first_attempt_took(client: httpx.AsyncClient) -> None:
+    """A manager's answer rides on the client's next reply once; if that reply was lost (a dropped
+    stream), the retry with the same key carries it again instead of losing it."""
+    handed = await client.post("/api/assistant/ask", headers=mini_app(3010), json={"choice": "handoff"})
+    conversation = handed.json()["conversation_id"]
+    sent = await client.post(f"/admin/conversations/{conversation}/messages", auth=BASIC, json={"text": "Здравствуйте! Это Ирина."})
+    assert sent.json()["delivery"] == "waiting"
+    body = {"message": "Жду ответа", "idempotency_key": "after-handoff-01"}
+    first = await client.post("/api/assistant/ask", headers=mini_app(3010), json=body)
+    again = await client.post("/api/assistant/ask", headers=mini_app(3010), json=body)
+    assert [m["text"] for m in first.json()["manager_messages"]] == ["Здравствуйте! Это Ирина."]
+    assert again.json() == first.json()
+    later = await client.post("/api/assistant/ask", headers=mini_app(3010), json={**body, "idempotency_key": "after-handoff-02"})
+    assert later.json()["manager_messages"] == []  # still carried once to each message

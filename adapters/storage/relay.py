@@ -210,6 +210,22 @@ class RelayRepository:
             await session.refresh(message)
             return message, True
 
+    async def manager_message(self, key: str) -> Message | None:
+        async with self.db.session() as session:
+            query = select(Message).where(Message.idempotency_key == key, Message.role == MANAGER_ROLE)
+            return (await session.exec(query)).first()
+
+    async def edit_manager_message(self, message_id: int, content: str) -> None:
+        """A manager's edit: the transcript keeps the new words (and when they changed, not the old ones)."""
+        async with self.db.session() as session:
+            message = await session.get(Message, message_id)
+            if message is None:  # the client withdrew consent meanwhile
+                return
+            message.content = content
+            message.meta = {**message.meta, "edited_at": utcnow().isoformat()}
+            session.add(message)
+            await session.commit()
+
     async def set_delivery(self, message_id: int, delivery: str, **extra: Any) -> None:
         async with self.db.session() as session:
             message = await session.get(Message, message_id)
@@ -219,8 +235,10 @@ class RelayRepository:
             session.add(message)
             await session.commit()
 
-    async def take_waiting(self, conversation_id: int) -> list[Message]:
-        """Manager messages a non-Telegram client has not received yet, oldest first; marked taken."""
+    async def take_waiting(self, conversation_id: int, key: str | None = None) -> list[Message]:
+        """Manager messages a non-Telegram client has not received yet, oldest first; marked taken (by
+        the request's ``key``, so a retry of that request, whose first answer may never have arrived,
+        carries the same ones again)."""
         async with self.db.session() as session:
             rows = (
                 await session.exec(
@@ -229,10 +247,11 @@ class RelayRepository:
                     .order_by(col(Message.id))
                 )
             ).all()
+            taken = [m for m in rows if key is not None and (m.meta or {}).get("taken_by") == key]
             waiting = [m for m in rows if (m.meta or {}).get("delivery") == "waiting"]
             for message in waiting:
-                message.meta = {**message.meta, "delivery": "taken"}
+                message.meta = {**message.meta, "delivery": "taken", **({"taken_by": key} if key else {})}
                 session.add(message)
             if waiting:
                 await session.commit()
-            return waiting
+            return sorted(taken + waiting, key=lambda m: m.id or 0)

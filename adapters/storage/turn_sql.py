@@ -9,6 +9,7 @@ loop, so it grew with concurrency.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from typing import Any, cast
 
@@ -93,6 +94,18 @@ _INSERT_MESSAGE = {name: insert_once(name, messages).returning(messages.c.id) fo
 
 
 def state_of(row: Any, brand: str) -> ConversationState:
+    state = _state_of(row, brand)
+    state._as_loaded = _snapshot(_columns(state))
+    return state
+
+
+def _snapshot(columns: dict[str, Any]) -> dict[str, Any]:
+    """The columns as they are now: the profile's dump is a fresh dict already, the flow is mutated in
+    place by the policy, so only it is copied (a whole deepcopy costs a turn ~0.1 ms more)."""
+    return {**columns, "state": copy.deepcopy(columns["state"])}
+
+
+def _state_of(row: Any, brand: str) -> ConversationState:
     return ConversationState(
         conversation_id=row.conversation_id,
         user_id=row.id,
@@ -191,15 +204,24 @@ def insert_message(conn: sa.Connection, conversation_id: int, role: str, message
     return conn.execute(_INSERT_MESSAGE[conn.dialect.name], values).first() is not None
 
 
-def state_values(state: ConversationState, now: datetime) -> dict[str, Any]:
+def _columns(state: ConversationState) -> dict[str, Any]:
     return {
         "profile": state.profile.model_dump(exclude_none=True),
         "state": state.flow,
         "human_mode_until": state.human_mode_until,
         "handoff_reason": state.handoff_reason,
         "handoff_notice_sent": state.handoff_notice_sent,
-        "updated_at": now,
     }
+
+
+def state_values(state: ConversationState, now: datetime) -> dict[str, Any]:
+    """The conversation's columns this state changed since it was loaded (all of them for a state the
+    store did not load); remembered as stored, for a later save of the same state."""
+    current = _columns(state)
+    loaded = state._as_loaded
+    changed = {k: v for k, v in current.items() if loaded is None or loaded.get(k) != v}
+    state._as_loaded = _snapshot(current)
+    return {**changed, "updated_at": now}
 
 
 def update_conversation(conn: sa.Connection, conversation_id: int, values: dict[str, Any]) -> None:

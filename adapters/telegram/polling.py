@@ -20,7 +20,8 @@ from adapters.telegram.queue import UpdateQueue
 log = logging.getLogger(__name__)
 
 LONG_POLL_SECONDS = 25
-ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
+# edited_message: a manager editing a message the relay carried edits the client's copy.
+ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 
 
 class GetRawUpdates(TelegramMethod[list[dict[str, Any]]]):

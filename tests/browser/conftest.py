@@ -124,8 +124,12 @@ async def _real_dialogs(settings: Any) -> None:
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[str, Runtime]]:
     tmp = tmp_path_factory.mktemp("browser")
+    # The admin screens' tests each make sure the same two Mini App leads exist (POST /api/leads, the same
+    # users from 127.0.0.1): more than LEADS_RATE_LIMIT_USER_REQUESTS allows in an hour. The limit has its
+    # own tests; here it would only answer 429 to the fixtures.
     settings = make_settings(tmp, telegram_bot_token=TEST_BOT_TOKEN, admin_miniapp_enabled=True,
-                             admin_telegram_ids=[ADMIN_TELEGRAM_ID], webapp_dist_path=str(DIST))
+                             admin_telegram_ids=[ADMIN_TELEGRAM_ID], webapp_dist_path=str(DIST),
+                             leads_rate_limit_user_requests=1000, leads_rate_limit_ip_requests=1000)
     # The bot's own notifier would call Telegram: record instead.
     runtime = build_runtime(settings, notifier=RecordingNotifier())
     app = create_app(settings, runtime=runtime)

@@ -1,7 +1,7 @@
 """A fake Telegram Bot API server on 127.0.0.1 that real aiogram talks to (TELEGRAM_API_BASE_URL).
 
 Serves getMe, getUpdates (with offset confirmation), sendMessage, sendMessageDraft, answerCallbackQuery,
-sendChatAction, setMyCommands, editMessageReplyMarkup, deleteWebhook, and for the manager relay getChat
+sendChatAction, setMyCommands, editMessageReplyMarkup, editMessageText, editMessageCaption, deleteWebhook, and for the manager relay getChat
 (``forums`` lists the forum supergroups), createForumTopic, editForumTopic, closeForumTopic,
 reopenForumTopic (state in ``topics``) and copyMessage; sent messages carry message_thread_id. Records
 every call with its time and can answer scripted failures (429 with retry_after, 5xx, 403, 400, a
@@ -137,7 +137,7 @@ class FakeBotAPI:
             return BOT_USER
         if method == "getUpdates":
             return await self._get_updates(params)
-        if method in {"sendMessage", "editMessageReplyMarkup", "editMessageText"}:
+        if method in {"sendMessage", "editMessageReplyMarkup", "editMessageText", "editMessageCaption"}:
             self.sent_count += method == "sendMessage"
             return self._message(params)
         if method == "copyMessage":

@@ -110,3 +110,10 @@ def staff_button(update_id: int, chat_id: int, manager_id: int, data: str, *, th
     return {"update_id": update_id, "callback_query": {
         "id": f"cq{update_id}", "from": {"id": manager_id, "is_bot": False, "first_name": f"Manager{manager_id}"},
         "chat_instance": "staff", "data": data, "message": message}}
+
+
+def staff_edit(update_id: int, of_update: int, chat_id: int, manager_id: int, text: str | None = None, *,
+               thread: int | None = None, **content: Any) -> dict[str, Any]:
+    """A manager editing the staff message that update ``of_update`` brought (same message_id)."""
+    edited = staff(of_update, chat_id, manager_id, text, thread=thread, **content)["message"]
+    return {"update_id": update_id, "edited_message": {**edited, "edit_date": int(time.time())}}

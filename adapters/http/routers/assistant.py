@@ -169,7 +169,7 @@ async def ask(
                 await relay.from_api_client(
                     reply.conversation_id, body.message or body.choice or "", source_key=inbound.idempotency_key
                 )
-            waiting = await RelayRepository(db).take_waiting(reply.conversation_id)
+            waiting = await RelayRepository(db).take_waiting(reply.conversation_id, inbound.idempotency_key)
             manager_messages = [
                 ManagerMessage(text=m.content, manager_name=m.meta.get("manager_name"), created_at=m.created_at) for m in waiting
             ]

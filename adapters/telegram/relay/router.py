@@ -1,7 +1,7 @@
 """The staff chat (MANAGER_CHAT_ID) and the client's side of the relay.
 
 Staff chat: a manager's message in a client's topic (or a reply to a client's card or message) goes to
-that client; /release and the card's button return the conversation to the bot, /close also closes
+that client, and an edit of it edits the client's copy; /release and the card's button return the conversation to the bot, /close also closes
 the topic. The bot's own and service messages, commands and chatter outside client topics stay put.
 Messages from any other group never reach a client: this router only sees MANAGER_CHAT_ID.
 """
@@ -64,11 +64,19 @@ async def release_button(query: CallbackQuery, callback_data: RelayAction, relay
         return
 
 
-async def manager_message(message: Message, relay: StaffRelay) -> None:
+def _relayable(message: Message) -> bool:
     sender = message.from_user
-    if sender is None or sender.is_bot or message.content_type not in RELAYABLE or is_command(message.text):
-        return
-    await relay.from_manager(message)
+    return not (sender is None or sender.is_bot or message.content_type not in RELAYABLE or is_command(message.text))
+
+
+async def manager_message(message: Message, relay: StaffRelay) -> None:
+    if _relayable(message):
+        await relay.from_manager(message)
+
+
+async def manager_edit(message: Message, relay: StaffRelay) -> None:
+    if _relayable(message):
+        await relay.edit_from_manager(message)
 
 
 def build(relay: StaffRelay) -> Router:
@@ -82,6 +90,8 @@ def build(relay: StaffRelay) -> Router:
     router.message.register(release_command, Command("release"))
     router.message.register(close_command, Command("close"))
     router.message.register(manager_message)
+    router.edited_message.filter(staff_chat)
+    router.edited_message.register(manager_edit)
     router.callback_query.register(release_button, RelayAction.filter())
     return router
 

@@ -41,6 +41,7 @@ IDLE_NOTE = (
     "⏰ Менеджер не писал {hours} ч — разговор вернулся к боту. Напишите здесь снова, чтобы продолжить."
 )
 API_CLIENT_PREFIX = "👤 Клиент"
+EDIT_FAILED_NOTE = "✏️ Изменение не дошло до клиента: у него остался прежний текст. Напишите исправление новым сообщением."
 MEDIA_LABELS = {
     "photo": "фото", "document": "документ", "voice": "голосовое сообщение", "video": "видео",
     "audio": "аудио", "sticker": "стикер", "animation": "анимация", "video_note": "видеосообщение",
@@ -227,6 +228,40 @@ class StaffRelay:
         author = Author(name=sender.full_name[:128], telegram_id=sender.id)
         key = f"relay:{message.chat.id}:{message.message_id}"
         await self._deliver(conversation_id, key, describe(message), author, source=message)
+
+    async def edit_from_manager(self, message: Message) -> None:
+        """A manager edited a message the relay carried: the client's copy is edited the same way (its
+        text, or a media message's caption) and the transcript keeps the new words. The client is edited
+        before the transcript, so a crash in between redoes the edit (Telegram answers «not modified»);
+        an edit that changes nothing stored sends nothing. A client outside Telegram who has not taken
+        the message yet simply gets the new words."""
+        stored = await self.repo.manager_message(f"relay:{message.chat.id}:{message.message_id}")
+        content = describe(message)
+        if stored is None or stored.id is None or stored.content == content:
+            return  # never relayed (a command, chatter outside topics) or a repeated edit
+        meta = stored.meta or {}
+        client = await self.repo.client(stored.conversation_id)
+        chat, copy_id = (client.telegram_chat_id if client else None), meta.get("client_message_id")
+        if meta.get("delivery") == "delivered" and client is not None and chat is not None and copy_id is not None:
+            try:
+                if message.text is not None:
+                    await self.bot.edit_message_text(
+                        text=message.text, chat_id=chat, message_id=copy_id, entities=message.entities, parse_mode=None
+                    )
+                else:
+                    await self.bot.edit_message_caption(
+                        chat_id=chat, message_id=copy_id, caption=message.caption,
+                        caption_entities=message.caption_entities, parse_mode=None,
+                    )
+            except TelegramForbiddenError:
+                await self._blocked(client)
+            except TelegramBadRequest as error:
+                if "not modified" not in error.message.lower():
+                    topic = await self.repo.topic(stored.conversation_id)
+                    if topic is not None:
+                        await self._note(topic, f"{EDIT_FAILED_NOTE} ({error.message})")
+                    return
+        await self.repo.edit_manager_message(stored.id, content)
 
     async def send_from_admin(self, conversation_id: int, text: str, author: Author, *, key: str | None = None) -> Delivery:
         """An admin's answer from the admin API: delivered like a topic message and shown in the topic.
