@@ -40,6 +40,7 @@ from adapters.storage.repositories import (
     UserRepository,
 )
 from adapters.storage.stores import SqlStore
+from adapters.storage.withdrawal import SqlWithdrawalStore
 from agent import __version__
 from agent.catalog import Catalog, read_catalog, school_today
 from agent.leads import LeadService
@@ -49,6 +50,7 @@ from agent.ports import CRM, Assistant, Notifier
 from agent.prompting import load_prompts
 from agent.service import AssistantService
 from agent.settings import CrmProvider, Settings
+from agent.withdrawal import ConsentWithdrawal
 from tools.registry import build_tools, tool_schemas
 
 if TYPE_CHECKING:
@@ -112,8 +114,9 @@ def build_runtime(
     notifier = notifier or (bot.notifier if bot is not None else LoggingNotifier())
     provider = None if settings.crm_provider is CrmProvider.none else settings.crm_provider.value
     lead_service = LeadService(store, catalog=catalog, legal_path=settings.legal_path, outbox_provider=provider)
+    withdrawal = ConsentWithdrawal(SqlWithdrawalStore(db))
     assistant_service: Assistant = assistant or _build_assistant(
-        settings, store, catalog, knowledge, lead_service, notifier, crm, llm, today
+        settings, store, catalog, knowledge, lead_service, notifier, crm, llm, today, withdrawal
     )
     lead_test = LeadTest(crm, lead_service, leads, settings.brand_default)
     telegram = None
@@ -205,6 +208,7 @@ def _build_assistant(
     crm: CRM,
     llm: LLM | None,
     today: Callable[[], date],
+    withdrawal: ConsentWithdrawal,
 ) -> AssistantService:
     model = None
     if llm is not None:
@@ -219,6 +223,7 @@ def _build_assistant(
         notifier=notifier,
         model=model,
         crm=crm,
+        withdrawal=withdrawal,
         today=today,
         on_model_failure=_count_model_failure,
     )

@@ -88,20 +88,6 @@ async def test_consent_and_usage(runtime: Runtime) -> None:
     assert await runtime.usage.tokens_since(datetime.now(UTC) - timedelta(days=1), user_id=user.id) == 15
 
 
-async def test_forget_deletes_personal_data(runtime: Runtime) -> None:
-    said = [("мой телефон +79991112233", "Спасибо!")]
-    state = await stored_dialogue(runtime.store, "12", said, first_name="Мария", username="maria")
-    await runtime.leads.create(
-        Lead(user_id=state.user_id, brand="kmipt", channel="telegram", phone="+79991112233"), outbox_provider="tallanto"
-    )
-    assert len(await runtime.messages.recent(state.conversation_id)) == 2
-    await runtime.users.forget(state.user_id)
-    assert await runtime.leads.count() == 0
-    assert await runtime.messages.recent(state.conversation_id) == []
-    forgotten = await runtime.users.get(state.user_id)
-    assert forgotten is not None and forgotten.first_name is None and forgotten.username is None
-
-
 def test_naive_datetimes_are_refused() -> None:
     from adapters.storage.models import UTCDateTime
 
