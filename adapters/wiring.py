@@ -50,7 +50,7 @@ from agent.ports import CRM, Assistant, Notifier
 from agent.prompting import load_prompts
 from agent.service import AssistantService
 from agent.settings import CrmProvider, Settings
-from agent.withdrawal import ConsentWithdrawal
+from agent.withdrawal import ConsentWithdrawal, StaffCopies
 from tools.registry import build_tools, tool_schemas
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def build_runtime(
     notifier = notifier or (bot.notifier if bot is not None else LoggingNotifier())
     provider = None if settings.crm_provider is CrmProvider.none else settings.crm_provider.value
     lead_service = LeadService(store, catalog=catalog, legal_path=settings.legal_path, outbox_provider=provider)
-    withdrawal = ConsentWithdrawal(SqlWithdrawalStore(db))
+    withdrawal = ConsentWithdrawal(SqlWithdrawalStore(db), staff=_staff_copies(bot, db))
     assistant_service: Assistant = assistant or _build_assistant(
         settings, store, catalog, knowledge, lead_service, notifier, crm, llm, today, withdrawal
     )
@@ -196,6 +196,15 @@ def _build_bot(
 
 def _count_model_failure(kind: str) -> None:
     MODEL_ERRORS.labels(kind).inc()
+
+
+def _staff_copies(bot: TelegramBot | None, db: Database) -> StaffCopies | None:
+    """Where a withdrawal also removes the client's messages: the manager relay's staff chat."""
+    if bot is None or bot.relay is None:
+        return None
+    from adapters.telegram.relay.erase import StaffChatCopies  # aiogram is loaded only with a bot
+
+    return StaffChatCopies(bot.bot, db)
 
 
 def _build_assistant(

@@ -287,3 +287,38 @@ async def test_admin_forget_and_the_consent_list(http: tuple[httpx.AsyncClient, 
     mine = (await client.get("/admin/consents", params={"user_id": other, "event": "granted"}, auth=BASIC)).json()
     assert [i["user_id"] for i in mine["items"]] == [other]
     assert (await client.get("/admin/consents", params={"event": "maybe"}, auth=BASIC)).status_code == 422
+
+
+# ---------------------------------------------------------------- the manager relay's staff chat
+
+STAFF, MANAGER = -1001234567890, 9001
+
+
+@pytest.mark.parametrize("forum", [True, False])
+async def test_staff_chat_copies_are_removed(tmp_path: Path, fake_api: FakeBotAPI, forum: bool) -> None:
+    """The client's messages copied into the staff chat: a forum topic is deleted whole, in a plain
+    group the card and the copies are deleted; the managers' updates in the topic are scrubbed too."""
+    staff = STAFF if forum else -4001
+    if forum:
+        fake_api.forums.add(staff)
+    settings = telegram_settings(tmp_path, fake_api.base_url, manager_chat_id=staff)
+    async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as service:
+        await say(service, updates.message(1, USER, "/start"))
+        await say(service, updates.message(2, USER, "/manager"))
+        await say(service, updates.message(3, USER, f"Мой номер {PHONE}, перезвоните"))
+        links = await rows(service, "SELECT message_id FROM relay_links ORDER BY id")
+        assert len(links) == 2  # the card and the copied message
+        thread = next(iter(fake_api.topics)) if forum else None
+        await say(service, updates.staff(4, staff, MANAGER, "Перезвоню, Parent900", thread=thread))
+        (question,) = await say(service, updates.message(5, USER, "/forget"))
+        await say(service, updates.callback(6, USER, _buttons(question)[0]))
+
+        if forum:
+            assert [(int(c.params["chat_id"]), int(c.params["message_thread_id"])) for c in fake_api.calls_of("deleteForumTopic")] == [(staff, thread)]
+            (manager_update,) = await rows(service, "SELECT payload FROM telegram_updates WHERE update_id = 4")
+            assert json.loads(manager_update[0]) == {"update_id": 4}
+        else:
+            (deleted,) = [c.params for c in fake_api.calls_of("deleteMessages")]
+            assert int(deleted["chat_id"]) == staff and sorted(int(m) for m in deleted["message_ids"]) == sorted(m for (m,) in links)
+        assert await rows(service, "SELECT count(*) FROM relay_links") == [(0,)]
+        assert await rows(service, "SELECT count(*) FROM relay_topics") == [(0,)]
