@@ -115,7 +115,7 @@ class SqlWithdrawalStore:
                     session.add(outbox)
                 lead.name, lead.phone, lead.manager_note, lead.profile = None, "", None, {}
                 lead.conversation_id, lead.updated_at = None, now
-                lead.crm_error = "consent withdrawn: personal data removed here; remove the CRM record"
+                lead.crm_error = "согласие отозвано: данные удалены из бота, удалите запись в CRM"  # shown on the lead card
                 session.add(lead)
 
             # Token usage stays (daily budgets and costs), detached from the deleted conversation.

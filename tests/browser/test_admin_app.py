@@ -190,3 +190,35 @@ async def test_admin_in_browser_with_basic_auth(browser: Browser, server: tuple[
         async with page.expect_download() as download:
             await page.get_by_role("button", name="Выгрузить в CSV").click()
         assert (await download.value).suggested_filename == "leads.csv"
+
+
+@pytest.mark.parametrize("dark", THEMES)
+async def test_consents_screen_shows_a_withdrawal_and_what_to_remove_in_the_crm(
+    browser: Browser, server: tuple[str, Runtime], dark: bool
+) -> None:
+    """A withdrawal must be visible to the school: the «Согласия» tab lists it with the requests the CRM
+    already holds (to remove there by hand), and the lead card no longer shows a phone."""
+    base, runtime = server
+    user_id_in_telegram = 3010 + int(dark)
+    init_data = sign_init_data(TEST_BOT_TOKEN, user={"id": user_id_in_telegram, "first_name": "Анна"})
+    async with httpx.AsyncClient(base_url=base) as client:
+        body = {"name": "Анна", "phone": "+7 916 000-44-55", "consent_personal_data": True, "grade": 9, "goal": "oge"}
+        created = await client.post("/api/leads", json=body, headers={"Authorization": f"tma {init_data}"})
+        assert created.status_code == 201, created.text
+        lead_id = created.json()["lead_id"]
+        await runtime.leads.set_crm_status(lead_id, "delivered", crm_id=f"amo-{lead_id}")  # as a push records it
+        user = await runtime.users.get_or_create("telegram", str(user_id_in_telegram))
+        withdrawn = await client.post(f"/admin/users/{user.id}/forget", auth=BASIC)
+        assert withdrawn.status_code == 200, withdrawn.text
+    async with opened(browser, f"{base}/admin/miniapp", telegram_user=ADMIN, dark=dark) as page:
+        await expect(page.locator(f'article.lead[data-lead="{lead_id}"]')).to_contain_text("Телефон удалён")
+        await page.get_by_role("tab", name="Согласия").click()
+        await page.select_option("#filter-consent", "withdrawn")
+        card = page.locator("article.consent").first
+        await expect(card).to_contain_text("Согласие отозвано")
+        await expect(card).to_contain_text(f"заявка №{lead_id} (CRM amo-{lead_id})")
+        await expect(card).to_contain_text("в течение 30 дней")
+        await expect(card).to_contain_text("Администратор")  # the channel, in Russian
+        assert "withdrawn" not in await card.inner_text()
+        await shot(page, f"admin-5-consents-{theme_name(dark)}")
+        assert await axe_violations(page) == []
