@@ -19,7 +19,6 @@ from adapters.storage.engine import normalize_database_url
 from adapters.storage.models import ConsentRecord, Lead, ModelUsage
 from adapters.runtime import Runtime
 from tests.conftest import PG_ADMIN_DSN, REPO
-from tests.storage_helpers import stored_dialogue
 
 
 async def test_migrations_create_every_table(db: Database) -> None:

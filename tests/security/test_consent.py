@@ -26,6 +26,7 @@ from agent.withdrawal import UserRef
 from tests.assistant_helpers import FakeCRM
 from tests.conftest import app_client, make_settings
 from tests.fakes import updates
+from tests.storage_helpers import stored_dialogue
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.telegram.conftest import Service, fake_api, running_service, telegram_settings
 from tests.webapp_helpers import PLAIN_TELEGRAM_ID, TEST_BOT_TOKEN, sign_init_data
@@ -68,25 +69,10 @@ class RecordingCRM(FakeCRM):
         return CrmPushResult(crm_ids={"lead_id": f"l-{lead.lead_id}"})
 
 
-class BreaksOn:
-    """The real assistant, except that a message with ``marker`` fails every attempt (a dead letter)."""
-
-    def __init__(self, real: Any, marker: str) -> None:
-        self.real, self.marker = real, marker
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.real, name)
-
-    async def handle(self, inbound: Any) -> Any:
-        if inbound.text and self.marker in inbound.text:
-            raise RuntimeError("a bug in a turn")
-        return await self.real.handle(inbound)
-
-
 @pytest.fixture
 async def bot(tmp_path: Path, fake_api: FakeBotAPI, database_url: str) -> AsyncIterator[Service]:
-    settings = telegram_settings(tmp_path, fake_api.base_url, database_url, telegram_queue_max_attempts=2)
-    async with running_service(settings, fake_api, lambda runtime: BreaksOn(runtime.assistant, "сломается")) as running:
+    settings = telegram_settings(tmp_path, fake_api.base_url, database_url)
+    async with running_service(settings, fake_api) as running:
         yield running
 
 
@@ -120,8 +106,9 @@ async def test_the_issue_repro_a_withdrawal_blocks_the_next_lead(bot: Service, h
 async def test_queue_payloads_and_dead_letters_are_scrubbed(bot: Service, capsys: pytest.CaptureFixture[str]) -> None:
     """The processed rows kept 48 h for idempotency and the dead letters held the phone; after the
     withdrawal each row is still there (a redelivery is still recognised) without any personal data."""
-    (apology,) = await say(bot, updates.message(1, USER, f"Мой номер {PHONE}, вдруг сломается"))
-    assert "не получилось обработать" in apology["text"]  # update 1 is a dead letter now
+    broken = updates.message(1, USER, f"Мой номер {PHONE}")
+    broken["message"]["date"] = "вчера"  # not a valid Telegram update: dead-lettered at once
+    await say(bot, broken)
     await _lead_with_consent(bot, 2)
     await say(bot, updates.message(10, OTHER_USER, f"Мой номер {OTHER_PHONE}"))
     query = "SELECT update_id, status, payload FROM telegram_updates WHERE chat_id = :chat ORDER BY update_id"
@@ -159,9 +146,8 @@ async def _consenting_user(runtime: Runtime, external_id: str) -> int:
 
 
 async def test_delivered_leads_are_kept_anonymised_and_nothing_is_pushed_again(runtime: Runtime) -> None:
+    await stored_dialogue(runtime.store, "910", [(f"мой телефон {PHONE}", "Спасибо!")], first_name="Мария")
     user_id = await _consenting_user(runtime, "910")
-    conversation = await runtime.conversations.get_or_create(user_id, "kmipt")
-    await runtime.messages.add(conversation.id, "user", f"мой телефон {PHONE}", channel="telegram")  # type: ignore[arg-type]
     delivered = await runtime.leads.create(Lead(user_id=user_id, brand="kmipt", channel="telegram", phone=PHONE, name="Мария"), outbox_provider="amo")
     (claimed,) = await runtime.outbox.claim("amo", limit=10, lease_seconds=60)
     await runtime.outbox.delivered(claimed, {"contact_id": "c-77", "lead_id": "l-88"}, "l-88")
@@ -176,7 +162,7 @@ async def test_delivered_leads_are_kept_anonymised_and_nothing_is_pushed_again(r
     erasure = withdrawn.erasure
     assert erasure is not None and erasure.leads_deleted == [pending.id] and erasure.outbox_rows_deleted == 1
     assert [(k.lead_id, k.crm_ids) for k in erasure.leads_kept] == [(delivered.id, {"contact_id": "c-77", "lead_id": "l-88"})]
-    assert erasure.messages == 1 and erasure.conversations == 1
+    assert erasure.messages == 2 and erasure.conversations == 1
     assert f"Заявку №{delivered.id} менеджер уже получил" in withdrawn.text and "30 дней" in withdrawn.text
     assert "edu@kmipt.ru" in withdrawn.text and "сейчас" not in withdrawn.text.lower()
     assert await rows(runtime, "SELECT id, phone, name, manager_note, crm_id FROM leads") == [(delivered.id, "", None, None, "l-88")]
@@ -302,7 +288,7 @@ async def test_staff_chat_copies_are_removed(tmp_path: Path, fake_api: FakeBotAP
     if forum:
         fake_api.forums.add(staff)
     settings = telegram_settings(tmp_path, fake_api.base_url, manager_chat_id=staff)
-    async with running_service(settings, fake_api, lambda runtime: runtime.assistant) as service:
+    async with running_service(settings, fake_api) as service:
         await say(service, updates.message(1, USER, "/start"))
         await say(service, updates.message(2, USER, "/manager"))
         await say(service, updates.message(3, USER, f"Мой номер {PHONE}, перезвоните"))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query
 from sqlmodel import col, select
 
-from adapters.http.dependencies import RuntimeDep
+from adapters.http.dependencies import AssistantDep, DatabaseDep
 from adapters.http.miniapp_auth import AdminAccessDep
 from adapters.http.routers.admin_leads import RowId
 from adapters.storage.models import ConsentRecord, Lead, User
@@ -26,7 +26,7 @@ ConsentKind = Literal["personal_data", "marketing"]
 @router.get("/admin/consents")
 async def list_consents(
     _: AdminAccessDep,
-    runtime: RuntimeDep,
+    db: DatabaseDep,
     event: Annotated[ConsentEvent | None, Query(description="granted, refused or withdrawn")] = None,
     kind: Annotated[ConsentKind | None, Query()] = None,
     channel: Annotated[str | None, Query(max_length=16, pattern=r"^[a-z]+$")] = None,
@@ -45,7 +45,7 @@ async def list_consents(
         where.append(ConsentRecord.channel == channel)
     if user_id is not None:
         where.append(ConsentRecord.user_id == user_id)
-    async with runtime.db.session() as session:
+    async with db.session() as session:
         total = (await session.exec(select(sa.func.count()).select_from(ConsentRecord).where(*where))).one()
         rows = (
             await session.exec(
@@ -88,11 +88,9 @@ async def list_consents(
 
 
 @router.post("/admin/users/{user_id}/forget")
-async def forget_user(user_id: RowId, who: AdminAccessDep, runtime: RuntimeDep) -> dict[str, object]:
+async def forget_user(user_id: RowId, who: AdminAccessDep, assistant: AssistantDep) -> dict[str, object]:
     """Withdraw the user's consent and delete their personal data, exactly as /forget does."""
-    if runtime.assistant is None:
-        raise HTTPException(503, {"reason": "assistant_unavailable"})
-    withdrawn = await runtime.assistant.withdraw_consent(UserRef(user_id=user_id), "admin")
+    withdrawn = await assistant.withdraw_consent(UserRef(user_id=user_id), "admin")
     if withdrawn.erasure is None:
         raise HTTPException(404, {"reason": "not_found", "detail": f"user {user_id}"})
     log.info("consent of user %s withdrawn by %s", user_id, who)
