@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from adapters.storage.chat_keys import topic_key
 from adapters.storage.database import Database
 from adapters.storage.models import (
     ConsentRecord,
@@ -22,7 +23,6 @@ from adapters.storage.models import (
     TelegramUpdate,
     User,
 )
-from adapters.telegram.queue import topic_key
 from agent.leads import MARKETING, PERSONAL_DATA
 from agent.withdrawal import WITHDRAWN, Erasure, KeptLead, LeadFacts, UserRef
 
