@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Route, expect
 
 from adapters.runtime import Runtime
+from agent.leads import LeadRequest
 from tests.browser.conftest import ADMIN, BASIC, PARENT, axe_violations, opened, shot, theme_name
 from tests.webapp_helpers import TEST_BOT_TOKEN, sign_init_data
 
@@ -200,14 +202,14 @@ async def test_consents_screen_shows_a_withdrawal_and_what_to_remove_in_the_crm(
     already holds (to remove there by hand), and the lead card no longer shows a phone."""
     base, runtime = server
     user_id_in_telegram = 3010 + int(dark)
-    init_data = sign_init_data(TEST_BOT_TOKEN, user={"id": user_id_in_telegram, "first_name": "Анна"})
+    # The lead through the service the form uses (the per-IP lead limit stays for the other tests).
+    user = await runtime.users.get_or_create("telegram", str(user_id_in_telegram))
+    assert runtime.lead_service is not None and user.id is not None
+    await runtime.lead_service.record_consent(user_id=user.id, brand="kmipt", granted=True, channel="miniapp", telegram_id=user_id_in_telegram)
+    request = LeadRequest(user_id=user.id, brand="kmipt", channel="miniapp", phone="+7 916 000-44-55", name="Анна", profile={"grade": 9, "goal": "oge"})
+    lead_id = (await runtime.lead_service.create(request, now=datetime.now(UTC))).lead_id
+    await runtime.leads.set_crm_status(lead_id, "delivered", crm_id=f"amo-{lead_id}")  # as a push records it
     async with httpx.AsyncClient(base_url=base) as client:
-        body = {"name": "Анна", "phone": "+7 916 000-44-55", "consent_personal_data": True, "grade": 9, "goal": "oge"}
-        created = await client.post("/api/leads", json=body, headers={"Authorization": f"tma {init_data}"})
-        assert created.status_code == 201, created.text
-        lead_id = created.json()["lead_id"]
-        await runtime.leads.set_crm_status(lead_id, "delivered", crm_id=f"amo-{lead_id}")  # as a push records it
-        user = await runtime.users.get_or_create("telegram", str(user_id_in_telegram))
         withdrawn = await client.post(f"/admin/users/{user.id}/forget", auth=BASIC)
         assert withdrawn.status_code == 200, withdrawn.text
     async with opened(browser, f"{base}/admin/miniapp", telegram_user=ADMIN, dark=dark) as page:
