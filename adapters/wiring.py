@@ -41,6 +41,7 @@ from adapters.storage.repositories import (
     UserRepository,
 )
 from adapters.storage.stores import SqlStore
+from adapters.storage.withdrawal import SqlWithdrawalStore
 from adapters.telegram.queue import UpdateQueue
 from agent import __version__
 from agent.catalog import Catalog, read_catalog, school_today
@@ -51,6 +52,7 @@ from agent.ports import CRM, Assistant, Notifier
 from agent.prompting import load_prompts
 from agent.service import AssistantService
 from agent.settings import CrmProvider, Settings
+from agent.withdrawal import ConsentWithdrawal, StaffCopies
 from tools.registry import build_tools, tool_schemas
 
 if TYPE_CHECKING:
@@ -131,8 +133,9 @@ def build_runtime(
         notifier = notifier or (bot.notifier if bot is not None else LoggingNotifier())
     provider = None if settings.crm_provider is CrmProvider.none else settings.crm_provider.value
     lead_service = LeadService(store, catalog=catalog, legal_path=settings.legal_path, outbox_provider=provider)
+    withdrawal = ConsentWithdrawal(SqlWithdrawalStore(db), staff=_staff_copies(bot, deferred_telegram, db))
     assistant_service: Assistant = assistant or _build_assistant(
-        settings, store, catalog, knowledge, lead_service, notifier, crm, llm, today
+        settings, store, catalog, knowledge, lead_service, notifier, crm, llm, today, withdrawal
     )
     lead_test = LeadTest(crm, lead_service, leads, settings.brand_default)
     telegram: TelegramService | DeferredTelegram | None = deferred_telegram or _build_telegram(
@@ -231,6 +234,41 @@ def _count_model_failure(kind: str) -> None:
     MODEL_ERRORS.labels(kind).inc()
 
 
+def _staff_copies(bot: TelegramBot | None, deferred: DeferredTelegram | None, db: Database) -> StaffCopies | None:
+    """Where a withdrawal also removes the client's messages: the manager relay's staff chat."""
+    if deferred is not None:
+        return _DeferredStaffCopies(deferred, db)
+    if bot is None or bot.relay is None:
+        return None
+    from adapters.telegram.relay.erase import StaffChatCopies  # aiogram is loaded only with a bot
+
+    return StaffChatCopies(bot.bot, db)
+
+
+class _DeferredStaffCopies:
+    """The staff-chat copies once the deferred Telegram service has loaded aiogram (a withdrawal in the
+    first seconds after start-up waits for it rather than leaving the copies in the staff chat)."""
+
+    def __init__(self, deferred: DeferredTelegram, db: Database) -> None:
+        self.deferred = deferred
+        self.db = db
+
+    async def collect(self, user_id: int) -> object:
+        service = await self.deferred.service()
+        if service is None or service.relay is None:
+            return None
+        from adapters.telegram.relay.erase import StaffChatCopies
+
+        copies = StaffChatCopies(service.bot, self.db)
+        return copies, await copies.collect(user_id)
+
+    async def remove(self, collected: object) -> int:
+        if collected is None:
+            return 0
+        copies, threads = collected  # type: ignore[misc]
+        return await copies.remove(threads)
+
+
 def _build_assistant(
     settings: Settings,
     store: SqlStore,
@@ -241,6 +279,7 @@ def _build_assistant(
     crm: CRM,
     llm: LLM | None,
     today: Callable[[], date],
+    withdrawal: ConsentWithdrawal,
 ) -> AssistantService:
     model = None
     if llm is not None:
@@ -256,6 +295,7 @@ def _build_assistant(
         notifier=notifier,
         model=model,
         crm=crm,
+        withdrawal=withdrawal,
         today=today,
         on_model_failure=_count_model_failure,
     )

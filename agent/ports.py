@@ -11,7 +11,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from agent.types import Inbound, Reply
+from agent.types import Channel, Inbound, Reply
+from agent.withdrawal import UserRef, Withdrawn
 
 
 class LeadPayload(BaseModel):
@@ -120,4 +121,8 @@ class Assistant(Protocol):
         profile: dict[str, Any], program_ids: list[str],
     ) -> None:
         """A lead made outside the chat (the Mini App form): the chat then knows it."""
+        ...
+
+    async def withdraw_consent(self, user: UserRef, channel: Channel | str, *, brand: str | None = None) -> Withdrawn:
+        """Withdraw the user's consent and delete their personal data (agent/withdrawal.py); every channel."""
         ...

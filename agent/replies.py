@@ -4,7 +4,7 @@ contact-flow step, and what the model is told the user gave in this message."""
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
 from agent.answers import content_words
 from agent.contact import HANDOFF
@@ -20,15 +20,8 @@ FORGET_CONFIRM = (
     "Удалить ваши персональные данные и всю переписку с ботом? Это отзыв согласия на обработку "
     "персональных данных; отменить удаление будет нельзя."
 )
-FORGET_DONE = "Готово: ваши данные и переписка удалены, согласие отозвано. Если захотите вернуться — просто напишите."
 FORGET_CANCELLED = "Хорошо, ничего не удаляю."
 FORGET_UNAVAILABLE = "Сейчас я не могу удалить данные сам — напишите, пожалуйста, на почту школы, и их удалят."
-
-
-class Withdrawal(Protocol):
-    """The one consent-withdrawal method every channel calls (agent/withdrawal.py)."""
-
-    async def withdraw(self, *, identity: str, external_id: str, channel: str, brand: str | None = None) -> Any: ...
 
 
 def forget_confirmation() -> Reply:
@@ -38,9 +31,8 @@ def forget_confirmation() -> Reply:
     )
 
 
-def withdrawn_reply(*, done: bool, available: bool, confirmed: bool) -> Reply:
-    if done:
-        return Reply(text=FORGET_DONE)
+def withdrawn_reply(*, available: bool, confirmed: bool) -> Reply:
+    """A withdrawal that did not happen: cancelled, or not wired (the done text is agent/withdrawal.py's)."""
     return Reply(text=FORGET_UNAVAILABLE if confirmed and not available else FORGET_CANCELLED)
 
 

@@ -49,7 +49,6 @@ from agent.replies import (
     CALL_MANAGER,
     FORGET_NO,
     FORGET_YES,
-    Withdrawal,
     combine,
     forget_confirmation,
     given_in,
@@ -65,6 +64,7 @@ from agent.toolkit import ToolContext
 from agent.turn_meta import write_turn_meta
 from agent.types import Action, Channel, Inbound, ProgramCard, QuickReply, Reply, Usage, identity_of
 from agent.understanding import Understanding, understand
+from agent.withdrawal import ConsentWithdrawal, UserRef, Withdrawn, withdrawn_text
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class AssistantService:
         notifier: Notifier,
         model: ModelTurn | None = None,
         crm: CRM | None = None,
-        withdrawal: Withdrawal | None = None,
+        withdrawal: ConsentWithdrawal | None = None,
         intents: IntentTable | None = None,
         clock: Callable[[], datetime] = _utcnow,
         today: Callable[[], date] = school_today,
@@ -135,7 +135,7 @@ class AssistantService:
         self.notifier = notifier
         self.model = model
         self.crm = crm
-        self.withdrawal = withdrawal  # «удалите мои данные» in a chat goes through the same method as /forget
+        self.withdrawal = withdrawal  # every channel's withdrawal goes through withdraw_consent()
         self.intents = intents or load_intents(settings.project_path("prompts") / "intents.yaml")
         self.clock = clock
         self.today = today
@@ -467,16 +467,25 @@ class AssistantService:
     def _forget_confirmation(self) -> Reply:
         return forget_confirmation()
 
+    async def withdraw_consent(self, user: UserRef, channel: Channel | str, *, brand: str | None = None) -> Withdrawn:
+        """The one consent withdrawal every channel calls: Telegram's /forget and its button, «удалите мои
+        данные» in the bot, the API and the Mini App chat, and the admin API (agent/withdrawal.py)."""
+        if self.withdrawal is None:
+            raise RuntimeError("consent withdrawal is not wired")
+        name = channel.value if isinstance(channel, Channel) else channel
+        erasure = await self.withdrawal.withdraw(user, channel=name, now=self.clock())
+        brand_id = brand if brand in self.catalog.brand_ids() else self.settings.brand_default
+        contact = self.catalog.brand(brand_id).brand.manager_contact if brand_id in self.catalog.brand_ids() else ""
+        return Withdrawn(erasure=erasure, text=withdrawn_text(erasure, manager_contact=contact))
+
     async def _forget(self, inbound: Inbound, state: ConversationState, *, confirmed: bool) -> Reply:
-        """The same withdrawal as Telegram's /forget, through the one method every channel calls."""
+        """The confirmation buttons of a typed «удалите мои данные», in any channel."""
         if not confirmed or self.withdrawal is None:
-            return withdrawn_reply(done=False, available=self.withdrawal is not None, confirmed=confirmed)
-        await self.withdrawal.withdraw(
-            identity=identity_of(inbound.channel).value, external_id=inbound.user_id,
-            channel=inbound.channel.value, brand=state.brand,
-        )
-        state.flow["erased"] = True
-        return withdrawn_reply(done=True, available=True, confirmed=True)
+            return withdrawn_reply(available=self.withdrawal is not None, confirmed=confirmed)
+        user = UserRef(identity=identity_of(inbound.channel).value, external_id=inbound.user_id)
+        withdrawn = await self.withdraw_consent(user, inbound.channel, brand=state.brand)
+        state.flow["erased"] = True  # nothing of this turn is stored (see _finish)
+        return Reply(text=withdrawn.text)
 
     def _intents(self, brand: str) -> IntentTable:
         return self.intents

@@ -19,7 +19,6 @@ from adapters.storage.engine import normalize_database_url
 from adapters.storage.models import ConsentRecord, Lead, ModelUsage
 from adapters.runtime import Runtime
 from tests.conftest import PG_ADMIN_DSN, REPO
-from tests.storage_helpers import stored_dialogue
 
 
 async def test_migrations_create_every_table(db: Database) -> None:
@@ -86,20 +85,6 @@ async def test_consent_and_usage(runtime: Runtime) -> None:
     assert await runtime.store.consent_granted(user.id, "personal_data")  # type: ignore[arg-type]
     await runtime.usage.add(ModelUsage(user_id=user.id, model="gpt-4.1", input_tokens=10, output_tokens=5, total_tokens=15))
     assert await runtime.usage.tokens_since(datetime.now(UTC) - timedelta(days=1), user_id=user.id) == 15
-
-
-async def test_forget_deletes_personal_data(runtime: Runtime) -> None:
-    said = [("мой телефон +79991112233", "Спасибо!")]
-    state = await stored_dialogue(runtime.store, "12", said, first_name="Мария", username="maria")
-    await runtime.leads.create(
-        Lead(user_id=state.user_id, brand="kmipt", channel="telegram", phone="+79991112233"), outbox_provider="tallanto"
-    )
-    assert len(await runtime.messages.recent(state.conversation_id)) == 2
-    await runtime.users.forget(state.user_id)
-    assert await runtime.leads.count() == 0
-    assert await runtime.messages.recent(state.conversation_id) == []
-    forgotten = await runtime.users.get(state.user_id)
-    assert forgotten is not None and forgotten.first_name is None and forgotten.username is None
 
 
 def test_naive_datetimes_are_refused() -> None:

@@ -16,6 +16,7 @@ from adapters.http.catalog_answers import CatalogAnswers
 from adapters.http.middleware import RequestContextMiddleware
 from adapters.http.routers import (
     admin_activity,
+    admin_consents,
     admin_leads,
     assistant,
     catalog,
@@ -98,6 +99,7 @@ def create_app(
     app.include_router(leads.router)
     app.include_router(admin_leads.router)
     app.include_router(admin_activity.router)
+    app.include_router(admin_consents.router)
     app.include_router(assistant.router)
     app.include_router(webapp.router)
     app.include_router(crm.router)

@@ -122,11 +122,14 @@ class ConsentRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     kind: str = Field(max_length=32)  # personal_data | marketing
-    granted: bool
-    channel: str = Field(max_length=16)
+    granted: bool  # the state after this record: True only for a grant
+    # granted | refused (the user said no when asked) | withdrawn (a later withdrawal of a grant: /forget,
+    # «удалите мои данные», the admin API); migration 0004.
+    event: str = Field(default="granted", max_length=16, sa_column_kwargs={"server_default": "granted"})
+    channel: str = Field(max_length=16)  # telegram | miniapp | api | admin
     text_version: str = Field(max_length=32)
     telegram_id: int | None = Field(default=None, sa_type=sa.BigInteger)
-    created_at: datetime = _ts()
+    created_at: datetime = _ts(index=True)
 
 
 _ACTIVE_UPDATE = sa.text("status IN ('queued', 'retry', 'processing')")

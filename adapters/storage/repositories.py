@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -17,8 +17,6 @@ from adapters.storage.models import (
     Lead,
     Message,
     ModelUsage,
-    RelayLink,
-    RelayTopic,
     User,
     utcnow,
 )
@@ -97,28 +95,6 @@ class UserRepository:
                 select(User.external_id).where(User.identity == identity, col(User.blocked_at).is_not(None))
             )
             return list(rows.all())
-
-    async def forget(self, user_id: int) -> None:
-        """Delete the user's personal data and conversations (152-ФЗ withdrawal).
-
-        Consent records stay as proof of what was agreed and when, with no personal fields beyond ids.
-        """
-        async with self.db.session() as session:
-            conversation_ids = select(Conversation.id).where(Conversation.user_id == user_id)
-            lead_ids = select(Lead.id).where(Lead.user_id == user_id)
-            await session.exec(delete(CrmOutbox).where(col(CrmOutbox.lead_id).in_(lead_ids)))
-            await session.exec(delete(Lead).where(Lead.user_id == user_id))
-            await session.exec(delete(ModelUsage).where(col(ModelUsage.conversation_id).in_(conversation_ids)))
-            await session.exec(delete(Message).where(col(Message.conversation_id).in_(conversation_ids)))
-            await session.exec(delete(RelayLink).where(col(RelayLink.conversation_id).in_(conversation_ids)))
-            await session.exec(delete(RelayTopic).where(col(RelayTopic.conversation_id).in_(conversation_ids)))
-            await session.exec(delete(Conversation).where(Conversation.user_id == user_id))
-            await session.exec(
-                update(User)
-                .where(User.id == user_id)
-                .values(first_name=None, username=None, source=None)
-            )
-            await session.commit()
 
 
 class ConversationRepository:

@@ -109,6 +109,7 @@ class SqlStore:
                 user_id=user_id,
                 kind=kind,
                 granted=granted,
+                event="granted" if granted else "refused",
                 channel=channel,
                 text_version=text_version,
                 telegram_id=telegram_id,

@@ -8,7 +8,6 @@ earlier row of the same chat is still queued, retrying or processing. Different 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from sqlalchemy import TextClause, Update, and_, bindparam, delete, exists, func
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.retry import Backoff
+from adapters.storage.chat_keys import topic_key
 from adapters.storage.database import Database
 from adapters.storage.models import TelegramUpdate, UTCDateTime, utcnow
 from adapters.telegram.group_commit import GroupCommit
@@ -37,13 +37,6 @@ class ClaimedUpdate:
     chat_id: int | None
     payload: str
     attempts: int
-
-
-def topic_key(chat_id: int, thread_id: int) -> int:
-    """The ordering key of one forum topic: below -2**62, where no Telegram chat id lies, so each
-    client's topic in the staff group is a line of its own (a collision only joins two lines)."""
-    digest = hashlib.blake2b(f"{chat_id}:{thread_id}".encode(), digest_size=8).digest()
-    return -(2**62) - (int.from_bytes(digest, "big") >> 3)
 
 
 def chat_of(update: dict[str, Any]) -> int | None:

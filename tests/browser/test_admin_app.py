@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 from playwright.async_api import Browser, Route, expect
 
 from adapters.runtime import Runtime
+from agent.leads import LeadRequest
 from tests.browser.conftest import ADMIN, BASIC, PARENT, axe_violations, opened, shot, theme_name
 from tests.webapp_helpers import TEST_BOT_TOKEN, sign_init_data
 
@@ -190,3 +192,35 @@ async def test_admin_in_browser_with_basic_auth(browser: Browser, server: tuple[
         async with page.expect_download() as download:
             await page.get_by_role("button", name="Выгрузить в CSV").click()
         assert (await download.value).suggested_filename == "leads.csv"
+
+
+@pytest.mark.parametrize("dark", THEMES)
+async def test_consents_screen_shows_a_withdrawal_and_what_to_remove_in_the_crm(
+    browser: Browser, server: tuple[str, Runtime], dark: bool
+) -> None:
+    """A withdrawal must be visible to the school: the «Согласия» tab lists it with the requests the CRM
+    already holds (to remove there by hand), and the lead card no longer shows a phone."""
+    base, runtime = server
+    user_id_in_telegram = 3010 + int(dark)
+    # The lead through the service the form uses (the per-IP lead limit stays for the other tests).
+    user = await runtime.users.get_or_create("telegram", str(user_id_in_telegram))
+    assert runtime.lead_service is not None and user.id is not None
+    await runtime.lead_service.record_consent(user_id=user.id, brand="kmipt", granted=True, channel="miniapp", telegram_id=user_id_in_telegram)
+    request = LeadRequest(user_id=user.id, brand="kmipt", channel="miniapp", phone="+7 916 000-44-55", name="Анна", profile={"grade": 9, "goal": "oge"})
+    lead_id = (await runtime.lead_service.create(request, now=datetime.now(UTC))).lead_id
+    await runtime.leads.set_crm_status(lead_id, "delivered", crm_id=f"amo-{lead_id}")  # as a push records it
+    async with httpx.AsyncClient(base_url=base) as client:
+        withdrawn = await client.post(f"/admin/users/{user.id}/forget", auth=BASIC)
+        assert withdrawn.status_code == 200, withdrawn.text
+    async with opened(browser, f"{base}/admin/miniapp", telegram_user=ADMIN, dark=dark) as page:
+        await expect(page.locator(f'article.lead[data-lead="{lead_id}"]')).to_contain_text("Телефон удалён")
+        await page.get_by_role("tab", name="Согласия").click()
+        await page.select_option("#filter-consent", "withdrawn")
+        card = page.locator("article.consent").first
+        await expect(card).to_contain_text("Согласие отозвано")
+        await expect(card).to_contain_text(f"заявка №{lead_id} (CRM amo-{lead_id})")
+        await expect(card).to_contain_text("в течение 30 дней")
+        await expect(card).to_contain_text("Администратор")  # the channel, in Russian
+        assert "withdrawn" not in await card.inner_text()
+        await shot(page, f"admin-5-consents-{theme_name(dark)}")
+        assert await axe_violations(page) == []

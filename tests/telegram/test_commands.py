@@ -79,7 +79,7 @@ async def test_forget_asks_then_deletes(service: Service) -> None:
     async with service.runtime.db.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM messages"))).scalar() >= 2
     (done,) = await say(service, updates.callback(5, USER, yes))
-    assert "удалены" in done["text"]
+    assert "согласие на обработку персональных данных отозвано" in done["text"]
     async with service.runtime.db.engine.connect() as conn:
         assert (await conn.execute(text("SELECT count(*) FROM messages"))).scalar() == 0
         assert (await conn.execute(text("SELECT count(*) FROM conversations"))).scalar() == 0

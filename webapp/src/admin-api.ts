@@ -73,6 +73,21 @@ export interface Funnel {
   totals: FunnelRow;
 }
 
+/** A consent record (GET /admin/consents); a withdrawal lists the requests the CRM still holds. */
+export interface ConsentItem {
+  id: number;
+  user_id: number;
+  identity: string;
+  external_id: string;
+  kind: string;
+  event: "granted" | "refused" | "withdrawn";
+  granted: boolean;
+  channel: string;
+  text_version: string;
+  created_at: string;
+  crm_leads?: { lead_id: number; crm_id: string | null }[];
+}
+
 export const LEAD_STATUSES: Record<string, string> = {
   new: "Новая",
   contacted: "Связались",

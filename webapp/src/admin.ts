@@ -1,17 +1,18 @@
 // The admin Mini App (/admin/miniapp): leads (filters, status, note, tap-to-call, CSV), conversations with
 // transcripts (cards shown, tools called), answering the client (admin-reply.ts) and ending human mode,
-// the funnel drawn as charts.
+// the funnel drawn as charts, and the consent records (withdrawals with the CRM requests a manager must
+// remove by hand).
 // Errors are shown inline under the controls, which keep what the admin typed.
 
 import "./style.css";
 import type { WebApp } from "telegram-web-app";
 import { answerComposer, authorName, deliveryText, managerLabel, type AnswerState } from "./admin-reply";
-import { AdminApi, LEAD_STATUSES, type ConversationItem, type Funnel, type FunnelRow, type Lead, type Page, type TranscriptMessage } from "./admin-api";
+import { AdminApi, LEAD_STATUSES, type ConsentItem, type ConversationItem, type Funnel, type FunnelRow, type Lead, type Page, type TranscriptMessage } from "./admin-api";
 import { barsChart, funnelChart, type Stage } from "./charts";
 import { h, replaceChildren } from "./dom";
 import { renderText } from "./format";
 import { loadBrand } from "./brand";
-import { CHANNEL_LABELS, CRM_LABELS, ROLE_LABELS, SOURCE_LABELS, TOOL_LABELS, day, label, profileText, storedUserText, when } from "./labels";
+import { CHANNEL_LABELS, CONSENT_EVENT_LABELS, CONSENT_KIND_LABELS, CRM_LABELS, ROLE_LABELS, SOURCE_LABELS, TOOL_LABELS, day, label, profileText, storedUserText, when } from "./labels";
 import { emptyView, errorText, loadingView } from "./states";
 import { ApiError, Latest, followTheme, mainButton, openExternal, telegramReady } from "./telegram";
 
@@ -20,12 +21,13 @@ const root = document.getElementById("app")!;
 const body = h("main", { class: "screen", id: "admin-body", role: "tabpanel" });
 const loads = new Latest();
 
-type View = "leads" | "conversations" | "funnel";
+type View = "leads" | "conversations" | "funnel" | "consents";
 let app: WebApp | null = null;
 let api: AdminApi;
 let view: View = "leads";
 let leadPage = 1;
 let conversationPage = 1;
+let consentPage = 1;
 let openConversation: number | null = null;
 
 function field(id: string, text: string, control: HTMLElement): HTMLElement {
@@ -56,6 +58,8 @@ filterBox.querySelector("form")!.addEventListener("submit", (event) => {
   void showLeads();
 });
 const handoffOnly = h("input", { id: "filter-handoff", type: "checkbox" });
+const consentEvent = h("select", { id: "filter-consent" }, h("option", { value: "" }, "Все записи"),
+  ...Object.entries(CONSENT_EVENT_LABELS).map(([value, text]) => h("option", { value }, text)));
 const funnelFrom = h("input", { id: "funnel-from", type: "date" });
 const funnelTo = h("input", { id: "funnel-to", type: "date" });
 
@@ -118,7 +122,9 @@ function leadCard(lead: Lead): HTMLElement {
   const source = lead.source && lead.source !== lead.channel ? ` · ${label(SOURCE_LABELS, lead.source)}` : "";
   return h("article", { class: "card lead", "data-lead": String(lead.id) },
     h("h3", {}, lead.name ?? "Без имени"),
-    h("p", {}, h("a", { class: "phone", href: `tel:${lead.phone}` }, lead.phone)),
+    lead.phone
+      ? h("p", {}, h("a", { class: "phone", href: `tel:${lead.phone}` }, lead.phone))
+      : h("p", { class: "hint" }, "Телефон удалён: клиент отозвал согласие"),
     h("p", { class: "hint" }, `№${lead.id} · ${when(lead.created_at)} · ${label(CHANNEL_LABELS, lead.channel)}${source}`),
     profile ? h("p", {}, profile) : null,
     programs.length ? h("p", {}, `Программы: ${programs.join(", ")}`) : null,
@@ -289,6 +295,37 @@ async function showFunnel(): Promise<void> {
   }
 }
 
+function consentCard(item: ConsentItem): HTMLElement {
+  const who = item.identity === "telegram" ? `Telegram id ${item.external_id}` : `${item.identity}: ${item.external_id}`;
+  const crm = item.crm_leads ?? [];
+  return h("article", { class: "card consent", "data-consent": String(item.id) },
+    h("h3", {}, label(CONSENT_EVENT_LABELS, item.event),
+      item.event === "withdrawn" ? h("span", { class: "badge" }, "данные удалены") : null),
+    h("p", { class: "hint" }, `${when(item.created_at)} · ${label(CHANNEL_LABELS, item.channel)} · ${label(CONSENT_KIND_LABELS, item.kind)}`),
+    h("p", {}, `Пользователь №${item.user_id} · ${who} · текст согласия от ${item.text_version}`),
+    crm.length
+      ? h("p", { class: "notice" }, `Уже в CRM: ${crm.map((l) => `заявка №${l.lead_id}${l.crm_id ? ` (CRM ${l.crm_id})` : ""}`).join(", ")}. `
+        + "Удалите или обезличьте эту запись в CRM в течение 30 дней, если с семьёй нет договора.")
+      : null);
+}
+
+async function showConsents(): Promise<void> {
+  const signal = loads.next();
+  consentEvent.onchange = () => { consentPage = 1; void showConsents(); };
+  const results = h("div", { class: "results" }, loadingView());
+  replaceChildren(body, field("filter-consent", "Записи", consentEvent), results);
+  const params = new URLSearchParams({ page: String(consentPage), per_page: String(PER_PAGE) });
+  if (consentEvent.value) params.set("event", consentEvent.value);
+  try {
+    const page = await api.get<Page<ConsentItem>>(`/admin/consents?${params}`, signal);
+    replaceChildren(results,
+      page.items.length ? h("div", { class: "cards" }, ...page.items.map(consentCard)) : emptyView("Записей о согласии нет."),
+      pager(consentPage, page.total, (p) => { consentPage = p; void showConsents(); }));
+  } catch (error) {
+    if (!signal.aborted) inlineError(results, error, () => void showConsents());
+  }
+}
+
 function syncButtons(): void {
   if (!app) return;
   if (openConversation !== null) app.BackButton.show();
@@ -308,9 +345,11 @@ function show(next: View): void {
   const tab = (v: View, text: string) => h("button", { class: v === view ? "tab tab-active" : "tab", role: "tab", type: "button",
     "aria-selected": String(v === view), "aria-controls": "admin-body", "data-view": v, onclick: () => show(v) }, text);
   root.querySelector("nav.tabs")?.replaceWith(
-    h("nav", { class: "tabs", role: "tablist", "aria-label": "Разделы" }, tab("leads", "Заявки"), tab("conversations", "Диалоги"), tab("funnel", "Воронка")));
+    h("nav", { class: "tabs", role: "tablist", "aria-label": "Разделы" }, tab("leads", "Заявки"), tab("conversations", "Диалоги"), tab("funnel", "Воронка"),
+      tab("consents", "Согласия")));
   syncButtons();
-  void (view === "leads" ? showLeads() : view === "conversations" ? showConversations() : showFunnel());
+  const screens: Record<View, () => Promise<void>> = { leads: showLeads, conversations: showConversations, funnel: showFunnel, consents: showConsents };
+  void screens[view]();
 }
 
 async function start(): Promise<void> {

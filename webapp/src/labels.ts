@@ -26,6 +26,18 @@ export const CHANNEL_LABELS: Record<string, string> = {
   telegram: "Telegram-бот",
   miniapp: "Мини-приложение",
   api: "Сайт / API",
+  admin: "Администратор",
+};
+
+export const CONSENT_EVENT_LABELS: Record<string, string> = {
+  granted: "Согласие дано",
+  refused: "Отказ дать согласие",
+  withdrawn: "Согласие отозвано",
+};
+
+export const CONSENT_KIND_LABELS: Record<string, string> = {
+  personal_data: "Персональные данные",
+  marketing: "Рассылки",
 };
 
 export const CRM_LABELS: Record<string, string> = {

@@ -1,4 +1,5 @@
-"""/forget: withdraw consent and delete the user's personal data and conversation (152-ФЗ)."""
+"""/forget: withdraw consent and delete the user's personal data and conversation (152-ФЗ), after a
+confirmation button; the withdrawal itself is the assistant's one method for every channel."""
 
 from __future__ import annotations
 
@@ -13,16 +14,14 @@ from aiogram.utils.text_decorations import html_decoration as hd
 from adapters.telegram import filters, keyboards
 from adapters.telegram.keyboards import ForgetChoice
 from adapters.telegram.turns import TelegramContext
+from agent.types import Channel
+from agent.withdrawal import UserRef
 
 log = logging.getLogger(__name__)
 
 CONFIRM_TEXT = (
     "Удалить ваши персональные данные и всю переписку с ботом? Это отзыв согласия на обработку "
     "персональных данных; отменить удаление будет нельзя."
-)
-DONE_TEXT = (
-    "Готово: ваши данные и переписка удалены, согласие отозвано. Если захотите вернуться, "
-    "напишите /start."
 )
 CANCELLED_TEXT = "Хорошо, ничего не удаляю."
 
@@ -45,10 +44,10 @@ async def forget_choice(query: CallbackQuery, callback_data: ForgetChoice, tg: T
     if not callback_data.confirm:
         await query.bot.send_message(chat_id, hd.quote(CANCELLED_TEXT))  # type: ignore[union-attr]
         return
-    user = await tg.users.get_or_create("telegram", str(query.from_user.id))
-    await tg.users.forget(user.id)  # type: ignore[arg-type]
-    log.info("user %s withdrew consent: personal data deleted", user.id)
-    await query.bot.send_message(chat_id, hd.quote(DONE_TEXT))  # type: ignore[union-attr]
+    # The same withdrawal as every other channel (agent/withdrawal.py): recorded, then the data deleted.
+    user = UserRef(identity="telegram", external_id=str(query.from_user.id))
+    withdrawn = await tg.assistant.withdraw_consent(user, Channel.telegram)
+    await query.bot.send_message(chat_id, hd.quote(withdrawn.text))  # type: ignore[union-attr]
 
 
 def build() -> Router:
