@@ -3,6 +3,7 @@
 // catalog's to state, never added here).
 
 import { h } from "./dom";
+import { startLine } from "./format";
 
 export interface ProgramCard {
   id: string;
@@ -29,7 +30,7 @@ export function renderCards(cards: ProgramCard[], actions: CardActions): HTMLEle
         { class: "card", "data-program": card.id, "aria-label": card.title },
         h("h3", {}, card.title),
         card.why_match ? h("p", { class: "why" }, card.why_match) : null,
-        h("p", { class: "facts" }, h("strong", { class: "price" }, card.price_text), h("br"), `Ближайший старт: ${card.next_start_text}`),
+        h("p", { class: "facts" }, h("strong", { class: "price" }, card.price_text), h("br"), startLine(card.next_start_text)),
         card.usp?.length ? h("ul", {}, ...card.usp.slice(0, 3).map((u) => h("li", {}, u))) : null,
         h(
           "div",

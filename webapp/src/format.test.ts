@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { inlines, parseText } from "./format";
+import { inlines, parseText, startLine } from "./format";
 
 describe("assistant text formatting", () => {
   it("keeps paragraphs, line breaks and lists", () => {
@@ -27,5 +27,15 @@ describe("assistant text formatting", () => {
     expect(parseText("<b>жирный</b> <img src=x onerror=alert(1)>")).toEqual([
       { kind: "p", lines: [[{ text: "<b>жирный</b> <img src=x onerror=alert(1)>" }]] },
     ]);
+  });
+});
+
+describe("program card start line", () => {
+  it("labels a date and lets a sentence read on its own", () => {
+    expect(startLine("13.09.2026")).toBe("Ближайший старт: 13.09.2026");
+    expect(startLine("13.09.2026 (предварительно)")).toBe("Ближайший старт: 13.09.2026 (предварительно)");
+    expect(startLine("Учебный год идёт — можно присоединиться в любое время")).toBe(
+      "Учебный год идёт — можно присоединиться в любое время",
+    );
   });
 });

@@ -76,3 +76,9 @@ export function renderText(text: string, onLink: (url: string) => void): HTMLEle
     return p;
   });
 }
+
+// The card's start line: a date gets its label («Ближайший старт: 13.09.2026»); a sentence the catalog
+// writes instead («Учебный год идёт — можно присоединиться…», «Мест нет — лист ожидания») reads on its own.
+export function startLine(nextStartText: string): string {
+  return /^\d/.test(nextStartText) ? `Ближайший старт: ${nextStartText}` : nextStartText;
+}
