@@ -162,7 +162,7 @@ class AssistantService:
             state, usage = opened.state, []
             try:
                 now = self.clock()
-                if self._in_human_mode(state, now):
+                if self._in_human_mode(state, now) and not self._asks_to_forget(inbound, text, state.brand):
                     reply = self._human_mode_reply(state, inbound.channel)
                 else:
                     reply = await self._route(inbound, state, text, now, usage)
@@ -428,6 +428,13 @@ class AssistantService:
         state.human_mode_until = None  # no manager wrote for HANDOFF_IDLE_HOURS: the bot answers again
         state.handoff_reason = None
         return False
+
+    def _asks_to_forget(self, inbound: Inbound, text: str | None, brand: str) -> bool:
+        """A withdrawal is heard while a manager has the conversation too: it is the client's right in every
+        channel, and outside Telegram there is no /forget command to fall back on."""
+        if (inbound.choice or "").strip() in (FORGET_YES, FORGET_NO):
+            return True
+        return text is not None and understand(text, self._intents(brand)).has(Intent.forget)
 
     def _human_mode_reply(self, state: ConversationState, channel: Channel) -> Reply:
         if state.handoff_notice_sent:

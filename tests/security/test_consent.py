@@ -7,7 +7,7 @@ queue and the dead letters (read back row by row here)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -219,15 +219,22 @@ def _caller(channel: str) -> tuple[dict[str, str], dict[str, str]]:
     return {"Authorization": f"tma {init}"}, {}
 
 
-@pytest.mark.parametrize("channel", ["api", "miniapp"])
-async def test_api_and_miniapp_chat_withdraw_like_the_bot(http: tuple[httpx.AsyncClient, Runtime], channel: str) -> None:
-    client, runtime = http
+def _asker(client: httpx.AsyncClient, channel: str) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """POST /api/assistant/ask as the channel's caller; every answer must be a 200."""
     headers, who = _caller(channel)
 
     async def ask(**body: Any) -> dict[str, Any]:
         response = await client.post("/api/assistant/ask", headers=headers, json={**who, **body})
         assert response.status_code == 200, response.text
         return response.json()
+
+    return ask
+
+
+@pytest.mark.parametrize("channel", ["api", "miniapp"])
+async def test_api_and_miniapp_chat_withdraw_like_the_bot(http: tuple[httpx.AsyncClient, Runtime], channel: str) -> None:
+    client, runtime = http
+    ask = _asker(client, channel)
 
     asked = await ask(message=f"Мой номер {PHONE}")
     assert [q["payload"] for q in asked["quick_replies"]] == ["consent:yes", "consent:no"]
@@ -241,6 +248,27 @@ async def test_api_and_miniapp_chat_withdraw_like_the_bot(http: tuple[httpx.Asyn
     assert await rows(runtime, "SELECT event, channel FROM consent_records ORDER BY id") == [("granted", channel), ("withdrawn", channel)]
     again = await ask(message=f"Мой номер {OTHER_PHONE}")
     assert again["lead_id"] is None and [q["payload"] for q in again["quick_replies"]] == ["consent:yes", "consent:no"]
+
+
+@pytest.mark.parametrize("channel", ["api", "miniapp"])
+async def test_a_withdrawal_is_heard_while_a_manager_has_the_conversation(
+    http: tuple[httpx.AsyncClient, Runtime], channel: str
+) -> None:
+    """While a manager has the conversation the bot is silent, but a withdrawal is the client's right in
+    every channel: outside Telegram (no /forget command there) the typed request must still work."""
+    client, runtime = http
+    ask = _asker(client, channel)
+
+    await ask(message=f"Мой номер {PHONE}")
+    await ask(choice="consent:yes")
+    assert "handoff" in (await ask(choice="handoff"))["actions"]
+    assert (await ask(message="ок, жду"))["silent"]  # the handoff holds for neutral messages
+    confirm = await ask(message="удалите мои данные")
+    assert [q["payload"] for q in confirm["quick_replies"]] == ["forget:yes", "forget:no"]
+    done = await ask(choice="forget:yes")
+    assert "отозвано" in done["text"]
+    assert await rows(runtime, "SELECT count(*) FROM messages") == [(0,)]
+    assert await rows(runtime, "SELECT event FROM consent_records ORDER BY id") == [("granted",), ("withdrawn",)]
 
 
 async def test_admin_forget_and_the_consent_list(http: tuple[httpx.AsyncClient, Runtime]) -> None:
