@@ -171,6 +171,14 @@ async def test_two_webhook_services_share_one_postgresql(tmp_path: Path, fake_ap
                 for port in ports:
                     await wait_for(lambda port=port: up(port), timeout=START_TIMEOUT)
 
+                async def workers_started(log: str) -> bool:
+                    return "starting telegram-workers" in (tmp_path / log).read_text()
+
+                # Healthy comes before the workers (the SDKs load after start-up): a process whose workers
+                # start late would leave all the work to the other, so both must be claiming first.
+                for log in ("a.log", "b.log"):
+                    await wait_for(lambda log=log: workers_started(log), timeout=START_TIMEOUT)
+
                 async def send_chat(index: int, chat: int) -> None:
                     # Telegram sends one chat's updates one after another; chats go in parallel.
                     for n, update in enumerate(funnel(1000 + 100 * index, chat)):
