@@ -200,21 +200,18 @@ def wrk_pair(
 
 def serve_instant(port: int) -> None:
     """The service's app under production's uvicorn settings, its workers answering at once."""
-    import asyncio
-
     import uvicorn
 
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "bench"))
     from adapters.http.app import create_app
-    from adapters.main import _settings, server_config
+    from adapters.main import _settings, run_server, server_config
     from adapters.wiring import build_runtime
     from telegram_queue import InstantAgent
 
     settings = _settings()
     runtime = build_runtime(settings, assistant=InstantAgent())  # type: ignore[arg-type]
-    server = uvicorn.Server(server_config(create_app(settings, runtime=runtime), "127.0.0.1", port))
-    asyncio.run(server.serve())
+    run_server(uvicorn.Server(server_config(create_app(settings, runtime=runtime), "127.0.0.1", port)))
 
 
 def main() -> None:
