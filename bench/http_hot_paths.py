@@ -32,7 +32,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,9 +43,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TOKEN = "123456789:AAF_bench-token-for-the-fake-bot-api-000"
-SECRET = "bench-secret"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.processes import REPO, SECRET, TOKEN, free_port, spawn  # noqa: E402
+
 START_TIMEOUT = 60.0
 
 BARE_APP = """
@@ -106,12 +106,6 @@ ENDPOINTS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -125,20 +119,6 @@ def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not come up")
-
-
-@contextmanager
-def spawn(argv: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def service_env(data: Path, api_url: str) -> dict[str, str]:
@@ -202,12 +182,10 @@ def serve_instant(port: int) -> None:
     """The service's app under production's uvicorn settings, its workers answering at once."""
     import uvicorn
 
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "bench"))
     from adapters.http.app import create_app
     from adapters.main import _settings, run_server, server_config
     from adapters.wiring import build_runtime
-    from telegram_queue import InstantAgent
+    from bench.telegram_queue import InstantAgent
 
     settings = _settings()
     runtime = build_runtime(settings, assistant=InstantAgent())  # type: ignore[arg-type]
