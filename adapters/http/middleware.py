@@ -13,7 +13,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.access_log import AccessLog
-from adapters.http.request_checks import cross_site_problem, json_problem, url_problem
+from adapters.http.request_checks import cross_site_problem, json_problem, read_headers, url_problem
 from agent.logging_setup import request_id_var
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -79,17 +79,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        incoming = declared = None
-        chunked = json_body = False
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value
-            elif name == b"content-length":
-                declared = value
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"content-type":
-                json_body = b"json" in value
+        headers = read_headers(scope)
+        incoming = headers.get(b"x-request-id")
+        declared = headers.get(b"content-length")
+        chunked = b"transfer-encoding" in headers
+        json_body = b"json" in headers.get(b"content-type", b"")
         request_id = incoming.decode("latin-1") if incoming and _REQUEST_ID_RE.fullmatch(incoming) else f"{_ID_PREFIX}{next(_ids):08x}"
         id_header = (b"x-request-id", request_id.encode())
         token = request_id_var.set(request_id)
@@ -107,7 +101,7 @@ class RequestContextMiddleware:
             if problem is not None:
                 await send_json(send_with_id, 422, problem)
                 return
-            refused = cross_site_problem(scope)
+            refused = cross_site_problem(scope, headers)
             if refused is not None:
                 await send_json(send_with_id, 403, refused)
                 return
