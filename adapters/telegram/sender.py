@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import re
@@ -124,6 +125,9 @@ class SendPolicy(BaseRequestMiddleware):
             if settings.redis_url else None
         )
         self.blocked: set[int] = set()
+        # Without Redis, messages wait for the global budget in turn: only the first polls the window
+        # (each poll is a few limiter calls); hundreds of waiting messages all woke at each freed slot.
+        self._global_turn = asyncio.Lock()
 
     async def aclose(self) -> None:
         if self.global_pace is not None:
@@ -159,7 +163,8 @@ class SendPolicy(BaseRequestMiddleware):
         if self.global_pace is None:
             if chat_id is not None:
                 await self._wait_for_slot(self.chat_limit, str(chat_id))
-            await self._wait_for_slot(self.global_limit, "all")
+            async with self._global_turn:
+                await self._wait_for_slot(self.global_limit, "all")
             return
         assert self.chat_window is not None  # both come with REDIS_URL
         while True:
