@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +17,8 @@ from adapters.storage.database import Database
 from adapters.storage.engine import normalize_database_url
 from adapters.storage.models import ConsentRecord, Lead, ModelUsage
 from adapters.runtime import Runtime
-from tests.conftest import PG_ADMIN_DSN, REPO
+from tests.conftest import REPO
+from tests.pg_database import fresh_database
 
 
 async def test_migrations_create_every_table(db: Database) -> None:
@@ -147,14 +147,7 @@ def test_processes_migrating_a_fresh_sqlite_file_at_once_all_succeed(tmp_path: P
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_processes_migrating_a_fresh_postgres_database_at_once_all_succeed(postgres_url: str) -> None:
-    name = f"sa_migrate_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with fresh_database("sa_migrate") as url:
         results = _migrate_at_once(url)
         assert [r.returncode for r in results] == [0, 0, 0], [r.stderr[-500:] for r in results]
         assert {"users", "conversations", "messages", "alembic_version"} <= _tables(url)
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -107,6 +107,7 @@ class TelegramService:
         self.bot, self.policy, self.relay, self.notifier = parts.bot, parts.policy, parts.relay, parts.notifier
         # Handlers get the context and the relay by name (aiogram workflow data); relay is None when off.
         self.dispatcher = Dispatcher(tg=context, relay=self.relay)
+        self.assistant = context.assistant  # learns the bot's own @name at start-up
         if self.relay is not None:
             self.dispatcher.include_router(relay_router.build(self.relay))  # first: the staff chat stays there
         self.dispatcher.include_routers(*all_routers())
@@ -178,8 +179,8 @@ class TelegramService:
                 me = await self.bot.get_me()
                 await self.bot.set_my_commands(COMMANDS)
                 self.bot_username = me.username
-                assistant = self.runtime.assistant
-                if me.username and assistant is not None and hasattr(assistant, "own_telegram_names"):
+                assistant = self.assistant
+                if me.username and hasattr(assistant, "own_telegram_names"):
                     assistant.own_telegram_names.add(me.username.lower())  # replies may link to the bot itself
                 log.info("Telegram bot @%s ready; commands registered", me.username)
                 return
