@@ -176,12 +176,13 @@ async def test_api_client_gets_the_managers_answer_on_the_next_request(tmp_path:
         again = await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "message": "Ок"})
         assert again.json()["manager_messages"] == []  # carried once
 
-        # The admin API answers the same way and shows the manager messages in the transcript.
+        # The admin API answers the same way (as the logged-in account, whatever name the body claims)
+        # and shows the manager messages in the transcript.
         sent = await client.post(f"/admin/conversations/{conversation_id}/messages", auth=ADMIN, json={"text": "Ещё вопрос решён", "name": "Ирина"})
         assert sent.json() == {"ok": True, "conversation_id": conversation_id, "delivery": "waiting"}
         transcript = (await client.get(f"/admin/conversations/{conversation_id}", auth=ADMIN)).json()
         managers = [(m["content"], m["meta"]["manager_name"]) for m in transcript["messages"] if m["role"] == "manager"]
-        assert managers == [("Здравствуйте! Счёт пришлю на почту.", f"Manager{MANAGER} Sales"), ("Ещё вопрос решён", "Ирина")]
+        assert managers == [("Здравствуйте! Счёт пришлю на почту.", f"Manager{MANAGER} Sales"), ("Ещё вопрос решён", "admin")]
         later = await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "message": "?"})
         assert [m["text"] for m in later.json()["manager_messages"]] == ["Ещё вопрос решён"]
 
