@@ -55,6 +55,7 @@ async def test_an_edit_before_an_api_client_received_it_gives_them_the_new_words
     async with running_service(settings, fake_api) as service:
         client = service.client
         await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-44", "choice": "handoff"})
+        await service.drain()  # the card is a queued relay job
         thread = int(fake_api.sent_to(STAFF)[-1]["message_thread_id"])
         await deliver(
             service,

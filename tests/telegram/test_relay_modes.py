@@ -160,10 +160,12 @@ async def test_api_client_gets_the_managers_answer_on_the_next_request(tmp_path:
         assert first.json()["manager_messages"] == []
         handoff = await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "choice": "handoff"})
         conversation_id = handoff.json()["conversation_id"]
+        await service.drain()  # the card and the client's messages for the topic are queued relay jobs
         card = fake_api.sent_to(STAFF)[-1]
         assert "не из Telegram" in card["text"]
         thread = int(card["message_thread_id"])
         await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "message": "Жду ответа"})
+        await service.drain()
         assert any("Клиент: Жду ответа" in m["text"] for m in fake_api.sent_to(STAFF))
         await deliver(service, updates.staff(5, STAFF, MANAGER, "Здравствуйте! Счёт пришлю на почту.", thread=thread))
         assert fake_api.calls_of("copyMessage") == []
@@ -201,6 +203,7 @@ async def test_admin_answers_and_releases_a_telegram_client(tmp_path: Path, fake
         assert (await client.post(f"/admin/conversations/{conversation_id}/messages", auth=ADMIN, json={"text": "  "})).status_code == 422
         released = await client.post(f"/admin/conversations/{conversation_id}/release", auth=ADMIN)
         assert released.json()["in_human_mode"] is False
+        await service.drain()  # the client's notice and the topic's note are a queued relay job
         assert "завершил разговор" in fake_api.sent_to(CLIENT)[-1]["text"] and "администратор" in fake_api.sent_to(STAFF)[-1]["text"]
 
 
@@ -239,4 +242,5 @@ async def test_api_client_retrying_a_message_is_shown_to_managers_once(tmp_path:
         first = await client.post("/api/assistant/ask", headers=auth, json=body)
         again = await client.post("/api/assistant/ask", headers=auth, json=body)
         assert first.status_code == again.status_code == 200
+        await service.drain()
         assert [m["text"] for m in fake_api.sent_to(STAFF)].count("👤 Клиент: Когда перезвоните?") == 1

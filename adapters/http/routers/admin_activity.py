@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
@@ -160,7 +161,7 @@ async def release_conversation(
     """End human mode: the assistant answers this user again (with the relay on, the client is told
     and the topic says so, as with /release)."""
     if relay is not None:
-        await relay.release(conversation_id, by=f"администратор {who}")  # NotFound → 404
+        await relay.release_from_admin(conversation_id, by=f"администратор {who}")  # NotFound → 404
     else:
         await assistant.release(conversation_id)  # NotFound → 404
     log.info("conversation %s released to the assistant by %s", conversation_id, who)
@@ -192,9 +193,10 @@ async def answer_client(
         raise HTTPException(422, {"reason": "invalid_request", "field": "text", "detail": "text must not be blank"})
     # Who answers is who logged in (a body may still carry the old «name» field: it is ignored).
     author = Author(name=admin.name, telegram_id=admin.telegram_id, via="admin")
-    key = f"admin:{conversation_id}:{body.idempotency_key}" if body.idempotency_key else None
+    # Without the app's key every request is an answer of its own.
+    key = f"admin:{conversation_id}:{body.idempotency_key}" if body.idempotency_key else f"admin-once:{conversation_id}:{uuid.uuid4().hex}"
     if relay is not None:
-        delivery = await relay.send_from_admin(conversation_id, text, author, key=key)  # NotFound → 404
+        delivery = await relay.answer_from_admin(conversation_id, text, author, key=key)  # NotFound → 404
     else:
         repo = RelayRepository(db)
         until = human_mode_deadline(now, settings.handoff_idle_hours)
@@ -204,7 +206,7 @@ async def answer_client(
 
 
 async def _store_for_next_reply(
-    repo: RelayRepository, conversation_id: int, text: str, author: Author, key: str | None, *, now: datetime,
+    repo: RelayRepository, conversation_id: int, text: str, author: Author, key: str, *, now: datetime,
     until: datetime,
 ) -> str:
     """Without the Telegram relay only clients outside Telegram can be answered: their next reply carries it."""
@@ -215,7 +217,7 @@ async def _store_for_next_reply(
         raise HTTPException(503, {"reason": "relay_unavailable", "detail": "the client is in Telegram: set TELEGRAM_BOT_TOKEN, MANAGER_CHAT_ID and MANAGER_RELAY_ENABLED"})
     meta = {"manager_id": author.telegram_id, "manager_name": author.name, "via": "admin", "delivery": "waiting"}
     stored, _ = await repo.add_manager_message(
-        conversation_id, key or f"admin:{conversation_id}:{now.timestamp()}", text, meta, human_mode_until=until
+        conversation_id, key, text, meta, human_mode_until=until
     )
     return str((stored.meta or {}).get("delivery", "waiting"))  # a repeat tells what became of the first
 
