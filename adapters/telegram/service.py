@@ -110,6 +110,7 @@ class TelegramService:
         self.dispatcher = Dispatcher(tg=context, relay=self.relay)
         if self.relay is not None:
             self.dispatcher.include_router(relay_router.build(self.relay))  # first: the staff chat stays there
+            self.dispatcher.include_router(relay_router.client_edits(self.relay))
         self.dispatcher.include_routers(*all_routers())
         self.dispatcher.update.outer_middleware(self._sender_is_back)
         self.queue = queue or UpdateQueue.from_settings(settings, db)

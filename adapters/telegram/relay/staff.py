@@ -55,6 +55,16 @@ MEDIA_LABELS = {
 }
 
 
+ANONYMOUS_MANAGER = "Менеджер"  # an admin posting as the group: Telegram does not say who
+CLIENT_EDIT_NOTE = "✏️ Клиент изменил сообщение: {text}"
+
+
+def client_message_key(chat_id: int, message_id: int) -> str:
+    """The link of a client's Telegram message to its copy in the staff chat: a reprocessed update
+    finds it and copies nothing twice, the client's edit finds the copy to note it under."""
+    return f"tgm:{chat_id}:{message_id}"
+
+
 def describe(message: Message) -> str:
     """A message as the transcript keeps it: its text, or «[фото] подпись» for media."""
     if message.text:
@@ -276,6 +286,24 @@ class StaffRelay:
             return
         await self.repo.link(self.chat_id, copied.message_id, conversation_id, source_key)
 
+    async def client_edited(self, message: Message, update_id: int) -> None:
+        """The client edited a message the managers got a copy of: Telegram cannot edit a copy of
+        someone else's message, so a note with the new words goes under the copy (once per update)."""
+        copy = await self.repo.link_for(client_message_key(message.chat.id, message.message_id))
+        if copy is None or copy.chat_id != self.chat_id:
+            return  # never copied: the bot had the conversation then
+        topic = await self.repo.topic(copy.conversation_id)
+        key = f"tge:{message.chat.id}:{update_id}"
+        if topic is None or topic.chat_id != self.chat_id or await self.repo.copied(key):
+            return
+        text = CLIENT_EDIT_NOTE.format(text=describe(message))
+        try:
+            sent = await self._post(hd.quote(text), topic.thread_id, copy.message_id)
+        except TelegramBadRequest as error:
+            log.warning("client edit of conversation %s not shown to managers: %s", copy.conversation_id, error.message)
+            return
+        await self.repo.link(self.chat_id, sent.message_id, copy.conversation_id, key)  # a reply to it reaches the client
+
     async def from_api_client(self, conversation_id: int, text: str, source_key: str | None = None) -> None:
         """A client outside Telegram wrote while a manager has the conversation: show it in the topic
         (once per ``source_key``: a retried request is not shown twice)."""
@@ -297,7 +325,10 @@ class StaffRelay:
         sender = message.from_user
         if conversation_id is None or sender is None:
             return
-        author = Author(name=sender.full_name[:128], telegram_id=sender.id)
+        if message.sender_chat is not None and message.sender_chat.id == message.chat.id:  # an anonymous admin
+            author = Author(name=(message.author_signature or ANONYMOUS_MANAGER)[:128])
+        else:
+            author = Author(name=sender.full_name[:128], telegram_id=sender.id)
         key = f"relay:{message.chat.id}:{message.message_id}"
         await self._deliver(conversation_id, key, describe(message), author, source=message)
 
