@@ -83,3 +83,25 @@ async def test_the_admin_api_calls_no_bot_method_itself(tmp_path: Path, fake_api
         async with service.runtime.db.engine.connect() as conn:
             kinds = (await conn.execute(text("SELECT payload FROM telegram_updates WHERE update_id < 0"))).scalars().all()
         assert any('"admin_answer"' in k for k in kinds) and any('"released"' in k for k in kinds)
+
+
+async def test_a_withdrawal_scrubs_the_relay_jobs_of_the_clients_messages(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """A job row carries what the client wrote: «удалите мои данные» blanks it like the client's updates."""
+    fake_api.forums.add(STAFF)
+    settings = relay_settings(tmp_path, fake_api, assistant_api_token="api-token-123")
+    async with running_service(settings, fake_api) as service:
+        client = service.client
+        await client.post("/api/assistant/ask", headers=API, json={"user_id": "site-52", "choice": "handoff"})
+        await client.post("/api/assistant/ask", headers=API, json={"user_id": "site-52", "message": "Мы живём на Лесной, 5"})
+        await service.drain()
+        assert any("Лесной" in p for p in await job_payloads(service))
+        forget = await client.post("/api/assistant/ask", headers=API, json={"user_id": "site-52", "message": "удалите мои данные"})
+        assert [q["payload"] for q in forget.json()["quick_replies"]] == ["forget:yes", "forget:no"]
+        confirmed = await client.post("/api/assistant/ask", headers=API, json={"user_id": "site-52", "choice": "forget:yes"})
+        assert confirmed.status_code == 200
+        await service.drain()
+        assert not any("Лесной" in p for p in await job_payloads(service))
+
+
+async def job_payloads(service: Service) -> list[str]:
+    return [r[0] for r in await rows(service, "SELECT payload FROM telegram_updates WHERE update_id < 0")]
