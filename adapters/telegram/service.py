@@ -106,7 +106,6 @@ class TelegramService:
     ) -> None:
         self.settings = settings
         self.bot, self.policy, self.relay, self.notifier = parts.bot, parts.policy, parts.relay, parts.notifier
-        self.context = context
         # Handlers get the context and the relay by name (aiogram workflow data); relay is None when off.
         self.dispatcher = Dispatcher(tg=context, relay=self.relay)
         if self.relay is not None:
@@ -196,7 +195,7 @@ class TelegramService:
                 me = await self.bot.get_me()
                 await self.bot.set_my_commands(COMMANDS)
                 self.bot_username = me.username
-                assistant = self.context.assistant
+                assistant = self.runtime.assistant
                 if me.username and assistant is not None and hasattr(assistant, "own_telegram_names"):
                     assistant.own_telegram_names.add(me.username.lower())  # replies may link to the bot itself
                 log.info("Telegram bot @%s ready; commands registered", me.username)

@@ -169,11 +169,3 @@ async def test_api_starts_when_telegram_is_unreachable(tmp_path: Path, fake_api:
         diagnostics = (await running.client.get("/api/runtime/diagnostics")).json()
         assert diagnostics["telegram_queue"]["counts"]["queued"] == 0
         assert running.runtime.telegram.bot_username is None  # type: ignore[union-attr]
-
-
-async def test_startup_learns_the_bots_name(service: Service) -> None:
-    """getMe's username is kept (the webhook's links, the assistant's own-bot links); start-up used to
-    fail after getMe on a missing attribute and retry for ever."""
-    telegram = service.runtime.telegram
-    await wait_for(lambda: telegram.bot_username == "test_sales_bot", timeout=10, what="start-up to finish")  # type: ignore[union-attr]
-    assert "test_sales_bot" in service.runtime.assistant.own_telegram_names  # type: ignore[union-attr]
