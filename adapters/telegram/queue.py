@@ -150,6 +150,11 @@ class UpdateQueue:
             self.ingesting -= 1
             self.last_ingest = asyncio.get_running_loop().time()
 
+    async def add(self, update_id: int, chat_id: int, payload: str) -> bool:
+        """Commit work of this service's own (a relay job): like ``enqueue``, without counting as a
+        webhook request, so the workers do not ration their claims for it."""
+        return await self._inserts.submit(self._row(update_id, chat_id, payload, utcnow()))
+
     async def enqueue_many(self, updates: list[dict[str, Any]]) -> int:
         """Commit a getUpdates batch in one transaction; returns how many were new."""
         if not updates:
