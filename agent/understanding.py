@@ -24,6 +24,8 @@ _GRADE_DIGITS = re.compile(
     r"|\b(?:в|во|перешел|перешла|перешёл|переходит в|идет в|идёт в|пойдет в|пойдёт в)\s+(1[01]|[1-9])\s*-?\s*(?:[йм]|ый|ой|ом)?\b(?!\s*(?:лет|год|час|мин|₽|руб|тыс|%))",
     re.IGNORECASE,
 )
+# «Где занимаются 1-4 классы?», «группы 5–8 кл.»: a range of grades names no child's grade.
+_GRADE_RANGE = re.compile(r"\b(?:1[01]|[1-9])\s*[-–—]\s*(?:1[01]|[1-9])\s*(?:-?\s*(?:[йх]|ых|ые|ым))?\s*(?:клас\w*|кл\b\.?)")
 # Grades in words: (compound stem, ordinal stem) — «восьмиклассник», «в седьмом классе», «в 7 кл.».
 _GRADE_WORDS = (
     ("перво", "перв"), ("второ", "втор"), ("третье", "трет"), ("четверо", "четв[её]рт"), ("пяти", "пят"),
@@ -76,6 +78,7 @@ LOCATION_PATTERNS: list[tuple[str, str]] = [
 
 
 def grade_in(lowered: str) -> int | None:
+    lowered = _GRADE_RANGE.sub(" ", lowered)
     if match := _GRADE_DIGITS.search(lowered):
         return int(match.group(1) or match.group(2))
     for grade, pattern in _GRADE_WORD_RES:
