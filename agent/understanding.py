@@ -130,7 +130,7 @@ NOT_NAMES = frozenset(
 )
 # A remark for the manager that comes with a phone: when to call, whose number it is.
 _NOTE_RE = re.compile(
-    r"(?:перезвон\w*|позвон\w*|звон\w*|набер\w*|связ\w*)[^.!?\n]{0,60}?(?:после|до|с|в|утром|вечером|днем|днём|завтра|в выходн)[^.!?\n]{0,30}"
+    r"(?:перезвон\w*|позвон\w*|звон\w*|набер\w*|связ\w*)[^.!?\n]{0,60}?(?:после|до|с|в|утром|вечером|днем|днём|завтра|в выходн)[^.!?\n,;]{0,30}"
     r"|(?:это|номер)\s+(?:номер\s+)?(?:муж\w*|жен\w*|мам\w*|пап\w*|бабушк\w*|дедушк\w*|отц\w*|матер\w*|сын\w*|доч\w*|рабоч\w*|домашн\w*)"
     r"|(?:лучше|удобнее)\s+(?:звонить|писать|в)\s[^.!?\n]{0,40}|(?:доп(?:олнительный|\.)?|второй|запасной)\s+(?:номер|телефон)",
     re.IGNORECASE,
@@ -163,6 +163,13 @@ def name_in(text: str, *, with_contact: bool) -> str | None:
 
 _CONTACT_FILLER = re.compile(
     r"(?:^|(?<=[\s,.;:!?]))(?:мой|наш|мои|вот|мой номер|номер телефона|номер|телефон|тел\.?|моб\.?|e-?mail|email|почта|меня зовут|зовут меня|это)\s*[:\-—]?\s*(?=$|[\s,.;:!?])",
+    re.IGNORECASE,
+)
+# What is left of «здраствуйте, можете перезвонить завтра? +7 916 …» once the contact and the note are
+# taken out: greetings and a bare «можете» ask nothing (answered, they drew the off-topic reply).
+_HOLLOW = re.compile(
+    r"(?:[\W\d_]|\b(?:здр\w*|добр\w*|день|вечер|утро|привет\w*|можете|можно|могли|бы|пожалуйста|пожалуйсто|"
+    r"а|и|вы|мне|нам|ещ[её]|еще|тогда|спасибо)\b)*",
     re.IGNORECASE,
 )
 
@@ -219,6 +226,8 @@ def understand(
     if phones or emails or name:
         rest = _CONTACT_FILLER.sub(" ", rest)
     question = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(rest.split())).strip(" ,.;:-—–\n")
+    if (phones or emails or notes) and _HOLLOW.fullmatch(question):
+        question = ""
     intents, default = table.classify(question or text)
     # The brand's own topics first (their replies are the school's words), then the defaults; an urgent
     # topic from either wins over one that is not urgent.
