@@ -81,6 +81,9 @@ _IN_PLACE = re.compile(r"(?:\b[Вв]о?|\b[Нн]а|\b[Рр]ядом\s+с|\b[Оо
 # «Что есть для 5 класса?», «какие курсы для восьмиклассника»: a question about the programs themselves.
 _PROGRAMS_ASKED = re.compile(r"что\s+(?:у\s+вас\s+)?есть|какие\s+(?:у\s+вас\s+)?(?:есть\s+)?(?:курс|программ|заняти|групп)|что\s+(?:можете\s+)?предлож", re.IGNORECASE)
 # A price question that also asks what the price includes is a knowledge-base question.
+# «сколько стоит зимний лагерь со скидкой 10%?»: the price is searched for without the discount words
+# (they found the discounts document instead), and the total is left to the manager (the compute note).
+_WITH_DISCOUNT = re.compile(r"\s*\b(?:со|с)\s+скидк\w*(?:\s+(?:в\s+)?\d{1,2}\s*(?:%|процент\w*))?", re.IGNORECASE)
 _MORE = re.compile(r"что\s+входит|включ|за\s+что|из\s+чего", re.IGNORECASE)
 
 
@@ -209,6 +212,8 @@ class OfflinePolicy:
         if len(parts) == 1 and _PRICE.search(question_text) and self._names_a_course(state, message, question_text):
             priced = self._catalog_price(state, message, today=today)
             if priced is not None:
+                if message.has(Intent.compute):  # the catalog's price, never a computed total
+                    priced.text = f"{priced.text}\n\n{self.intents.reply('compute')}"
                 return priced
         if len(parts) > 1:  # each question answered, the price one from the catalog (see _several)
             several = await self._several(state, message, parts, today=today)
@@ -217,7 +222,12 @@ class OfflinePolicy:
         if correction := self.catalog.guard(state.brand).correction(question_text):
             # «Занятия проходят в МТС Линк?»: the school's current fact, not a search for a retired name.
             return self._with_follow(state, correction, today, qualifying, noted=noted or [])
-        answer = await self._find(state.brand, with_context(question_text, state.flow.get("topic")))
+        searched, limit = question_text, MAX_ANSWER_CHARS
+        if message.has(Intent.compute):  # room for the note that the manager gives the total
+            limit -= len(self.intents.reply("compute")) + 2
+            if _PRICE.search(question_text):
+                searched = _WITH_DISCOUNT.sub(" ", question_text)
+        answer = await self._find(state.brand, with_context(searched, state.flow.get("topic")), limit=limit)
         if answer is not None:
             state.flow["topic"] = answer.title
         if answer is None and _WHERE.search(question_text) and _IN_PLACE.search(question_text):

@@ -71,6 +71,11 @@ async def test_the_name_is_stored_never_echoed_and_a_second_phone_is_a_note(rt: 
         ("Летний лагерь 20–28 июля, есть места?", "менделеево", "зимн"),
         ("Какая стоимость занятий за месяц?", "₽", "олимпиад"),
         ("сколько детей в группе?", "в группе", "класс —"),
+        ("где вы находитесь?", "пацаева", "первомайская"),
+        ("Где проходят занятия для 7 класса?", "красносельская", "первомайская"),
+        ("У вас есть государственная аккредитация?", "лиценз", "не помогу"),
+        # the price, not the discounts document; the total is the manager's (never computed here)
+        ("сколько стоит зимний лагерь со скидкой 10%?", "93 600", "оплата за семестр"),
     ],
 )
 async def test_answers_come_from_the_right_document_and_are_short(rt: Runtime, text: str, wanted: str, wrong: str) -> None:
@@ -79,6 +84,8 @@ async def test_answers_come_from_the_right_document_and_are_short(rt: Runtime, t
     assert wanted in answer.lower() and wrong not in answer.lower(), answer
     assert "##" not in reply.text and "Источник: https://kmipt.ru" in reply.text
     assert len(answer) <= 450
+    if "скидк" in text:
+        assert "рассчитает и подтвердит менеджер" in answer
 
 
 @pytest.mark.parametrize(
