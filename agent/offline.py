@@ -416,14 +416,18 @@ class OfflinePolicy:
         return [f for f in ("offline", "online") if f in offered]
 
     def open_step(self, state: ConversationState) -> str | None:
-        """The next open step; a step with a single possible answer is filled and skipped."""
+        """The next open step; a step with a single possible answer is filled and skipped, one with none
+        is skipped."""
         while (step := next_step(state)) is not None:
             if step == "grade":
                 return step
             options = self.options(state, step)
-            if len(options) != 1:
+            if len(options) > 1:
                 return step
-            setattr(state.profile, step, options[0])
+            if options:
+                setattr(state.profile, step, options[0])
+            # No value left to choose (no camp for the 4th grade has a subject): asking would offer only
+            # «Не важно».
             mark_answered(state, step)
         return None
 

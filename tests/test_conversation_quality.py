@@ -166,6 +166,14 @@ async def test_quick_replies_fit_the_state(rt: Runtime) -> None:
     assert GRADE_KEYBOARD not in _payloads(reply)
 
 
+async def test_a_step_with_nothing_to_choose_is_not_asked(rt: Runtime) -> None:
+    # Camps are for grades 5–10: for a 4th-grader the subject and format steps have no value to offer, and
+    # asking them showed a question with the single button «Не важно».
+    reply = await Chat(rt, user_id="514").send(text="ребенок 10 лет, интересует лагерь")
+    assert [q.label for q in reply.quick_replies] != ["Не важно"]
+    assert "Какой предмет" not in reply.text and "Какой формат" not in reply.text
+
+
 async def test_program_buttons_are_unique_and_readable(rt: Runtime) -> None:
     chat = Chat(rt, user_id="511")
     reply = await chat.send(text="11 класс, интенсив")
