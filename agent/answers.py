@@ -52,7 +52,8 @@ TOPICS = {
 }
 _GENERAL = re.compile(r"курс|цен|заняти|оплат|скидк|формат|групп", re.IGNORECASE)
 # A quoted or capitalised name in mid-sentence: «Менделеево», Сретенка, Подлипки.
-_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])(?<!\b[Ии]з\s)([А-ЯЁ][а-яё]{3,})")  # «мы из Новосибирска» says who asks
+# «мы из Новосибирска», «мы в Подольске», «живём в Химках» say who asks, not what about.
+_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])(?<!\b[Ии]з\s)(?<!\b[Мм]ы\sв\s)(?<!\bживем\sв\s)(?<!\bживём\sв\s)([А-ЯЁ][а-яё]{3,})")
 _NOT_ENTITIES = frozenset("ЕГЭ ОГЭ МФТИ Москва Москве Здравствуйте Спасибо Подскажите".split())
 PRICE_WORDS = re.compile(r"стои|стоим|цен[аыуе]|почем|почём|прайс|сколько\s+(?:будет\s+)?(?:стоить|платить)", re.IGNORECASE)
 _HEADING = re.compile(r"^#{1,6}\s*(.*)$", re.MULTILINE)
@@ -84,7 +85,13 @@ _ASKED_FOR = [
 ]
 
 
+# «мы в Подольске», «я из Твери», «живём в Химках»: who asks, not what about — a town no document names
+# made the whole question look unknown («а онлайн можно? мы в Подольске» got «нет точного ответа»).
+_WHO_ASKS = re.compile(r"\b(?:(?:мы|я)\s+(?:живем\s+|живём\s+|живу\s+)?|живем\s+|живём\s+|живу\s+)(?:в|во|из)\s+[А-ЯЁ][\w-]+")
+
+
 def _without_funnel_words(question: str) -> str:
+    question = _WHO_ASKS.sub(" ", question)
     stripped = " ".join(_FUNNEL_WORDS.sub(" ", _TIME_OF_DAY.sub(" время ", question)).split())
     return stripped if content_words(stripped) else question
 

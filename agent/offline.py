@@ -22,6 +22,7 @@ from agent.answers import (
     content_words,
     find_answer,
     find_passages,
+    search_query,
     shorten,
     split_questions,
     with_context,
@@ -239,6 +240,8 @@ class OfflinePolicy:
         if answer is None:
             if not _SCHOOL.search(question_text) and not message.hints.steps():
                 return self._offtopic(brand_name)
+            if "format" in (noted or []) and qualifying and len(content_words(search_query(question_text))) <= 1:
+                return self._format_asked(state, today=today)
             reply = self._with_follow(state, self.intents.reply("no_answer"), today, qualifying, noted=noted or [])
             reply.quick_replies = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *reply.quick_replies][:12]
             return reply
@@ -246,6 +249,18 @@ class OfflinePolicy:
         if message.has(Intent.compute):  # the facts, never a computed total
             text = answer.render(note=self.intents.reply("compute"))
         return self._with_follow(state, text, today, qualifying, noted=noted or [])
+
+    def _format_asked(self, state: ConversationState, *, today: date) -> Reply:
+        """«а онлайн можно?»: the catalog says whether the format exists for what is known (no online
+        groups for grades 1–4), then the funnel goes on; an impossible format is not recorded."""
+        asked = state.profile.format
+        offered = asked in self.options(state, "format")
+        if not offered:
+            state.profile.format = None
+        said = self.intents.reply(f"format_{'yes' if offered else 'no'}_{asked}")
+        reply = self.advance(state, today=today)
+        reply.text = f"{said}\n{reply.text}"
+        return reply
 
     @staticmethod
     def _names_a_course(state: ConversationState, message: Understanding, question_text: str) -> bool:

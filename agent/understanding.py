@@ -47,8 +47,8 @@ _AGE_RE = re.compile(
 # Goal, subject and format as parents type them, typos included («матиматика», «физ-ка», «инфа»).
 HINT_PATTERNS: dict[str, list[tuple[str, str]]] = {
     "goal": [
-        (r"\b(?:егэ|е\.г\.э|ege)\b", "ege"),
-        (r"\b(?:огэ|гиа|oge)\b", "oge"),
+        (r"\b(?:егэ|еге|е\.г\.э|ege)\b", "ege"),
+        (r"\b(?:огэ|оге|гиа|oge)\b", "oge"),  # «оге»: typed without «э»
         (r"олимпиад", "olympiad"),
         (r"лагер|\bсмен[аеуы]\b|\bлвш\b|\bзвш\b|летн\w* школ|выездн", "camp"),
         (r"интенсив", "intensive"),

@@ -174,6 +174,24 @@ async def test_a_step_with_nothing_to_choose_is_not_asked(rt: Runtime) -> None:
     assert "Какой предмет" not in reply.text and "Какой формат" not in reply.text
 
 
+@pytest.mark.parametrize(
+    ("first", "question", "said"),
+    [
+        # «мы в Подольске» says who asks: the town no document names made the question «unknown»
+        ("Сын в 9м, оге по матем", "а онлайн можно? мы в Подольске", "Да, онлайн-занятия есть."),
+        # grades 1–4 have no online groups (the catalog says so): never «yes», the format is not recorded
+        ("2 класс", "а онлайн можно?", "Онлайн-групп для этого запроса нет"),
+    ],
+)
+async def test_a_question_about_the_format_is_answered_from_the_catalog(rt: Runtime, first: str, question: str, said: str) -> None:
+    chat = Chat(rt, user_id="515")
+    await chat.send(text=first)
+    reply = await chat.send(text=question)
+    assert reply.text.startswith(said) and "Точного ответа" not in reply.text, reply.text
+    state = await rt.store.load("telegram", "515", "kmipt")
+    assert state.profile.format == ("online" if said.startswith("Да") else None)
+
+
 async def test_program_buttons_are_unique_and_readable(rt: Runtime) -> None:
     chat = Chat(rt, user_id="511")
     reply = await chat.send(text="11 класс, интенсив")

@@ -155,3 +155,8 @@ def test_the_table_order() -> None:
     closed = Situation(lead_id=None, phone=None, funnel_open=False)
     assert decide(understand("без разницы", INTENTS), closed).route is Route.answer
     assert decide(understand("Сколько стоит?", INTENTS), NEW).route is Route.answer
+
+
+@pytest.mark.parametrize(("text", "goal"), [("оге сдавать по матем", "oge"), ("еге по физике", "ege"), ("огэ", "oge")])
+def test_exam_names_typed_with_e(text: str, goal: str) -> None:
+    assert understand(text, INTENTS).hints.goal == goal
