@@ -20,7 +20,7 @@ from adapters.crm.factory import build_crm
 from adapters.crm.http import make_http_client
 from adapters.crm.leadtest import LeadTest
 from adapters.crm.outbox import OutboxPolicy, OutboxWorker
-from adapters.deferred_sdks import DeferredLLM, DeferredTelegram, SdkLoader
+from adapters.deferred_sdks import DeferredLLM, DeferredTelegram, SdkLoader, Warmup
 from adapters.http.ratelimit import AssistantLimits, crm_api_limiter
 from adapters.knowledge.backend import KnowledgeBackend, build_knowledge
 from adapters.miniapp_checks import miniapp_checks
@@ -150,6 +150,9 @@ def build_runtime(
         background.append(SdkLoader(deferred_telegram, run_bot=run_bot, llm=deferred_llm, settle=settle_startup_heap))
     elif telegram is not None:
         background += telegram.background(run_bot=run_bot)
+    if defer_sdks:
+        # The knowledge index is built after start-up too (a search arriving first builds it itself).
+        background.append(Warmup("knowledge-index", knowledge.prepare, settle=settle_startup_heap))
     return Runtime(
         settings=settings,
         paths=paths,
