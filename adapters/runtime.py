@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
-import httpx
-
 from adapters.crm.leadtest import LeadTest
 from adapters.http.ratelimit import AssistantLimits, RateLimiter
 from adapters.knowledge.backend import KnowledgeBackend
@@ -40,6 +38,8 @@ from agent.ports import CRM, Assistant, Notifier
 from agent.settings import Settings
 
 if TYPE_CHECKING:
+    import httpx
+
     from adapters.deferred_sdks import DeferredTelegram
     from adapters.telegram.service import TelegramService
     from agent.llm import LLM

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from adapters.counters import MODEL_ERRORS
 from adapters.crm.checks import crm_connection
 from adapters.crm.factory import build_crm
-from adapters.crm.http import make_http_client
 from adapters.crm.leadtest import LeadTest
 from adapters.crm.outbox import OutboxPolicy, OutboxWorker
 from adapters.deferred_sdks import DeferredLLM, DeferredTelegram, SdkLoader, Warmup
@@ -89,7 +88,11 @@ def build_runtime(
     consents, usage = ConsentRepository(db), UsageRepository(db)
     outbox = OutboxRepository(db)
     real_crm = settings.crm_provider is not CrmProvider.none
-    crm_http = make_http_client(settings.crm_timeout_seconds) if real_crm and crm is None else None
+    crm_http = None
+    if real_crm and crm is None:
+        from adapters.crm.http import make_http_client  # httpx: only a configured CRM needs it
+
+        crm_http = make_http_client(settings.crm_timeout_seconds)
     crm = crm or build_crm(settings, crm_http)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     store = SqlStore(db, leads, consents, redis_url=redis_url)
