@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -46,6 +47,8 @@ from adapters.storage.engine import install_sqlite_pragmas, is_sqlite, sync_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version"
@@ -183,6 +186,7 @@ def upgrade(database_url: str) -> None:
                         return
                     if current is None and not has_tables:
                         create_at_head(conn, head)
+                        log.info("new database: schema created at revision %s", head)
                         return
             finally:
                 engine.dispose()
