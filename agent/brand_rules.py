@@ -69,6 +69,10 @@ def _valid_term(term: str) -> str:
     term = term.strip()
     if len(term) < 2:
         raise ValueError("a term needs at least two characters")
+    if not term.startswith(REGEX_PREFIX):
+        # A plain term's pattern is escaped text in a fixed frame: it always compiles (and the guard
+        # compiles it anyway). Compiling each one here too was most of reading the rules at start-up.
+        return term
     try:
         re.compile(term_pattern(term))
     except re.error as error:

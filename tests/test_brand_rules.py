@@ -156,6 +156,14 @@ def test_the_faster_patterns_match_exactly_where_the_lookbehind_first_ones_did(d
         assert spans == [m.span() for m in re.finditer(before, text, flags)], (fast, before, text)
 
 
+@given(term=st.text(min_size=2, max_size=40).filter(lambda t: len(t.strip()) >= 2 and not t.strip().startswith("re:")))
+@settings(max_examples=300, deadline=None)
+def test_every_plain_term_makes_a_valid_pattern(term: str) -> None:
+    """Only «re:» terms are compiled when the rules file is read (start-up): any other text must make a
+    pattern that compiles, whatever characters it holds."""
+    re.compile(term_pattern(term.strip()), re.IGNORECASE)
+
+
 def test_current_facts_are_not_blocked() -> None:
     current = "Онлайн на платформе SohoLMS; Москва, ул. Сретенка, 20; 49 000 ₽ за первый семестр; Менделеево 99 750 ₽"
     assert KMIPT.violations(current) == []
