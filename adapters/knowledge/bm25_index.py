@@ -19,6 +19,11 @@ import numpy as np
 
 from adapters.knowledge.documents import KnowledgeDocument, Section, split_sections
 from adapters.knowledge.text import analyze_words
+from agent.logging_setup import quiet_library_loggers
+
+# Importing bm25s set its logger to DEBUG; this module is imported after logging was configured (the
+# index is built after start-up), so quiet it again («Building index from tokens» on every build).
+quiet_library_loggers(("bm25s",))
 
 TITLE_WEIGHT = 2
 PREFIX_LENGTH = 5  # an unseen query stem matches indexed stems sharing its first 5 letters
