@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from aiogram import Bot
 
 from adapters.http.ratelimit import make_storage
 from adapters.storage.repositories import UserRepository
-from adapters.telegram.drafts import DRAFT_INTERVAL_SECONDS, DraftSupport, TelegramLiveReply
+from adapters.storage.models import utcnow
+from adapters.telegram.drafts import DRAFT_INTERVAL_SECONDS, DraftSupport, TelegramLiveReply, update_received
 from adapters.telegram.service import make_bot
 from adapters.telegram.sender import SendPolicy
 from tests import openai_fakes as fake
@@ -188,6 +190,31 @@ async def test_a_fast_reply_shows_no_feedback_at_all(tmp_path: Path, fake_api: F
         await asyncio.sleep(0.05)
     await bot.session.close()
     assert fake_api.calls == []
+
+
+async def test_the_feedback_delay_counts_from_the_updates_arrival(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """An update that waited 0.4 s for a worker gets its «Thinking…» 0.1 s into the turn, not 0.5 s."""
+    bot, _ = await make_policy_bot(tmp_path, fake_api)
+    with update_received(utcnow() - timedelta(seconds=0.4)):
+        entered = time.monotonic()
+        async with TelegramLiveReply(bot, USER, DraftSupport(), delay=0.5):
+            await asyncio.sleep(0.6)
+    await bot.session.close()
+    (draft,) = fake_api.calls_of("sendMessageDraft")
+    assert 0.05 < draft.at - entered < 0.35
+
+
+async def test_a_busy_event_loop_does_not_postpone_the_feedback_further(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """Many turns starting at once keep the loop busy before the feedback task first runs; that time
+    is part of the parent's wait, not added on top of the delay."""
+    bot, _ = await make_policy_bot(tmp_path, fake_api)
+    entered = time.monotonic()
+    async with TelegramLiveReply(bot, USER, DraftSupport(), delay=0.5):
+        time.sleep(0.4)  # the other turns' start-up, before this one first yields
+        await asyncio.sleep(0.7)
+    await bot.session.close()
+    (draft,) = fake_api.calls_of("sendMessageDraft")
+    assert draft.at - entered < 0.8  # due 0.5 s after entering, not 0.5 s after the loop was free again
 
 
 async def test_drafts_take_nothing_from_the_chat_budget_of_the_message(tmp_path: Path, fake_api: FakeBotAPI) -> None:
