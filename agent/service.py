@@ -28,6 +28,7 @@ import asyncio
 import re
 import logging
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -57,6 +58,7 @@ from agent.replies import (
 )
 from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.relay import human_mode_deadline
+from agent.rules_guard import RulesCheck
 from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
 from agent.streaming import mute_live_reply
@@ -87,6 +89,7 @@ def _utcnow() -> datetime:
 
 
 # A reply that tells the user how to call a manager (the command, or the button by its name).
+CHECKS_REMEMBERED = 256  # texts whose guardrail result is kept (a few per conversation in flight)
 _POINTS_TO_MANAGER = re.compile(r"/manager\b|«Позвать менеджера»")
 
 
@@ -144,6 +147,7 @@ class AssistantService:
         self.own_telegram_names: set[str] = set()
         self.offline = OfflinePolicy(catalog, knowledge, self.intents)
         self._amounts: dict[str, frozenset[int]] = {}
+        self._checks: OrderedDict[tuple[str, str, frozenset[str]], tuple[RulesCheck, ReplyCheck]] = OrderedDict()
         self._contact_flows: dict[str, ContactFlow] = {}
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -567,15 +571,31 @@ class AssistantService:
         """The reply guardrails, for the final text and for every sentence shown while streaming: the
         school's rules first (a forbidden term replaces the text, a promise or a computed sum is cut),
         then the generic checks (unknown ₽ amounts, foreign links, prompt leaks)."""
+        return self._guarded(text, brand)[1]
+
+    def _guarded(self, text: str, brand: str) -> tuple[RulesCheck, ReplyCheck]:
+        """What the brand rules made of the text, and the text after every check.
+
+        Remembered for the last few texts: a turn checks the same text more than once (the final
+        reply twice, and a streamed answer's last sentence is that same whole text), and the checks
+        are the largest part of what streaming adds to a turn's CPU (bench/live_replies.py). The
+        result depends only on the text, the brand and the bot's own names."""
+        key = (text, brand, frozenset(self.own_telegram_names))
+        found = self._checks.get(key)
+        if found is not None:
+            self._checks.move_to_end(key)
+            return found
         ruled = self.catalog.guard(brand).check(text)
-        if ruled.hits:
-            log.warning("brand rules: %s", ", ".join(f"{hit.kind}:{hit.rule}" for hit in ruled.hits))
         secret = self.model.prompts.secret_lines if self.model else []
         links = self._link_policy(brand)
-        return check_reply(
+        checked = check_reply(
             ruled.text, known_amounts=self._known_amounts(brand), brand_domain=links.domain, secret_lines=secret,
             telegram_names=links.telegram_names,
         )
+        self._checks[key] = (ruled, checked)
+        if len(self._checks) > CHECKS_REMEMBERED:
+            self._checks.popitem(last=False)
+        return ruled, checked
 
     def _link_policy(self, brand: str) -> LinkPolicy:
         info = self.catalog.brand(brand).brand
@@ -591,7 +611,10 @@ class AssistantService:
 
     def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
         guard = self.catalog.guard(brand)
-        replaced = guard.check(reply.text).replaced
+        ruled, checked = self._guarded(reply.text, brand)
+        if ruled.hits:
+            log.warning("brand rules: %s", ", ".join(f"{hit.kind}:{hit.rule}" for hit in ruled.hits))
+        replaced = ruled.replaced
         if replaced:  # a forbidden term: the rule's text, no cards, a manager offered
             reply.cards = []
         # …and a reply telling the user to press «Позвать менеджера» («как с вами связаться?») shows it.
@@ -599,7 +622,6 @@ class AssistantService:
             button.payload == HANDOFF for button in reply.quick_replies
         ):
             reply.quick_replies = [*reply.quick_replies, QuickReply(label=CALL_MANAGER, payload=HANDOFF)]
-        checked = self._check_text(reply.text, brand)
         if checked.removed_amounts or checked.removed_links or checked.leaked:
             log.warning(
                 "reply guardrails: amounts=%s links=%d leaked=%s",
