@@ -120,4 +120,5 @@ class Runtime:
         if self.crm_http is not None:
             await self.crm_http.aclose()
         await self.store.tokens.aclose()
+        await self.store.turn_locks.close()
         await self.db.dispose()

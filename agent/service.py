@@ -17,9 +17,12 @@ Reserved quick-reply payloads (each ≤ 64 bytes, Telegram's callback_data limit
     restart                                    start the funnel again
     say:<text>                                 a ready-made user phrase; handled as if typed
 
-Ordering: two messages of one user never run at the same time in this process (a lock per
-conversation). Across processes, ordering is the update queue's job (one worker claims a chat's updates
-in order); the database's unique idempotency keys keep a reprocessed update from being stored twice.
+Ordering: two messages of one user never run at the same time (a lock per conversation in this process,
+and the store's lock per user across processes: adapters/storage/turn_locks.py), so a retried message
+(same idempotency key) waits for its first attempt's turn, wherever that runs, and gets its stored reply.
+Across processes, the order of a chat's Telegram updates is the update queue's job (one worker claims a
+chat's updates in order); the database's unique idempotency keys keep a reprocessed update from being
+stored twice.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import logging
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -159,7 +163,7 @@ class AssistantService:
         if truncated:
             mute_live_reply()  # the reply starts with a note the model's live text would not show
         message = self._message(inbound, _describe(inbound, text), meta={"choice": inbound.choice} if inbound.choice else None)
-        async with self._lock(inbound, brand):
+        async with self._lock(inbound, brand), self._exclusive(inbound, brand):
             opened = await self._open(inbound, brand, message)
             if opened.state is None:
                 return Reply.model_validate(opened.stored_reply)
@@ -180,7 +184,7 @@ class AssistantService:
 
     async def handoff(self, inbound: Inbound, reason: str) -> Reply:
         brand = self._brand(inbound)
-        async with self._lock(inbound, brand):
+        async with self._lock(inbound, brand), self._exclusive(inbound, brand):
             opened = await self._open(inbound, brand, self._message(inbound, "[пользователь попросил менеджера]"))
             if opened.state is None:
                 return Reply.model_validate(opened.stored_reply)
@@ -523,6 +527,11 @@ class AssistantService:
 
     def _lock(self, inbound: Inbound, brand: str) -> asyncio.Lock:
         return self._lock_for(identity_of(inbound.channel).value, inbound.user_id, brand)
+
+    def _exclusive(self, inbound: Inbound, brand: str) -> AbstractAsyncContextManager[None]:
+        """The same user's turns in other processes (the store's lock; this process's is ``_lock``):
+        taken after this process's own lock, so a process holds it once per user at a time."""
+        return self.store.exclusive(identity_of(inbound.channel).value, inbound.user_id, brand)
 
     def _lock_for(self, identity: str, external_id: str, brand: str) -> asyncio.Lock:
         key = (identity, external_id, brand)
