@@ -1,7 +1,7 @@
 """A retried ask that reaches another process while the first is still answering: two real `serve`
 processes on one PostgreSQL database, the model a slow fake on 127.0.0.1. The per-user lock of one
 process cannot see the other's turn; the turn must still run once (one model call), and the retry gets
-the first's stored reply."""
+the first's stored reply (adapters/storage/turn_locks.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
+from adapters.storage.database import Database
+from adapters.storage.turn_locks import TurnLocks
 from tests import openai_fakes as fake
 from tests.conftest import _truncate_all
 from tests.crm_helpers import wait_for
@@ -75,3 +78,23 @@ async def test_a_retry_in_another_process_waits_for_the_first_turn_and_gets_its_
     assert len(model.state.seen) == 1  # one turn: the retry did not ask the model again
     assert retried.json() == original.json()
     assert "Ответ номер 1" in retried.json()["text"]
+
+
+async def test_the_turn_lock_survives_a_dropped_connection(postgres_url: str) -> None:
+    """The connection holding this process's turn locks is cut (a database restart, an idle timeout):
+    the next turn takes its lock on a fresh connection instead of failing."""
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    try:
+        async with locks.hold("telegram", "1", "kmipt"):
+            pass
+        assert locks._conn is not None
+        pid = (await locks._conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+        async with db.engine.connect() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        async with locks.hold("telegram", "1", "kmipt"):
+            other = (await locks._conn.execute(text("SELECT pg_backend_pid()"))).scalar()  # type: ignore[union-attr]
+        assert other != pid
+    finally:
+        await locks.close()
+        await db.dispose()

@@ -74,7 +74,13 @@ class TurnLocks:
     async def _acquire(self, params: dict[str, int]) -> bool:
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
-            if await self._execute(_TRY, params):
+            try:
+                taken = await self._execute(_TRY, params)
+            except Exception:
+                # Most likely the kept connection went stale (a database restart, an idle timeout):
+                # it was dropped, so one more try on a fresh one.
+                taken = await self._execute(_TRY, params)
+            if taken:
                 return True
             if time.monotonic() > deadline:
                 log.warning("another process held this user's turn for over %.0f s; running this one anyway", WAIT_SECONDS)
