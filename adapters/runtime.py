@@ -109,4 +109,5 @@ class Runtime(Repositories):
         if self.crm_http is not None:
             await self.crm_http.aclose()
         await self.store.tokens.aclose()
+        await self.store.turn_locks.close()
         await self.db.dispose()

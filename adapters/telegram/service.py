@@ -34,6 +34,7 @@ from adapters.storage.database import Database
 from adapters.storage.relay import RelayRepository
 from adapters.storage.repositories import UserRepository
 from adapters.storage.stores import SqlStore
+from adapters.telegram.drafts import update_received
 from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.polling import PollingService
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue
@@ -166,7 +167,8 @@ class TelegramService:
         except ValidationError as error:
             raise PermanentFailure(f"not a valid Telegram update ({error.error_count()} errors)") from None
         try:
-            await self.dispatcher.feed_update(self.bot, update)
+            with update_received(item.received_at):  # feedback counts its delay from the arrival
+                await self.dispatcher.feed_update(self.bot, update)
         except TelegramForbiddenError:
             log.info("update %s: the user blocked the bot; nothing more is sent", item.update_id)
 
