@@ -60,9 +60,7 @@ def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     config = server_config(create_app(settings, run_bot=run_bot, defer_sdks=True), host, port, settings)
-    server = uvicorn.Server(config)
-    ok = asyncio.run(_serve(server))
-    if not ok:
+    if not run_server(uvicorn.Server(config)):
         sys.exit(1)
 
 
@@ -152,6 +150,15 @@ def server_limits(settings: Settings) -> type:
         head_timeout=settings.server_header_timeout_seconds,
         body_timeout=settings.server_body_timeout_seconds,
     ))
+
+
+def run_server(server: uvicorn.Server) -> bool:
+    """Serve until stopped, on the event loop uvicorn picks for its settings (uvloop when installed),
+    as ``uvicorn.run`` and the WEB_CONCURRENCY workers do: a plain ``asyncio.run`` gets the pure-Python
+    loop, which cost every endpoint a sixth of its requests/s (bench/http_hot_paths.py). False when
+    the application's start-up failed."""
+    with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+        return runner.run(_serve(server))
 
 
 async def _serve(server: uvicorn.Server) -> bool:

@@ -23,6 +23,11 @@ round (its backlog is thrown away with it, so no round pays for an earlier round
 Two webhook figures: ``webhook`` posts a new update every request, so the queue's workers process
 updates during the burst (rationed to 80/s) on the same core; ``webhook-dup`` posts one update again
 and again: the same ingest path (parse, check, commit through the group commit), nothing to process.
+Beside each rate, each server's CPU time per request over the measurement (its process's user and
+system time from /proc, divided by the requests wrk counted): on a busy machine the ratio of rates
+swings with how the scheduler shares the cores, the CPU a request costs much less; the bare app's CPU
+per request over the service's is the ratio a quiet machine would approach (when neither waits on
+anything but the CPU).
 Targets: catalog and health >= 0.8x, diagnostics and landing >= 0.5x, webhook ingest >= 0.9x.
 """
 
@@ -32,7 +37,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,9 +48,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-TOKEN = "123456789:AAF_bench-token-for-the-fake-bot-api-000"
-SECRET = "bench-secret"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.processes import REPO, SECRET, TOKEN, free_port, spawn  # noqa: E402
+
 START_TIMEOUT = 60.0
 
 BARE_APP = """
@@ -106,12 +111,6 @@ ENDPOINTS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
@@ -125,20 +124,6 @@ def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:
             pass
         time.sleep(0.05)
     raise RuntimeError(f"{url} did not come up")
-
-
-@contextmanager
-def spawn(argv: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def service_env(data: Path, api_url: str) -> dict[str, str]:
@@ -156,7 +141,8 @@ def service_env(data: Path, api_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def service(data: Path, api_url: str, *, instant_agent: bool = False) -> Iterator[str]:
+def service(data: Path, api_url: str, *, instant_agent: bool = False) -> Iterator[tuple[str, int]]:
+    """The service's base URL and process id, once it answers health."""
     port = free_port()
     if instant_agent:
         argv = [sys.executable, str(Path(__file__).resolve()), "--serve-instant", str(port)]
@@ -166,17 +152,32 @@ def service(data: Path, api_url: str, *, instant_agent: bool = False) -> Iterato
     with spawn(argv, service_env(data, api_url), cwd=data) as process:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/api/health", process)
-        yield base
+        yield base, process.pid
 
 
 _RATE = re.compile(r"Requests/sec:\s+([\d.]+)")
+_REQUESTS = re.compile(r"(\d+) requests in")
 _ERRORS = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)|Socket errors:.*")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Load:
+    rate: float  # requests/s
+    cpu_us: float  # the server's CPU time per request (its own threads: the load of the rest of the machine aside)
+
+
 def wrk_pair(
-    urls: tuple[str, str], seconds: float, connections: int, script: Path | None = None, script_args: tuple[str, ...] = ()
-) -> tuple[float, float]:
+    urls: tuple[str, str], pids: tuple[int, int], seconds: float, connections: int, script: Path | None = None,
+    script_args: tuple[str, ...] = (),
+) -> tuple[Load, Load]:
     """Both URLs loaded at the same time, so whatever else runs on the machine slows both alike."""
+    cpu_before = [cpu_seconds(pid) for pid in pids]
     runs = [
         subprocess.Popen(
             ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", *(["-s", str(script)] if script else []), url,
@@ -185,36 +186,32 @@ def wrk_pair(
         )
         for url in urls
     ]
-    rates = []
-    for url, run in zip(urls, runs, strict=True):
+    loads = []
+    for url, run, pid, before in zip(urls, runs, pids, cpu_before, strict=True):
         out, _ = run.communicate(timeout=seconds + 30)
+        spent = cpu_seconds(pid) - before
         errors = _ERRORS.search(out)
         if run.returncode or errors:
             raise RuntimeError(f"wrk {url}: {errors.group(0) if errors else run.returncode}\n{out}")
-        match = _RATE.search(out)
-        if match is None:
+        rate, requests = _RATE.search(out), _REQUESTS.search(out)
+        if rate is None or requests is None:
             raise RuntimeError(f"wrk printed no rate:\n{out}")
-        rates.append(float(match.group(1)))
-    return rates[0], rates[1]
+        loads.append(Load(float(rate.group(1)), 1e6 * spent / max(1, int(requests.group(1)))))
+    return loads[0], loads[1]
 
 
 def serve_instant(port: int) -> None:
     """The service's app under production's uvicorn settings, its workers answering at once."""
-    import asyncio
-
     import uvicorn
 
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(REPO / "bench"))
     from adapters.http.app import create_app
-    from adapters.main import _settings, server_config
+    from adapters.main import _settings, run_server, server_config
     from adapters.wiring import build_runtime
-    from telegram_queue import InstantAgent
+    from bench.telegram_queue import InstantAgent
 
     settings = _settings()
     runtime = build_runtime(settings, assistant=InstantAgent())  # type: ignore[arg-type]
-    server = uvicorn.Server(server_config(create_app(settings, runtime=runtime), "127.0.0.1", port))
-    asyncio.run(server.serve())
+    run_server(uvicorn.Server(server_config(create_app(settings, runtime=runtime), "127.0.0.1", port)))
 
 
 def main() -> None:
@@ -231,7 +228,7 @@ def main() -> None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     chosen = [e for e in ENDPOINTS if not args.only or e.name in args.only.split(",")]
     ratios: dict[str, list[float]] = {e.name: [] for e in chosen}
-    rates: dict[str, list[tuple[float, float]]] = {e.name: [] for e in chosen}
+    loads: dict[str, list[tuple[Load, Load]]] = {e.name: [] for e in chosen}
     bare_port, api_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp:
         root = Path(tmp)
@@ -240,38 +237,46 @@ def main() -> None:
         fake_api = [sys.executable, "-m", "tests.fakes.telegram_api", "--port", str(api_port)]
         bare_argv = [sys.executable, "-c", BARE_APP, str(bare_port)]
         api_url = f"http://127.0.0.1:{api_port}"
-        with spawn(fake_api), spawn(bare_argv) as bare, service(root / "service", api_url) as base:
+        with spawn(fake_api), spawn(bare_argv) as bare, service(root / "service", api_url) as (base, service_pid):
             bare_base = f"http://127.0.0.1:{bare_port}"
             wait_http(bare_base + "/ok", bare)
             for number in range(args.rounds + 1):  # round 0 warms both up, unreported
                 for endpoint in chosen:
                     if endpoint.post:
-                        with service(root / f"webhook-{number}", api_url, instant_agent=True) as fresh:
+                        # A database of its own too: webhook-dup in the webhook round's database started
+                        # with that round's backlog of thousands of updates to process (0.2-0.5x then).
+                        with service(root / f"{endpoint.name}-{number}", api_url, instant_agent=True) as (fresh, fresh_pid):
                             # Its bot's start-up calls (getMe, commands) and first requests settle first.
-                            urls = (bare_base + "/hook", fresh + endpoint.path)
+                            urls, pids = (bare_base + "/hook", fresh + endpoint.path), (bare.pid, fresh_pid)
                             repeat = ("repeat",) if endpoint.name == "webhook-dup" else ()
-                            wrk_pair(urls, 1, args.connections, script, ("100000000", *repeat))
-                            bare_rate, rate = wrk_pair(urls, args.seconds, args.connections, script, ("0", *repeat))
+                            wrk_pair(urls, pids, 1, args.connections, script, ("100000000", *repeat))
+                            pair = wrk_pair(urls, pids, args.seconds, args.connections, script, ("0", *repeat))
                     else:
                         urls = (bare_base + "/ok", base + endpoint.path)
-                        bare_rate, rate = wrk_pair(urls, args.seconds, args.connections)
+                        pair = wrk_pair(urls, (bare.pid, service_pid), args.seconds, args.connections)
                     if number:
-                        ratios[endpoint.name].append(rate / bare_rate)
-                        rates[endpoint.name].append((bare_rate, rate))
-                        print(f"  round {number} {endpoint.name:12} bare {bare_rate:7.0f}  service {rate:7.0f}  "
-                              f"{rate / bare_rate:.2f}x", flush=True)
+                        bare_load, load = pair
+                        ratios[endpoint.name].append(load.rate / bare_load.rate)
+                        loads[endpoint.name].append(pair)
+                        print(f"  round {number} {endpoint.name:12} bare {bare_load.rate:7.0f}  service {load.rate:7.0f}  "
+                              f"{load.rate / bare_load.rate:.2f}x   CPU/request bare {bare_load.cpu_us:4.0f} us  "
+                              f"service {load.cpu_us:4.0f} us", flush=True)
     print(f"\nrequests/s against a bare FastAPI app, wrk -t1 -c{args.connections} -d{args.seconds:g}s, "
-          f"{args.rounds} rounds (ratio: median, min-max):")
+          f"{args.rounds} rounds (ratio: median, min-max; then each server's CPU time per request, medians:")
+    print("the bare app's over the service's is the ratio a machine with nothing else running would approach)")
     missed = 0
     for endpoint in chosen:
         values = ratios[endpoint.name]
         median = statistics.median(values)
-        bare_median = statistics.median(b for b, _ in rates[endpoint.name])
-        service_median = statistics.median(s for _, s in rates[endpoint.name])
+        pairs = loads[endpoint.name]
+        bare_median = statistics.median(b.rate for b, _ in pairs)
+        service_median = statistics.median(s.rate for _, s in pairs)
+        bare_cpu, service_cpu = statistics.median(b.cpu_us for b, _ in pairs), statistics.median(s.cpu_us for _, s in pairs)
         met = median >= endpoint.target
         missed += not met
         print(f"  {endpoint.name:12} {service_median:7.0f} vs {bare_median:7.0f} req/s  {median:.2f}x "
-              f"({min(values):.2f}-{max(values):.2f})  target >= {endpoint.target:.1f}x: {'met' if met else 'MISSED'}")
+              f"({min(values):.2f}-{max(values):.2f})  target >= {endpoint.target:.1f}x: {'met' if met else 'MISSED'}   "
+              f"CPU/request {service_cpu:.0f} vs {bare_cpu:.0f} us ({bare_cpu / service_cpu:.2f}x)")
     sys.exit(1 if missed else 0)
 
 

@@ -18,23 +18,22 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-TOKEN = "123456789:AAF_bench-token-for-the-fake-bot-api-000"
-SECRET = "bench-secret"
+from bench import processes  # noqa: E402
+from bench.processes import SECRET, TOKEN, free_port  # noqa: E402
+
 START_TIMEOUT = 90.0
 
 
@@ -66,12 +65,6 @@ def update(update_id: int, chat: int) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def service_settings(data: Path, api_url: str, database_url: str | None) -> dict[str, str]:
     """The service's configuration, as environment variable names."""
     values = {
@@ -89,17 +82,9 @@ def service_settings(data: Path, api_url: str, database_url: str | None) -> dict
     return values
 
 
-@contextmanager
-def spawn(args: list[str], env: dict[str, str] | None = None) -> Any:
-    process = subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+def spawn(args: list[str], env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """This interpreter running ``args`` (its errors shown)."""
+    return processes.spawn([sys.executable, *args], env, stderr=None)
 
 
 async def wait_http(session: aiohttp.ClientSession, url: str, method: str = "GET") -> None:

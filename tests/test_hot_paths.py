@@ -155,3 +155,29 @@ def test_access_logs_are_not_kept_alive_until_exit() -> None:
     ref = weakref.ref(AccessLog(stream=io.StringIO()))
     gc.collect()
     assert ref() is None
+
+
+def test_serve_runs_on_the_event_loop_uvicorn_picks() -> None:
+    """`serve` ran its server under a plain asyncio.run: the pure-Python loop, not uvloop (which
+    uvicorn.run and the WEB_CONCURRENCY workers use), a sixth of every endpoint's requests/s."""
+    import asyncio
+
+    import uvicorn
+    import uvloop
+
+    from adapters.main import run_server, server_config
+
+    loops: list[type] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "lifespan":
+            await receive()
+            loops.append(type(asyncio.get_running_loop()))
+            server.should_exit = True
+            await send({"type": "lifespan.startup.complete"})
+            await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+
+    server = uvicorn.Server(server_config(app, "127.0.0.1", 0))
+    assert run_server(server)
+    assert loops == [uvloop.Loop]

@@ -182,3 +182,20 @@ async def test_client_request_id_is_echoed(client: httpx.AsyncClient) -> None:
     assert response.headers["x-request-id"] == "abc-123"
     forged = await client.get("/api/health", headers={"X-Request-ID": "bad id\nwith newline"})
     assert forged.headers["x-request-id"] != "bad id\nwith newline"
+
+
+async def test_an_unexpected_error_is_a_json_500_with_the_request_id(settings: Settings) -> None:
+    """The request context layer is outside FastAPI's error layer, so its 500 carries the request id
+    too (inside it, the error layer answered with the bare ``send``)."""
+    app = create_app(settings)
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/api/boom", boom)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.get("/api/boom", headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500 and response.json() == {"ok": False, "reason": "internal_error"}
+    assert response.headers["x-request-id"] == "req-500"

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.http import metrics
 from adapters.http.admin_guard import AdminLoginGuard
@@ -29,7 +30,7 @@ from adapters.http.routers import (
     whoami,
 )
 from adapters.preflight import Level, run_preflight
-from adapters.telegram.http import add_webhook_ingress
+from adapters.telegram.http import webhook_answers
 from adapters.runtime import Runtime
 from adapters.wiring import build_runtime, settle_startup_heap
 from agent import __version__
@@ -40,6 +41,21 @@ log = logging.getLogger(__name__)
 
 class PreflightFailed(RuntimeError):
     pass
+
+
+class ServiceApp(FastAPI):
+    """FastAPI behind ``front``, the request context layer (adapters/http/middleware.py): it is the
+    outermost layer, in front of FastAPI's own error, telemetry and body-limit layers too, so the
+    webhook it answers itself pays for none of them, and a 500 from FastAPI's error layer carries
+    the request id."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await self.front(scope, receive, send)
 
 
 async def start_runtime(runtime: Runtime, *, migrate: bool = True) -> None:
@@ -81,7 +97,7 @@ def create_app(
                 health_task.cancel()
             await rt.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="Sales assistant",
         version=__version__,
         lifespan=lifespan,
@@ -109,8 +125,9 @@ def create_app(
     if settings.metrics_enabled:
         app.include_router(metrics.router)
         app.add_middleware(MetricsMiddleware)
-    # The webhook ingress in front of the application (webhook requests skip the rest of the stack),
-    # and in front of it the request id, body limit and access log that every request gets.
-    add_webhook_ingress(app, settings)
-    app.add_middleware(RequestContextMiddleware, raw_body_paths=frozenset({settings.telegram_webhook_path}))
+    # The request id, body limit, checks and access log every request gets, in front of all of
+    # FastAPI; the webhook is answered right there.
+    app.front = RequestContextMiddleware(
+        super(ServiceApp, app).__call__, answers=webhook_answers(settings, app.state)
+    )
     return app

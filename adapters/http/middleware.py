@@ -7,12 +7,13 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.access_log import AccessLog
-from adapters.http.request_checks import cross_site_problem, json_problem, url_problem
+from adapters.http.request_checks import cross_site_problem, json_problem, read_headers, url_problem
 from agent.logging_setup import request_id_var
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -20,6 +21,10 @@ MAX_BODY_BYTES = 1024 * 1024
 _ID_PREFIX = secrets.token_hex(4)
 _ids = itertools.count(1)
 _REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._-]{1,64}")
+JSON_TYPE = (b"content-type", b"application/json")
+
+# A POST route answered in this layer, before FastAPI: (status, JSON body) for the request.
+Answer = Callable[[Scope, Receive], Awaitable[tuple[int, bytes]]]
 
 
 async def send_json(send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -29,7 +34,7 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: list
             "type": "http.response.start",
             "status": status,
             "headers": [
-                (b"content-type", b"application/json"),
+                JSON_TYPE,
                 (b"content-length", str(len(payload)).encode()),
                 *(headers or []),
             ],
@@ -49,7 +54,9 @@ class RequestContextMiddleware:
       server passes on, so only chunked bodies need counting);
     - the request checks (adapters/http/request_checks.py): control characters in the URL, admin
       changes sent from another site, JSON nested too deep or carrying control characters;
-    - the access log line (adapters/http/access_log.py).
+    - the access log line (adapters/http/access_log.py);
+    - ``answers``: POST paths answered right here, which read and check their bodies themselves (the
+      Telegram webhook's hot path: adapters/telegram/webhook.py), with no ASGI layer below this one.
     """
 
     def __init__(
@@ -57,11 +64,10 @@ class RequestContextMiddleware:
         app: ASGIApp,
         max_bytes: int = MAX_BODY_BYTES,
         access_log: AccessLog | None = None,
-        raw_body_paths: frozenset[str] = frozenset(),
+        answers: Mapping[str, Answer] | None = None,
     ) -> None:
         self.app = app
-        # Paths whose handler reads and checks the body itself (the Telegram webhook's hot path).
-        self.raw_body_paths = raw_body_paths
+        self.answers = dict(answers or {})
         self.max_bytes = max_bytes
         self.access_log = access_log if access_log is not None else AccessLog()
 
@@ -73,17 +79,11 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        incoming = declared = None
-        chunked = json_body = False
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                incoming = value
-            elif name == b"content-length":
-                declared = value
-            elif name == b"transfer-encoding":
-                chunked = True
-            elif name == b"content-type":
-                json_body = b"json" in value
+        headers = read_headers(scope)
+        incoming = headers.get(b"x-request-id")
+        declared = headers.get(b"content-length")
+        chunked = b"transfer-encoding" in headers
+        json_body = b"json" in headers.get(b"content-type", b"")
         request_id = incoming.decode("latin-1") if incoming and _REQUEST_ID_RE.fullmatch(incoming) else f"{_ID_PREFIX}{next(_ids):08x}"
         id_header = (b"x-request-id", request_id.encode())
         token = request_id_var.set(request_id)
@@ -101,7 +101,7 @@ class RequestContextMiddleware:
             if problem is not None:
                 await send_json(send_with_id, 422, problem)
                 return
-            refused = cross_site_problem(scope)
+            refused = cross_site_problem(scope, headers)
             if refused is not None:
                 await send_json(send_with_id, 403, refused)
                 return
@@ -114,7 +114,14 @@ class RequestContextMiddleware:
                 if too_big:
                     await send_json(send_with_id, 413, _too_large(self.max_bytes))
                     return
-            if not (chunked or (declared not in (None, b"0") and json_body)) or scope["path"] in self.raw_body_paths:
+            answer = self.answers.get(scope["path"]) if scope["method"] == "POST" else None
+            if answer is not None:
+                status, payload = await answer(scope, receive)
+                length = (b"content-length", str(len(payload)).encode())
+                await send({"type": "http.response.start", "status": status, "headers": [JSON_TYPE, length, id_header]})
+                await send({"type": "http.response.body", "body": payload})
+                return
+            if not (chunked or (declared not in (None, b"0") and json_body)):
                 await self.app(scope, receive, send_with_id)
                 return
             # A chunked body is read here up to the limit (the app's own parser would turn the

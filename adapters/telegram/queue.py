@@ -47,7 +47,9 @@ def chat_of(update: dict[str, Any]) -> int | None:
     for key, value in update.items():
         if key == "update_id" or not isinstance(value, dict):
             continue
-        message = value if "chat" in value else value.get("message") or {}
+        message = value if "chat" in value else value.get("message")
+        if not isinstance(message, dict):  # a forged update: the workers dead-letter it
+            message = {}
         chat = message.get("chat")
         if isinstance(chat, dict) and isinstance(chat.get("id"), int):
             thread = message.get("message_thread_id")

@@ -73,6 +73,13 @@ async def test_unknown_update_type_is_stored_and_finished(service) -> None:  # t
     await service.settle(77)
 
 
+async def test_an_update_whose_inner_message_is_not_an_object_is_queued_not_500(service) -> None:  # type: ignore[no-untyped-def]
+    """The queue's ordering key read ``{"message": "x"}`` inside an update's object as a message and
+    raised on it: a 500 for a well-formed body (the workers dead-letter what is no valid update)."""
+    response = await service.client.post(PATH, json={"update_id": 78, "edited_business_message": {"message": "x"}}, headers=GOOD)
+    assert response.status_code == 200 and response.json() == {"ok": True, "queued": True}
+
+
 async def test_webhook_route_exists_only_in_webhook_mode(tmp_path: Path, fake_api: FakeBotAPI) -> None:
     settings = telegram_settings(tmp_path, fake_api.base_url, telegram_mode="polling")
     async with running_service(settings, fake_api, assistant=InstantAssistant(), run_bot=False) as running:
