@@ -91,7 +91,11 @@ _ASKED_FOR = [
 
 # «мы в Подольске», «я из Твери», «живём в Химках»: who asks, not what about — a town no document names
 # made the whole question look unknown («а онлайн можно? мы в Подольске» got «нет точного ответа»).
-_WHO_ASKS = re.compile(r"\b(?:(?:мы|я)\s+(?:живем\s+|живём\s+|живу\s+)?|живем\s+|живём\s+|живу\s+)(?:в|во|из)\s+[А-ЯЁ][\w-]+")
+# The school's own places stay: «мы в Долгопрудном» may ask about the site there.
+_WHO_ASKS = re.compile(
+    r"\b(?:(?:[Мм]ы|[Яя])\s+(?:живем\s+|живём\s+|живу\s+)?|[Жж]ив[её]м\s+|[Жж]иву\s+)(?:в|во|из)\s+"
+    r"(?!Долгопрудн|Москв|Менделеев|Подлипк|Лобн|Жуковск|Сретенк|Красносельск|Пацаев)[А-ЯЁ][\w-]+"
+)
 
 
 def _without_funnel_words(question: str) -> str:

@@ -240,8 +240,10 @@ class OfflinePolicy:
         if answer is None:
             if not _SCHOOL.search(question_text) and not message.hints.steps():
                 return self._offtopic(brand_name)
-            if "format" in (noted or []) and qualifying and len(content_words(search_query(question_text))) <= 1:
-                return self._format_asked(state, today=today)
+            formats = self.options(state, "format")
+            if "format" in (noted or []) and qualifying and formats and state.profile.format in ("online", "offline") \
+                    and len(content_words(search_query(question_text))) <= 1:
+                return self._format_asked(state, formats, today=today)
             reply = self._with_follow(state, self.intents.reply("no_answer"), today, qualifying, noted=noted or [])
             reply.quick_replies = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *reply.quick_replies][:12]
             return reply
@@ -250,11 +252,11 @@ class OfflinePolicy:
             text = answer.render(note=self.intents.reply("compute"))
         return self._with_follow(state, text, today, qualifying, noted=noted or [])
 
-    def _format_asked(self, state: ConversationState, *, today: date) -> Reply:
-        """«а онлайн можно?»: the catalog says whether the format exists for what is known (no online
+    def _format_asked(self, state: ConversationState, formats: list[str], *, today: date) -> Reply:
+        """«а онлайн можно?»: the catalog's ``formats`` for what is known say whether it exists (no online
         groups for grades 1–4), then the funnel goes on; an impossible format is not recorded."""
         asked = state.profile.format
-        offered = asked in self.options(state, "format")
+        offered = asked in formats
         if not offered:
             state.profile.format = None
         said = self.intents.reply(f"format_{'yes' if offered else 'no'}_{asked}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.runtime import Runtime
-from agent.answers import shorten
+from agent.answers import search_query, shorten
 from agent.types import Channel
 from tests.assistant_helpers import Chat, assistant_runtime
 
@@ -107,3 +107,15 @@ async def test_a_camp_price_is_the_asked_seasons(rt: Runtime, text: str, wanted:
 async def test_an_answer_that_says_press_the_manager_button_offers_it(rt: Runtime) -> None:
     reply = await Chat(rt, user_id="958", channel=Channel.api).send(text="как с вами связаться?")
     assert "Позвать менеджера" in reply.text and "handoff" in [q.payload for q in reply.quick_replies], reply
+
+
+@pytest.mark.parametrize(
+    ("question", "query"),
+    [
+        ("Мы в Подольске, а онлайн можно?", ", а онлайн можно?"),  # who asks: not a search word
+        ("а онлайн можно? мы в Подольске", "а онлайн можно?"),
+        ("мы в Менделеево ходим, какое расписание?", "мы в Менделеево ходим, какое расписание?"),  # the school's place stays
+    ],
+)
+def test_the_town_that_says_who_asks_is_not_searched(question: str, query: str) -> None:
+    assert search_query(question) == query
