@@ -72,10 +72,10 @@ async def test_the_admin_api_calls_no_bot_method_itself(tmp_path: Path, fake_api
         held = fake_api.hold(lambda params: True)  # every sendMessage hangs until released
         try:
             answer = service.client.post(f"/admin/conversations/{conversation_id}/messages", auth=ADMIN, json={"text": "Минуту, уточню."})
-            sent = await asyncio.wait_for(answer, timeout=15)  # a request that sends itself would hang here
+            sent = await asyncio.wait_for(answer, timeout=30)  # a request that sends itself would hang here
             assert sent.status_code == 200 and sent.json()["delivery"] == "pending"
             release = service.client.post(f"/admin/conversations/{conversation_id}/release", auth=ADMIN)
-            released = await asyncio.wait_for(release, timeout=15)
+            released = await asyncio.wait_for(release, timeout=30)
             assert released.json()["in_human_mode"] is False
         finally:
             held.set()

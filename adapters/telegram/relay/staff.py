@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 FORUM_CACHE_SECONDS = 300.0
 # How long an admin's answer request waits for its job to tell what became of the answer.
-ANSWER_WAIT_SECONDS = 5.0
+ANSWER_WAIT_SECONDS = 10.0
 # A handoff stores its topic a moment before the conversation's human mode: the idle check leaves
 # topics this fresh alone.
 IDLE_GRACE = timedelta(seconds=30)
