@@ -5,7 +5,7 @@
 
 Starts ``--processes`` real services (`python -m adapters.main serve`, webhook mode, the real assistant
 in offline mode, the default Telegram send limits: 30 messages/s in total, 1/s per chat with a burst
-of 3, shared through Redis) on one fresh PostgreSQL database, with a fake Bot API in this process.
+of 3, shared through Redis) on one fresh PostgreSQL database, with a fake Bot API in a process of its own.
 Posts ``--updates`` text messages across ``--chats`` chats (each chat's updates in order, one after
 another, as Telegram does; chats in parallel), round-robin over the processes' webhooks. When half
 have been posted, one process is killed with SIGKILL and started again on the same port (posts meant
@@ -25,29 +25,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import httpx  # noqa: E402
+import aiohttp  # noqa: E402
 import psycopg  # noqa: E402
 
-from tests.fakes.telegram_api import FakeBotAPI  # noqa: E402
+from tests.pg_database import fresh_database  # noqa: E402
+from tests.replicas import flush_limits, most_in_any_window  # noqa: E402
 
-PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")  # as tests/conftest.py
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "123456789:AAF_scale-bench-token-for-the-fake-api"
 SECRET = "scale-bench-webhook-secret"
@@ -69,6 +67,9 @@ class Outcome:
     max_per_second: int
     max_chat_per_second: int
     reposted: int
+    posted_seconds: float = 0.0  # when the last post was accepted (from the first post)
+    late_moments: int = 0  # global moments given up because the sender woke too late (SharedSpacing)
+    sends_per_10s: tuple[int, ...] = ()  # Bot API arrivals in each 10 s from the first post
 
     @property
     def ok(self) -> bool:
@@ -80,55 +81,31 @@ class Outcome:
     def report(self) -> str:
         return "\n".join([
             f"{self.updates} updates across {self.chats} chats, {self.processes} webhook processes, one killed -9 "
-            f"and restarted mid-way: all processed in {self.seconds:.1f} s",
+            f"and restarted mid-way: {self.done} done after {self.seconds:.1f} s "
+            f"[target: all within the timeout: {'met' if self.done == self.updates else 'MISSED'}]",
             f"  updates done: {self.done}/{self.updates}; each user message stored exactly once: {self.stored_once}; "
             f"chats in update order: {self.chats_in_order}/{self.chats}",
-            f"  posts retried while the killed process was down: {self.reposted}",
+            f"  all posted after {self.posted_seconds:.1f} s; posts retried while the killed process was down: {self.reposted}",
+            f"  Bot API arrivals per 10 s: {' '.join(map(str, self.sends_per_10s))}; "
+            f"moments given up by senders woken too late: {self.late_moments}",
             f"  Bot API: {self.messages_sent} messages; most in any 1 s: {self.max_per_second} (limit {GLOBAL_PER_SECOND}); "
             f"most to one chat in any 1 s: {self.max_chat_per_second} (burst {CHAT_BURST})",
-            f"  guarantees: {'all held' if self.ok else 'BROKEN'}",
+            f"  guarantees (exactly once, in order, <= {GLOBAL_PER_SECOND}/s, <= {CHAT_BURST}/s per chat): "
+            f"{'all held: met' if self.ok else 'BROKEN: MISSED'}",
         ])
 
 
-def most_in_any_window(times: list[float], window: float = 1.0) -> int:
-    times = sorted(times)
-    best = start = 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
+def per_bucket(offsets: list[float], width: float) -> tuple[int, ...]:
+    counts: dict[int, int] = {}
+    for offset in offsets:
+        counts[int(offset // width)] = counts.get(int(offset // width), 0) + 1
+    return tuple(counts.get(n, 0) for n in range(max(counts, default=-1) + 1))
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    name = f"scale_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    try:
-        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def flush_redis_limits() -> None:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter("*sales_agent*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 class Service:
@@ -164,18 +141,27 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
 
-async def wait_healthy(client: httpx.AsyncClient, services: list[Service], timeout: float) -> None:
+async def wait_healthy(client: aiohttp.ClientSession, services: list[Service], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for service in services:
         while True:
             try:
-                if (await client.get(f"{service.url}/api/health")).status_code == 200:
-                    break
-            except httpx.TransportError:
+                async with client.get(f"{service.url}/api/health") as response:
+                    if response.status == 200:
+                        break
+            except (aiohttp.ClientError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{service.url} did not answer /api/health in {timeout:g} s")
             await asyncio.sleep(0.1)
+
+
+async def wait_for_bots(client: aiohttp.ClientSession, fake: FakeBotAPIProcess, processes: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while await fake.count(client, "getMe") < processes:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not every process's bot started in {timeout:g} s")
+        await asyncio.sleep(0.1)
 
 
 def message(update_id: int, chat: int) -> dict[str, object]:
@@ -187,6 +173,21 @@ def message(update_id: int, chat: int) -> dict[str, object]:
             "from": user, "text": f"Вопрос {update_id}: расскажите о курсах",
         },
     }
+
+
+def late_count() -> int:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        return int(client.get("sales_agent:spacing:tg_send_all:late") or 0)
+    finally:
+        client.close()
+
+
+def done_count(url: str) -> int:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        return int(conn.execute("SELECT count(*) FROM telegram_updates WHERE status = 'done'").fetchone()[0])
 
 
 def database_counts(url: str, chats: list[int]) -> tuple[int, bool, int]:
@@ -207,35 +208,53 @@ def database_counts(url: str, chats: list[int]) -> tuple[int, bool, int]:
     return done, stored_once, in_order
 
 
-class FakeBotAPIThread:
-    """The fake Bot API on an event loop of its own: on the posting loop its arrival stamps would
-    wait behind the posts and bunch up (more "in one second" than the senders let go)."""
+class FakeBotAPIProcess:
+    """The fake Bot API in a process of its own (python -m tests.fakes.telegram_api --record-to): in
+    this one, its arrival stamps waited for the GIL behind the posting and the database checks and
+    bunched up (more "in one second" than the senders let go). Stamps are time.monotonic(), the same
+    clock in every process on the host."""
 
-    def __init__(self) -> None:
-        self.fake = FakeBotAPI()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-bot-api", daemon=True)
+    def __init__(self, workdir: Path) -> None:
+        self.record = workdir / "bot-api-calls.jsonl"
+        self.process: subprocess.Popen[str] | None = None
+        self.url = ""
 
     def start(self) -> str:
-        self.thread.start()
-        return asyncio.run_coroutine_threadsafe(self.fake.start(), self.loop).result(30)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.fakes.telegram_api", "--record-to", str(self.record)],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.process.stdout is not None
+        self.url = self.process.stdout.readline().strip()
+        if not self.url.startswith("http"):
+            raise RuntimeError("the fake Bot API did not start")
+        return self.url
 
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.fake.stop(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+    async def count(self, client: aiohttp.ClientSession, method: str) -> int:
+        async with client.get(f"{self.url}/_count/{method}") as response:
+            return int(await response.json())
+
+    def stop(self) -> list[dict[str, Any]]:
+        """Stop it and return the calls it recorded."""
+        if self.process is None:
+            return []
+        self.process.terminate()
+        self.process.wait(30)
+        if not self.record.exists():
+            return []
+        return [json.loads(line) for line in self.record.read_text(encoding="utf-8").splitlines()]
 
 
 async def run(updates: int, chats: int, processes: int = 3, *, timeout: float = 900.0, workdir: Path) -> Outcome:
-    flush_redis_limits()
-    server = FakeBotAPIThread()
-    fake = server.fake
-    api_url = server.start()
+    flush_limits(REDIS_URL)
+    fake = FakeBotAPIProcess(workdir)
+    api_url = fake.start()
+    calls: list[dict[str, Any]] = []
     chat_ids = [FIRST_CHAT + n for n in range(chats)]
     per_chat = updates // chats
     reposted = 0
     try:
-        with fresh_database() as database_url:
+        with fresh_database("scale") as database_url:
             env = {
                 "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), "HOME": str(workdir),
                 "PERSISTENT_DATA_PATH": str(workdir / "data"), "DATABASE_URL": database_url, "REDIS_URL": REDIS_URL,
@@ -247,8 +266,16 @@ async def run(updates: int, chats: int, processes: int = 3, *, timeout: float = 
             try:
                 for service in services:
                     service.start()
-                async with httpx.AsyncClient(timeout=30) as client:
+                # aiohttp, one connection per poster: httpx's pool (100 connections) queued the other
+                # 400 chats' posts and spent the load generator's CPU assigning them (quadratic in the
+                # queue): the full size stalled in the poster, not in the service.
+                connector = aiohttp.TCPConnector(limit=0)
+                async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=30)) as client:
                     await wait_healthy(client, services, timeout)
+                    # Healthy comes before the queue workers (the SDKs load after start-up); every
+                    # process's bot asks getMe as its workers start: wait for all, so the clock
+                    # measures processing, not aiogram's import.
+                    await wait_for_bots(client, fake, processes, timeout)
                     started = time.monotonic()
                     posted = 0
                     victim = services[-1]
@@ -260,13 +287,13 @@ async def run(updates: int, chats: int, processes: int = 3, *, timeout: float = 
                         while True:
                             service = services[(index + attempt) % processes]
                             try:
-                                response = await client.post(
+                                async with client.post(
                                     f"{service.url}/telegram/webhook", json=update,
                                     headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
-                                )
-                                if response.status_code == 200:
-                                    return
-                            except httpx.TransportError:
+                                ) as response:
+                                    if response.status == 200:
+                                        return
+                            except (aiohttp.ClientError, TimeoutError):
                                 pass
                             # Telegram retries a failed delivery; here the next process takes it.
                             reposted += 1
@@ -285,29 +312,29 @@ async def run(updates: int, chats: int, processes: int = 3, *, timeout: float = 
                                 victim.start()
 
                     await asyncio.gather(*(send_chat(p, chat) for p, chat in enumerate(chat_ids)))
+                    posted_seconds = time.monotonic() - started
                     total = per_chat * chats
                     deadline = started + timeout
-                    while True:
-                        done, stored_once, in_order = database_counts(database_url, chat_ids)
-                        if done >= total or time.monotonic() > deadline:
-                            break
+                    while done_count(database_url) < total and time.monotonic() < deadline:
                         await asyncio.sleep(0.5)
                     seconds = time.monotonic() - started
+                    done, stored_once, in_order = database_counts(database_url, chat_ids)
+                    late_moments = late_count()
             finally:
                 for service in services:
                     service.stop()
     finally:
-        server.stop()
-    sent = fake.calls_of("sendMessage")
+        calls = fake.stop()
+    sent = [call for call in calls if call["method"] == "sendMessage"]
     by_chat: dict[int, list[float]] = {}
     for call in sent:
-        by_chat.setdefault(int(call.params["chat_id"]), []).append(call.at)
+        by_chat.setdefault(int(call["chat_id"]), []).append(call["at"])
     return Outcome(
         updates=per_chat * chats, chats=chats, processes=processes, seconds=seconds, done=done,
         stored_once=stored_once, chats_in_order=in_order, messages_sent=len(sent),
-        max_per_second=most_in_any_window([c.at for c in sent]),
+        max_per_second=most_in_any_window([c["at"] for c in sent]),
         max_chat_per_second=max((most_in_any_window(times) for times in by_chat.values()), default=0),
-        reposted=reposted,
+        reposted=reposted, posted_seconds=posted_seconds, late_moments=late_moments, sends_per_10s=per_bucket([c["at"] - started for c in sent], 10.0),
     )
 
 

@@ -7,7 +7,6 @@ import gc
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,9 @@ from adapters.runtime import Runtime
 from adapters.storage.database import Database
 from adapters.wiring import build_runtime
 from agent.settings import Settings
+from tests.pg_database import PG_ADMIN_DSN, fresh_database
 
 REPO = Path(__file__).resolve().parent.parent
-PG_ADMIN_DSN = os.environ.get("TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -132,15 +131,8 @@ def postgres_url() -> Iterator[str]:
         if IN_CI:
             pytest.fail(f"{problem}: CI must run the PostgreSQL tests")
         pytest.skip(f"{problem}; start it to run the PostgreSQL tests")
-    name = f"sa_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0]
-    try:
-        yield f"postgresql+psycopg://{base.split('://', 1)[1]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database("sa_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -6,11 +6,8 @@ on a quiet machine)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,68 +17,10 @@ from tests.crm_helpers import serving
 from tests.fake_crm import FakeAmo
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.replica_worker import AMO_TOKEN
+from tests.replicas import START_TIMEOUT, flush_limits, most_in_any_window, replica_env, replicas
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 REPLICAS = 3
-START_TIMEOUT = 120  # building a replica imports aiogram: seconds on a loaded 2-core machine
-
-
-def most_in_any_window(times: list[float], window: float) -> int:
-    """The largest number of ``times`` inside any window of ``window`` seconds."""
-    times = sorted(times)
-    best = start = 0
-    for end, moment in enumerate(times):
-        while moment - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
-def replica_env(redis_url: str | None, **values: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_", "TELEGRAM_", "CRM_", "AMO_", "DATABASE_"))}
-    env.update(PYTHONPATH=str(REPO), LOG_LEVEL="WARNING", **values)
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return env
-
-
-@contextmanager
-def replicas(args: list[list[str]], env: dict[str, str]) -> Iterator[list[subprocess.Popen[str]]]:
-    """Start one process per argument list, wait until each is ready, then let them all go at once."""
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.replica_worker", *a], cwd=REPO, env=env,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        for a in args
-    ]
-    try:
-        for process in processes:
-            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        yield processes
-        for process in processes:
-            assert process.wait(START_TIMEOUT) == 0
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
-async def _flush_limits(redis_url: str) -> None:
-    import redis.asyncio as redis
-
-    client = redis.from_url(redis_url)
-    try:
-        keys = [key async for key in client.scan_iter("*sales_agent*")]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
 
 
 async def _send_from_replicas(redis_url: str | None, *, per_second: int, burst: int) -> tuple[list[float], list[float]]:
@@ -112,7 +51,7 @@ async def _send_from_replicas(redis_url: str | None, *, per_second: int, burst: 
 
 
 async def test_telegram_send_limits_hold_for_all_replicas_together(redis_url: str) -> None:
-    await _flush_limits(redis_url)
+    flush_limits(redis_url)
     all_sent, shared_chat = await _send_from_replicas(redis_url, per_second=8, burst=2)
     # The limiter counts a message when it is let go; on a loaded 2-core machine a process may wait
     # a scheduler slice or two before its request reaches the fake, so arrivals are checked in windows
@@ -141,7 +80,7 @@ def _amo_from_replicas(redis_url: str | None, count: int) -> list[float]:
 
 
 async def test_amo_requests_from_all_replicas_stay_under_7_per_second(redis_url: str) -> None:
-    await _flush_limits(redis_url)
+    flush_limits(redis_url)
     times = _amo_from_replicas(redis_url, 4)
     assert len(times) == REPLICAS * 4
     # One shared window of 5 slots per second; the account allows 7, and the 2 spare absorb a replica
@@ -160,7 +99,7 @@ async def test_daily_token_budget_counts_every_replicas_spend_at_once(redis_url:
     from adapters.storage.stores import SqlStore
     from adapters.storage.models import utcnow
 
-    await _flush_limits(redis_url)
+    flush_limits(redis_url)
     db = Database(postgres_url)
     await db.migrate()
     _truncate_all(postgres_url)

@@ -4,21 +4,13 @@ processed exactly once, each chat in order, the fake Bot API never over the glob
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from bench import scale_webhooks as bench
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
-
-spec = importlib.util.spec_from_file_location("bench_scale_webhooks", REPO / "bench" / "scale_webhooks.py")
-assert spec is not None and spec.loader is not None
-bench = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = bench  # its dataclass looks its module up
-spec.loader.exec_module(bench)
 
 
 async def test_three_webhook_processes_behave_as_one_bot(tmp_path: Path, redis_url: str) -> None:

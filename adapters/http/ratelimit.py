@@ -63,23 +63,32 @@ async def wait_for_slot(limiter: MovingWindowRateLimiter, item: RateLimitItem, *
         await asyncio.sleep(max(0.01, stats.reset_time - time.time()))
 
 
-# A moving window on Redis's own clock: the time is read inside the script, when the slot is taken.
+# A moving window on Redis's own clock: the time is read inside the script, when the entry is taken.
 # (limits' moving window stamps entries with the caller's clock read before the round trip; a replica
 # that waits for the CPU between the two enters its entry early, and on a loaded machine the replicas
-# together overshot a window by half.) Returns 0 when a slot was taken, else seconds to wait.
-_TAKE_SLOT = """
+# together overshot a window by half.) The scripts below start with _CLOCK, set key, limit, window, owner
+# (the member's prefix), mode ('take', or 'peek': only tell how long until there is room) and
+# wait_prefix, then end with _WINDOW_ENTRY: '0' when there is room (an entry taken unless peeking),
+# else wait_prefix followed by the seconds until there is.
+_CLOCK = """
 local now = redis.call('TIME')
 local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  redis.call('ZADD', KEYS[1], t, ARGV[3] .. ':' .. now[1] .. now[2])
-  redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
+"""
+_WINDOW_ENTRY = """
+redis.call('ZREMRANGEBYSCORE', key, '-inf', t - window)
+if redis.call('ZCARD', key) < limit then
+  if mode ~= 'peek' then
+    redis.call('ZADD', key, t, owner .. ':' .. now[1] .. now[2])
+    redis.call('PEXPIRE', key, math.ceil(window * 1000))
+  end
   return '0'
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - t)
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return wait_prefix .. tostring(tonumber(oldest[2]) + window - t)
 """
+_TAKE_SLOT = _CLOCK + """
+local key, limit, window, owner, mode, wait_prefix = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], 'take', ''
+""" + _WINDOW_ENTRY
 
 
 class SharedPace:
@@ -110,35 +119,38 @@ class SharedPace:
 
 
 # Even spacing on Redis's own clock (a shared GCRA without burst): each caller gets the next free
-# moment, at least 1/rate after the previous one, and is told how long to wait for it.
-_NEXT_SLOT = """
-local now = redis.call('TIME')
-local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+# moment, at least 1/rate after the previous one, and is told that moment and how long to wait for it.
+_NEXT_SLOT = _CLOCK + """
 local interval = tonumber(ARGV[1])
 local next_free = tonumber(redis.call('GET', KEYS[1]) or '0')
 local slot = math.max(t, next_free)
 redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', math.ceil((slot + interval - t) * 1000) + 1000)
-return tostring(slot - t)
+return {tostring(slot), tostring(slot - t)}
 """
+
+# Using a reserved moment (SharedSpacing.take), on Redis's clock: 'late' when it passed more than
+# ARGV[2] seconds ago (the caller must reserve a new one; KEYS[1] counts how often), the seconds still
+# to wait when it has not come yet; else, with a second key, it takes an entry in that key's moving
+# window (ARGV[3] entries per ARGV[4] seconds), or says how long until the window has room
+# ('chat:<seconds>'); '0' = go now.
+_CLAIM_SLOT = _CLOCK + """
+local slot, lateness = tonumber(ARGV[1]), tonumber(ARGV[2])
+if t - slot > lateness then
+  redis.call('INCR', KEYS[1])
+  redis.call('EXPIRE', KEYS[1], 86400)
+  return 'late'
+end
+if slot > t then return tostring(slot - t) end
+if #KEYS == 1 then return '0' end
+local key, limit, window, owner, mode, wait_prefix = KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], 'take', 'chat:'
+""" + _WINDOW_ENTRY
 
 
 # SharedWindow: like _TAKE_SLOT (Redis's clock), for one key of many; ARGV[4] == "peek" only tells
-# how long until there is room, without taking it.
-_WINDOW_SLOT = """
-local now = redis.call('TIME')
-local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
-local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t - window)
-if redis.call('ZCARD', KEYS[1]) < limit then
-  if ARGV[4] ~= 'peek' then
-    redis.call('ZADD', KEYS[1], t, ARGV[3] .. ':' .. now[1] .. now[2])
-    redis.call('PEXPIRE', KEYS[1], math.ceil(window * 1000))
-  end
-  return '0'
-end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return tostring(tonumber(oldest[2]) + window - t)
-"""
+# how long until there is room, without taking it (SharedSpacing.take takes the entry).
+_WINDOW_SLOT = _CLOCK + """
+local key, limit, window, owner, mode, wait_prefix = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ''
+""" + _WINDOW_ENTRY
 
 
 class SharedWindow:
@@ -151,18 +163,18 @@ class SharedWindow:
         self._redis = redis.from_url(redis_url)
         self._script = self._redis.register_script(_WINDOW_SLOT)
         self._prefix = f"{prefix}:{name}"
-        self._limit, self._window = limit, window
+        self.limit, self.window = limit, window
         self._owner = secrets.token_hex(6)
 
+    def key(self, key: str) -> str:
+        return f"{self._prefix}:{key}"
+
     async def _call(self, key: str, mode: str) -> float:
-        return float(await self._script(keys=[f"{self._prefix}:{key}"], args=[self._limit, self._window, self._owner, mode]))
+        return float(await self._script(keys=[self.key(key)], args=[self.limit, self.window, self._owner, mode]))
 
     async def wait_for_room(self, key: str) -> None:
         while (wait := await self._call(key, "peek")) > 0:
             await asyncio.sleep(max(0.005, wait))
-
-    async def take(self, key: str) -> bool:
-        return await self._call(key, "take") <= 0
 
     async def aclose(self) -> None:
         await self._redis.aclose()
@@ -173,20 +185,59 @@ class SharedSpacing:
     (one every 1/per_second s) instead of let through as a burst: a burst of N let go at once reaches
     the other side spread over the senders' scheduling delays, and overlaps the next second's burst
     there (bench/scale_webhooks.py saw 39-47 arrivals in one second against a window limit of 30).
-    ``async with spacing: ...`` waits for the caller's moment."""
 
-    def __init__(self, redis_url: str, name: str, per_second: int, *, prefix: str = "sales_agent:spacing") -> None:
+    A moment is used only close to when it was due: a caller whose event loop woke it more than
+    ``lateness`` seconds after its moment (a saturated process wakes hundreds of waiting senders late,
+    and they went out together: 38-50 in one second against 30) reserves a new one
+    (``await spacing.take()``; ``take(window=..., key=...)`` also takes that key's window entry in
+    the same Redis step, so the check and the entry are one moment on Redis's clock)."""
+
+    def __init__(
+        self, redis_url: str, name: str, per_second: int, *, lateness: float = 0.1, prefix: str = "sales_agent:spacing"
+    ) -> None:
         import redis.asyncio as redis
 
         self._redis = redis.from_url(redis_url)
         self._next = self._redis.register_script(_NEXT_SLOT)
+        self._claim = self._redis.register_script(_CLAIM_SLOT)
         self._key = f"{prefix}:{name}"
         self._interval = 1.0 / per_second
+        self._lateness = lateness
+        self._owner = secrets.token_hex(6)
+        self.late_key = f"{self._key}:late"  # how many moments were given up, woken too late (a day)
+
+    async def reserve(self) -> str:
+        """Reserve the next free moment and sleep until it; returns the moment (Redis's clock)."""
+        slot, wait = await self._next(keys=[self._key], args=[self._interval])
+        if float(wait) > 0:
+            await asyncio.sleep(float(wait))
+        return slot.decode() if isinstance(slot, bytes) else str(slot)
+
+    async def take(self, window: SharedWindow | None = None, key: str | None = None) -> float:
+        """Wait for a moment and use it: 0 when the caller may go now; > 0 when ``key``'s window
+        has no room (the seconds until it has; the moment is then left unused)."""
+        while True:
+            slot = await self.reserve()
+            while True:
+                if window is None or key is None:
+                    answer = await self._claim(keys=[self.late_key], args=[slot, self._lateness])
+                else:
+                    answer = await self._claim(
+                        keys=[self.late_key, window.key(key)],
+                        args=[slot, self._lateness, window.limit, window.window, self._owner],
+                    )
+                answer = answer.decode() if isinstance(answer, bytes) else str(answer)
+                if answer == "late":
+                    break  # reserve a new moment
+                if answer.startswith("chat:"):
+                    return max(0.005, float(answer[5:]))
+                if float(answer) > 0:  # woke before the moment (a clock step): wait for it
+                    await asyncio.sleep(float(answer))
+                    continue
+                return 0.0
 
     async def __aenter__(self) -> None:
-        wait = float(await self._next(keys=[self._key], args=[self._interval]))
-        if wait > 0:
-            await asyncio.sleep(wait)
+        await self.take()
 
     async def __aexit__(self, *exc: object) -> None:
         return None

@@ -37,6 +37,9 @@ class ClaimedUpdate:
     chat_id: int | None
     payload: str
     attempts: int
+    # When the service took the update in (the row's creation: getUpdates returned it, or the webhook
+    # request came): the parent's wait for feedback counts from here, not from when a worker got to it.
+    received_at: datetime | None = None
 
 
 def chat_of(update: dict[str, Any]) -> int | None:
@@ -195,7 +198,9 @@ class UpdateQueue:
                 attempts=TABLE.c.attempts + 1,
                 updated_at=now,
             )
-            .returning(TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts)
+            .returning(
+                TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts, TABLE.c.created_at
+            )
         )
 
     async def claim(self, worker: str, limit: int) -> list[ClaimedUpdate]:

@@ -34,6 +34,7 @@ from adapters.storage.database import Database
 from adapters.storage.relay import RelayRepository
 from adapters.storage.repositories import UserRepository
 from adapters.storage.stores import SqlStore
+from adapters.telegram.drafts import update_received
 from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.polling import PollingService
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue
@@ -108,6 +109,7 @@ class TelegramService:
         self.bot, self.policy, self.relay, self.notifier = parts.bot, parts.policy, parts.relay, parts.notifier
         # Handlers get the context and the relay by name (aiogram workflow data); relay is None when off.
         self.dispatcher = Dispatcher(tg=context, relay=self.relay)
+        self.assistant = context.assistant  # learns the bot's own @name at start-up
         if self.relay is not None:
             self.dispatcher.include_router(relay_router.build(self.relay))  # first: the staff chat stays there
             self.dispatcher.include_router(relay_router.client_edits(self.relay))
@@ -165,7 +167,8 @@ class TelegramService:
         except ValidationError as error:
             raise PermanentFailure(f"not a valid Telegram update ({error.error_count()} errors)") from None
         try:
-            await self.dispatcher.feed_update(self.bot, update)
+            with update_received(item.received_at):  # feedback counts its delay from the arrival
+                await self.dispatcher.feed_update(self.bot, update)
         except TelegramForbiddenError:
             log.info("update %s: the user blocked the bot; nothing more is sent", item.update_id)
 
@@ -195,8 +198,8 @@ class TelegramService:
                 me = await self.bot.get_me()
                 await self.bot.set_my_commands(COMMANDS)
                 self.bot_username = me.username
-                assistant = self.runtime.assistant
-                if me.username and assistant is not None and hasattr(assistant, "own_telegram_names"):
+                assistant = self.assistant
+                if me.username and hasattr(assistant, "own_telegram_names"):
                     assistant.own_telegram_names.add(me.username.lower())  # replies may link to the bot itself
                 log.info("Telegram bot @%s ready; commands registered", me.username)
                 return

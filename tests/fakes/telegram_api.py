@@ -6,7 +6,7 @@ sendChatAction, setMyCommands, editMessageReplyMarkup, editMessageText, editMess
 reopenForumTopic (state in ``topics``) and copyMessage; sent messages carry message_thread_id. Records
 every call with its time and can answer scripted failures (429 with retry_after, 5xx, 403, 400, a
 missing method) or hold a call. Like Telegram, it refuses drafts outside private chats. Run standalone for benchmarks:
-``python -m tests.fakes.telegram_api --port 8081``.
+``python -m tests.fakes.telegram_api --port 8081 [--record-to calls.jsonl]``.
 """
 
 from __future__ import annotations
@@ -60,11 +60,14 @@ class FakeBotAPI:
         self._new_update = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        self.extra_routes: list[tuple[str, str, Callable[[web.Request], Any]]] = []
 
     # --- control -------------------------------------------------------------------------
     async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._handle)
+        for verb, path, handler in self.extra_routes:
+            app.router.add_route(verb, path, handler)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
@@ -96,6 +99,9 @@ class FakeBotAPI:
     def delivered(self, method: str) -> list[dict[str, Any]]:
         """Calls of ``method`` that were answered to a caller still waiting for the answer."""
         return [c.params for c in self.calls if c.method == method and not any(c is a for a in self.aborted)]
+
+    async def _count(self, request: web.Request) -> web.Response:
+        return web.json_response(len(self.calls_of(request.match_info["method"])))
 
     def calls_of(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -193,14 +199,31 @@ class FakeBotAPI:
         return message
 
 
-async def _serve(port: int) -> None:
-    api = FakeBotAPI(record=False)
+async def _serve(port: int, record_to: str | None) -> None:
+    """Standalone. With ``record_to`` it records every call and, on SIGTERM, writes them there as JSON
+    lines (method, chat_id, text, at: time.monotonic(), the same clock in every process on the host);
+    GET /_count/{method} says how many calls of a method arrived so far."""
+    import signal
+
+    api = FakeBotAPI(record=record_to is not None)
+    if record_to is not None:
+        api.extra_routes.append(("GET", "/_count/{method}", api._count))
     await api.start(port)
     print(api.base_url, flush=True)
-    await asyncio.Event().wait()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await api.stop()
+    if record_to is not None:
+        with open(record_to, "w", encoding="utf-8") as out:
+            for call in api.calls:
+                record = {"method": call.method, "chat_id": call.params.get("chat_id"), "text": call.params.get("text"), "at": call.at}
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
-    asyncio.run(_serve(parser.parse_args().port))
+    parser.add_argument("--record-to", help="record the calls and write them to this file on SIGTERM")
+    arguments = parser.parse_args()
+    asyncio.run(_serve(arguments.port, arguments.record_to))

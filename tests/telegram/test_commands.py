@@ -169,3 +169,19 @@ async def test_api_starts_when_telegram_is_unreachable(tmp_path: Path, fake_api:
         diagnostics = (await running.client.get("/api/runtime/diagnostics")).json()
         assert diagnostics["telegram_queue"]["counts"]["queued"] == 0
         assert running.runtime.telegram.bot_username is None  # type: ignore[union-attr]
+
+
+async def test_bot_start_up_finishes_once_telegram_answers(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """getMe and setMyCommands once, then the bot's own @name is a link its replies may carry; start-up
+    that failed after getMe (an attribute the service did not have) retried both forever with backoff."""
+    settings = telegram_settings(tmp_path, fake_api.base_url, telegram_mode="webhook")
+    async with running_service(settings, fake_api) as running:
+        assistant = running.runtime.assistant
+        assert assistant is not None
+
+        async def known() -> bool:
+            return "test_sales_bot" in assistant.own_telegram_names  # type: ignore[attr-defined]
+
+        await wait_for(known, timeout=30, what="the bot's own name")
+        assert len(fake_api.calls_of("getMe")) == 1
+        assert len(fake_api.calls_of("setMyCommands")) == 1
