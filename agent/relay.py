@@ -46,6 +46,15 @@ class Author(BaseModel):
     name: str = Field(max_length=128)
     telegram_id: int | None = None
     via: Literal["telegram", "admin"] = "telegram"
+    # What a client outside Telegram reads as the sender («Менеджер Ирина»); None: ``name``. An admin's
+    # login account is an internal name and never reaches a client.
+    public_name: str | None = Field(default=None, max_length=128)
+
+
+def client_facing_name(meta: dict[str, object]) -> str | None:
+    """The manager's name as a client may read it (stored messages carry both names)."""
+    public = meta.get("public_name", meta.get("manager_name"))
+    return public if isinstance(public, str) else None
 
 
 def topic_title(state: ConversationState) -> str:

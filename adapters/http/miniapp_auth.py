@@ -89,6 +89,7 @@ class AdminIdentity:
     who: str  # basic:<user> | telegram:<id>
     name: str  # the browser login's account name, or the Telegram user's name from the signed initData
     telegram_id: int | None = None
+    public_name: str = "Менеджер"  # what a client reads: the Telegram first name, never a login account
 
 
 def _telegram_name(user: WebAppUser) -> str:
@@ -115,7 +116,10 @@ async def admin_identity(
         raise HTTPException(403, {"reason": "admin_miniapp_disabled"})
     if data.user is None or not is_miniapp_admin(data, settings):
         raise HTTPException(403, {"reason": "not_an_admin"})
-    return AdminIdentity(who=f"telegram:{data.user.id}", name=_telegram_name(data.user), telegram_id=data.user.id)
+    return AdminIdentity(
+        who=f"telegram:{data.user.id}", name=_telegram_name(data.user), telegram_id=data.user.id,
+        public_name=data.user.first_name.strip()[:128] or "Менеджер",
+    )
 
 
 async def require_admin_or_miniapp_admin(identity: Annotated[AdminIdentity, Depends(admin_identity)]) -> str:

@@ -135,7 +135,13 @@ class SqlWithdrawalStore:
             session.add(user)
 
             chats = [topic_key(chat_id, thread_id) for chat_id, thread_id in topics if thread_id is not None]
-            chats += [relay_line(conversation_id) for conversation_id in conversation_ids]  # relay jobs (HTTP side)
+            jobs = [relay_line(conversation_id) for conversation_id in conversation_ids]  # relay jobs (HTTP side)
+            # A relay job still waiting would carry the client's words (or the handoff's profile) to
+            # the staff chat after the withdrawal: it is deleted; the rest are scrubbed below.
+            await session.exec(sa.delete(TelegramUpdate).where(
+                col(TelegramUpdate.chat_id).in_(jobs), col(TelegramUpdate.status).in_(("queued", "retry"))
+            ))
+            chats += jobs
             if user.identity == "telegram" and user.external_id.isdigit():
                 chats.append(int(user.external_id))
             if chats:

@@ -94,7 +94,7 @@ async def test_an_admin_answers_a_client_from_the_admin_app(browser: Browser, re
         await page.get_by_role("button", name="Отправить").dblclick()  # a double click sends once
         sent = page.locator(".bubble-outgoing").last
         await expect(sent).to_contain_text(ANSWER)
-        await expect(sent.locator(".bubble-status")).to_have_text("Доставлено")
+        await expect(sent.locator(".bubble-status")).to_have_text("Доставлено", timeout=15_000)
         await expect(text).to_have_value("")
         await shot(page, f"admin-5-answer-{theme}")
         assert await axe_violations(page) == []
@@ -107,7 +107,7 @@ async def test_an_admin_answers_a_client_from_the_admin_app(browser: Browser, re
         await expect(failed).to_have_attribute("data-state", "failed")
         await shot(page, f"admin-5-answer-failed-{theme}")
         await failed.get_by_role("button", name="Повторить").click()
-        await expect(failed.locator(".bubble-status")).to_have_text("Доставлено")
+        await expect(failed.locator(".bubble-status")).to_have_text("Доставлено", timeout=15_000)
 
         await page.reload()  # the transcript as stored: the manager's messages with their delivery
         await open_conversation(page, first_name)

@@ -28,8 +28,13 @@ async def test_a_repeated_answer_with_the_same_key_reaches_the_client_once(tmp_p
         before_client, before_staff = len(fake_api.sent_to(CLIENT)), len(fake_api.sent_to(STAFF))
         body = {"text": "Здравствуйте! Подберу вам группу.", "name": "Ирина", "idempotency_key": "admin-answer-0001"}
         first = await service.client.post(f"/admin/conversations/{conversation}/messages", auth=ADMIN, json=body)
+        # The request waits a few seconds for the queued send: on a loaded machine it may say pending.
+        assert first.json()["delivery"] in {"delivered", "pending"}
         again = await service.client.post(f"/admin/conversations/{conversation}/messages", auth=ADMIN, json=body)
-        assert first.json()["delivery"] == again.json()["delivery"] == "delivered"
+        await service.drain()
+        assert again.json()["delivery"] in {"delivered", "pending"}
+        again = await service.client.post(f"/admin/conversations/{conversation}/messages", auth=ADMIN, json=body)
+        assert again.json()["delivery"] == "delivered"  # what became of the first
         assert [m["text"] for m in fake_api.sent_to(CLIENT)[before_client:]] == ["Здравствуйте! Подберу вам группу."]
         assert len(fake_api.sent_to(STAFF)) - before_staff == 1  # one note in the topic
         transcript = (await service.client.get(f"/admin/conversations/{conversation}", auth=ADMIN)).json()
@@ -52,7 +57,8 @@ async def test_the_transcript_says_why_a_client_cannot_be_answered(tmp_path: Pat
         assert await answer(handed) == {"allowed": True, "reason": None}
         fake_api.fail_next("sendMessage", 403, "Forbidden: bot was blocked by the user")
         sent = await service.client.post(f"/admin/conversations/{handed}/messages", auth=ADMIN, json={"text": "Вы здесь?"})
-        assert sent.json()["delivery"] == "blocked"
+        assert sent.json()["delivery"] in {"blocked", "pending"}  # pending: the queue had not got to it yet
+        await service.drain()
         assert await answer(handed) == {"allowed": False, "reason": "client_blocked"}
 
 
@@ -83,7 +89,8 @@ async def test_the_answer_carries_the_authenticated_admin_never_a_name_from_the_
         from_browser = await service.client.post(
             f"/admin/conversations/{conversation}/messages", auth=ADMIN, json={"text": "Добрый день!", "name": "Ирина"},
         )
-        assert from_app.json()["delivery"] == from_browser.json()["delivery"] == "delivered"
+        assert from_app.status_code == from_browser.status_code == 200
+        await service.drain()
         transcript = (await service.client.get(f"/admin/conversations/{conversation}", auth=ADMIN)).json()
         managers = [(m["content"], m["meta"]["manager_name"], m["meta"]["manager_id"]) for m in transcript["messages"] if m["role"] == "manager"]
         assert managers == [("Здравствуйте!", "Ирина Соколова", irina), ("Добрый день!", "admin", None)]

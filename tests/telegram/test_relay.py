@@ -87,7 +87,13 @@ async def test_handoff_opens_a_topic_and_messages_flow_both_ways_with_media(
             updates.contact(9, CLIENT, "+79991234567"),
         )
         copied = copies_to(fake_api, STAFF)
-        assert [int(c["message_id"]) for c in copied] == [5, 6, 7, 8, 9]
+        # The copies are made inside each update (not a queued job), so they are all there once the
+        # updates are done; if not, say what became of the updates and what the client got.
+        assert [int(c["message_id"]) for c in copied] == [5, 6, 7, 8, 9], (
+            await rows(service, "SELECT update_id, status, attempts, last_error FROM telegram_updates ORDER BY update_id"),
+            await rows(service, "SELECT id, human_mode_until FROM conversations"),
+            [m["text"][:80] for m in fake_api.sent_to(CLIENT)[before:]],
+        )
         assert all(int(c["message_thread_id"]) == thread and int(c["from_chat_id"]) == CLIENT for c in copied)
         assert fake_api.sent_to(CLIENT)[before:] == []
 

@@ -7,6 +7,7 @@ the Bot API."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from sqlalchemy import text
@@ -72,10 +73,10 @@ async def test_the_admin_api_calls_no_bot_method_itself(tmp_path: Path, fake_api
         held = fake_api.hold(lambda params: True)  # every sendMessage hangs until released
         try:
             answer = service.client.post(f"/admin/conversations/{conversation_id}/messages", auth=ADMIN, json={"text": "Минуту, уточню."})
-            sent = await asyncio.wait_for(answer, timeout=15)  # a request that sends itself would hang here
+            sent = await asyncio.wait_for(answer, timeout=30)  # a request that sends itself would hang here
             assert sent.status_code == 200 and sent.json()["delivery"] == "pending"
             release = service.client.post(f"/admin/conversations/{conversation_id}/release", auth=ADMIN)
-            released = await asyncio.wait_for(release, timeout=15)
+            released = await asyncio.wait_for(release, timeout=30)
             assert released.json()["in_human_mode"] is False
         finally:
             held.set()
@@ -105,3 +106,32 @@ async def test_a_withdrawal_scrubs_the_relay_jobs_of_the_clients_messages(tmp_pa
 
 async def job_payloads(service: Service) -> list[str]:
     return [r[0] for r in await rows(service, "SELECT payload FROM telegram_updates WHERE update_id < 0")]
+
+
+async def test_a_withdrawal_leaves_no_relay_job_to_carry_the_clients_data(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """A job waiting for its retry is deleted with the client's data, and a job that comes to run after
+    the withdrawal posts nothing (not even the runbook card, which would carry the handoff's profile)."""
+    fake_api.forums.add(STAFF)
+    settings = relay_settings(tmp_path, fake_api, assistant_api_token="api-token-123", telegram_queue_retry_base_seconds=60)
+    async with running_service(settings, fake_api) as service:
+        client = service.client
+        await client.post("/api/assistant/ask", headers=API, json={"user_id": "site-53", "choice": "handoff"})
+        await service.drain()
+        (card_job,) = [p for p in await job_payloads(service) if '"open"' in p]
+        fake_api.fail_next("sendMessage", 429, FLOOD, retry_after=61)
+        await client.post("/api/assistant/ask", headers=API, json={"user_id": "site-53", "message": "Мы живём на Лесной, 7"})
+        waiting = "SELECT count(*) FROM telegram_updates WHERE update_id < 0 AND status = 'retry'"
+
+        async def retry_waits() -> bool:
+            return (await rows(service, waiting))[0][0] == 1
+
+        await wait_for(retry_waits, timeout=10, what="the job to wait for its retry")
+        await client.post("/api/assistant/ask", headers=API, json={"user_id": "site-53", "message": "удалите мои данные"})
+        await client.post("/api/assistant/ask", headers=API, json={"user_id": "site-53", "choice": "forget:yes"})
+        assert not any("Лесной" in p for p in await job_payloads(service))
+        assert (await rows(service, waiting))[0][0] == 0
+
+        posted = len(fake_api.sent_to(STAFF))
+        relay = service.runtime.telegram.relay  # type: ignore[union-attr]
+        await relay.run_job(json.loads(card_job)["relay_job"])  # the card's job, run again after the withdrawal
+        assert len(fake_api.sent_to(STAFF)) == posted

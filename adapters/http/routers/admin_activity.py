@@ -192,7 +192,7 @@ async def answer_client(
     if not text:
         raise HTTPException(422, {"reason": "invalid_request", "field": "text", "detail": "text must not be blank"})
     # Who answers is who logged in (a body may still carry the old «name» field: it is ignored).
-    author = Author(name=admin.name, telegram_id=admin.telegram_id, via="admin")
+    author = Author(name=admin.name, telegram_id=admin.telegram_id, via="admin", public_name=admin.public_name)
     # Without the app's key every request is an answer of its own.
     key = f"admin:{conversation_id}:{body.idempotency_key}" if body.idempotency_key else f"admin-once:{conversation_id}:{uuid.uuid4().hex}"
     if relay is not None:
@@ -215,7 +215,8 @@ async def _store_for_next_reply(
         raise NotFound(f"conversation {conversation_id}")
     if client.telegram_chat_id is not None:
         raise HTTPException(503, {"reason": "relay_unavailable", "detail": "the client is in Telegram: set TELEGRAM_BOT_TOKEN, MANAGER_CHAT_ID and MANAGER_RELAY_ENABLED"})
-    meta = {"manager_id": author.telegram_id, "manager_name": author.name, "via": "admin", "delivery": "waiting"}
+    meta = {"manager_id": author.telegram_id, "manager_name": author.name, "public_name": author.public_name,
+            "via": "admin", "delivery": "waiting"}
     stored, _ = await repo.add_manager_message(
         conversation_id, key, text, meta, human_mode_until=until
     )

@@ -37,7 +37,7 @@ from adapters.http.sse import event_stream, wants_stream
 from adapters.storage.history import recent_history
 from adapters.storage.relay import RelayRepository
 from agent.errors import UnknownBrand
-from agent.relay import ManagerMessage
+from agent.relay import ManagerMessage, client_facing_name
 from agent.settings import Settings
 from agent.types import Action, Channel, Identity, Inbound, ProgramCard, QuickReply, Reply
 
@@ -171,7 +171,7 @@ async def ask(
                 )
             waiting = await RelayRepository(db).take_waiting(reply.conversation_id, inbound.idempotency_key)
             manager_messages = [
-                ManagerMessage(text=m.content, manager_name=m.meta.get("manager_name"), created_at=m.created_at) for m in waiting
+                ManagerMessage(text=m.content, manager_name=client_facing_name(m.meta or {}), created_at=m.created_at) for m in waiting
             ]
         return AskResponse(**reply.model_dump(exclude={"usage", "human_mode"}), manager_messages=manager_messages)
 

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 FORUM_CACHE_SECONDS = 300.0
 # How long an admin's answer request waits for its job to tell what became of the answer.
-ANSWER_WAIT_SECONDS = 5.0
+ANSWER_WAIT_SECONDS = 10.0
 # A handoff stores its topic a moment before the conversation's human mode: the idle check leaves
 # topics this fresh alone.
 IDLE_GRACE = timedelta(seconds=30)
@@ -156,6 +156,11 @@ class StaffRelay:
         kind, conversation_id = job.get("kind"), job.get("conversation_id")
         if not isinstance(conversation_id, int):
             raise PermanentFailure("relay job without a conversation")
+        if await self.repo.client(conversation_id) is None:
+            # The client withdrew their data (or the conversation is gone): nothing of it is posted, not
+            # even the runbook card open() falls back to, which would carry the notice's profile.
+            log.info("relay job %s dropped: conversation %s is gone", kind, conversation_id)
+            return
         try:
             if kind == "open":
                 await self.open(HandoffNotice.model_validate(job["notice"]))
@@ -386,6 +391,8 @@ class StaffRelay:
         meta = {
             "manager_id": author.telegram_id, "manager_name": author.name, "via": author.via, "delivery": "pending",
         }
+        if author.public_name is not None:
+            meta["public_name"] = author.public_name
         if source is not None:
             meta["staff_message"] = {"chat_id": source.chat.id, "message_id": source.message_id}
         until = human_mode_deadline(self.clock(), self.idle_hours)
