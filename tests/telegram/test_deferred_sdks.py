@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import REPO
 from tests.crm_helpers import wait_for
@@ -87,3 +88,18 @@ async def test_updates_posted_at_the_first_health_answer_are_processed_in_order(
     # The port answered before aiogram was loaded; the queue workers started after it was.
     assert line_of("Application startup complete") < line_of("adapters.telegram.service loaded in")
     assert line_of("adapters.telegram.service loaded in") < line_of("starting telegram-workers")
+
+
+async def test_a_failing_warmup_is_logged_at_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The knowledge index build raising in the background is logged when it happens (it stayed in the
+    task until shutdown awaited it); the service ends quietly, the first search builds it again."""
+    from adapters import deferred_sdks
+
+    async def broken() -> None:
+        raise OSError("index files unreadable")
+
+    monkeypatch.setattr(deferred_sdks, "LOAD_DELAY_SECONDS", 0)
+    with caplog.at_level("ERROR", logger="adapters.deferred_sdks"):
+        await deferred_sdks.Warmup("knowledge-index", broken).run()
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "knowledge-index failed" in record.getMessage() and record.exc_info is not None
