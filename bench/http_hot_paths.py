@@ -32,7 +32,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -45,6 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.thread_server import free_port  # noqa: E402
 TOKEN = "123456789:AAF_bench-token-for-the-fake-bot-api-000"
 SECRET = "bench-secret"
 START_TIMEOUT = 60.0
@@ -104,12 +107,6 @@ ENDPOINTS = (
     Endpoint("webhook", "/telegram/webhook", 0.9, post=True),
     Endpoint("webhook-dup", "/telegram/webhook", 0.9, post=True),
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_http(url: str, process: subprocess.Popen[bytes]) -> None:

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ import aiohttp
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from tests.thread_server import free_port  # noqa: E402
 
 TOKEN = "123456789:AAF_bench-token-for-the-fake-bot-api-000"
 SECRET = "bench-secret"
@@ -64,12 +65,6 @@ def update(update_id: int, chat: int) -> dict[str, Any]:
         "update_id": update_id,
         "message": {"message_id": update_id, "date": 1700000000, "chat": {"id": chat, "type": "private"}, "from": user, "text": "Сколько стоит курс?"},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def service_settings(data: Path, api_url: str, database_url: str | None) -> dict[str, str]:

@@ -20,8 +20,8 @@ from tests import openai_fakes as fake
 from tests.conftest import _truncate_all
 from tests.crm_helpers import wait_for
 from tests.fake_responses import responses_app
-from tests.telegram.test_processes import START_TIMEOUT, _free_port, child, healthy
-from tests.thread_server import ThreadServer
+from tests.telegram.test_processes import START_TIMEOUT, child, healthy
+from tests.thread_server import ThreadServer, free_port
 
 pytestmark = pytest.mark.slow
 TOKEN = "ask-processes-test-token-0123456789"
@@ -51,7 +51,7 @@ async def test_a_retry_in_another_process_waits_for_the_first_turn_and_gets_its_
     tmp_path: Path, postgres_url: str
 ) -> None:
     model = responses_app(answer, delay=MODEL_SECONDS)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     body = {"message": "Здравствуйте, сыну 9 класс, нужна математика", "user_id": "crm-4242",
             "idempotency_key": "retry-across-processes-0001"}
     headers = {"Authorization": f"Bearer {TOKEN}"}

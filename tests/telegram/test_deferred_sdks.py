@@ -15,7 +15,8 @@ from tests.conftest import REPO
 from tests.crm_helpers import wait_for
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.telegram.conftest import SECRET, TOKEN
-from tests.telegram.test_processes import FUNNEL_REPLIES, START_TIMEOUT, _env, _free_port, child, first_replies, funnel
+from tests.telegram.test_processes import FUNNEL_REPLIES, START_TIMEOUT, _env, child, first_replies, funnel
+from tests.thread_server import free_port
 
 STARTED_WITHOUT_SDKS = """
 import asyncio, gc, sys
@@ -61,7 +62,7 @@ async def test_updates_posted_at_the_first_health_answer_are_processed_in_order(
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     env = _env(tmp_path, fake_api.base_url, database_url, TELEGRAM_MODE="webhook", TELEGRAM_WEBHOOK_SECRET=SECRET,
                LOG_LEVEL="INFO")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with child("serve", env, log, "--host", "127.0.0.1", "--port", str(port)):
         async with httpx.AsyncClient(timeout=10) as client:
