@@ -184,7 +184,12 @@ class Warmup:
     async def run(self) -> None:
         await asyncio.sleep(LOAD_DELAY_SECONDS)
         started = time.perf_counter()
-        await self.prepare()
+        try:
+            await self.prepare()
+        except Exception:
+            # Logged now, not only when shutdown awaits this task; the first request builds it again.
+            log.exception("%s failed; the first request that needs it retries", self.name)
+            return
         log.info("%s ready in %.2f s", self.name, time.perf_counter() - started)
         if self.settle is not None:
             self.settle()

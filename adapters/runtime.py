@@ -108,6 +108,8 @@ class Runtime(Repositories):
             await self.llm.aclose()
         if self.crm_http is not None:
             await self.crm_http.aclose()
-        await self.store.tokens.aclose()
-        await self.store.turn_locks.close()
-        await self.db.dispose()
+        try:
+            await self.store.tokens.aclose()
+            await self.store.turn_locks.close()
+        finally:
+            await self.db.dispose()  # whatever failed above, the pool's connections are closed

@@ -37,6 +37,7 @@ from agent.llm_types import FunctionCall, ModelOutput, WebAnswer  # noqa: E402
 from agent.settings import Settings  # noqa: E402
 from agent.state import NewMessage  # noqa: E402
 from agent.types import Channel, Inbound, Usage  # noqa: E402
+from tests.thread_server import free_port  # noqa: E402
 
 MESSAGES = [
     "11 класс, ЕГЭ по математике, онлайн",
@@ -130,16 +131,10 @@ async def measure_overhead(folder: Path, conversations: int, turns: int) -> dict
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_fake_server(delay: float, delta_delay: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
     """The fake Responses server in its own process (its CPU stays out of the figures); a streamed
     request gets its text deltas ``delta_delay`` apart."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fake_responses", "--port", str(port), "--delay", str(delay),
          "--delta-delay", str(delta_delay)], cwd=ROOT

@@ -4,23 +4,18 @@ Bot API's token and the webhook secret."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from tests.thread_server import free_port  # the one helper tests and bench/ share
+
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "123456789:AAF_bench-token-for-the-fake-bot-api-000"
 SECRET = "bench-secret"
 STOP_SECONDS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

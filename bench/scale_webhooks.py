@@ -28,7 +28,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,7 @@ import psycopg  # noqa: E402
 
 from tests.pg_database import fresh_database  # noqa: E402
 from tests.replicas import flush_limits, most_in_any_window  # noqa: E402
+from tests.thread_server import free_port  # noqa: E402
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 TOKEN = "123456789:AAF_scale-bench-token-for-the-fake-api"
@@ -100,12 +100,6 @@ def per_bucket(offsets: list[float], width: float) -> tuple[int, ...]:
     for offset in offsets:
         counts[int(offset // width)] = counts.get(int(offset // width), 0) + 1
     return tuple(counts.get(n, 0) for n in range(max(counts, default=-1) + 1))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Service:

@@ -29,17 +29,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.thread_server import free_port  # noqa: E402
 CHUNK = b"a" * 65536
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _start(mode: str, data: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
+    port = free_port()
     env = {"PATH": os.environ["PATH"], "PERSISTENT_DATA_PATH": str(data), "STARTUP_PREFLIGHT_MODE": "off",
            "ADMIN_PASS": "bench-admin-password", "LOG_LEVEL": "WARNING"}
     if mode == "limited":

@@ -36,7 +36,6 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from agent.settings import Settings  # noqa: E402
+from tests.thread_server import free_port  # noqa: E402
 
 # mode -> seconds its median must not exceed (issue 18)
 TARGETS = {"default": 1.0, "start.sh": 1.0, "webhook": 1.5, "polling": 1.5}
@@ -87,12 +87,6 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
 """
 
 IMPORTS = "import time; t = time.perf_counter(); import adapters.main, adapters.http.app; print(time.perf_counter() - t)"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def clean_env(data_root: Path, **extra: str) -> dict[str, str]:

@@ -20,8 +20,8 @@ from tests import openai_fakes as fake
 from tests.conftest import _truncate_all
 from tests.crm_helpers import wait_for
 from tests.fake_responses import responses_app
-from tests.telegram.test_processes import START_TIMEOUT, _free_port, child, healthy
-from tests.thread_server import ThreadServer
+from tests.telegram.test_processes import START_TIMEOUT, child, healthy
+from tests.thread_server import ThreadServer, free_port
 
 pytestmark = pytest.mark.slow
 TOKEN = "ask-processes-test-token-0123456789"
@@ -51,7 +51,7 @@ async def test_a_retry_in_another_process_waits_for_the_first_turn_and_gets_its_
     tmp_path: Path, postgres_url: str
 ) -> None:
     model = responses_app(answer, delay=MODEL_SECONDS)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     body = {"message": "Здравствуйте, сыну 9 класс, нужна математика", "user_id": "crm-4242",
             "idempotency_key": "retry-across-processes-0001"}
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -90,11 +90,69 @@ async def test_the_turn_lock_survives_a_dropped_connection(postgres_url: str) ->
             pass
         assert locks._conn is not None
         pid = (await locks._conn.execute(text("SELECT pg_backend_pid()"))).scalar()
-        async with db.engine.connect() as admin:
-            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await _terminate(db, locks._conn)
         async with locks.hold("telegram", "1", "kmipt"):
             other = (await locks._conn.execute(text("SELECT pg_backend_pid()"))).scalar()  # type: ignore[union-attr]
         assert other != pid
+    finally:
+        await locks.close()
+        await db.dispose()
+
+
+async def _terminate(db: Database, conn: Any) -> None:
+    pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+    async with db.engine.connect() as admin:
+        await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
+async def test_closing_after_the_kept_connection_dropped_does_not_raise(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    try:
+        async with locks.hold("telegram", "1", "kmipt"):
+            pass
+        await _terminate(db, locks._conn)
+        await locks.close()  # it raised OperationalError, and shutdown never reached db.dispose()
+        assert locks._conn is None
+    finally:
+        await db.dispose()
+
+
+async def test_runtime_close_disposes_the_engine_even_if_a_close_before_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adapters.wiring import build_runtime
+    from tests.conftest import make_settings
+
+    rt = build_runtime(make_settings(tmp_path))
+    disposed: list[bool] = []
+
+    async def broken() -> None:
+        raise RuntimeError("stale connection")
+
+    async def dispose() -> None:
+        disposed.append(True)
+
+    monkeypatch.setattr(rt.store.turn_locks, "close", broken)
+    monkeypatch.setattr(rt.db, "dispose", dispose)
+    with pytest.raises(RuntimeError):
+        await rt.close()
+    assert disposed == [True]
+
+
+async def test_turns_in_flight_losing_their_lock_are_logged_once(
+    postgres_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    try:
+        async with locks.hold("telegram", "1", "kmipt"), locks.hold("telegram", "2", "kmipt"):
+            await _terminate(db, locks._conn)
+            with caplog.at_level("WARNING", logger="adapters.storage.turn_locks"):
+                async with locks.hold("telegram", "3", "kmipt"):  # notices the drop, runs on a fresh one
+                    pass
+        lost = [r for r in caplog.records if "lost their cross-process lock" in r.getMessage()]
+        assert len(lost) == 1 and "2 turn(s)" in lost[0].getMessage()
     finally:
         await locks.close()
         await db.dispose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,12 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import IN_CI, REPO
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.thread_server import free_port
 
 
 def _compose_with_env_example(tmp_path: Path) -> str:
@@ -99,7 +93,7 @@ def test_start_script_syntax() -> None:
 
 def test_start_sh_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     """The real entry point: migrates, logs the runbook's line, answers /api/health, exits 0 on SIGTERM."""
-    port = _free_port()
+    port = free_port()
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
@@ -150,7 +144,7 @@ def _alive(pid: int) -> bool:
 
 def _start_workers(tmp_path: Path) -> tuple[subprocess.Popen[str], set[int]]:
     """start.sh with WEB_CONCURRENCY=2, once /api/health answers: the supervisor and its worker pids."""
-    port = _free_port()
+    port = free_port()
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "PYTHON": sys.executable, "HOST": "127.0.0.1",
            "PORT": str(port), "PERSISTENT_DATA_PATH": str(tmp_path / "data"), "WEB_CONCURRENCY": "2",
            "WEBAPP_DIST_PATH": str(tmp_path / "none")}

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.live_server import LiveServer, free_port, live_server
+from tests.live_server import LiveServer, live_server
+from tests.thread_server import free_port
 
 
 @pytest.fixture(scope="module")

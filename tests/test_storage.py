@@ -232,6 +232,23 @@ def test_the_head_read_from_the_revision_files_is_alembics() -> None:
     assert migrate.head_revision() == script.get_current_head()
 
 
+def test_a_revision_file_with_a_literal_it_cannot_build_leaves_the_head_to_alembic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    (versions / "0001_first.py").write_text('revision = "0001"\ndown_revision = None\n', encoding="utf-8")
+    (versions / "0002_second.py").write_text(
+        'revision = "0002"\ndown_revision = "0001"\nweights = {[]: 1}\n', encoding="utf-8"  # TypeError
+    )
+    monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path)
+    migrate.head_revision.cache_clear()
+    try:
+        assert migrate.head_revision() is None
+    finally:
+        migrate.head_revision.cache_clear()
+
+
 def test_start_up_migrates_a_new_database_without_importing_alembic(tmp_path: Path) -> None:
     """A new database and one at head are answered without Alembic (its import was ~0.1-0.2 s of
     bench/startup.py); an older revision still goes through Alembic."""

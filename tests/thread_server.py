@@ -12,6 +12,14 @@ import uvicorn
 START_TIMEOUT_SECONDS = 5.0
 
 
+def free_port() -> int:
+    """A port free on 127.0.0.1 right now, for a child process to bind (the one helper tests and
+    bench/ share; ThreadServer keeps its socket bound instead, so nothing can take its port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class ThreadServer:
     """``with ThreadServer(app) as server: server.url`` — a real HTTP server on a free local port.
 

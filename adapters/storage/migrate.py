@@ -112,8 +112,10 @@ def head_revision() -> str | None:
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
                 try:
                     values[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
+                except ValueError:  # not a literal (a call, a name): not one of the assignments read here
                     continue
+                except (TypeError, SyntaxError, RecursionError, MemoryError):  # a literal it cannot build
+                    return None
         revision, down = values.get("revision"), values.get("down_revision")
         if not isinstance(revision, str) or not (down is None or isinstance(down, str)):
             return None

@@ -16,8 +16,11 @@ the user, as migrations already do for start-up (adapters/storage/migrate.py):
 - a turn waits at most ``WAIT_SECONDS`` (far longer than a turn with every model retry), then runs
   anyway and says so in the log: the stored reply stays single either way (unique idempotency keys).
 
-SQLite needs none of this: one process serves a database file's turns (the HTTP API and a polling
-``bot`` process beside it never share a user's channel).
+SQLite takes no lock here: one process usually serves a database file's turns (the HTTP API and a
+polling ``bot`` process beside it never share a user's channel); with WEB_CONCURRENCY > 1 on SQLite a
+retry reaching another worker may run its turn twice (README, «Running N replicas»).
+
+The locks are session locks: DATABASE_URL must not go through a transaction-mode pooler (README).
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class TurnLocks:
         self.db = db
         self._conn: AsyncConnection | None = None
         self._use = asyncio.Lock()  # one statement at a time on the shared connection
+        self._held = 0  # turns holding their lock on the kept connection right now
 
     @asynccontextmanager
     async def hold(self, identity: str, external_id: str, brand: str) -> AsyncIterator[None]:
@@ -65,10 +69,12 @@ class TurnLocks:
             return
         params = {"namespace": NAMESPACE, "key": lock_key(identity, external_id, brand)}
         held = await self._acquire(params)
+        self._held += held
         try:
             yield
         finally:
             if held:
+                self._held -= 1
                 await self._release(params)
 
     async def _acquire(self, params: dict[str, int]) -> bool:
@@ -107,18 +113,34 @@ class TurnLocks:
     async def _drop(self) -> None:
         """Forget a broken connection (its locks ended with its session); the next call opens another."""
         conn, self._conn = self._conn, None
+        if conn is not None and self._held:
+            # Their turns go on, but a retry reaching another process no longer waits for them.
+            log.warning("turn lock connection dropped: %d turn(s) in flight lost their cross-process lock", self._held)
         if conn is not None:
-            try:
-                await conn.invalidate()
-                await conn.close()
-            except Exception:
-                pass
+            await self._discard(conn)
+
+    @staticmethod
+    async def _discard(conn: AsyncConnection) -> None:
+        try:
+            await conn.invalidate()
+            await conn.close()
+        except Exception:
+            pass
 
     async def close(self) -> None:
+        """Never raises: shutdown (Runtime.close) goes on to dispose the engine even when the kept
+        connection went stale (a database restart, an idle timeout), and a dropped session holds no locks."""
         async with self._use:
             conn, self._conn = self._conn, None
-            if conn is not None:
-                try:
-                    await conn.execute(text("SELECT pg_advisory_unlock_all()"))  # the pool keeps the session
-                finally:
-                    await conn.close()
+            if conn is None:
+                return
+            try:
+                await conn.execute(text("SELECT pg_advisory_unlock_all()"))  # the pool keeps the session
+            except Exception as error:
+                log.debug("turn locks not unlocked at close (%s); dropping their connection", type(error).__name__)
+                await self._discard(conn)
+                return
+            try:
+                await conn.close()
+            except Exception as error:
+                log.debug("turn lock connection not closed cleanly (%s)", type(error).__name__)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ from agent.llm import LLM
 from pydantic import SecretStr
 from tests.assistant_helpers import Chat
 from tests.conftest import IN_CI, REPO, make_settings
+from tests.thread_server import free_port
 from tests.webapp_helpers import ADMIN_TELEGRAM_ID, TEST_BOT_TOKEN, RecordingNotifier, sign_init_data
 
 pytest.importorskip("playwright")
@@ -74,12 +74,6 @@ def _requirements() -> None:
         if IN_CI:
             pytest.fail(f"{problem}: CI must run the browser tests")
         pytest.skip(problem)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _real_dialogs(settings: Any) -> None:
@@ -142,7 +136,7 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
 @asynccontextmanager
 async def serving(app: Any) -> AsyncIterator[str]:
     """The app served for real on 127.0.0.1 (lifespan included) for as long as the block runs."""
-    port = _free_port()
+    port = free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(uv.serve())
     for _ in range(200):

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import REPO
 from tests.crm_helpers import wait_for
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.telegram.conftest import SECRET, TOKEN
-from tests.telegram.test_processes import FUNNEL_REPLIES, START_TIMEOUT, _env, _free_port, child, first_replies, funnel
+from tests.telegram.test_processes import FUNNEL_REPLIES, START_TIMEOUT, _env, child, first_replies, funnel
+from tests.thread_server import free_port
 
 STARTED_WITHOUT_SDKS = """
 import asyncio, gc, sys
@@ -60,7 +62,7 @@ async def test_updates_posted_at_the_first_health_answer_are_processed_in_order(
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     env = _env(tmp_path, fake_api.base_url, database_url, TELEGRAM_MODE="webhook", TELEGRAM_WEBHOOK_SECRET=SECRET,
                LOG_LEVEL="INFO")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with child("serve", env, log, "--host", "127.0.0.1", "--port", str(port)):
         async with httpx.AsyncClient(timeout=10) as client:
@@ -87,3 +89,18 @@ async def test_updates_posted_at_the_first_health_answer_are_processed_in_order(
     # The port answered before aiogram was loaded; the queue workers started after it was.
     assert line_of("Application startup complete") < line_of("adapters.telegram.service loaded in")
     assert line_of("adapters.telegram.service loaded in") < line_of("starting telegram-workers")
+
+
+async def test_a_failing_warmup_is_logged_at_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The knowledge index build raising in the background is logged when it happens (it stayed in the
+    task until shutdown awaited it); the service ends quietly, the first search builds it again."""
+    from adapters import deferred_sdks
+
+    async def broken() -> None:
+        raise OSError("index files unreadable")
+
+    monkeypatch.setattr(deferred_sdks, "LOAD_DELAY_SECONDS", 0)
+    with caplog.at_level("ERROR", logger="adapters.deferred_sdks"):
+        await deferred_sdks.Warmup("knowledge-index", broken).run()
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "knowledge-index failed" in record.getMessage() and record.exc_info is not None

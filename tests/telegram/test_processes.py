@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +22,7 @@ from tests.crm_helpers import wait_for
 from tests.fakes import updates
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.telegram.conftest import SECRET, TOKEN
+from tests.thread_server import free_port
 
 pytestmark = pytest.mark.slow
 START_TIMEOUT = 60.0  # importing aiogram alone takes seconds on a busy 2-core machine
@@ -157,18 +157,12 @@ async def healthy(client: httpx.AsyncClient, ports: list[int]) -> None:
         await wait_for(lambda port=port: up(port), timeout=START_TIMEOUT)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 async def test_two_webhook_services_share_one_postgresql(tmp_path: Path, fake_api: FakeBotAPI, postgres_url: str) -> None:
     """The scale-out deployment: updates reach either process; each is processed exactly once and
     every chat's replies come back in order."""
     chats = [901, 902, 903, 904, 905, 906]
     env = _env(tmp_path, fake_api.base_url, postgres_url, TELEGRAM_MODE="webhook", TELEGRAM_WEBHOOK_SECRET=SECRET)
-    ports = [_free_port(), _free_port()]
+    ports = [free_port(), free_port()]
     async with database(postgres_url) as db:
         with child("serve", env, tmp_path / "a.log", "--host", "127.0.0.1", "--port", str(ports[0])), child(
             "serve", env, tmp_path / "b.log", "--host", "127.0.0.1", "--port", str(ports[1])
