@@ -240,10 +240,9 @@ class OfflinePolicy:
         if answer is None:
             if not _SCHOOL.search(question_text) and not message.hints.steps():
                 return self._offtopic(brand_name)
-            formats = self.options(state, "format")
-            if "format" in (noted or []) and qualifying and formats and state.profile.format in ("online", "offline") \
-                    and len(content_words(search_query(question_text))) <= 1:
-                return self._format_asked(state, formats, today=today)
+            formats, asked = self.options(state, "format"), message.hints.format
+            if asked in ("online", "offline") and qualifying and formats and len(content_words(search_query(question_text))) <= 1:
+                return self._format_asked(state, asked, formats, today=today)
             reply = self._with_follow(state, self.intents.reply("no_answer"), today, qualifying, noted=noted or [])
             reply.quick_replies = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *reply.quick_replies][:12]
             return reply
@@ -252,12 +251,14 @@ class OfflinePolicy:
             text = answer.render(note=self.intents.reply("compute"))
         return self._with_follow(state, text, today, qualifying, noted=noted or [])
 
-    def _format_asked(self, state: ConversationState, formats: list[str], *, today: date) -> Reply:
-        """«а онлайн можно?»: the catalog's ``formats`` for what is known say whether it exists (no online
-        groups for grades 1–4), then the funnel goes on; an impossible format is not recorded."""
-        asked = state.profile.format
+    def _format_asked(self, state: ConversationState, asked: str, formats: list[str], *, today: date) -> Reply:
+        """«а онлайн можно?» (also after «очно» was chosen): the catalog's ``formats`` for what is known say
+        whether it exists (no online groups for grades 1–4), then the funnel goes on with the asked format
+        when it exists; an impossible format is not recorded."""
         offered = asked in formats
-        if not offered:
+        if offered:
+            state.profile.format = asked
+        elif state.profile.format == asked:
             state.profile.format = None
         said = self.intents.reply(f"format_{'yes' if offered else 'no'}_{asked}")
         reply = self.advance(state, today=today)

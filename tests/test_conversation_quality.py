@@ -183,6 +183,8 @@ async def test_a_step_with_nothing_to_choose_is_not_asked(rt: Runtime) -> None:
         ("Сын в 9м, оге по матем", "а онлайн можно? мы в Подольске", "Да, онлайн-занятия есть."),
         # grades 1–4 have no online groups (the catalog says so): never «yes», the format is not recorded
         ("2 класс", "а онлайн можно?", "Онлайн-групп для этого запроса нет"),
+        # asked after «очно» was chosen: answered too, and the parent's new choice is kept
+        ("сколько стоит подготовка к огэ по физике очно?", "мы из Химок, а онлайн можно?", "Да, онлайн-занятия есть."),
     ],
 )
 async def test_a_question_about_the_format_is_answered_from_the_catalog(rt: Runtime, first: str, question: str, said: str) -> None:
