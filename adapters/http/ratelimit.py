@@ -86,36 +86,6 @@ end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return wait_prefix .. tostring(tonumber(oldest[2]) + window - t)
 """
-_TAKE_SLOT = _CLOCK + """
-local key, limit, window, owner, mode, wait_prefix = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], 'take', ''
-""" + _WINDOW_ENTRY
-
-
-class SharedPace:
-    """At most ``per_second`` entries in any one-second window across every process using the same
-    Redis (REDIS_URL). ``async with pace: ...`` waits for a slot."""
-
-    def __init__(self, redis_url: str, name: str, per_second: int, *, prefix: str = "sales_agent:pace") -> None:
-        import redis.asyncio as redis
-
-        self._redis = redis.from_url(redis_url)
-        self._take = self._redis.register_script(_TAKE_SLOT)
-        self._key = f"{prefix}:{name}"
-        self._limit = per_second
-        self._owner = secrets.token_hex(6)  # members must differ between replicas taking a slot at once
-
-    async def __aenter__(self) -> None:
-        while True:
-            wait = float(await self._take(keys=[self._key], args=[self._limit, 1.0, self._owner]))
-            if wait <= 0:
-                return
-            await asyncio.sleep(max(0.005, wait))
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._redis.aclose()
 
 
 # Even spacing on Redis's own clock (a shared GCRA without burst): each caller gets the next free
@@ -146,7 +116,7 @@ local key, limit, window, owner, mode, wait_prefix = KEYS[2], tonumber(ARGV[3]),
 """ + _WINDOW_ENTRY
 
 
-# SharedWindow: like _TAKE_SLOT (Redis's clock), for one key of many; ARGV[4] == "peek" only tells
+# SharedWindow: a moving window on Redis's clock for one key of many; ARGV[4] == "peek" only tells
 # how long until there is room, without taking it (SharedSpacing.take takes the entry).
 _WINDOW_SLOT = _CLOCK + """
 local key, limit, window, owner, mode, wait_prefix = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ''
@@ -155,7 +125,7 @@ local key, limit, window, owner, mode, wait_prefix = KEYS[1], tonumber(ARGV[1]),
 
 class SharedWindow:
     """At most ``limit`` entries per key in any ``window`` seconds across every process using the
-    same Redis, counted on Redis's clock when the entry is taken (see _TAKE_SLOT)."""
+    same Redis, counted on Redis's clock when the entry is taken (see _CLOCK)."""
 
     def __init__(self, redis_url: str, name: str, limit: int, window: float, *, prefix: str = "sales_agent:window") -> None:
         import redis.asyncio as redis
