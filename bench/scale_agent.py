@@ -18,7 +18,7 @@ conversations × turns finish in turns × delay seconds; printed as the achieved
 Checks, printed with the figures: every turn answered by the model (none fell back to offline), and
 the database holds each conversation's messages exactly once (a user message and a reply per turn).
 
-Needs PostgreSQL and Redis on 127.0.0.1 (TEST_PG_DSN / REDIS_URL, as the tests use them).
+Needs PostgreSQL and Redis on 127.0.0.1 (TEST_PG_DSN as the tests use it; SCALE_REDIS_URL, below).
 tests/test_scale_agent.py runs it small.
 """
 
@@ -44,8 +44,12 @@ import psycopg  # noqa: E402
 
 from bench.agent_service import _settings, run_conversations, start_fake_server, warm_up  # noqa: E402
 from tests.pg_database import fresh_database  # noqa: E402
+from tests.replicas import flush_limits  # noqa: E402
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Redis database of its own (SCALE_REDIS_URL to change it): the service's keys (token totals per user id,
+# send budgets) must not meet those of tests or other benchmarks running beside it on the same Redis,
+# and the run clears its limits first.
+REDIS_URL = os.environ.get("SCALE_REDIS_URL", "redis://127.0.0.1:6379/11")
 TARGET = 0.95
 START_TIMEOUT = 120.0  # a worker imports the SDKs and the catalog: seconds on a loaded 2-core machine
 
@@ -152,6 +156,7 @@ def stored_once(database_url: str, conversations: int, turns: int) -> bool:
 
 
 def run(processes: int, conversations: int, turns: int, delay: float, *, workdir: Path) -> Outcome:
+    flush_limits(REDIS_URL)  # earlier runs' token totals for the same user ids (keys are per user id)
     fake, base_url = start_fake_server(delay)
     workers: list[subprocess.Popen[str]] = []
     try:

@@ -11,7 +11,7 @@ arrived (tests/fake_crm.py, answering everything: the figure is what was sent). 
 requests in any one second at the fake and as the clients stamped them when sending. Target: <= 7.
 ``--without-redis`` runs the same once more without REDIS_URL (each process paces only itself).
 
-Needs Redis on 127.0.0.1 (REDIS_URL). tests/test_replicas.py holds the small multi-process test.
+Needs Redis on 127.0.0.1 (SCALE_REDIS_URL, below). tests/test_replicas.py holds the small multi-process test.
 """
 
 from __future__ import annotations
@@ -32,7 +32,10 @@ from tests.replica_worker import AMO_TOKEN  # noqa: E402
 from tests.replicas import flush_limits, most_in_any_window, replica_env, replicas  # noqa: E402
 from tests.thread_server import ThreadServer  # noqa: E402
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Redis database of its own (SCALE_REDIS_URL to change it): the service's keys (token totals per user id,
+# send budgets) must not meet those of tests or other benchmarks running beside it on the same Redis,
+# and the run clears its limits first.
+REDIS_URL = os.environ.get("SCALE_REDIS_URL", "redis://127.0.0.1:6379/13")
 REQUESTS_PER_LEAD = 3
 
 

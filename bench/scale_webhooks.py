@@ -17,7 +17,7 @@ Checks, printed with the figures:
 - the fake Bot API never received more than the global limit in any second, nor more than the
   per-chat burst in any second from one chat.
 
-Needs PostgreSQL and Redis on 127.0.0.1 (TEST_PG_DSN / REDIS_URL, as the tests use them).
+Needs PostgreSQL and Redis on 127.0.0.1 (TEST_PG_DSN as the tests use it; SCALE_REDIS_URL, below).
 tests/test_scale_webhooks.py runs it small (600 updates, 60 chats).
 """
 
@@ -46,7 +46,10 @@ import psycopg  # noqa: E402
 from tests.pg_database import fresh_database  # noqa: E402
 from tests.replicas import flush_limits, most_in_any_window  # noqa: E402
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# A Redis database of its own (SCALE_REDIS_URL to change it): the service's keys (token totals per user id,
+# send budgets) must not meet those of tests or other benchmarks running beside it on the same Redis,
+# and the run clears its limits first.
+REDIS_URL = os.environ.get("SCALE_REDIS_URL", "redis://127.0.0.1:6379/12")
 TOKEN = "123456789:AAF_scale-bench-token-for-the-fake-api"
 SECRET = "scale-bench-webhook-secret"
 GLOBAL_PER_SECOND = 30
