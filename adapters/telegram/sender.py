@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 import re
@@ -117,6 +118,7 @@ class SendPolicy(BaseRequestMiddleware):
             if settings.redis_url else None
         )
         self.blocked: set[int] = set()
+        self._reserving = asyncio.Lock()
 
     async def aclose(self) -> None:
         if self.global_pace is not None:
@@ -163,7 +165,12 @@ class SendPolicy(BaseRequestMiddleware):
             # Another replica may have taken the chat's room meanwhile: then the global moment goes
             # unused (spacing stays within the budget) and the message waits again.
             key = None if chat_id is None else str(chat_id)
-            if await self.global_pace.take(self.chat_window, key) <= 0:
+            # One reservation at a time per process: hundreds of waiting sends each holding a moment
+            # seconds ahead woke together on a busy loop and gave most of them up; one in turn
+            # waits at most a few moments, and a late wake costs one.
+            async with self._reserving:
+                wait = await self.global_pace.take(self.chat_window, key)
+            if wait <= 0:
                 return
 
     async def __call__(
