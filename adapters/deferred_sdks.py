@@ -172,6 +172,24 @@ class _DeferredNotifier:
         await (await self._notifier()).notify_user(telegram_user_id, text)
 
 
+class Warmup:
+    """A background service that builds what the first requests would otherwise build themselves (the
+    knowledge index: adapters/knowledge/local.py), a moment after start-up, off the event loop."""
+
+    def __init__(self, name: str, prepare: Callable[[], Awaitable[None]], *, settle: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self.prepare = prepare
+        self.settle = settle
+
+    async def run(self) -> None:
+        await asyncio.sleep(LOAD_DELAY_SECONDS)
+        started = time.perf_counter()
+        await self.prepare()
+        log.info("%s ready in %.2f s", self.name, time.perf_counter() - started)
+        if self.settle is not None:
+            self.settle()
+
+
 class SdkLoader:
     """The background service that loads the SDKs after start-up, then runs what needs them."""
 

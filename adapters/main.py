@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -40,6 +41,7 @@ def serve(
     ),
 ) -> None:
     """Serve the HTTP API (and, in polling mode, the Telegram bot in the same process)."""
+    _pause_collector_until_started()
     from adapters.http.app import create_app
 
     settings = _settings()
@@ -50,6 +52,7 @@ def serve(
     if settings.web_concurrency > 1:
         # The supervisor handles SIGTERM/SIGINT itself (stops and joins every worker); a no-op
         # handler installed here first would swallow a signal that came before it took over.
+        gc.enable()  # the supervisor runs no lifespan (each worker pauses and resumes its own)
         _serve_workers(settings, host, port, run_bot)
         return
     # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; a no-op handler turns that
@@ -65,12 +68,21 @@ def serve(
 
 def worker_app() -> object:
     """One of WEB_CONCURRENCY worker processes: the API (and the webhook and its queue workers)."""
+    _pause_collector_until_started()
     from adapters.http.app import create_app
 
     _stop_with_supervisor()
     settings = _settings()
     server_limits(settings)  # this worker's protocol class (a spawned process starts from the defaults)
     return create_app(settings, run_bot=False, defer_sdks=True)
+
+
+def _pause_collector_until_started() -> None:
+    """No cyclic garbage collection while the service starts: importing and building it allocates a
+    lot and frees little, and the collector's passes over the growing heap were ~10 % of the imports
+    (bench/startup.py). The lifespan turns it back on once start-up is built
+    (adapters.wiring.settle_startup_heap, which also freezes what start-up built)."""
+    gc.disable()
 
 
 def _stop_with_supervisor() -> None:

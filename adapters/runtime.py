@@ -15,24 +15,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Protocol
 
-import httpx
-
 from adapters.crm.leadtest import LeadTest
 from adapters.http.ratelimit import AssistantLimits, RateLimiter
 from adapters.knowledge.backend import KnowledgeBackend
 from adapters.preflight import PreflightInputs, Report
 from adapters.storage.admin_queries import AdminQueries
 from adapters.storage.database import Database
-from adapters.storage.outbox import OutboxRepository
-from adapters.storage.repositories import (
-    ConsentRepository,
-    ConversationRepository,
-    LeadRepository,
-    MessageRepository,
-    UsageRepository,
-    UserRepository,
-)
+from adapters.storage.models import utcnow
+from adapters.storage.repositories import Repositories
 from adapters.storage.stores import SqlStore
+from agent import __version__
 from agent.catalog import Catalog
 from agent.leads import LeadService
 from agent.paths import DataPaths
@@ -40,6 +32,8 @@ from agent.ports import CRM, Assistant, Notifier
 from agent.settings import Settings
 
 if TYPE_CHECKING:
+    import httpx
+
     from adapters.deferred_sdks import DeferredTelegram
     from adapters.telegram.service import TelegramService
     from agent.llm import LLM
@@ -56,18 +50,13 @@ class BackgroundService(Protocol):
 
 
 @dataclass
-class Runtime:
+class Runtime(Repositories):
+    """The repositories (``users``, ``leads``, ...: Repositories' fields) and everything built on them."""
+
     settings: Settings
     paths: DataPaths
     db: Database
-    users: UserRepository
-    conversations: ConversationRepository
-    messages: MessageRepository
-    leads: LeadRepository
-    consents: ConsentRepository
-    usage: UsageRepository
     store: SqlStore
-    outbox: OutboxRepository
     crm: CRM
     crm_http: httpx.AsyncClient | None  # shared by the CRM adapters; closed with the runtime
     catalog: Catalog
@@ -83,12 +72,12 @@ class Runtime:
     # Set when TELEGRAM_BOT_TOKEN is configured (and valid); `serve` holds a DeferredTelegram until aiogram loads.
     telegram: TelegramService | DeferredTelegram | None
     preflight_inputs: PreflightInputs
-    version: str
-    started_at: datetime
     # "Now" for checks that compare against signed times (Mini App initData); tests pin it.
     clock: Callable[[], datetime]
     # "Today" for session dates (Moscow time); tests pin the calendar.
     today: Callable[[], date]
+    version: str = __version__
+    started_at: datetime = field(default_factory=utcnow)
     run_bot: bool = False
     background: list[BackgroundService] = field(default_factory=list)
     preflight: Report | None = None  # the last start-up report (GET /api/runtime/diagnostics shows it)
@@ -120,4 +109,5 @@ class Runtime:
         if self.crm_http is not None:
             await self.crm_http.aclose()
         await self.store.tokens.aclose()
+        await self.store.turn_locks.close()
         await self.db.dispose()

@@ -52,7 +52,8 @@ TOPICS = {
 }
 _GENERAL = re.compile(r"курс|цен|заняти|оплат|скидк|формат|групп", re.IGNORECASE)
 # A quoted or capitalised name in mid-sentence: «Менделеево», Сретенка, Подлипки.
-_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])(?<!\b[Ии]з\s)([А-ЯЁ][а-яё]{3,})")  # «мы из Новосибирска» says who asks
+# «мы из Новосибирска», «мы в Подольске», «живём в Химках» say who asks, not what about.
+_NAMED = re.compile(r"«([^»]{3,40})»|(?<=[\s,(])(?<!\b[Ии]з\s)(?<!\b[Мм]ы\sв\s)(?<!\bживем\sв\s)(?<!\bживём\sв\s)([А-ЯЁ][а-яё]{3,})")
 _NOT_ENTITIES = frozenset("ЕГЭ ОГЭ МФТИ Москва Москве Здравствуйте Спасибо Подскажите".split())
 PRICE_WORDS = re.compile(r"стои|стоим|цен[аыуе]|почем|почём|прайс|сколько\s+(?:будет\s+)?(?:стоить|платить)", re.IGNORECASE)
 _HEADING = re.compile(r"^#{1,6}\s*(.*)$", re.MULTILINE)
@@ -79,12 +80,22 @@ _ASKED_FOR = [
                 r"|\bкогда\s+(?:проходят\s+|идут\s+|бывают\s+)?занятия\b(?!\s+начн)|\bвремя\s+занятий", re.IGNORECASE), _WHEN),
     (re.compile(r"\bкак\s+(?:можно\s+|мне\s+|нам\s+)?(?:о|за)?платить|\bспособ\w*\s+оплат|\bчем\s+(?:можно\s+)?платить", re.IGNORECASE),
      "способы оплаты"),
-    (re.compile(r"сколько\s+(?:\w+\s+)?(?:учеников|детей|человек|ребят|школьников)\b|наполняемост|размер\w*\s+групп",
+    (re.compile(r"сколько\s+(?:\w+\s+)?(?:учеников|детей|человек|ребят|школьников)\b|наполняемост|размер\w*\s+групп"
+                r"|(?:больш|маленьк|небольш|многолюдн)\w*\s+(?:\w+\s+)?групп|групп\w*\s+(?:\w+\s+)?(?:больш|маленьк|небольш|многолюдн)",
                 re.IGNORECASE), "сколько человек в группе"),
+    # «есть места?»: the section on enrolment, where the content says who confirms a seat
+    (re.compile(r"(?:есть|остал\w*|свободн\w*)\s+(?:ли\s+)?(?:ещ[её]\s+)?мест(?:а|о)?\b|\bмест(?:а|о)?\s+(?:ещ[её]\s+)?(?:есть|остал)", re.IGNORECASE),
+     "наличие мест подтверждает менеджер"),
 ]
 
 
+# «мы в Подольске», «я из Твери», «живём в Химках»: who asks, not what about — a town no document names
+# made the whole question look unknown («а онлайн можно? мы в Подольске» got «нет точного ответа»).
+_WHO_ASKS = re.compile(r"\b(?:(?:мы|я)\s+(?:живем\s+|живём\s+|живу\s+)?|живем\s+|живём\s+|живу\s+)(?:в|во|из)\s+[А-ЯЁ][\w-]+")
+
+
 def _without_funnel_words(question: str) -> str:
+    question = _WHO_ASKS.sub(" ", question)
     stripped = " ".join(_FUNNEL_WORDS.sub(" ", _TIME_OF_DAY.sub(" время ", question)).split())
     return stripped if content_words(stripped) else question
 

@@ -19,6 +19,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from agent.yaml_load import safe_load
+
 RULES_SUFFIX = ".rules.yaml"
 RULE_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,63}$"
 REGEX_PREFIX = "re:"
@@ -53,15 +55,24 @@ def term_pattern(term: str) -> str:
         return normalize(term[len(REGEX_PREFIX) :])
     words = normalize(term).split()
     body = _SEPARATORS.join(_inflected(word) for word in words)
-    head = r"(?<!\w)" if words[0][:1].isalnum() or words[0][:1] == "_" else ""
     end = r"(?!\w)" if words[-1][-1:].isalnum() else ""
-    return f"{head}{body}{end}"
+    if words[0][:1].isalnum() or words[0][:1] == "_":
+        # No word character before the term. Written after its first character (a literal: re.escape
+        # leaves letters, digits and «_» alone), so the lookbehind spans that character too: the same
+        # match as «(?<!\w)» in front, but the engine no longer tries the lookbehind at every position
+        # of the text first (content checks at start-up ran ~2.5x faster).
+        return f"{body[0]}(?<!\\w.){body[1:]}{end}"
+    return f"{body}{end}"
 
 
 def _valid_term(term: str) -> str:
     term = term.strip()
     if len(term) < 2:
         raise ValueError("a term needs at least two characters")
+    if not term.startswith(REGEX_PREFIX):
+        # A plain term's pattern is escaped text in a fixed frame: it always compiles (and the guard
+        # compiles it anyway). Compiling each one here too was most of reading the rules at start-up.
+        return term
     try:
         re.compile(term_pattern(term))
     except re.error as error:
@@ -181,13 +192,10 @@ def rules_path(catalog_dir: Path, brand: str) -> Path:
     return catalog_dir / f"{brand}{RULES_SUFFIX}"
 
 
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def read_rules_file(path: Path, brand: str) -> BrandRules:
     """The rules of ``brand`` from ``path``; ``RulesFileError`` names every problem."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
+        raw = safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise RulesFileError(path.name, [(None, f"cannot read YAML: {error}")]) from None
     try:

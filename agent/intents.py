@@ -14,8 +14,9 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agent.yaml_load import safe_load
 
 
 class Intent(StrEnum):
@@ -123,7 +124,7 @@ class IntentTable:
 
 
 def parse_intents(text: str) -> IntentTable:
-    return IntentTable(IntentFile.model_validate(yaml.safe_load(text)))
+    return IntentTable(IntentFile.model_validate(safe_load(text)))
 
 
 @lru_cache(maxsize=8)

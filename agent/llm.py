@@ -17,12 +17,13 @@ import asyncio
 import email.utils
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
 import httpx2
 import openai
+import orjson
 from openai import AsyncOpenAI, AsyncStream
 from openai._models import construct_type
 from openai._streaming import ServerSentEvent
@@ -104,6 +105,74 @@ PLAIN_RESPONSE_EVENT = "plain-json-response"
 FINAL_EVENTS = ("response.completed", "response.incomplete", "response.failed")
 
 
+class BlockSSEDecoder:
+    """Server-sent events decoded from whole chunks (the SDK's ``SSEBytesDecoder`` protocol).
+
+    The SDK's ``SSEDecoder`` passes every line through a chain of generators, a regex and a growing
+    bytearray: three lines an event, ~36 events for a short streamed answer, ~0.5 ms of the shared
+    event loop per answer, the largest part of what a streamed turn cost over a plain one. Splitting
+    each chunk into lines with one ``bytes.split`` and reading them in one loop gives the same events
+    (any chunking, CR / LF / CRLF line ends, comments, multi-line data, ids that last: the SDK's
+    decoder is the reference in tests/test_streaming.py) for about half of that."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: list[str] = []
+        self._last_id: str | None = None  # like the SDK: an event id lasts until the next one
+        self._retry: int | None = None
+
+    def iter_bytes(self, iterator: Iterator[bytes]) -> Iterator[ServerSentEvent]:
+        for chunk in iterator:
+            yield from self._feed(chunk)
+        yield from self._finish()
+
+    async def aiter_bytes(self, iterator: AsyncIterator[bytes]) -> AsyncIterator[ServerSentEvent]:
+        async for chunk in iterator:
+            for event in self._feed(chunk):
+                yield event
+        for event in self._finish():
+            yield event
+
+    def _feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        buffer = self._buffer + chunk
+        if b"\r" in buffer:
+            held = buffer.endswith(b"\r")  # maybe the first half of a CRLF split between chunks
+            buffer = buffer[:-1] if held else buffer
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + (b"\r" if held else b"")
+        *lines, self._buffer = buffer.split(b"\n")
+        events: list[ServerSentEvent] = []
+        for raw in lines:
+            line = raw.decode("utf-8")
+            if not line:  # a blank line ends the event
+                if self._event or self._data or self._last_id or self._retry is not None:
+                    events.append(ServerSentEvent(event=self._event, data="\n".join(self._data), id=self._last_id, retry=self._retry))
+                self._event, self._data, self._retry = None, [], None
+                continue
+            if line[0] == ":":
+                continue
+            name, _, value = line.partition(":")
+            value = value[1:] if value[:1] == " " else value
+            if name == "data":
+                self._data.append(value)
+            elif name == "event":
+                self._event = value
+            elif name == "id":
+                if "\0" not in value:
+                    self._last_id = value
+            elif name == "retry":
+                try:
+                    self._retry = int(value)
+                except (TypeError, ValueError):
+                    pass
+        return events
+
+    def _finish(self) -> list[ServerSentEvent]:
+        """The end of the stream: a held CR ends its line; an event without its blank line is dropped."""
+        rest, self._buffer = self._buffer, b""
+        return self._feed(rest[:-1] + b"\n") if rest.endswith(b"\r") else []
+
+
 class _Events(AsyncStream[ServerSentEvent]):
     """The raw server-sent events of ``POST /responses`` with ``stream: true``.
 
@@ -111,6 +180,10 @@ class _Events(AsyncStream[ServerSentEvent]):
     and the final ``response.*`` event are needed, so the events stay raw (less CPU per streamed turn,
     on the event loop every conversation shares). An OpenAI-compatible server that answers with plain
     JSON instead of a stream yields that body as one event, so it keeps working."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._decoder = BlockSSEDecoder()
 
     async def __stream__(self) -> Any:  # type: ignore[override]
         try:
@@ -207,11 +280,12 @@ class LLM:
         final: Any = None
         async for event in events:
             kind = event.event
+            # orjson: a quarter of json's time on these small non-ASCII objects, one per text delta.
             if kind == "response.output_text.delta":
                 delivered.append(True)
-                on_text(event.json()["delta"])
+                on_text(orjson.loads(event.data)["delta"])
             elif kind in FINAL_EVENTS:
-                final = event.json()["response"]
+                final = orjson.loads(event.data)["response"]
             elif kind == PLAIN_RESPONSE_EVENT:
                 try:
                     final = event.json()

@@ -112,6 +112,19 @@ class TextFormatter(logging.Formatter):
         return f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}{prefix}: {record.getMessage()}"
 
 
+# Library loggers that would otherwise print URLs with tokens (aiogram puts the bot token in URLs), or
+# every step of their work.
+NOISY_LOGGERS = ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine", "bm25s")
+
+
+def quiet_library_loggers(names: tuple[str, ...] = NOISY_LOGGERS) -> None:
+    """Those loggers at WARNING, or at the configured level when it is higher. Called again by modules
+    that import such a library after start-up (bm25s sets its own logger to DEBUG when imported)."""
+    level = max(logging.WARNING, logging.getLogger().level)
+    for noisy in names:
+        logging.getLogger(noisy).setLevel(level)
+
+
 def configure_logging(level: str = "INFO", secrets: list[str] | None = None, *, json: bool | None = None) -> None:
     global _format
     use_json = (not sys.stderr.isatty()) if json is None else json
@@ -132,9 +145,7 @@ def configure_logging(level: str = "INFO", secrets: list[str] | None = None, *, 
         root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level)
-    # Library loggers that would otherwise print URLs with tokens (aiogram puts the bot token in URLs).
-    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy.engine", "bm25s"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    quiet_library_loggers()
     # uvicorn installs its own handlers; route its records through ours instead.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name)

@@ -22,6 +22,7 @@ from agent.answers import (
     content_words,
     find_answer,
     find_passages,
+    search_query,
     shorten,
     split_questions,
     with_context,
@@ -81,6 +82,9 @@ _IN_PLACE = re.compile(r"(?:\b[Вв]о?|\b[Нн]а|\b[Рр]ядом\s+с|\b[Оо
 # «Что есть для 5 класса?», «какие курсы для восьмиклассника»: a question about the programs themselves.
 _PROGRAMS_ASKED = re.compile(r"что\s+(?:у\s+вас\s+)?есть|какие\s+(?:у\s+вас\s+)?(?:есть\s+)?(?:курс|программ|заняти|групп)|что\s+(?:можете\s+)?предлож", re.IGNORECASE)
 # A price question that also asks what the price includes is a knowledge-base question.
+# «сколько стоит зимний лагерь со скидкой 10%?»: the price is searched for without the discount words
+# (they found the discounts document instead), and the total is left to the manager (the compute note).
+_WITH_DISCOUNT = re.compile(r"\s*\b(?:со|с)\s+скидк\w*(?:\s+(?:в\s+)?\d{1,2}\s*(?:%|процент\w*))?", re.IGNORECASE)
 _MORE = re.compile(r"что\s+входит|включ|за\s+что|из\s+чего", re.IGNORECASE)
 
 
@@ -209,6 +213,8 @@ class OfflinePolicy:
         if len(parts) == 1 and _PRICE.search(question_text) and self._names_a_course(state, message, question_text):
             priced = self._catalog_price(state, message, today=today)
             if priced is not None:
+                if message.has(Intent.compute):  # the catalog's price, never a computed total
+                    priced.text = f"{priced.text}\n\n{self.intents.reply('compute')}"
                 return priced
         if len(parts) > 1:  # each question answered, the price one from the catalog (see _several)
             several = await self._several(state, message, parts, today=today)
@@ -217,7 +223,12 @@ class OfflinePolicy:
         if correction := self.catalog.guard(state.brand).correction(question_text):
             # «Занятия проходят в МТС Линк?»: the school's current fact, not a search for a retired name.
             return self._with_follow(state, correction, today, qualifying, noted=noted or [])
-        answer = await self._find(state.brand, with_context(question_text, state.flow.get("topic")))
+        searched, limit = question_text, MAX_ANSWER_CHARS
+        if message.has(Intent.compute):  # room for the note that the manager gives the total
+            limit -= len(self.intents.reply("compute")) + 2
+            if _PRICE.search(question_text):
+                searched = _WITH_DISCOUNT.sub(" ", question_text)
+        answer = await self._find(state.brand, with_context(searched, state.flow.get("topic")), limit=limit)
         if answer is not None:
             state.flow["topic"] = answer.title
         if answer is None and _WHERE.search(question_text) and _IN_PLACE.search(question_text):
@@ -229,6 +240,8 @@ class OfflinePolicy:
         if answer is None:
             if not _SCHOOL.search(question_text) and not message.hints.steps():
                 return self._offtopic(brand_name)
+            if "format" in (noted or []) and qualifying and len(content_words(search_query(question_text))) <= 1:
+                return self._format_asked(state, today=today)
             reply = self._with_follow(state, self.intents.reply("no_answer"), today, qualifying, noted=noted or [])
             reply.quick_replies = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *reply.quick_replies][:12]
             return reply
@@ -236,6 +249,18 @@ class OfflinePolicy:
         if message.has(Intent.compute):  # the facts, never a computed total
             text = answer.render(note=self.intents.reply("compute"))
         return self._with_follow(state, text, today, qualifying, noted=noted or [])
+
+    def _format_asked(self, state: ConversationState, *, today: date) -> Reply:
+        """«а онлайн можно?»: the catalog says whether the format exists for what is known (no online
+        groups for grades 1–4), then the funnel goes on; an impossible format is not recorded."""
+        asked = state.profile.format
+        offered = asked in self.options(state, "format")
+        if not offered:
+            state.profile.format = None
+        said = self.intents.reply(f"format_{'yes' if offered else 'no'}_{asked}")
+        reply = self.advance(state, today=today)
+        reply.text = f"{said}\n{reply.text}"
+        return reply
 
     @staticmethod
     def _names_a_course(state: ConversationState, message: Understanding, question_text: str) -> bool:
@@ -406,14 +431,18 @@ class OfflinePolicy:
         return [f for f in ("offline", "online") if f in offered]
 
     def open_step(self, state: ConversationState) -> str | None:
-        """The next open step; a step with a single possible answer is filled and skipped."""
+        """The next open step; a step with a single possible answer is filled and skipped, one with none
+        is skipped."""
         while (step := next_step(state)) is not None:
             if step == "grade":
                 return step
             options = self.options(state, step)
-            if len(options) != 1:
+            if len(options) > 1:
                 return step
-            setattr(state.profile, step, options[0])
+            if options:
+                setattr(state.profile, step, options[0])
+            # No value left to choose (no camp for the 4th grade has a subject): asking would offer only
+            # «Не важно».
             mark_answered(state, step)
         return None
 

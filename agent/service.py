@@ -17,9 +17,12 @@ Reserved quick-reply payloads (each ≤ 64 bytes, Telegram's callback_data limit
     restart                                    start the funnel again
     say:<text>                                 a ready-made user phrase; handled as if typed
 
-Ordering: two messages of one user never run at the same time in this process (a lock per
-conversation). Across processes, ordering is the update queue's job (one worker claims a chat's updates
-in order); the database's unique idempotency keys keep a reprocessed update from being stored twice.
+Ordering: two messages of one user never run at the same time (a lock per conversation in this process,
+and the store's lock per user across processes: adapters/storage/turn_locks.py), so a retried message
+(same idempotency key) waits for its first attempt's turn, wherever that runs, and gets its stored reply.
+Across processes, the order of a chat's Telegram updates is the update queue's job (one worker claims a
+chat's updates in order); the database's unique idempotency keys keep a reprocessed update from being
+stored twice.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import asyncio
 import re
 import logging
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
@@ -57,6 +62,7 @@ from agent.replies import (
 )
 from agent.ports import CRM, HandoffNotice, Knowledge, Notifier
 from agent.relay import human_mode_deadline
+from agent.rules_guard import RulesCheck
 from agent.settings import Settings
 from agent.state import ConversationState, NewMessage, Store, TurnStart, UsageRecord
 from agent.streaming import mute_live_reply
@@ -87,6 +93,7 @@ def _utcnow() -> datetime:
 
 
 # A reply that tells the user how to call a manager (the command, or the button by its name).
+CHECKS_REMEMBERED = 256  # texts whose guardrail result is kept (a few per conversation in flight)
 _POINTS_TO_MANAGER = re.compile(r"/manager\b|«Позвать менеджера»")
 
 
@@ -144,6 +151,7 @@ class AssistantService:
         self.own_telegram_names: set[str] = set()
         self.offline = OfflinePolicy(catalog, knowledge, self.intents)
         self._amounts: dict[str, frozenset[int]] = {}
+        self._checks: OrderedDict[tuple[str, str, frozenset[str]], tuple[RulesCheck, ReplyCheck]] = OrderedDict()
         self._contact_flows: dict[str, ContactFlow] = {}
         self._locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = weakref.WeakValueDictionary()
 
@@ -155,7 +163,7 @@ class AssistantService:
         if truncated:
             mute_live_reply()  # the reply starts with a note the model's live text would not show
         message = self._message(inbound, _describe(inbound, text), meta={"choice": inbound.choice} if inbound.choice else None)
-        async with self._lock(inbound, brand):
+        async with self._lock(inbound, brand), self._exclusive(inbound, brand):
             opened = await self._open(inbound, brand, message)
             if opened.state is None:
                 return Reply.model_validate(opened.stored_reply)
@@ -176,7 +184,7 @@ class AssistantService:
 
     async def handoff(self, inbound: Inbound, reason: str) -> Reply:
         brand = self._brand(inbound)
-        async with self._lock(inbound, brand):
+        async with self._lock(inbound, brand), self._exclusive(inbound, brand):
             opened = await self._open(inbound, brand, self._message(inbound, "[пользователь попросил менеджера]"))
             if opened.state is None:
                 return Reply.model_validate(opened.stored_reply)
@@ -520,6 +528,11 @@ class AssistantService:
     def _lock(self, inbound: Inbound, brand: str) -> asyncio.Lock:
         return self._lock_for(identity_of(inbound.channel).value, inbound.user_id, brand)
 
+    def _exclusive(self, inbound: Inbound, brand: str) -> AbstractAsyncContextManager[None]:
+        """The same user's turns in other processes (the store's lock; this process's is ``_lock``):
+        taken after this process's own lock, so a process holds it once per user at a time."""
+        return self.store.exclusive(identity_of(inbound.channel).value, inbound.user_id, brand)
+
     def _lock_for(self, identity: str, external_id: str, brand: str) -> asyncio.Lock:
         key = (identity, external_id, brand)
         lock = self._locks.get(key)
@@ -567,15 +580,31 @@ class AssistantService:
         """The reply guardrails, for the final text and for every sentence shown while streaming: the
         school's rules first (a forbidden term replaces the text, a promise or a computed sum is cut),
         then the generic checks (unknown ₽ amounts, foreign links, prompt leaks)."""
+        return self._guarded(text, brand)[1]
+
+    def _guarded(self, text: str, brand: str) -> tuple[RulesCheck, ReplyCheck]:
+        """What the brand rules made of the text, and the text after every check.
+
+        Remembered for the last few texts: a turn checks the same text more than once (the final
+        reply twice, and a streamed answer's last sentence is that same whole text), and the checks
+        are the largest part of what streaming adds to a turn's CPU (bench/live_replies.py). The
+        result depends only on the text, the brand and the bot's own names."""
+        key = (text, brand, frozenset(self.own_telegram_names))
+        found = self._checks.get(key)
+        if found is not None:
+            self._checks.move_to_end(key)
+            return found
         ruled = self.catalog.guard(brand).check(text)
-        if ruled.hits:
-            log.warning("brand rules: %s", ", ".join(f"{hit.kind}:{hit.rule}" for hit in ruled.hits))
         secret = self.model.prompts.secret_lines if self.model else []
         links = self._link_policy(brand)
-        return check_reply(
+        checked = check_reply(
             ruled.text, known_amounts=self._known_amounts(brand), brand_domain=links.domain, secret_lines=secret,
             telegram_names=links.telegram_names,
         )
+        self._checks[key] = (ruled, checked)
+        if len(self._checks) > CHECKS_REMEMBERED:
+            self._checks.popitem(last=False)
+        return ruled, checked
 
     def _link_policy(self, brand: str) -> LinkPolicy:
         info = self.catalog.brand(brand).brand
@@ -591,7 +620,10 @@ class AssistantService:
 
     def _checked(self, reply: Reply, brand: str, channel: Channel) -> Reply:
         guard = self.catalog.guard(brand)
-        replaced = guard.check(reply.text).replaced
+        ruled, checked = self._guarded(reply.text, brand)
+        if ruled.hits:
+            log.warning("brand rules: %s", ", ".join(f"{hit.kind}:{hit.rule}" for hit in ruled.hits))
+        replaced = ruled.replaced
         if replaced:  # a forbidden term: the rule's text, no cards, a manager offered
             reply.cards = []
         # …and a reply telling the user to press «Позвать менеджера» («как с вами связаться?») shows it.
@@ -599,7 +631,6 @@ class AssistantService:
             button.payload == HANDOFF for button in reply.quick_replies
         ):
             reply.quick_replies = [*reply.quick_replies, QuickReply(label=CALL_MANAGER, payload=HANDOFF)]
-        checked = self._check_text(reply.text, brand)
         if checked.removed_amounts or checked.removed_links or checked.leaked:
             log.warning(
                 "reply guardrails: amounts=%s links=%d leaked=%s",

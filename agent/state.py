@@ -6,6 +6,7 @@ SQLAlchemy Core (adapters/storage/turn_sql.py), the rest over the ORM repositori
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -121,6 +122,11 @@ class TurnStart(BaseModel):
 
 
 class Store(Protocol):
+    def exclusive(self, identity: str, external_id: str, brand: str) -> AbstractAsyncContextManager[None]:
+        """Held while one of the user's turns runs, in every process sharing this store: a retried
+        message reaching another process waits for the first attempt's turn and then finds its reply."""
+        ...
+
     async def load(
         self,
         identity: str,

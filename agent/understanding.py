@@ -24,6 +24,8 @@ _GRADE_DIGITS = re.compile(
     r"|\b(?:в|во|перешел|перешла|перешёл|переходит в|идет в|идёт в|пойдет в|пойдёт в)\s+(1[01]|[1-9])\s*-?\s*(?:[йм]|ый|ой|ом)?\b(?!\s*(?:лет|год|час|мин|₽|руб|тыс|%))",
     re.IGNORECASE,
 )
+# «Где занимаются 1-4 классы?», «группы 5–8 кл.»: a range of grades names no child's grade.
+_GRADE_RANGE = re.compile(r"\b(?:1[01]|[1-9])\s*[-–—]\s*(?:1[01]|[1-9])\s*(?:-?\s*(?:[йх]|ых|ые|ым))?\s*(?:клас\w*|кл\b\.?)")
 # Grades in words: (compound stem, ordinal stem) — «восьмиклассник», «в седьмом классе», «в 7 кл.».
 _GRADE_WORDS = (
     ("перво", "перв"), ("второ", "втор"), ("третье", "трет"), ("четверо", "четв[её]рт"), ("пяти", "пят"),
@@ -45,8 +47,8 @@ _AGE_RE = re.compile(
 # Goal, subject and format as parents type them, typos included («матиматика», «физ-ка», «инфа»).
 HINT_PATTERNS: dict[str, list[tuple[str, str]]] = {
     "goal": [
-        (r"\b(?:егэ|е\.г\.э|ege)\b", "ege"),
-        (r"\b(?:огэ|гиа|oge)\b", "oge"),
+        (r"\b(?:егэ|еге|е\.г\.э|ege)\b", "ege"),
+        (r"\b(?:огэ|оге|гиа|oge)\b", "oge"),  # «оге»: typed without «э»
         (r"олимпиад", "olympiad"),
         (r"лагер|\bсмен[аеуы]\b|\bлвш\b|\bзвш\b|летн\w* школ|выездн", "camp"),
         (r"интенсив", "intensive"),
@@ -76,6 +78,7 @@ LOCATION_PATTERNS: list[tuple[str, str]] = [
 
 
 def grade_in(lowered: str) -> int | None:
+    lowered = _GRADE_RANGE.sub(" ", lowered)
     if match := _GRADE_DIGITS.search(lowered):
         return int(match.group(1) or match.group(2))
     for grade, pattern in _GRADE_WORD_RES:
@@ -127,7 +130,7 @@ NOT_NAMES = frozenset(
 )
 # A remark for the manager that comes with a phone: when to call, whose number it is.
 _NOTE_RE = re.compile(
-    r"(?:перезвон\w*|позвон\w*|звон\w*|набер\w*|связ\w*)[^.!?\n]{0,60}?(?:после|до|с|в|утром|вечером|днем|днём|завтра|в выходн)[^.!?\n]{0,30}"
+    r"(?:перезвон\w*|позвон\w*|звон\w*|набер\w*|связ\w*)[^.!?\n]{0,60}?(?:после|до|с|в|утром|вечером|днем|днём|завтра|в выходн)[^.!?\n,;]{0,30}"
     r"|(?:это|номер)\s+(?:номер\s+)?(?:муж\w*|жен\w*|мам\w*|пап\w*|бабушк\w*|дедушк\w*|отц\w*|матер\w*|сын\w*|доч\w*|рабоч\w*|домашн\w*)"
     r"|(?:лучше|удобнее)\s+(?:звонить|писать|в)\s[^.!?\n]{0,40}|(?:доп(?:олнительный|\.)?|второй|запасной)\s+(?:номер|телефон)",
     re.IGNORECASE,
@@ -160,6 +163,13 @@ def name_in(text: str, *, with_contact: bool) -> str | None:
 
 _CONTACT_FILLER = re.compile(
     r"(?:^|(?<=[\s,.;:!?]))(?:мой|наш|мои|вот|мой номер|номер телефона|номер|телефон|тел\.?|моб\.?|e-?mail|email|почта|меня зовут|зовут меня|это)\s*[:\-—]?\s*(?=$|[\s,.;:!?])",
+    re.IGNORECASE,
+)
+# What is left of «здраствуйте, можете перезвонить завтра? +7 916 …» once the contact and the note are
+# taken out: greetings and a bare «можете» ask nothing (answered, they drew the off-topic reply).
+_HOLLOW = re.compile(
+    r"(?:[\W\d_]|\b(?:здр\w*|добр\w*|день|вечер|утро|привет\w*|можете|можно|могли|бы|пожалуйста|пожалуйсто|"
+    r"а|и|вы|мне|нам|ещ[её]|еще|тогда|спасибо)\b)*",
     re.IGNORECASE,
 )
 
@@ -216,6 +226,8 @@ def understand(
     if phones or emails or name:
         rest = _CONTACT_FILLER.sub(" ", rest)
     question = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(rest.split())).strip(" ,.;:-—–\n")
+    if (phones or emails or notes) and _HOLLOW.fullmatch(question):
+        question = ""
     intents, default = table.classify(question or text)
     # The brand's own topics first (their replies are the school's words), then the defaults; an urgent
     # topic from either wins over one that is not urgent.

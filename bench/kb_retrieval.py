@@ -25,7 +25,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from adapters.knowledge.documents import read_brand_documents  # noqa: E402
-from adapters.knowledge.local import Analyzer, BrandIndex, LocalKnowledge  # noqa: E402
+from adapters.knowledge.bm25_index import Analyzer, BrandIndex  # noqa: E402
+from adapters.knowledge.local import LocalKnowledge  # noqa: E402
 from adapters.knowledge.text import STOPWORDS, analyze_words, words  # noqa: E402
 
 QUESTIONS = ROOT / "bench" / "data" / "kb_questions.yaml"
@@ -67,7 +68,7 @@ def evaluate(
     repeat: int = 1,
 ) -> Figures:
     documents, _ = read_brand_documents(knowledge_root, brand)
-    knowledge = LocalKnowledge({brand: BrandIndex(documents, analyzer=analyzer)})
+    knowledge = LocalKnowledge({brand: documents}, build_index=lambda docs: BrandIndex(docs, analyzer=analyzer))
     hits1 = hits3 = flagged = flagged_right = null_count = wrongly_flagged = 0
     misses = []
     for item in questions:

@@ -4,6 +4,7 @@ and the enforcement on every reply and button, offline and with a model that tri
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,14 @@ from typing import Any
 import pytest
 import respx
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adapters.runtime import Runtime
 from adapters.wiring import build_runtime
-from agent.brand_rules import RulesFileError, load_brand_rules, read_rules_file
+from agent.brand_rules import RulesFileError, load_brand_rules, normalize, read_rules_file, term_pattern
 from agent.catalog import read_catalog
-from agent.rules_guard import RulesGuard
+from agent.rules_guard import RulesGuard, _amount_pattern
 from agent.types import Reply
 from tests import openai_fakes as fake
 from tests.assistant_helpers import Chat, RecordingNotifier, model_runtime
@@ -121,6 +124,44 @@ def test_obsolete_and_internal_terms_are_found(text: str, rule: str) -> None:
 def test_withdrawn_amounts_are_found_but_not_inside_bigger_numbers() -> None:
     assert {h.rule for h in KMIPT.violations("интенсив 18 800 ₽, два — 34400 руб.")} == {"18800", "34400"}
     assert KMIPT.violations("более 100 000 учеников, 10 900 ₽ в месяц, 36 900 ₽ за семестр") == []
+
+
+_TRICKY = st.sampled_from(list("аАбвеёЁжкКлнЛоОпрсСтТуФфцЦМДxXkK_0123456789 .,-–\u00a0\u202f\n«»/@"))
+
+
+def _lookbehind_first(pattern: str) -> str:
+    """How the patterns were written before start-up was sped up: the «no word/number before» lookbehind
+    in front (the reference the faster form must agree with)."""
+    moved = re.compile(r"^(\w)\(\?<!\\w\.\)")
+    if moved.match(pattern):
+        return r"(?<!\w)" + moved.sub(r"\1", pattern)
+    digits = re.match(r"^(\d+)\(\?<!\[\\d\.,\]\d+\)", pattern)
+    if digits:
+        return r"(?<![\d.,])" + digits.group(1) + pattern[digits.end():]
+    return pattern
+
+
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_the_faster_patterns_match_exactly_where_the_lookbehind_first_ones_did(data: st.DataObject) -> None:
+    term = data.draw(st.sampled_from(["Фотон", "МТС Линк", "ЦДПО", "cdpofoton.ru", "_x1", "КНД", "18 800", "ab"]))
+    amount = data.draw(st.sampled_from([18800, 500, 1234567, 34400]))
+    pieces = data.draw(st.lists(st.one_of(_TRICKY, st.sampled_from([term, f"{amount:,}".replace(",", " "), str(amount)])), max_size=30))
+    text = normalize("".join(pieces))
+    for fast in (term_pattern(term), _amount_pattern(amount)):
+        flags = re.IGNORECASE if fast == term_pattern(term) else 0
+        before = _lookbehind_first(fast)
+        assert before != fast or not fast[:1].isalnum()
+        spans = [m.span() for m in re.finditer(fast, text, flags)]
+        assert spans == [m.span() for m in re.finditer(before, text, flags)], (fast, before, text)
+
+
+@given(term=st.text(min_size=2, max_size=40).filter(lambda t: len(t.strip()) >= 2 and not t.strip().startswith("re:")))
+@settings(max_examples=300, deadline=None)
+def test_every_plain_term_makes_a_valid_pattern(term: str) -> None:
+    """Only «re:» terms are compiled when the rules file is read (start-up): any other text must make a
+    pattern that compiles, whatever characters it holds."""
+    re.compile(term_pattern(term.strip()), re.IGNORECASE)
 
 
 def test_current_facts_are_not_blocked() -> None:

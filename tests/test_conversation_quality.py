@@ -68,9 +68,16 @@ async def test_the_name_is_stored_never_echoed_and_a_second_phone_is_a_note(rt: 
     ("text", "wanted", "wrong"),
     [
         ("Когда начнутся занятия?", "учебный год", "зимн"),
-        ("Летний лагерь 20–28 июля, есть места?", "менделеево", "зимн"),
+        ("Летний лагерь 20–28 июля, есть места?", "наличие мест подтверждает менеджер", "зимн"),  # the summer shift
         ("Какая стоимость занятий за месяц?", "₽", "олимпиад"),
         ("сколько детей в группе?", "в группе", "класс —"),
+        ("Группы большие?", "от 3 до 12 человек", "точного ответа"),
+        ("в зимний лагерь места еще есть?", "наличие мест подтверждает менеджер", "гарантируем"),
+        ("где вы находитесь?", "пацаева", "первомайская"),
+        ("Где проходят занятия для 7 класса?", "красносельская", "первомайская"),
+        ("У вас есть государственная аккредитация?", "лиценз", "не помогу"),
+        # the price, not the discounts document; the total is the manager's (never computed here)
+        ("сколько стоит зимний лагерь со скидкой 10%?", "93 600", "оплата за семестр"),
     ],
 )
 async def test_answers_come_from_the_right_document_and_are_short(rt: Runtime, text: str, wanted: str, wrong: str) -> None:
@@ -79,6 +86,8 @@ async def test_answers_come_from_the_right_document_and_are_short(rt: Runtime, t
     assert wanted in answer.lower() and wrong not in answer.lower(), answer
     assert "##" not in reply.text and "Источник: https://kmipt.ru" in reply.text
     assert len(answer) <= 450
+    if "скидк" in text:
+        assert "рассчитает и подтвердит менеджер" in answer
 
 
 @pytest.mark.parametrize(
@@ -157,6 +166,32 @@ async def test_quick_replies_fit_the_state(rt: Runtime) -> None:
     client = Chat(rt, user_id="510")
     reply = await client.send(text="Мы уже учимся у вас, как перенести занятие?")
     assert GRADE_KEYBOARD not in _payloads(reply)
+
+
+async def test_a_step_with_nothing_to_choose_is_not_asked(rt: Runtime) -> None:
+    # Camps are for grades 5–10: for a 4th-grader the subject and format steps have no value to offer, and
+    # asking them showed a question with the single button «Не важно».
+    reply = await Chat(rt, user_id="514").send(text="ребенок 10 лет, интересует лагерь")
+    assert [q.label for q in reply.quick_replies] != ["Не важно"]
+    assert "Какой предмет" not in reply.text and "Какой формат" not in reply.text
+
+
+@pytest.mark.parametrize(
+    ("first", "question", "said"),
+    [
+        # «мы в Подольске» says who asks: the town no document names made the question «unknown»
+        ("Сын в 9м, оге по матем", "а онлайн можно? мы в Подольске", "Да, онлайн-занятия есть."),
+        # grades 1–4 have no online groups (the catalog says so): never «yes», the format is not recorded
+        ("2 класс", "а онлайн можно?", "Онлайн-групп для этого запроса нет"),
+    ],
+)
+async def test_a_question_about_the_format_is_answered_from_the_catalog(rt: Runtime, first: str, question: str, said: str) -> None:
+    chat = Chat(rt, user_id="515")
+    await chat.send(text=first)
+    reply = await chat.send(text=question)
+    assert reply.text.startswith(said) and "Точного ответа" not in reply.text, reply.text
+    state = await rt.store.load("telegram", "515", "kmipt")
+    assert state.profile.format == ("online" if said.startswith("Да") else None)
 
 
 async def test_program_buttons_are_unique_and_readable(rt: Runtime) -> None:

@@ -204,7 +204,7 @@ def test_web_concurrency_serves_from_worker_processes_and_sigterm_stops_them_all
     assert left == set(), output[-2000:]
     assert process.returncode == 0, output[-2000:]
     assert output.count("\"message\": \"Started server process") == 2, output[-2000:]
-    assert output.count("\"message\": \"Running upgrade  -> 0001") == 1
+    assert output.count("\"message\": \"new database: schema created at revision") == 1
 
 
 def test_web_concurrency_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:

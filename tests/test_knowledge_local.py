@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,3 +131,15 @@ def test_benchmark_quality_on_the_real_data() -> None:
     assert figures.hit_at_3 >= 0.9, figures.misses
     assert figures.no_answer_recall >= 0.5
     assert figures.false_no_answer <= 0.15
+
+
+def test_building_the_index_after_start_up_keeps_bm25s_quiet() -> None:
+    """bm25s sets its logger to DEBUG when imported; the index (and so bm25s) is loaded after logging is
+    configured now, which must still leave it at WARNING (no «Building index from tokens» lines)."""
+    probe = (
+        "import logging; from agent.logging_setup import configure_logging; configure_logging('INFO'); "
+        "import adapters.knowledge.bm25_index; print(logging.getLogger('bm25s').getEffectiveLevel())"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(logging.WARNING)

@@ -176,6 +176,9 @@ def test_bare_answers_are_not_questions(text: str) -> None:
         ("одиннадцатиклассник, ЕГЭ", 11),
         ("она в 10-м классе", 10),
         ("второй предмет со скидкой", None),
+        ("Где занимаются 1-4 классы?", None),
+        ("группы для 5–8 классов", None),
+        ("сын в 4 классе, а где занимаются 1–4 классы?", 4),
     ],
 )
 def test_grade_in_words(text: str, grade: int | None) -> None:

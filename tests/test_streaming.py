@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from openai._streaming import SSEDecoder
 
 from agent.errors import ModelUnavailable
 from agent.guardrails import check_reply
-from agent.llm import LLM
+from agent.llm import LLM, BlockSSEDecoder
 from agent.loop import answer_format
 from agent.streaming import AnswerPreview, answer_text_so_far, sentence_prefixes
 from evals import streams
@@ -207,3 +211,40 @@ async def test_a_stream_answered_by_an_html_page_is_refused(respx_mock: respx.Mo
     respx_mock.post("/responses").mock(return_value=httpx.Response(200, text="<html>proxy</html>"))
     with pytest.raises(ModelUnavailable, match="not a Responses object"):
         await respond(make_llm(tmp_path), [])
+
+
+# ---------------------------------------------------------------- the event decoder
+
+
+def _decoded(decoder: Any, chunks: list[bytes]) -> list[tuple[str | None, str, str | None, int | None]]:
+    return [(e.event, e.data, e.id, e.retry) for e in decoder.iter_bytes(iter(chunks))]
+
+
+_LINE = st.sampled_from([
+    "event: response.output_text.delta", "event:response.completed", 'data: {"delta": "Здравствуйте! "}',
+    "data:no space", "data", "data: second line", ": a comment", "id: 7", "id: bad\0id", "retry: 1500",
+    "retry: soon", "event", "unknown: field", "",
+])
+
+
+@given(
+    lines=st.lists(_LINE, max_size=14),
+    ends=st.lists(st.sampled_from(["\n", "\r\n", "\r"]), min_size=1, max_size=14),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+)
+@settings(max_examples=400, deadline=None)
+def test_the_block_decoder_reads_the_same_events_as_the_sdks(lines: list[str], ends: list[str], cuts: list[int]) -> None:
+    """agent/llm.py reads the stream a whole event at a time (for speed); whatever the chunking and the
+    line ends, it must hand on exactly the events the SDK's own line-by-line decoder would."""
+    body = "".join(line + ends[n % len(ends)] for n, line in enumerate(lines)).encode("utf-8")
+    points = sorted({min(cut, len(body)) for cut in cuts})
+    chunks = [body[start:end] for start, end in zip([0, *points], [*points, len(body)], strict=True)]
+    assert _decoded(BlockSSEDecoder(), chunks) == _decoded(SSEDecoder(), chunks)
+
+
+def test_the_block_decoder_on_a_real_stream_split_everywhere() -> None:
+    body = streams.encode(streams.response_events(fake.response(fake.answer("Здравствуйте! Чем помочь?")).json()))
+    expected = _decoded(SSEDecoder(), [body])
+    assert [e[0] for e in expected][-1] == "response.completed"
+    for cut in range(0, len(body), 7):
+        assert _decoded(BlockSSEDecoder(), [body[:cut], body[cut:]]) == expected

@@ -105,8 +105,13 @@ async def model_runtime(tmp_path: Path, database_url: str) -> AsyncIterator[Runt
 async def test_a_model_turn_makes_few_database_round_trips(model_runtime: Runtime) -> None:
     """A tool round and an answer: the turn's reads and writes stay a handful of statements (they were ~20)."""
     statements: list[str] = []
+    locks: list[str] = []  # PostgreSQL: the user's cross-process turn lock, taken and released (turn_locks.py)
+
+    def seen(conn: object, cursor: object, sql: str, *args: object) -> None:
+        (locks if "advisory" in sql else statements).append(sql.split()[0].upper())
+
     for engine in model_runtime.db.sync_engines:
-        event.listen(engine, "before_cursor_execute", lambda conn, cursor, sql, *args: statements.append(sql.split()[0].upper()))
+        event.listen(engine, "before_cursor_execute", seen)
     chat = Chat(model_runtime)
     with respx.mock(base_url=fake.BASE_URL) as api:
         api.post("/responses").mock(side_effect=[fake.response(fake.answer("Здравствуйте!"))] + [
@@ -115,10 +120,12 @@ async def test_a_model_turn_makes_few_database_round_trips(model_runtime: Runtim
         ])
         await chat.send(text="привет")  # the first turn also creates the user and reads today's budgets
         statements.clear()
+        locks.clear()
         reply = await chat.send(text="Как оплатить?")
     assert reply.engine == "model" and reply.usage.model_calls == 2
     # open: find + user message + last_message_at; consent; transcript; finish: reply + state + usage rows
     assert 5 <= len([s for s in statements if s in {"SELECT", "INSERT", "UPDATE", "DELETE"}]) <= 8, statements
+    assert len(locks) == (0 if model_runtime.db.is_sqlite else 2)
     assert len(await _rows(model_runtime, ModelUsage)) == 3
 
 

@@ -24,6 +24,22 @@ def test_a_phone_and_a_question_keep_both() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "note", "question"),
+    [
+        # the call time is a note for the manager; what is left asks nothing (it drew the off-topic reply)
+        ("здраствуйте, можете перезвонить завтра утром? мой номер +7 916 555-12-34", "перезвонить завтра утром", ""),
+        # the note stops at the comma: the question after it is answered, not swallowed into the note
+        ("Добрый день! 89161234567 позвоните после 18, сколько стоит ЕГЭ по физике?", "позвоните после 18",
+         "Добрый день!, сколько стоит ЕГЭ по физике?"),
+    ],
+)
+def test_a_call_time_is_a_note_and_the_rest_is_kept(text: str, note: str, question: str) -> None:
+    message = understand(text, INTENTS)
+    assert message.note == note and message.question == question
+    assert decide(message, NEW).answer_rest == bool(question)
+
+
+@pytest.mark.parametrize(
     ("text", "name"),
     [
         ("Меня зовут Ольга, 89161234567", "Ольга"),
@@ -139,3 +155,8 @@ def test_the_table_order() -> None:
     closed = Situation(lead_id=None, phone=None, funnel_open=False)
     assert decide(understand("без разницы", INTENTS), closed).route is Route.answer
     assert decide(understand("Сколько стоит?", INTENTS), NEW).route is Route.answer
+
+
+@pytest.mark.parametrize(("text", "goal"), [("оге сдавать по матем", "oge"), ("еге по физике", "ege"), ("огэ", "oge")])
+def test_exam_names_typed_with_e(text: str, goal: str) -> None:
+    assert understand(text, INTENTS).hints.goal == goal

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
 
-from adapters.crm.amo import REQUESTS_PER_SECOND, AmoCRM
 from adapters.http.ratelimit import SharedSpacing
-from adapters.crm.tallanto import TallantoCRM
 from agent.errors import CrmError
 from agent.ports import CRM, CrmLookupResult, CrmPushResult, LeadPayload
 from agent.settings import CrmProvider, Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class NoCRM:
@@ -35,7 +36,10 @@ def build_crm(settings: Settings, http: httpx.AsyncClient | None) -> CRM:
     """The configured provider; a real one needs ``http`` (preflight reports missing settings)."""
     if settings.crm_provider is CrmProvider.none or http is None:
         return NoCRM()
+    # The clients (and httpx) are imported only for the provider in use: `none` starts without them.
     if settings.crm_provider is CrmProvider.tallanto:
+        from adapters.crm.tallanto import TallantoCRM
+
         token = settings.tallanto_api_token or settings.tallanto_api_key
         return TallantoCRM(
             http,
@@ -44,6 +48,8 @@ def build_crm(settings: Settings, http: httpx.AsyncClient | None) -> CRM:
             contact_module=settings.tallanto_default_contact_module,
             read_only=settings.tallanto_read_only_enabled,
         )
+    from adapters.crm.amo import REQUESTS_PER_SECOND, AmoCRM
+
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     # The account's limit holds for every process together: shared through Redis when there is one,
     # evenly spaced and each moment used only close to when it was due (a moving window of 5 let

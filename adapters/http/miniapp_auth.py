@@ -6,6 +6,7 @@ Every route that trusts a Telegram user goes through ``authenticate_init_data``;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -80,18 +81,29 @@ def is_miniapp_admin(data: InitData, settings: Settings) -> bool:
     return settings.admin_miniapp_enabled and data.user is not None and data.user.id in settings.admin_telegram_ids
 
 
-async def require_admin_or_miniapp_admin(
+@dataclass(frozen=True)
+class AdminIdentity:
+    """The admin a request authenticated as: who acted (the audit line) and the name an answer to a
+    client carries. Both come from the credentials, never from the request body."""
+
+    who: str  # basic:<user> | telegram:<id>
+    name: str  # the browser login's account name, or the Telegram user's name from the signed initData
+    telegram_id: int | None = None
+
+
+def _telegram_name(user: WebAppUser) -> str:
+    return " ".join(part for part in (user.first_name, user.last_name) if part).strip()[:128] or "Менеджер"
+
+
+async def admin_identity(
     request: Request,
     settings: SettingsDep,
     now: NowDep,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(basic_scheme)],
-) -> str:
-    """Basic auth (a browser) or initData of a user in ADMIN_TELEGRAM_IDS (the admin Mini App).
-
-    Returns who acted, for the audit line: ``basic:<user>`` or ``telegram:<id>``.
-    """
+) -> AdminIdentity:
+    """Basic auth (a browser) or initData of a user in ADMIN_TELEGRAM_IDS (the admin Mini App)."""
     if await verify_admin(request, credentials, settings):
-        return f"basic:{settings.admin_user}"
+        return AdminIdentity(who=f"basic:{settings.admin_user}", name=settings.admin_user.strip()[:128] or "Менеджер")
     raw = raw_init_data(request)
     if raw is None:
         raise HTTPException(401, {"reason": "admin_auth_required"}, headers=UNAUTHORIZED_HEADERS)
@@ -103,7 +115,13 @@ async def require_admin_or_miniapp_admin(
         raise HTTPException(403, {"reason": "admin_miniapp_disabled"})
     if data.user is None or not is_miniapp_admin(data, settings):
         raise HTTPException(403, {"reason": "not_an_admin"})
-    return f"telegram:{data.user.id}"
+    return AdminIdentity(who=f"telegram:{data.user.id}", name=_telegram_name(data.user), telegram_id=data.user.id)
+
+
+async def require_admin_or_miniapp_admin(identity: Annotated[AdminIdentity, Depends(admin_identity)]) -> str:
+    """Who acted, for the audit line: ``basic:<user>`` or ``telegram:<id>``."""
+    return identity.who
 
 
 AdminAccessDep = Annotated[str, Depends(require_admin_or_miniapp_admin)]
+AdminIdentityDep = Annotated[AdminIdentity, Depends(admin_identity)]

@@ -32,6 +32,10 @@ class KnowledgeBackend(Protocol):
 
     def brands(self) -> list[str]: ...
 
+    async def prepare(self) -> None:
+        """Build what a search needs now rather than at the first search (the warm-up after start-up)."""
+        ...
+
 
 def openai_client(settings: Settings, *, timeout: float | None = None, max_retries: int | None = None) -> AsyncOpenAI:
     if settings.openai_api_key is None:

@@ -6,17 +6,29 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
-from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from agent.catalog import ContentIssue
 from agent.catalog_schema import FactRef
+from agent.yaml_load import safe_load
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
 
 FRONT_MATTER_FENCE = "---"
-_MARKDOWN = MarkdownIt("commonmark")
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    # Only the index splits documents into sections: its parser is not needed to start.
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark")
 
 
 class KeptContradiction(BaseModel):
@@ -83,7 +95,7 @@ def split_sections(body: str) -> list[Section]:
     """The body cut at every Markdown heading (a parser, so a «#» inside a list or code is no heading).
     Empty sections are dropped; a body without headings is one section."""
     lines = body.splitlines()
-    tokens = _MARKDOWN.parse(body)
+    tokens = _markdown().parse(body)
     cuts = [
         (token.map[0], token.map[1], tokens[index + 1].content.strip())
         for index, token in enumerate(tokens)
@@ -111,7 +123,7 @@ def _split_front_matter(text: str) -> tuple[object, str]:
     for index in range(1, len(lines)):
         if lines[index].strip() == FRONT_MATTER_FENCE:
             try:
-                meta = yaml.safe_load("\n".join(lines[1:index]))
+                meta = safe_load("\n".join(lines[1:index]))
             except yaml.YAMLError as error:
                 raise DocumentError(None, f"front matter is not valid YAML: {error}") from None
             return meta, "\n".join(lines[index + 1 :]).strip()

@@ -52,7 +52,7 @@ class VectorStoreKnowledge:
             )
         except Exception as error:  # any failure of the remote store: answer from the local index
             log.warning("vector store search failed (%s); using the local index", type(error).__name__)
-            return self._local.search_now(brand, query, limit=limit)
+            return await self._local.search(brand, query, limit=limit)
         await self._record_usage()
         passages = [self._passage(brand, item) for item in page.data[:limit]]
         relevant = bool(passages) and passages[0].score >= VECTOR_MIN_SCORE
@@ -79,6 +79,10 @@ class VectorStoreKnowledge:
             await self._usage_recorder("vector_search")
         except Exception:  # accounting must never cost the user an answer
             log.exception("could not record vector store usage")
+
+    async def prepare(self) -> None:
+        """Build the fallback's local index (see LocalKnowledge.prepare)."""
+        await self._local.prepare()
 
     def documents(self, brand: str) -> list[KnowledgeDocument]:
         return self._local.documents(brand)

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from adapters.storage import migrate
+from adapters.storage import migrate  # Alembic itself is imported only to upgrade an older schema
 from adapters.storage.engine import (
     create_engine,
     in_place_engine,

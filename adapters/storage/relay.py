@@ -82,6 +82,10 @@ class RelayRepository:
             except IntegrityError:
                 await session.rollback()
 
+    async def link_for(self, source_key: str) -> RelayLink | None:
+        async with self.db.session() as session:
+            return (await session.exec(select(RelayLink).where(RelayLink.source_key == source_key))).first()
+
     async def copied(self, source_key: str) -> bool:
         async with self.db.session() as session:
             query = select(RelayLink.id).where(RelayLink.source_key == source_key)

@@ -3,6 +3,7 @@ CRM. A turn's own reads and writes are SQLAlchemy Core in turn_sql.py (fewer sta
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, update
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from adapters.storage.database import Database
+from adapters.storage.outbox import OutboxRepository
 from adapters.storage.models import (
     ConsentRecord,
     Conversation,
@@ -226,3 +228,29 @@ class UsageRepository:
             if user_id is not None:
                 query = query.where(ModelUsage.user_id == user_id)
             return int((await session.exec(query)).one())
+
+
+@dataclass
+class Repositories:
+    """The repositories over one database: built once by the composition root (adapters/wiring.py),
+    carried by the Runtime (which extends this class, so ``runtime.users`` and the rest are these)."""
+
+    users: UserRepository
+    conversations: ConversationRepository
+    messages: MessageRepository
+    leads: LeadRepository
+    consents: ConsentRepository
+    usage: UsageRepository
+    outbox: OutboxRepository
+
+    @classmethod
+    def on(cls, db: Database) -> Repositories:
+        return cls(
+            users=UserRepository(db), conversations=ConversationRepository(db), messages=MessageRepository(db),
+            leads=LeadRepository(db), consents=ConsentRepository(db), usage=UsageRepository(db),
+            outbox=OutboxRepository(db),
+        )
+
+    def as_kwargs(self) -> dict[str, object]:
+        """Each repository by its field name: ``Runtime(**repos.as_kwargs(), ...)``."""
+        return {name: getattr(self, name) for name in Repositories.__dataclass_fields__}

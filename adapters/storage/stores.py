@@ -4,6 +4,7 @@ run by ``Database.run``), leads and consents through the repositories."""
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,7 @@ from adapters.storage.database import Database
 from adapters.storage.models import ConsentRecord, Lead, utcnow
 from adapters.storage.repositories import ConsentRepository, LeadRepository
 from adapters.storage.token_totals import SharedTokenTotals, TokenTotals
+from adapters.storage.turn_locks import TurnLocks
 from agent.state import ConversationState, EarlierLead, LeadRequest, NewMessage, StoredMessage, TurnStart, UsageRecord
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,11 @@ class SqlStore:
         self.tokens: TokenTotals | SharedTokenTotals = (
             SharedTokenTotals(self._tokens_in_database, redis_url) if redis_url else TokenTotals(self._tokens_in_database)
         )
+        self.turn_locks = TurnLocks(db)
+
+    def exclusive(self, identity: str, external_id: str, brand: str) -> AbstractAsyncContextManager[None]:
+        """The user's turns one at a time across processes (adapters/storage/turn_locks.py)."""
+        return self.turn_locks.hold(identity, external_id, brand)
 
     async def load(
         self,

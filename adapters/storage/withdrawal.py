@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from adapters.storage.chat_keys import topic_key
+from adapters.storage.chat_keys import relay_line, topic_key
 from adapters.storage.database import Database
 from adapters.storage.models import (
     ConsentRecord,
@@ -96,6 +96,7 @@ class SqlWithdrawalStore:
             topics = (await session.exec(
                 select(RelayTopic.chat_id, RelayTopic.thread_id).where(col(RelayTopic.conversation_id).in_(conversations))
             )).all()
+            conversation_ids = list((await session.exec(conversations)).all())
 
             leads = (await session.exec(select(Lead).where(Lead.user_id == user_id))).all()
             deleted = [lead.id for lead in leads if lead.id not in keep_lead_ids]
@@ -134,6 +135,7 @@ class SqlWithdrawalStore:
             session.add(user)
 
             chats = [topic_key(chat_id, thread_id) for chat_id, thread_id in topics if thread_id is not None]
+            chats += [relay_line(conversation_id) for conversation_id in conversation_ids]  # relay jobs (HTTP side)
             if user.identity == "telegram" and user.external_id.isdigit():
                 chats.append(int(user.external_id))
             if chats:

@@ -3,9 +3,13 @@
 Bot API 9.5 ``sendMessageDraft`` shows an animated, ephemeral draft in a private chat; the final
 ``sendMessage`` replaces it. ``TelegramLiveReply`` is the turn's ``LiveReply`` (agent/streaming.py):
 
-- after ``FEEDBACK_DELAY_SECONDS`` (a faster reply needs no indicator) it sends an empty draft, which
-  Telegram shows as «Thinking…»; where drafts are refused (a group, a Bot API server without the
-  method) it shows the typing indicator instead, as before;
+- ``FEEDBACK_DELAY_SECONDS`` after the service received the update (a faster reply needs no
+  indicator) it sends an empty draft, which Telegram shows as «Thinking…»; where drafts are refused (a
+  group, a Bot API server without the method) it shows the typing indicator instead, as before. The
+  delay counts from the update's arrival (``update_received``), not from when a worker got to it nor
+  from when the feedback task first ran: with 50 chats writing at once, the turns' start-up keeps the
+  event loop busy for a while, and a delay that only began after it added that time to every parent's
+  wait (bench/live_replies.py);
 - tool rounds turn the draft into a short status («Подбираю программы…»);
 - the checked answer so far replaces it, at most once per ``DRAFT_INTERVAL_SECONDS`` (the newest text
   wins; intermediate ones are skipped);
@@ -24,7 +28,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from datetime import datetime
 
 from aiogram import Bot
 from aiogram.enums import ParseMode
@@ -43,6 +49,48 @@ TYPING_INTERVAL_SECONDS = 4.5  # "typing" fades after 5 s
 # How long the final message waits for a draft request already on its way (so it cannot land after it).
 IN_FLIGHT_WAIT_SECONDS = 2.0
 DRAFT_MAX_CHARS = 4096
+
+
+# When the update being handled reached the service (set by the queue worker around a turn).
+_received_at: ContextVar[datetime | None] = ContextVar("update_received_at", default=None)
+
+
+@contextlib.contextmanager
+def update_received(at: datetime | None) -> Iterator[None]:
+    """Feedback shown in this block counts its delay from ``at`` (aware UTC), the update's arrival."""
+    token = _received_at.set(at)
+    try:
+        yield
+    finally:
+        _received_at.reset(token)
+
+
+def _already_waited(received: datetime | None) -> float:
+    """Seconds the parent has waited since the update arrived (0 when unknown; never negative, even
+    when the process that took the update in has a clock slightly ahead of this one's)."""
+    if received is None:
+        return 0.0
+    return max(0.0, time.time() - received.timestamp())
+
+
+class StartGate:
+    """Lets the turns of one process start their heavy part one per pass of the event loop.
+
+    A turn's start-up (opening the turn, understanding the message, building the model request) is CPU
+    that runs without yielding until its first real wait (on SQLite even its transactions run in
+    place). 50 updates claimed at once all started in one pass, ~130 ms on a quiet machine and more
+    than a second on a loaded one, and every timer and socket waited for the whole pass: the
+    «Thinking…» drafts due 0.2 s after arrival went out only after all 50 start-ups. The turns enter
+    their feedback first and then pass this gate, so each starts when it would have (the same CPU in
+    the same order) while the drafts and other I/O get the loop between two start-ups."""
+
+    def __init__(self) -> None:
+        self._free = asyncio.Semaphore(1)
+
+    async def wait(self) -> None:
+        await self._free.acquire()
+        # Free again on the next pass, once this turn's start-up has run.
+        asyncio.get_running_loop().call_soon(self._free.release)
 
 
 class DraftSupport:
@@ -92,6 +140,9 @@ class TelegramLiveReply:
         self._in_flight: asyncio.Future[None] | None = None
         self._last_sent = float("-inf")
         self.flooded = False
+        # The feedback is due ``delay`` after the update arrived: fixed now, so neither the time the
+        # update waited for a worker nor the time before the task below first runs adds to it.
+        self._due = clock() + max(0.0, delay - _already_waited(_received_at.get()))
 
     # ----------------------------------------------------------------- LiveReply
 
@@ -127,7 +178,7 @@ class TelegramLiveReply:
 
     async def _run(self) -> None:
         try:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(max(0.0, self._due - self.clock()))
             if self.drafts and self._pending is None:
                 self._pending = (self._status_id, "")  # empty text: Telegram's «Thinking…» placeholder
             while self.drafts and not self.flooded:

@@ -37,6 +37,9 @@ class ClaimedUpdate:
     chat_id: int | None
     payload: str
     attempts: int
+    # When the service took the update in (the row's creation: getUpdates returned it, or the webhook
+    # request came): the parent's wait for feedback counts from here, not from when a worker got to it.
+    received_at: datetime | None = None
 
 
 def chat_of(update: dict[str, Any]) -> int | None:
@@ -150,6 +153,11 @@ class UpdateQueue:
             self.ingesting -= 1
             self.last_ingest = asyncio.get_running_loop().time()
 
+    async def add(self, update_id: int, chat_id: int, payload: str) -> bool:
+        """Commit work of this service's own (a relay job): like ``enqueue``, without counting as a
+        webhook request, so the workers do not ration their claims for it."""
+        return await self._inserts.submit(self._row(update_id, chat_id, payload, utcnow()))
+
     async def enqueue_many(self, updates: list[dict[str, Any]]) -> int:
         """Commit a getUpdates batch in one transaction; returns how many were new."""
         if not updates:
@@ -190,7 +198,9 @@ class UpdateQueue:
                 attempts=TABLE.c.attempts + 1,
                 updated_at=now,
             )
-            .returning(TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts)
+            .returning(
+                TABLE.c.id, TABLE.c.update_id, TABLE.c.chat_id, TABLE.c.payload, TABLE.c.attempts, TABLE.c.created_at
+            )
         )
 
     async def claim(self, worker: str, limit: int) -> list[ClaimedUpdate]:

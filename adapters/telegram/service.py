@@ -34,11 +34,13 @@ from adapters.storage.database import Database
 from adapters.storage.relay import RelayRepository
 from adapters.storage.repositories import UserRepository
 from adapters.storage.stores import SqlStore
+from adapters.telegram.drafts import update_received
 from adapters.telegram.notifier import TelegramNotifier
 from adapters.telegram.polling import PollingService
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue
 from adapters.telegram.relay import router as relay_router
 from adapters.telegram.relay.idle import IdleReturn
+from adapters.telegram.relay.jobs import RelayJobs, in_queue, job_of
 from adapters.telegram.relay.staff import StaffRelay
 from adapters.telegram.routers import all_routers
 from adapters.telegram.routers.commands import COMMANDS
@@ -94,7 +96,7 @@ def build_bot(
             bot, settings.manager_chat_id, RelayRepository(db), store, release,
             idle_hours=settings.handoff_idle_hours, admin_url=settings.admin_webapp_url,
         )
-    notifier = TelegramNotifier(bot, settings.manager_chat_id, relay.open if relay is not None else None)
+    notifier = TelegramNotifier(bot, settings.manager_chat_id, relay.handoff if relay is not None else None)
     return TelegramBot(bot, policy, relay, notifier)
 
 
@@ -110,9 +112,12 @@ class TelegramService:
         self.assistant = context.assistant  # learns the bot's own @name at start-up
         if self.relay is not None:
             self.dispatcher.include_router(relay_router.build(self.relay))  # first: the staff chat stays there
+            self.dispatcher.include_router(relay_router.client_edits(self.relay))
         self.dispatcher.include_routers(*all_routers())
         self.dispatcher.update.outer_middleware(self._sender_is_back)
         self.queue = queue or UpdateQueue.from_settings(settings, db)
+        if self.relay is not None:
+            self.relay.jobs = RelayJobs(self.queue)  # relay work of HTTP requests goes through the queue
         self.workers = UpdateWorkers(
             self.queue,
             self.process,
@@ -144,12 +149,26 @@ class TelegramService:
         return services
 
     async def process(self, item: ClaimedUpdate) -> None:
+        token = in_queue.set(True)
+        try:
+            await self._process(item)
+        finally:
+            in_queue.reset(token)
+
+    async def _process(self, item: ClaimedUpdate) -> None:
+        job = job_of(item)
+        if job is not None:
+            if self.relay is None:
+                raise PermanentFailure("a relay job, and the relay is off (MANAGER_RELAY_ENABLED, MANAGER_CHAT_ID)")
+            await self.relay.run_job(job)
+            return
         try:
             update = Update.model_validate_json(item.payload, context={"bot": self.bot})
         except ValidationError as error:
             raise PermanentFailure(f"not a valid Telegram update ({error.error_count()} errors)") from None
         try:
-            await self.dispatcher.feed_update(self.bot, update)
+            with update_received(item.received_at):  # feedback counts its delay from the arrival
+                await self.dispatcher.feed_update(self.bot, update)
         except TelegramForbiddenError:
             log.info("update %s: the user blocked the bot; nothing more is sent", item.update_id)
 

@@ -12,7 +12,7 @@ from aiogram.types import User
 
 from adapters.crm.leadtest import LeadTestResult
 from adapters.storage.repositories import UserRepository
-from adapters.telegram.drafts import DraftSupport, TelegramLiveReply
+from adapters.telegram.drafts import DraftSupport, StartGate, TelegramLiveReply
 from adapters.telegram.rendering import send_reply
 from adapters.telegram.sender import SendPolicy
 from agent.errors import AgentError, InvalidInput
@@ -43,6 +43,7 @@ class TelegramContext:
     lead_test: Callable[[str], Awaitable[LeadTestResult]]  # /leadtest
     users: UserRepository  # /forget
     drafts: DraftSupport = field(default_factory=DraftSupport)
+    starts: StartGate = field(default_factory=StartGate)
 
     def is_admin(self, user: User | None) -> bool:
         return user is not None and user.id in self.settings.admin_telegram_ids
@@ -77,6 +78,7 @@ async def run_turn(
     """
     async with TelegramLiveReply(bot, chat_id, tg.drafts) as live:
         with live_reply(live):
+            await tg.starts.wait()  # the feedback is on its way; the turn's start-up waits its turn
             try:
                 reply = await call()
             except InvalidInput as error:

@@ -117,3 +117,24 @@ def staff_edit(update_id: int, of_update: int, chat_id: int, manager_id: int, te
     """A manager editing the staff message that update ``of_update`` brought (same message_id)."""
     edited = staff(of_update, chat_id, manager_id, text, thread=thread, **content)["message"]
     return {"update_id": update_id, "edited_message": {**edited, "edit_date": int(time.time())}}
+
+
+GROUP_ANONYMOUS_BOT = {"id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot"}
+
+
+def anonymous_admin(update_id: int, chat_id: int, text: str, *, thread: int | None = None, signature: str | None = None) -> dict[str, Any]:
+    """A message an anonymous admin of the group posts: Telegram names GroupAnonymousBot as ``from`` and
+    the group itself as ``sender_chat`` (``author_signature``: the admin's custom title, if any)."""
+    update = staff(update_id, chat_id, 0, text, thread=thread)
+    message = update["message"]
+    message["from"] = GROUP_ANONYMOUS_BOT
+    message["sender_chat"] = {"id": chat_id, "type": "supergroup", "title": message["chat"]["title"]}
+    if signature:
+        message["author_signature"] = signature
+    return update
+
+
+def edited(update_id: int, user_id: int, text: str, *, message_id: int) -> dict[str, Any]:
+    """A client editing their message ``message_id`` in the private chat."""
+    body = message(update_id, user_id, text, message_id=message_id)["message"]
+    return {"update_id": update_id, "edited_message": {**body, "edit_date": int(time.time())}}

@@ -80,6 +80,10 @@ class Service:
         counts = stats["counts"]
         return counts["queued"] + counts["processing"] + counts["retry"] == 0
 
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until the queue has nothing left to run: the relay jobs an HTTP request queued too."""
+        await wait_for(self.queue_idle, timeout=timeout, what="the update queue to drain")
+
     async def settle(self, update_id: int, timeout: float = 10.0) -> None:
         """Wait until the update is queued and finished (done or dead)."""
         async def finished() -> bool:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tests.fakes import updates
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram.conftest import running_service
+from tests.telegram.conftest import TOKEN, running_service
 from tests.telegram.test_relay import CLIENT, STAFF, deliver, hand_off, relay_settings
+from tests.webapp_helpers import sign_init_data
 
 ADMIN = ("admin", "a-long-test-password")
 
@@ -63,3 +64,28 @@ async def test_without_the_relay_a_telegram_client_cannot_be_answered_from_the_a
         transcript = (await service.client.get(f"/admin/conversations/{conversation}", auth=ADMIN)).json()
         assert transcript["conversation"]["in_human_mode"] is True
         assert transcript["answer"] == {"allowed": False, "reason": "relay_unavailable"}
+
+
+async def test_the_answer_carries_the_authenticated_admin_never_a_name_from_the_body(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """The admin Mini App's Telegram user (signed initData) or the browser login's account is who
+    answered: a body claiming another name (the old «name» field) changes nothing."""
+    fake_api.forums.add(STAFF)
+    irina = 4242
+    settings = relay_settings(tmp_path, fake_api, admin_miniapp_enabled=True, admin_telegram_ids=[irina])
+    async with running_service(settings, fake_api) as service:
+        await hand_off(service, fake_api, CLIENT, 1)
+        conversation = await conversation_of(service, CLIENT)
+        signed = sign_init_data(TOKEN, user={"id": irina, "first_name": "Ирина", "last_name": "Соколова"})
+        from_app = await service.client.post(
+            f"/admin/conversations/{conversation}/messages", headers={"Authorization": f"tma {signed}"},
+            json={"text": "Здравствуйте!", "name": "Директор Пётр"},
+        )
+        from_browser = await service.client.post(
+            f"/admin/conversations/{conversation}/messages", auth=ADMIN, json={"text": "Добрый день!", "name": "Ирина"},
+        )
+        assert from_app.json()["delivery"] == from_browser.json()["delivery"] == "delivered"
+        transcript = (await service.client.get(f"/admin/conversations/{conversation}", auth=ADMIN)).json()
+        managers = [(m["content"], m["meta"]["manager_name"], m["meta"]["manager_id"]) for m in transcript["messages"] if m["role"] == "manager"]
+        assert managers == [("Здравствуйте!", "Ирина Соколова", irina), ("Добрый день!", "admin", None)]
+        notes = [m["text"] for m in fake_api.sent_to(STAFF) if "(админка)" in m["text"]]
+        assert notes == ["🧑‍💼 Ирина Соколова (админка): Здравствуйте!", "🧑‍💼 admin (админка): Добрый день!"]

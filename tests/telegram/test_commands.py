@@ -145,6 +145,7 @@ async def test_handoff_card_goes_to_the_staff_chat(service: Service) -> None:
         transcript_url="https://bot.example.org/admin/conversations/42",
     )
     await service.runtime.telegram.notifier.notify_handoff(notice)  # type: ignore[union-attr]
+    await service.drain()  # outside an update the card is a queued relay job
     (card,) = service.api.sent_to(MANAGERS)
     assert "Анна &lt;@anna&gt;" in card["text"] and "просит скидку" in card["text"]
     assert "Класс: 10" in card["text"] and "secret_internal" not in card["text"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import html
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,16 @@ from aiogram import Bot
 
 from adapters.http.ratelimit import make_storage
 from adapters.storage.repositories import UserRepository
-from adapters.telegram.drafts import DRAFT_INTERVAL_SECONDS, DraftSupport, TelegramLiveReply
+from adapters.storage.models import utcnow
+from adapters.telegram.drafts import DRAFT_INTERVAL_SECONDS, DraftSupport, TelegramLiveReply, update_received
 from adapters.telegram.service import make_bot
 from adapters.telegram.sender import SendPolicy
+from agent.types import Inbound, Reply
 from tests import openai_fakes as fake
 from tests.crm_helpers import wait_for
 from tests.fake_responses import responses_app
 from tests.fakes import updates
+from tests.fakes.assistant import InstantAssistant
 from tests.fakes.telegram_api import Call, FakeBotAPI
 from tests.telegram.conftest import TOKEN, running_service, telegram_settings
 from tests.thread_server import ThreadServer
@@ -188,6 +192,56 @@ async def test_a_fast_reply_shows_no_feedback_at_all(tmp_path: Path, fake_api: F
         await asyncio.sleep(0.05)
     await bot.session.close()
     assert fake_api.calls == []
+
+
+async def test_the_feedback_delay_counts_from_the_updates_arrival(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """An update that waited 0.4 s for a worker gets its «Thinking…» 0.1 s into the turn, not 0.5 s."""
+    bot, _ = await make_policy_bot(tmp_path, fake_api)
+    with update_received(utcnow() - timedelta(seconds=0.4)):
+        entered = time.monotonic()
+        async with TelegramLiveReply(bot, USER, DraftSupport(), delay=0.5):
+            await asyncio.sleep(0.6)
+    await bot.session.close()
+    (draft,) = fake_api.calls_of("sendMessageDraft")
+    assert 0.05 < draft.at - entered < 0.35
+
+
+async def test_a_busy_event_loop_does_not_postpone_the_feedback_further(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """Many turns starting at once keep the loop busy before the feedback task first runs; that time
+    is part of the parent's wait, not added on top of the delay."""
+    bot, _ = await make_policy_bot(tmp_path, fake_api)
+    entered = time.monotonic()
+    async with TelegramLiveReply(bot, USER, DraftSupport(), delay=0.5):
+        time.sleep(0.4)  # the other turns' start-up, before this one first yields
+        await asyncio.sleep(0.7)
+    await bot.session.close()
+    (draft,) = fake_api.calls_of("sendMessageDraft")
+    assert draft.at - entered < 0.8  # due 0.5 s after entering, not 0.5 s after the loop was free again
+
+
+class BusyStartAssistant(InstantAssistant):
+    """Each turn's start-up is CPU that does not yield (time.sleep), then the model's wait."""
+
+    async def handle(self, inbound: Inbound) -> Reply:
+        time.sleep(0.05)
+        return await super().handle(inbound)
+
+
+async def test_many_turns_starting_at_once_do_not_hold_back_the_feedback(tmp_path: Path, fake_api: FakeBotAPI) -> None:
+    """20 chats' updates claimed at once, each turn with 50 ms of start-up CPU: 1 s of start-ups. Every
+    «Thinking…» still comes about 0.2 s after its update, not after all the start-ups."""
+    settings = telegram_settings(tmp_path, fake_api.base_url, telegram_mode="polling")
+    chats = range(USER, USER + 20)
+    async with running_service(settings, fake_api, assistant=BusyStartAssistant(delay=1.0)) as service:
+        await service.deliver(updates.message(1, USER - 1, "Здравствуйте"))  # warm-up
+        await service.settle(1, timeout=30)
+        posted = time.monotonic()
+        for n, chat in enumerate(chats):
+            fake_api.push_update(updates.message(10 + n, chat, "Здравствуйте"))
+        for n in range(len(chats)):
+            await service.settle(10 + n, timeout=60)
+    waited = [next(c.at for c in drafts(fake_api, chat)) - posted for chat in chats]
+    assert max(waited) < 0.9, sorted(waited)  # without the gate at least 1 s: all start-ups first
 
 
 async def test_drafts_take_nothing_from_the_chat_budget_of_the_message(tmp_path: Path, fake_api: FakeBotAPI) -> None:

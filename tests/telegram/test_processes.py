@@ -145,6 +145,18 @@ async def test_worker_killed_mid_update_then_restarted(tmp_path: Path, fake_api:
         assert list(dict.fromkeys(first_replies(fake_api, other))) == FUNNEL_REPLIES
 
 
+async def healthy(client: httpx.AsyncClient, ports: list[int]) -> None:
+    """Wait until every `serve` process on ``ports`` answers /api/health."""
+    async def up(port: int) -> bool:
+        try:
+            return (await client.get(f"http://127.0.0.1:{port}/api/health")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    for port in ports:
+        await wait_for(lambda port=port: up(port), timeout=START_TIMEOUT)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -162,14 +174,7 @@ async def test_two_webhook_services_share_one_postgresql(tmp_path: Path, fake_ap
             "serve", env, tmp_path / "b.log", "--host", "127.0.0.1", "--port", str(ports[1])
         ):
             async with httpx.AsyncClient(timeout=10) as client:
-                async def up(port: int) -> bool:
-                    try:
-                        return (await client.get(f"http://127.0.0.1:{port}/api/health")).status_code == 200
-                    except httpx.TransportError:
-                        return False
-
-                for port in ports:
-                    await wait_for(lambda port=port: up(port), timeout=START_TIMEOUT)
+                await healthy(client, ports)
 
                 async def workers_started(log: str) -> bool:
                     return "starting telegram-workers" in (tmp_path / log).read_text()

@@ -87,6 +87,17 @@ async def test_claim_takes_one_head_per_chat_in_update_order(db: Database) -> No
     assert [c.update_id for c in second] == [3]
 
 
+async def test_a_claim_tells_when_the_update_arrived(db: Database) -> None:
+    """The feedback delay counts from the arrival, however long the update then waited for a worker."""
+    queue = make_queue(db)
+    arrived = utcnow()
+    await put(queue, 1, 10)
+    await asyncio.sleep(0.3)
+    (item,) = await queue.claim("w", 10)
+    assert item.received_at is not None and item.received_at.tzinfo is not None
+    assert abs((item.received_at - arrived).total_seconds()) < 0.2
+
+
 async def test_failure_retries_with_backoff_then_dead_letters(db: Database) -> None:
     queue = make_queue(db, max_attempts=2)
     await put(queue, 1, 10)

@@ -145,9 +145,16 @@ async def test_429_on_the_group_is_waited_out(tmp_path: Path, fake_api: FakeBotA
     async with running_service(relay_settings(tmp_path, fake_api), fake_api) as service:
         thread = await hand_off(service, fake_api, CLIENT, 1)
         fake_api.fail_next("copyMessage", 429, "Too Many Requests: retry after 1", retry_after=1)
-        await deliver(service, updates.message(5, CLIENT, "Добрый день"))
+        await service.deliver(updates.message(5, CLIENT, "Добрый день"))
+        # The update takes the 1 s wait plus a turn: on a loaded machine that is several seconds, so the
+        # bound is wide. What is checked does not depend on speed: the order and the gap below.
+        await service.settle(5, timeout=60)
         calls = [c for c in fake_api.calls_of("copyMessage") if int(c.params["chat_id"]) == STAFF]
-        assert len(calls) == 2 and calls[1].at - calls[0].at >= 0.95 and int(calls[1].params["message_thread_id"]) == thread
+        refused, accepted = calls  # one refused, one sent: no more (a retried update would copy again)
+        assert refused.result is None and accepted.result is not None
+        # The fake stamps a call when it arrives: the retry came retry_after after the 429 was answered,
+        # so a slow machine only makes the gap longer.
+        assert accepted.at - refused.at >= 0.95 and int(accepted.params["message_thread_id"]) == thread
 
 
 async def test_api_client_gets_the_managers_answer_on_the_next_request(tmp_path: Path, fake_api: FakeBotAPI, database_url: str) -> None:
@@ -160,10 +167,12 @@ async def test_api_client_gets_the_managers_answer_on_the_next_request(tmp_path:
         assert first.json()["manager_messages"] == []
         handoff = await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "choice": "handoff"})
         conversation_id = handoff.json()["conversation_id"]
+        await service.drain()  # the card and the client's messages for the topic are queued relay jobs
         card = fake_api.sent_to(STAFF)[-1]
         assert "не из Telegram" in card["text"]
         thread = int(card["message_thread_id"])
         await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "message": "Жду ответа"})
+        await service.drain()
         assert any("Клиент: Жду ответа" in m["text"] for m in fake_api.sent_to(STAFF))
         await deliver(service, updates.staff(5, STAFF, MANAGER, "Здравствуйте! Счёт пришлю на почту.", thread=thread))
         assert fake_api.calls_of("copyMessage") == []
@@ -176,12 +185,13 @@ async def test_api_client_gets_the_managers_answer_on_the_next_request(tmp_path:
         again = await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "message": "Ок"})
         assert again.json()["manager_messages"] == []  # carried once
 
-        # The admin API answers the same way and shows the manager messages in the transcript.
+        # The admin API answers the same way (as the logged-in account, whatever name the body claims)
+        # and shows the manager messages in the transcript.
         sent = await client.post(f"/admin/conversations/{conversation_id}/messages", auth=ADMIN, json={"text": "Ещё вопрос решён", "name": "Ирина"})
         assert sent.json() == {"ok": True, "conversation_id": conversation_id, "delivery": "waiting"}
         transcript = (await client.get(f"/admin/conversations/{conversation_id}", auth=ADMIN)).json()
         managers = [(m["content"], m["meta"]["manager_name"]) for m in transcript["messages"] if m["role"] == "manager"]
-        assert managers == [("Здравствуйте! Счёт пришлю на почту.", f"Manager{MANAGER} Sales"), ("Ещё вопрос решён", "Ирина")]
+        assert managers == [("Здравствуйте! Счёт пришлю на почту.", f"Manager{MANAGER} Sales"), ("Ещё вопрос решён", "admin")]
         later = await client.post("/api/assistant/ask", headers=auth, json={"user_id": "site-42", "message": "?"})
         assert [m["text"] for m in later.json()["manager_messages"]] == ["Ещё вопрос решён"]
 
@@ -200,6 +210,7 @@ async def test_admin_answers_and_releases_a_telegram_client(tmp_path: Path, fake
         assert (await client.post(f"/admin/conversations/{conversation_id}/messages", auth=ADMIN, json={"text": "  "})).status_code == 422
         released = await client.post(f"/admin/conversations/{conversation_id}/release", auth=ADMIN)
         assert released.json()["in_human_mode"] is False
+        await service.drain()  # the client's notice and the topic's note are a queued relay job
         assert "завершил разговор" in fake_api.sent_to(CLIENT)[-1]["text"] and "администратор" in fake_api.sent_to(STAFF)[-1]["text"]
 
 
@@ -238,4 +249,5 @@ async def test_api_client_retrying_a_message_is_shown_to_managers_once(tmp_path:
         first = await client.post("/api/assistant/ask", headers=auth, json=body)
         again = await client.post("/api/assistant/ask", headers=auth, json=body)
         assert first.status_code == again.status_code == 200
+        await service.drain()
         assert [m["text"] for m in fake_api.sent_to(STAFF)].count("👤 Клиент: Когда перезвоните?") == 1

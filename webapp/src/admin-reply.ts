@@ -53,7 +53,8 @@ export function managerLabel(name: string | null | undefined): string {
   return known && known !== "Менеджер" ? `Менеджер ${known}` : "Менеджер";
 }
 
-/** Who answers, as the transcript and the staff topic show it: the admin's Telegram name, or «Менеджер». */
+/** Who answers, for the bubble shown at once: the admin's Telegram name, or «Менеджер». The server stores
+ * the name of the admin it authenticated (the same Telegram user, or the browser login's account). */
 export function authorName(app: WebApp | null): string {
   const user = app?.initDataUnsafe?.user;
   const name = [user?.first_name, user?.last_name].filter(Boolean).join(" ").trim();
@@ -113,7 +114,7 @@ export function answerComposer(options: ComposerOptions): HTMLElement {
     shown.status("sending", "Отправляем…");
     try {
       const result = await api.send<{ delivery: string }>("POST", `/admin/conversations/${conversationId}/messages`,
-        { text: words, name: author, idempotency_key: key });
+        { text: words, idempotency_key: key }); // who answers is the server's: the signed-in admin
       if (result.delivery === "blocked") {
         shown.status("failed", "Не доставлено: клиент заблокировал бота.");
         close("client_blocked");

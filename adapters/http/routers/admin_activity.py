@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
@@ -19,7 +20,7 @@ from adapters.http.dependencies import (
     RelayDep,
     SettingsDep,
 )
-from adapters.http.miniapp_auth import AdminAccessDep
+from adapters.http.miniapp_auth import AdminAccessDep, AdminIdentityDep
 from adapters.http.routers.admin_leads import FIRST_DAY, LAST_DAY, RowId
 from adapters.storage.funnel import compute_funnel
 from adapters.storage.models import Conversation, Message, User
@@ -160,7 +161,7 @@ async def release_conversation(
     """End human mode: the assistant answers this user again (with the relay on, the client is told
     and the topic says so, as with /release)."""
     if relay is not None:
-        await relay.release(conversation_id, by=f"администратор {who}")  # NotFound → 404
+        await relay.release_from_admin(conversation_id, by=f"администратор {who}")  # NotFound → 404
     else:
         await assistant.release(conversation_id)  # NotFound → 404
     log.info("conversation %s released to the assistant by %s", conversation_id, who)
@@ -169,7 +170,6 @@ async def release_conversation(
 
 class ManagerAnswer(BaseModel):
     text: str = Field(min_length=1, max_length=4000, description="what the client receives")
-    name: str = Field(default="Менеджер", min_length=1, max_length=128, description="who answers, as the transcript shows it")
     idempotency_key: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_.:-]{8,64}$",
         description="the admin app's own id for this answer: a repeated request (double click, retry) sends it once",
@@ -180,7 +180,7 @@ class ManagerAnswer(BaseModel):
 async def answer_client(
     conversation_id: RowId,
     body: ManagerAnswer,
-    who: AdminAccessDep,
+    admin: AdminIdentityDep,
     relay: RelayDep,
     db: DatabaseDep,
     settings: SettingsDep,
@@ -191,20 +191,22 @@ async def answer_client(
     text = body.text.strip()
     if not text:
         raise HTTPException(422, {"reason": "invalid_request", "field": "text", "detail": "text must not be blank"})
-    author = Author(name=body.name.strip() or "Менеджер", via="admin")
-    key = f"admin:{conversation_id}:{body.idempotency_key}" if body.idempotency_key else None
+    # Who answers is who logged in (a body may still carry the old «name» field: it is ignored).
+    author = Author(name=admin.name, telegram_id=admin.telegram_id, via="admin")
+    # Without the app's key every request is an answer of its own.
+    key = f"admin:{conversation_id}:{body.idempotency_key}" if body.idempotency_key else f"admin-once:{conversation_id}:{uuid.uuid4().hex}"
     if relay is not None:
-        delivery = await relay.send_from_admin(conversation_id, text, author, key=key)  # NotFound → 404
+        delivery = await relay.answer_from_admin(conversation_id, text, author, key=key)  # NotFound → 404
     else:
         repo = RelayRepository(db)
         until = human_mode_deadline(now, settings.handoff_idle_hours)
         delivery = await _store_for_next_reply(repo, conversation_id, text, author, key, now=now, until=until)
-    log.info("conversation %s answered from the admin API by %s (%s)", conversation_id, who, delivery)
+    log.info("conversation %s answered from the admin API by %s (%s)", conversation_id, admin.who, delivery)
     return {"ok": True, "conversation_id": conversation_id, "delivery": delivery}
 
 
 async def _store_for_next_reply(
-    repo: RelayRepository, conversation_id: int, text: str, author: Author, key: str | None, *, now: datetime,
+    repo: RelayRepository, conversation_id: int, text: str, author: Author, key: str, *, now: datetime,
     until: datetime,
 ) -> str:
     """Without the Telegram relay only clients outside Telegram can be answered: their next reply carries it."""
@@ -213,9 +215,9 @@ async def _store_for_next_reply(
         raise NotFound(f"conversation {conversation_id}")
     if client.telegram_chat_id is not None:
         raise HTTPException(503, {"reason": "relay_unavailable", "detail": "the client is in Telegram: set TELEGRAM_BOT_TOKEN, MANAGER_CHAT_ID and MANAGER_RELAY_ENABLED"})
-    meta = {"manager_id": None, "manager_name": author.name, "via": "admin", "delivery": "waiting"}
+    meta = {"manager_id": author.telegram_id, "manager_name": author.name, "via": "admin", "delivery": "waiting"}
     stored, _ = await repo.add_manager_message(
-        conversation_id, key or f"admin:{conversation_id}:{now.timestamp()}", text, meta, human_mode_until=until
+        conversation_id, key, text, meta, human_mode_until=until
     )
     return str((stored.meta or {}).get("delivery", "waiting"))  # a repeat tells what became of the first
 

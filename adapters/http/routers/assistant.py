@@ -166,7 +166,7 @@ async def ask(
         manager_messages: list[ManagerMessage] = []
         if reply.conversation_id is not None:
             if reply.human_mode and relay is not None:
-                await relay.from_api_client(
+                await relay.queue_api_client_message(
                     reply.conversation_id, body.message or body.choice or "", source_key=inbound.idempotency_key
                 )
             waiting = await RelayRepository(db).take_waiting(reply.conversation_id, inbound.idempotency_key)

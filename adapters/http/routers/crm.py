@@ -8,15 +8,19 @@ only (found, tags, interests, last_touch_days).
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from adapters.crm.tallanto import TallantoCRM, api_module
 from adapters.http.auth import AdminDep, client_ip
 from adapters.http.dependencies import CrmApiLimiterDep, CrmDep, SettingsDep
 from agent.errors import CrmError
 from agent.settings import CrmProvider, Settings
+
+if TYPE_CHECKING:
+    # Imported when the API is open (CRM_PROVIDER=tallanto has loaded it): the Tallanto client brings
+    # httpx, which a service without a CRM does not need to start.
+    from adapters.crm.tallanto import TallantoCRM
 
 MODULE_PATTERN = r"^[A-Za-z][A-Za-z0-9_]{0,63}$"
 FIELD_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
@@ -33,7 +37,7 @@ def crm_api_enabled(settings: Settings) -> bool:
 async def _open_and_within_limit(
     request: Request, settings: SettingsDep, crm: CrmDep, limiter: CrmApiLimiterDep
 ) -> None:
-    if not crm_api_enabled(settings) or not isinstance(crm, TallantoCRM):
+    if not crm_api_enabled(settings) or _as_tallanto(crm) is None:
         raise HTTPException(404, {"reason": "crm_api_disabled"})
     decision = await limiter.hit(client_ip(request, settings.trusted_proxy_ips))
     if not decision.allowed:
@@ -44,12 +48,19 @@ async def _open_and_within_limit(
 router = APIRouter(prefix="/api/crm", tags=["crm"], dependencies=[Depends(_open_and_within_limit)])
 
 
+def _as_tallanto(crm: object) -> TallantoCRM | None:
+    from adapters.crm.tallanto import TallantoCRM
+
+    return crm if isinstance(crm, TallantoCRM) else None
+
+
 def _tallanto(crm: CrmDep) -> TallantoCRM:
-    assert isinstance(crm, TallantoCRM)  # guaranteed by _open_and_within_limit
-    return crm
+    tallanto = _as_tallanto(crm)
+    assert tallanto is not None  # guaranteed by _open_and_within_limit
+    return tallanto
 
 
-TallantoDep = Annotated[TallantoCRM, Depends(_tallanto)]
+TallantoDep = Annotated["TallantoCRM", Depends(_tallanto)]
 ModuleQuery = Annotated[str | None, Query(pattern=MODULE_PATTERN)]
 
 
@@ -71,6 +82,8 @@ async def modules(_: AdminDep, crm: TallantoDep) -> dict[str, object]:
 
 @router.get("/meta/fields")
 async def fields(_: AdminDep, crm: TallantoDep, module: ModuleQuery = None) -> dict[str, object]:
+    from adapters.crm.tallanto import api_module
+
     name = api_module(module) if module else crm.contact_module
     try:
         return {"ok": True, "module": name, "fields": await crm.fields(name)}

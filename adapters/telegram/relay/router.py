@@ -1,21 +1,21 @@
 """The staff chat (MANAGER_CHAT_ID) and the client's side of the relay.
 
 Staff chat: a manager's message in a client's topic (or a reply to a client's card or message) goes to
-that client, and an edit of it edits the client's copy; /release and the card's button return the conversation to the bot, /close also closes
+that client (an anonymous admin posting as the group too), and an edit of it edits the client's copy; /release and the card's button return the conversation to the bot, /close also closes
 the topic. The bot's own and service messages, commands and chatter outside client topics stay put.
 Messages from any other group never reach a client: this router only sees MANAGER_CHAT_ID.
 """
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import F, Router
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, Message, Update
 from aiogram.utils.text_decorations import html_decoration as hd
 
 from adapters.telegram.relay.cards import RelayAction
-from adapters.telegram.relay.staff import StaffRelay
+from adapters.telegram.relay.staff import StaffRelay, client_message_key
 from agent.errors import NotFound
 from agent.relay import is_command
 from agent.types import Reply
@@ -64,9 +64,17 @@ async def release_button(query: CallbackQuery, callback_data: RelayAction, relay
         return
 
 
+def anonymous_admin(message: Message) -> bool:
+    """An admin posting as the group itself (Telegram sends GroupAnonymousBot as the sender and the
+    group as ``sender_chat``): a manager. A linked channel's post has another ``sender_chat``."""
+    return message.sender_chat is not None and message.sender_chat.id == message.chat.id
+
+
 def _relayable(message: Message) -> bool:
     sender = message.from_user
-    return not (sender is None or sender.is_bot or message.content_type not in RELAYABLE or is_command(message.text))
+    if sender is None or (sender.is_bot and not anonymous_admin(message)):
+        return False  # the bot itself, other bots
+    return message.content_type in RELAYABLE and not is_command(message.text)
 
 
 async def manager_message(message: Message, relay: StaffRelay) -> None:
@@ -77,6 +85,19 @@ async def manager_message(message: Message, relay: StaffRelay) -> None:
 async def manager_edit(message: Message, relay: StaffRelay) -> None:
     if _relayable(message):
         await relay.edit_from_manager(message)
+
+
+async def client_edit(message: Message, relay: StaffRelay, event_update: Update) -> None:
+    if message.from_user is not None and message.content_type in RELAYABLE:
+        await relay.client_edited(message, event_update.update_id)
+
+
+def client_edits(relay: StaffRelay) -> Router:
+    """A client's edit of a message the managers got a copy of (a copy cannot be edited): a note under it."""
+    router = Router(name="relay-client-edits")
+    router.edited_message.filter(F.chat.type == "private")
+    router.edited_message.register(client_edit)
+    return router
 
 
 def build(relay: StaffRelay) -> Router:
@@ -100,4 +121,4 @@ async def pass_to_managers(relay: StaffRelay | None, message: Message, reply: Re
     """After a client's turn: in human mode what they sent is copied to their topic."""
     if relay is None or reply is None or not reply.human_mode or reply.conversation_id is None:
         return
-    await relay.from_client(message, reply.conversation_id, f"tg:{message.chat.id}:{update_id}")
+    await relay.from_client(message, reply.conversation_id, client_message_key(message.chat.id, message.message_id))

@@ -1,14 +1,16 @@
 """The manager relay over Telegram: a topic (or a card to reply to) per handed-off conversation in
 MANAGER_CHAT_ID, client messages copied in, manager messages copied out, release and idle return.
 
-Every call runs inside an update the durable queue handed out (or an admin request), through the
-bot's SendPolicy (rate limits, 429, 403). Delivery to the client is idempotent on the staff message:
+Every call runs inside an update or a job the durable queue handed out (work that starts in an HTTP
+request is queued as a job: adapters/telegram/relay/jobs.py), through the bot's SendPolicy (rate
+limits, 429, 403). Delivery to the client is idempotent on the staff message:
 the manager's message is stored first (delivery ``pending``) and marked once Telegram accepted the
 copy, so a crash before the copy resends it once after restart and a repeat after it sends nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +26,8 @@ from adapters.storage.models import RelayTopic, utcnow
 from adapters.storage.relay import ClientAddress, RelayRepository
 from adapters.telegram.notifier import handoff_card
 from adapters.telegram.relay.cards import release_keyboard, relay_card, transcript_url
+from adapters.telegram.relay.jobs import RelayJobs, in_queue
+from adapters.telegram.workers import PermanentFailure
 from agent.errors import NotFound
 from agent.ports import HandoffNotice
 from agent.relay import RELEASED_TEXT, Author, Delivery, human_mode_deadline, topic_title
@@ -32,6 +36,8 @@ from agent.state import Store
 log = logging.getLogger(__name__)
 
 FORUM_CACHE_SECONDS = 300.0
+# How long an admin's answer request waits for its job to tell what became of the answer.
+ANSWER_WAIT_SECONDS = 5.0
 # A handoff stores its topic a moment before the conversation's human mode: the idle check leaves
 # topics this fresh alone.
 IDLE_GRACE = timedelta(seconds=30)
@@ -47,6 +53,16 @@ MEDIA_LABELS = {
     "audio": "аудио", "sticker": "стикер", "animation": "анимация", "video_note": "видеосообщение",
     "contact": "контакт", "location": "геопозиция",
 }
+
+
+ANONYMOUS_MANAGER = "Менеджер"  # an admin posting as the group: Telegram does not say who
+CLIENT_EDIT_NOTE = "✏️ Клиент изменил сообщение: {text}"
+
+
+def client_message_key(chat_id: int, message_id: int) -> str:
+    """The link of a client's Telegram message to its copy in the staff chat: a reprocessed update
+    finds it and copies nothing twice, the client's edit finds the copy to note it under."""
+    return f"tgm:{chat_id}:{message_id}"
 
 
 def describe(message: Message) -> str:
@@ -87,6 +103,72 @@ class StaffRelay:
         self.admin_url = admin_url
         self.clock = clock
         self._forum: tuple[bool, float] | None = None
+        self.jobs: RelayJobs | None = None  # the queue's jobs (TelegramService sets it)
+
+    # ------------------------------------------------------------------ from an HTTP request: queued
+
+    async def _later(self, conversation_id: int, kind: str, **fields: Any) -> bool:
+        """Queue the work when outside the queue (an HTTP request); False: run it in place."""
+        if self.jobs is None or in_queue.get():
+            return False
+        await self.jobs.submit(conversation_id, kind, **fields)
+        return True
+
+    async def handoff(self, notice: HandoffNotice) -> None:
+        """The notifier's handoff: in place inside an update, queued from an HTTP request (a client
+        outside Telegram), so its later messages (jobs of the same line) come after the card."""
+        if not await self._later(notice.conversation_id, "open", notice=notice.model_dump(mode="json")):
+            await self.open(notice)
+
+    async def queue_api_client_message(self, conversation_id: int, text: str, source_key: str | None = None) -> None:
+        if not await self._later(conversation_id, "api_client", text=text, source_key=source_key):
+            await self.from_api_client(conversation_id, text, source_key)
+
+    async def release_from_admin(self, conversation_id: int, *, by: str) -> None:
+        """The admin API's release: the conversation is the bot's when the request returns; the client's
+        notice and the topic's note are queued."""
+        await self.release_conversation(conversation_id)  # NotFound for an unknown conversation
+        if not await self._later(conversation_id, "released", by=by):
+            await self._announce_release(conversation_id, by=by)
+
+    async def answer_from_admin(self, conversation_id: int, text: str, author: Author, *, key: str) -> Delivery:
+        """An admin's answer: queued, then waited for a few seconds to tell what became of it
+        (``pending`` when the queue has not got to it yet; the transcript shows it later)."""
+        if await self.repo.client(conversation_id) is None:
+            raise NotFound(f"conversation {conversation_id}")
+        stored = await self.repo.manager_message(key)
+        if stored is not None and (stored.meta or {}).get("delivery", "pending") != "pending":
+            return (stored.meta or {})["delivery"]  # a repeat of an answer already handled
+        fields = {"text": text, "author": author.model_dump(mode="json"), "key": key}
+        if not await self._later(conversation_id, "admin_answer", **fields):
+            return await self.send_from_admin(conversation_id, text, author, key=key)
+        deadline = time.monotonic() + ANSWER_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            stored = await self.repo.manager_message(key)
+            delivery = (stored.meta or {}).get("delivery", "pending") if stored is not None else "pending"
+            if delivery != "pending":
+                return delivery  # type: ignore[no-any-return]
+        return "pending"
+
+    async def run_job(self, job: dict[str, Any]) -> None:
+        """A queued job (adapters/telegram/relay/jobs.py); raising lets the queue retry it."""
+        kind, conversation_id = job.get("kind"), job.get("conversation_id")
+        if not isinstance(conversation_id, int):
+            raise PermanentFailure("relay job without a conversation")
+        try:
+            if kind == "open":
+                await self.open(HandoffNotice.model_validate(job["notice"]))
+            elif kind == "api_client":
+                await self.from_api_client(conversation_id, job["text"], job.get("source_key"))
+            elif kind == "admin_answer":
+                await self.send_from_admin(conversation_id, job["text"], Author.model_validate(job["author"]), key=job["key"])
+            elif kind == "released":
+                await self._announce_release(conversation_id, by=job["by"])
+            else:
+                raise PermanentFailure(f"unknown relay job {kind!r}")
+        except NotFound:
+            log.info("relay job %s: conversation %s is gone (its data was withdrawn)", kind, conversation_id)
 
     # ------------------------------------------------------------------ the staff chat
 
@@ -204,6 +286,24 @@ class StaffRelay:
             return
         await self.repo.link(self.chat_id, copied.message_id, conversation_id, source_key)
 
+    async def client_edited(self, message: Message, update_id: int) -> None:
+        """The client edited a message the managers got a copy of: Telegram cannot edit a copy of
+        someone else's message, so a note with the new words goes under the copy (once per update)."""
+        copy = await self.repo.link_for(client_message_key(message.chat.id, message.message_id))
+        if copy is None or copy.chat_id != self.chat_id:
+            return  # never copied: the bot had the conversation then
+        topic = await self.repo.topic(copy.conversation_id)
+        key = f"tge:{message.chat.id}:{update_id}"
+        if topic is None or topic.chat_id != self.chat_id or await self.repo.copied(key):
+            return
+        text = CLIENT_EDIT_NOTE.format(text=describe(message))
+        try:
+            sent = await self._post(hd.quote(text), topic.thread_id, copy.message_id)
+        except TelegramBadRequest as error:
+            log.warning("client edit of conversation %s not shown to managers: %s", copy.conversation_id, error.message)
+            return
+        await self.repo.link(self.chat_id, sent.message_id, copy.conversation_id, key)  # a reply to it reaches the client
+
     async def from_api_client(self, conversation_id: int, text: str, source_key: str | None = None) -> None:
         """A client outside Telegram wrote while a manager has the conversation: show it in the topic
         (once per ``source_key``: a retried request is not shown twice)."""
@@ -213,9 +313,9 @@ class StaffRelay:
         try:
             sent = await self._post(f"{API_CLIENT_PREFIX}: {hd.quote(text)}", topic.thread_id,
                                     None if topic.thread_id else topic.card_message_id)
-        except TelegramAPIError as error:
+        except (TelegramBadRequest, TelegramForbiddenError) as error:  # never accepted: no point retrying
             log.warning("client message of conversation %s not shown to managers: %s", conversation_id, error)
-            return
+            return  # a flood wait, 5xx or network error raises: the queue runs the job again
         await self.repo.link(self.chat_id, sent.message_id, conversation_id, source_key)
 
     # ------------------------------------------------------------------ managers -> client
@@ -225,7 +325,10 @@ class StaffRelay:
         sender = message.from_user
         if conversation_id is None or sender is None:
             return
-        author = Author(name=sender.full_name[:128], telegram_id=sender.id)
+        if message.sender_chat is not None and message.sender_chat.id == message.chat.id:  # an anonymous admin
+            author = Author(name=(message.author_signature or ANONYMOUS_MANAGER)[:128])
+        else:
+            author = Author(name=sender.full_name[:128], telegram_id=sender.id)
         key = f"relay:{message.chat.id}:{message.message_id}"
         await self._deliver(conversation_id, key, describe(message), author, source=message)
 
@@ -266,16 +369,17 @@ class StaffRelay:
     async def send_from_admin(self, conversation_id: int, text: str, author: Author, *, key: str | None = None) -> Delivery:
         """An admin's answer from the admin API: delivered like a topic message and shown in the topic.
         ``key`` (the admin app's own id for the message) makes a repeated request send nothing twice."""
-        delivery, new = await self._deliver(conversation_id, key or f"admin:{conversation_id}:{time.time_ns()}", text, author, source=None)
+        delivery, handled = await self._deliver(conversation_id, key or f"admin:{conversation_id}:{time.time_ns()}", text, author, source=None)
         topic = await self.repo.topic(conversation_id)
-        if new and topic is not None and topic.chat_id == self.chat_id:
+        if handled and topic is not None and topic.chat_id == self.chat_id:
             await self._note(topic, f"🧑‍💼 {author.name} (админка): {text}")
         return delivery
 
     async def _deliver(
         self, conversation_id: int, key: str, content: str, author: Author, *, source: Message | None
     ) -> tuple[Delivery, bool]:
-        """(what became of the message, whether this call stored it: False for a repeat of its key)."""
+        """(what became of the message, whether this call handled it: False for a repeat of a message
+        already delivered or parked, True for its first attempt and for a retry of a pending one)."""
         client = await self.repo.client(conversation_id)
         if client is None:
             raise NotFound(f"conversation {conversation_id}")
@@ -285,16 +389,16 @@ class StaffRelay:
         if source is not None:
             meta["staff_message"] = {"chat_id": source.chat.id, "message_id": source.message_id}
         until = human_mode_deadline(self.clock(), self.idle_hours)
-        stored, new = await self.repo.add_manager_message(conversation_id, key, content, meta, human_mode_until=until)
+        stored, _ = await self.repo.add_manager_message(conversation_id, key, content, meta, human_mode_until=until)
         assert stored.id is not None
         await self.repo.set_active(conversation_id, True)  # a manager writing takes the conversation (back)
         delivery: Delivery = (stored.meta or {}).get("delivery", "pending")
         if delivery != "pending":
-            return delivery, new  # a repeat of a message already handled: nothing is sent twice
+            return delivery, False  # a repeat of a message already handled: nothing is sent twice
         chat = client.telegram_chat_id
         if chat is None:
             await self.repo.set_delivery(stored.id, "waiting")  # the client's next request carries it
-            return "waiting", new
+            return "waiting", True
         try:
             if source is not None:
                 sent = await self.bot.copy_message(chat, source.chat.id, source.message_id)
@@ -303,9 +407,9 @@ class StaffRelay:
         except TelegramForbiddenError:
             await self.repo.set_delivery(stored.id, "blocked")
             await self._blocked(client)
-            return "blocked", new
+            return "blocked", True
         await self.repo.set_delivery(stored.id, "delivered", client_message_id=sent.message_id)
-        return "delivered", new
+        return "delivered", True
 
     async def _blocked(self, client: ClientAddress) -> None:
         topic = await self.repo.topic(client.conversation_id)
@@ -315,15 +419,10 @@ class StaffRelay:
     # ------------------------------------------------------------------ back to the bot
 
     async def release(self, conversation_id: int, *, by: str, close: bool = False) -> None:
-        """/release, /close, the card's button, the admin API: the bot answers the client again."""
+        """/release, /close, the card's button: the bot answers the client again."""
         await self.release_conversation(conversation_id)  # NotFound for an unknown conversation
-        topic = await self.repo.topic(conversation_id)
-        if topic is None or topic.chat_id != self.chat_id:
-            return
-        if await self.repo.set_active(conversation_id, False):
-            await self._tell_client(conversation_id, RELEASED_TEXT)
-            await self._note(topic, RELEASED_NOTE.format(by=by))
-        if close and topic.thread_id is not None and not topic.closed:
+        topic = await self._announce_release(conversation_id, by=by)
+        if topic is not None and close and topic.thread_id is not None and not topic.closed:
             try:
                 await self.bot.close_forum_topic(self.chat_id, topic.thread_id)
             except TelegramBadRequest as error:
@@ -332,6 +431,16 @@ class StaffRelay:
             if fresh is not None:
                 fresh.closed = True
                 await self.repo.save_topic(fresh)
+
+    async def _announce_release(self, conversation_id: int, *, by: str) -> RelayTopic | None:
+        """The client is told and the topic says so, once (only the call that flips the topic)."""
+        topic = await self.repo.topic(conversation_id)
+        if topic is None or topic.chat_id != self.chat_id:
+            return None
+        if await self.repo.set_active(conversation_id, False):
+            await self._tell_client(conversation_id, RELEASED_TEXT)
+            await self._note(topic, RELEASED_NOTE.format(by=by))
+        return topic
 
     async def _tell_client(self, conversation_id: int, text: str) -> None:
         client = await self.repo.client(conversation_id)

@@ -1,0 +1,100 @@
+"""A retried ask that reaches another process while the first is still answering: two real `serve`
+processes on one PostgreSQL database, the model a slow fake on 127.0.0.1. The per-user lock of one
+process cannot see the other's turn; the turn must still run once (one model call), and the retry gets
+the first's stored reply (adapters/storage/turn_locks.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from adapters.storage.database import Database
+from adapters.storage.turn_locks import TurnLocks
+from tests import openai_fakes as fake
+from tests.conftest import _truncate_all
+from tests.crm_helpers import wait_for
+from tests.fake_responses import responses_app
+from tests.telegram.test_processes import START_TIMEOUT, _free_port, child, healthy
+from tests.thread_server import ThreadServer
+
+pytestmark = pytest.mark.slow
+TOKEN = "ask-processes-test-token-0123456789"
+MODEL_SECONDS = 3.0  # the first turn is still waiting for the model when the retry comes
+
+
+def answer(body: dict[str, Any], number: int) -> list[dict[str, Any]]:
+    return [fake.answer(f"Здравствуйте! Ответ номер {number + 1}. Подскажите, пожалуйста, класс ребёнка.")]
+
+
+def env(tmp_path: Path, database_url: str, model_url: str, name: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        "DATABASE_URL": database_url,
+        "PERSISTENT_DATA_PATH": str(tmp_path / name),
+        "ASSISTANT_API_TOKEN": TOKEN,
+        "OPENAI_API_KEY": "sk-test",
+        "OPENAI_BASE_URL": f"{model_url}/v1",
+        "OPENAI_MAX_RETRIES": "0",
+        "STARTUP_PREFLIGHT_MODE": "off",
+        "ADMIN_PASS": "a-long-test-password",
+    }
+
+
+async def test_a_retry_in_another_process_waits_for_the_first_turn_and_gets_its_reply(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    model = responses_app(answer, delay=MODEL_SECONDS)
+    ports = [_free_port(), _free_port()]
+    body = {"message": "Здравствуйте, сыну 9 класс, нужна математика", "user_id": "crm-4242",
+            "idempotency_key": "retry-across-processes-0001"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        with ThreadServer(model) as server, child(
+            "serve", env(tmp_path, postgres_url, server.url, "a"), tmp_path / "a.log", "--host", "127.0.0.1", "--port", str(ports[0])
+        ), child(
+            "serve", env(tmp_path, postgres_url, server.url, "b"), tmp_path / "b.log", "--host", "127.0.0.1", "--port", str(ports[1])
+        ):
+            async with httpx.AsyncClient(timeout=60) as client:
+                await healthy(client, ports)
+
+                def ask(port: int) -> Any:
+                    return client.post(f"http://127.0.0.1:{port}/api/assistant/ask", json=body, headers=headers)
+
+                first = asyncio.create_task(ask(ports[0]))
+                # The first turn is in the model call; the client gave up on it and retries elsewhere.
+                await wait_for(lambda: len(model.state.seen) == 1, timeout=START_TIMEOUT)
+                retried = await asyncio.wait_for(ask(ports[1]), timeout=60)
+                original = await asyncio.wait_for(first, timeout=60)
+    finally:
+        _truncate_all(postgres_url)
+    assert original.status_code == retried.status_code == 200, retried.text
+    assert len(model.state.seen) == 1  # one turn: the retry did not ask the model again
+    assert retried.json() == original.json()
+    assert "Ответ номер 1" in retried.json()["text"]
+
+
+async def test_the_turn_lock_survives_a_dropped_connection(postgres_url: str) -> None:
+    """The connection holding this process's turn locks is cut (a database restart, an idle timeout):
+    the next turn takes its lock on a fresh connection instead of failing."""
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    try:
+        async with locks.hold("telegram", "1", "kmipt"):
+            pass
+        assert locks._conn is not None
+        pid = (await locks._conn.execute(text("SELECT pg_backend_pid()"))).scalar()
+        async with db.engine.connect() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        async with locks.hold("telegram", "1", "kmipt"):
+            other = (await locks._conn.execute(text("SELECT pg_backend_pid()"))).scalar()  # type: ignore[union-attr]
+        assert other != pid
+    finally:
+        await locks.close()
+        await db.dispose()
