@@ -71,7 +71,7 @@ class Outcome:
     max_chat_per_second: int
     reposted: int
     posted_seconds: float = 0.0  # when the last post was accepted (from the first post)
-    late_moments: int = 0  # global moments given up because the sender woke too late (SharedSpacing)
+    late_moments: int = 0  # global moments given up: the sender woke late into a full second (SharedSpacing)
     sends_per_10s: tuple[int, ...] = ()  # Bot API arrivals in each 10 s from the first post
 
     @property
@@ -90,7 +90,7 @@ class Outcome:
             f"chats in update order: {self.chats_in_order}/{self.chats}",
             f"  all posted after {self.posted_seconds:.1f} s; posts retried while the killed process was down: {self.reposted}",
             f"  Bot API arrivals per 10 s: {' '.join(map(str, self.sends_per_10s))}; "
-            f"moments given up by senders woken too late: {self.late_moments}",
+            f"moments given up (woken late into a full second): {self.late_moments}",
             f"  Bot API: {self.messages_sent} messages; most in any 1 s: {self.max_per_second} (limit {GLOBAL_PER_SECOND}); "
             f"most to one chat in any 1 s: {self.max_chat_per_second} (burst {CHAT_BURST})",
             f"  guarantees (exactly once, in order, <= {GLOBAL_PER_SECOND}/s, <= {CHAT_BURST}/s per chat): "
