@@ -152,11 +152,16 @@ def start_fake_server(delay: float, delta_delay: float = 0.0) -> tuple[subproces
     raise RuntimeError("the fake Responses server did not start")
 
 
-async def measure_concurrency(folder: Path, base_url: str, conversations: int, turns: int, delay: float) -> dict[str, float]:
-    settings = _settings(folder / "concurrent", openai_api_key="sk-bench", openai_base_url=base_url, openai_max_retries=0)
-    runtime = await _runtime(settings, scripted=False)
-    assert runtime.assistant is not None
-    assistant = runtime.assistant
+async def warm_up(assistant: Any, user: str) -> None:
+    """One untimed turn first: the SDK builds its pydantic response models on first use (a one-off
+    ~0.2 s per process that would otherwise land in the first round of the timed run); then the heap
+    is frozen as the server does once it has started (adapters/http/app.py)."""
+    await assistant.handle(_inbound(user, 0, "Здравствуйте"))
+    settle_startup_heap()
+
+
+async def run_conversations(assistant: Any, numbers: range, turns: int) -> list[str]:
+    """Conversations c<number> all at once, each one's turns one after another; each turn's engine."""
     engines: list[str] = []
 
     async def conversation(c: int) -> None:
@@ -164,13 +169,19 @@ async def measure_concurrency(folder: Path, base_url: str, conversations: int, t
             reply = await assistant.handle(_inbound(f"c{c}", t, f"Вопрос номер {t}: расскажите о курсах"))
             engines.append(reply.engine)
 
+    await asyncio.gather(*(conversation(c) for c in numbers))
+    return engines
+
+
+async def measure_concurrency(folder: Path, base_url: str, conversations: int, turns: int, delay: float) -> dict[str, float]:
+    settings = _settings(folder / "concurrent", openai_api_key="sk-bench", openai_base_url=base_url, openai_max_retries=0)
+    runtime = await _runtime(settings, scripted=False)
+    assert runtime.assistant is not None
+    assistant = runtime.assistant
     try:
-        # One untimed turn first: the SDK builds its pydantic response models on first use (a one-off
-        # ~0.2 s per process that would otherwise land in the first round of the timed run).
-        await assistant.handle(_inbound("warm-up", 0, "Здравствуйте"))
-        settle_startup_heap()  # as the server does once it has started (adapters/http/app.py)
+        await warm_up(assistant, "warm-up")
         started = time.perf_counter()
-        await asyncio.gather(*(conversation(c) for c in range(conversations)))
+        engines = await run_conversations(assistant, range(conversations), turns)
         elapsed = time.perf_counter() - started
     finally:
         await runtime.close()

@@ -3,6 +3,7 @@ built from Settings as the service builds them, in a process of their own.
 
     python -m tests.replica_worker telegram-send API_URL CHAT[,CHAT...]
     python -m tests.replica_worker amo-check AMO_URL COUNT
+    python -m tests.replica_worker amo-push AMO_URL COUNT FIRST
     python -m tests.replica_worker record-tokens DATABASE_URL USER_ID TOKENS
 
 Settings come from the environment (REDIS_URL present or not is what the tests compare). The senders
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from agent.settings import Settings
 
@@ -47,7 +50,9 @@ async def telegram_send(api_url: str, chats: list[int]) -> None:
         await bot.session.close()
 
 
-async def amo_check(amo_url: str, count: int) -> None:
+async def _amo_replica(amo_url: str, work: Callable[[Any], Awaitable[object]], count: int) -> None:
+    """The amo client as the service builds it (build_crm: with REDIS_URL, the shared pace) runs
+    ``count`` pieces of work at once; prints when each request was sent, after every limiter."""
     from adapters.crm.factory import build_crm
     from adapters.crm.http import make_http_client
 
@@ -62,10 +67,28 @@ async def amo_check(amo_url: str, count: int) -> None:
     crm = build_crm(config, http)
     try:
         await _ready_set_go()
-        await asyncio.gather(*(crm.check() for _ in range(count)))
+        await asyncio.gather(*(work(crm) for _ in range(count)))
         print(" ".join(f"{t:.6f}" for t in sent), flush=True)
     finally:
         await http.aclose()
+
+
+async def amo_check(amo_url: str, count: int) -> None:
+    await _amo_replica(amo_url, lambda crm: crm.check(), count)
+
+
+async def amo_push(amo_url: str, count: int, first: int) -> None:
+    """``count`` leads pushed at once, as the CRM outbox pushes them (search, create, note: 3 requests each)."""
+    from agent.ports import LeadPayload
+
+    numbers = iter(range(first, first + count))
+
+    def push(crm: Any) -> Awaitable[object]:
+        n = next(numbers)
+        lead = LeadPayload(lead_id=n, brand="kmipt", phone=f"+7999{n:07d}", name="Bench", summary="scale bench")
+        return crm.push_lead(lead)
+
+    await _amo_replica(amo_url, push, count)
 
 
 async def record_tokens(database_url: str, user_id: int, tokens: int) -> None:
@@ -93,6 +116,8 @@ def main(argv: list[str]) -> None:
         asyncio.run(telegram_send(args[0], [int(c) for c in args[1].split(",")]))
     elif role == "amo-check":
         asyncio.run(amo_check(args[0], int(args[1])))
+    elif role == "amo-push":
+        asyncio.run(amo_push(args[0], int(args[1]), int(args[2])))
     elif role == "record-tokens":
         asyncio.run(record_tokens(args[0], int(args[1]), int(args[2])))
     else:

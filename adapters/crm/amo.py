@@ -17,7 +17,7 @@ import httpx
 from aiolimiter import AsyncLimiter
 
 from adapters.crm.anonymise import from_amo
-from adapters.http.ratelimit import SharedPace
+from adapters.http.ratelimit import SharedSpacing
 from adapters.crm.http import json_body, status_error, transport_error, unexpected
 from adapters.crm.payload import lead_details, lead_title
 from agent.errors import CrmError
@@ -70,7 +70,7 @@ class AmoCRM:
         token: str,
         *,
         requests_per_second: int = REQUESTS_PER_SECOND,
-        shared_pace: SharedPace | None = None,
+        shared_pace: SharedSpacing | None = None,
     ) -> None:
         self._http = http
         self._base = api_url.strip().rstrip("/")

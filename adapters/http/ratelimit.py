@@ -86,36 +86,6 @@ end
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return wait_prefix .. tostring(tonumber(oldest[2]) + window - t)
 """
-_TAKE_SLOT = _CLOCK + """
-local key, limit, window, owner, mode, wait_prefix = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], 'take', ''
-""" + _WINDOW_ENTRY
-
-
-class SharedPace:
-    """At most ``per_second`` entries in any one-second window across every process using the same
-    Redis (REDIS_URL). ``async with pace: ...`` waits for a slot."""
-
-    def __init__(self, redis_url: str, name: str, per_second: int, *, prefix: str = "sales_agent:pace") -> None:
-        import redis.asyncio as redis
-
-        self._redis = redis.from_url(redis_url)
-        self._take = self._redis.register_script(_TAKE_SLOT)
-        self._key = f"{prefix}:{name}"
-        self._limit = per_second
-        self._owner = secrets.token_hex(6)  # members must differ between replicas taking a slot at once
-
-    async def __aenter__(self) -> None:
-        while True:
-            wait = float(await self._take(keys=[self._key], args=[self._limit, 1.0, self._owner]))
-            if wait <= 0:
-                return
-            await asyncio.sleep(max(0.005, wait))
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        await self._redis.aclose()
 
 
 # Even spacing on Redis's own clock (a shared GCRA without burst): each caller gets the next free
@@ -128,25 +98,40 @@ redis.call('SET', KEYS[1], tostring(slot + interval), 'PX', math.ceil((slot + in
 return {tostring(slot), tostring(slot - t)}
 """
 
-# Using a reserved moment (SharedSpacing.take), on Redis's clock: 'late' when it passed more than
-# ARGV[2] seconds ago (the caller must reserve a new one; KEYS[1] counts how often), the seconds still
-# to wait when it has not come yet; else, with a second key, it takes an entry in that key's moving
-# window (ARGV[3] entries per ARGV[4] seconds), or says how long until the window has room
-# ('chat:<seconds>'); '0' = go now.
+# Using a reserved moment (SharedSpacing.take), on Redis's clock. KEYS[1] counts moments given up,
+# KEYS[2] holds the moments used in the last second, KEYS[3] (optional) a chat's moving window.
+# The seconds still to wait when the moment has not come yet. A moment is used when fewer than
+# ARGV[2] were used in the last second — on time or late: a late one is not given up while the
+# second has room, so a lagging loop loses no capacity and no send starves; when the second is full
+# the moment is given up ('late') and the caller reserves a new one. Then, with a chat key, an entry
+# in its window (ARGV[4] entries per ARGV[5] seconds) or 'chat:<seconds>' until it has room; '0' = go.
 _CLAIM_SLOT = _CLOCK + """
-local slot, lateness = tonumber(ARGV[1]), tonumber(ARGV[2])
-if t - slot > lateness then
+local slot, cap, owner = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+if slot > t then return tostring(slot - t) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', t - 1)
+if redis.call('ZCARD', KEYS[2]) >= cap then
   redis.call('INCR', KEYS[1])
   redis.call('EXPIRE', KEYS[1], 86400)
   return 'late'
 end
-if slot > t then return tostring(slot - t) end
-if #KEYS == 1 then return '0' end
-local key, limit, window, owner, mode, wait_prefix = KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5], 'take', 'chat:'
-""" + _WINDOW_ENTRY
+local member = owner .. ':' .. now[1] .. now[2]
+if #KEYS == 3 then
+  local limit, window = tonumber(ARGV[4]), tonumber(ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t - window)
+  if redis.call('ZCARD', KEYS[3]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES')
+    return 'chat:' .. tostring(tonumber(oldest[2]) + window - t)
+  end
+  redis.call('ZADD', KEYS[3], t, member)
+  redis.call('PEXPIRE', KEYS[3], math.ceil(window * 1000))
+end
+redis.call('ZADD', KEYS[2], t, member)
+redis.call('PEXPIRE', KEYS[2], 2000)
+return '0'
+"""
 
 
-# SharedWindow: like _TAKE_SLOT (Redis's clock), for one key of many; ARGV[4] == "peek" only tells
+# SharedWindow: a moving window on Redis's clock for one key of many; ARGV[4] == "peek" only tells
 # how long until there is room, without taking it (SharedSpacing.take takes the entry).
 _WINDOW_SLOT = _CLOCK + """
 local key, limit, window, owner, mode, wait_prefix = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ''
@@ -155,7 +140,7 @@ local key, limit, window, owner, mode, wait_prefix = KEYS[1], tonumber(ARGV[1]),
 
 class SharedWindow:
     """At most ``limit`` entries per key in any ``window`` seconds across every process using the
-    same Redis, counted on Redis's clock when the entry is taken (see _TAKE_SLOT)."""
+    same Redis, counted on Redis's clock when the entry is taken (see _CLOCK)."""
 
     def __init__(self, redis_url: str, name: str, limit: int, window: float, *, prefix: str = "sales_agent:window") -> None:
         import redis.asyncio as redis
@@ -186,15 +171,15 @@ class SharedSpacing:
     the other side spread over the senders' scheduling delays, and overlaps the next second's burst
     there (bench/scale_webhooks.py saw 39-47 arrivals in one second against a window limit of 30).
 
-    A moment is used only close to when it was due: a caller whose event loop woke it more than
-    ``lateness`` seconds after its moment (a saturated process wakes hundreds of waiting senders late,
-    and they went out together: 38-50 in one second against 30) reserves a new one
-    (``await spacing.take()``; ``take(window=..., key=...)`` also takes that key's window entry in
-    the same Redis step, so the check and the entry are one moment on Redis's clock)."""
+    Whether a reserved moment may be used is decided on Redis's clock right before the send
+    (``await spacing.take()``; ``take(window, key)`` also takes that key's window entry in the same
+    step): a saturated process woke hundreds of waiting senders late and they went out together
+    (38-52 in one second against 30), so at most ``per_second`` moments are used in any second
+    however late their senders woke. A late sender still goes while the second has room (a lagging
+    loop loses no capacity, no send starves); when it is full the moment is given up and counted
+    (``late_key``), and the sender reserves another."""
 
-    def __init__(
-        self, redis_url: str, name: str, per_second: int, *, lateness: float = 0.1, prefix: str = "sales_agent:spacing"
-    ) -> None:
+    def __init__(self, redis_url: str, name: str, per_second: int, *, prefix: str = "sales_agent:spacing") -> None:
         import redis.asyncio as redis
 
         self._redis = redis.from_url(redis_url)
@@ -202,9 +187,10 @@ class SharedSpacing:
         self._claim = self._redis.register_script(_CLAIM_SLOT)
         self._key = f"{prefix}:{name}"
         self._interval = 1.0 / per_second
-        self._lateness = lateness
+        self._cap = per_second
         self._owner = secrets.token_hex(6)
-        self.late_key = f"{self._key}:late"  # how many moments were given up, woken too late (a day)
+        self.late_key = f"{self._key}:late"  # how many moments were given up, the second full (a day)
+        self._used_key = f"{self._key}:used"
 
     async def reserve(self) -> str:
         """Reserve the next free moment and sleep until it; returns the moment (Redis's clock)."""
@@ -219,16 +205,15 @@ class SharedSpacing:
         while True:
             slot = await self.reserve()
             while True:
-                if window is None or key is None:
-                    answer = await self._claim(keys=[self.late_key], args=[slot, self._lateness])
-                else:
-                    answer = await self._claim(
-                        keys=[self.late_key, window.key(key)],
-                        args=[slot, self._lateness, window.limit, window.window, self._owner],
-                    )
+                keys = [self.late_key, self._used_key]
+                args: list[object] = [slot, self._cap, self._owner]
+                if window is not None and key is not None:
+                    keys.append(window.key(key))
+                    args += [window.limit, window.window]
+                answer = await self._claim(keys=keys, args=args)
                 answer = answer.decode() if isinstance(answer, bytes) else str(answer)
                 if answer == "late":
-                    break  # reserve a new moment
+                    break  # the second is full: reserve a new moment
                 if answer.startswith("chat:"):
                     return max(0.005, float(answer[5:]))
                 if float(answer) > 0:  # woke before the moment (a clock step): wait for it

@@ -95,9 +95,6 @@ def hold_response_type(method: TelegramMethod[Any]) -> None:
 
 # The share of TELEGRAM_SEND_GLOBAL_PER_SECOND the replicas pace to together (see SendPolicy).
 GLOBAL_HEADROOM = 0.8
-# How late after its reserved moment a send may still go. Arrivals in any second then come from moments
-# within 1 + this (+ the send's own way there): 24 × 1.1 + 1 ≈ 28 of 30 at the default pacing.
-SLOT_LATENESS_SECONDS = 0.1
 
 
 class SendPolicy(BaseRequestMiddleware):
@@ -113,11 +110,11 @@ class SendPolicy(BaseRequestMiddleware):
         # API spread over the replicas' scheduling delays and overlaps the next burst there (39-47 in one
         # second against 30); evenly spaced at the full rate, a sender's stall then catch-up still put
         # 35 in one second on a loaded 2-core machine, and with hundreds of sends waiting, a saturated
-        # process woke them late and they went out together (38-50): a moment is used only within
-        # SLOT_LATENESS_SECONDS of when it was due (bench/scale_webhooks.py).
+        # process woke them late and they went out together (38-50): at most the paced number are used
+        # in any second on Redis's clock, however late their senders woke (bench/scale_webhooks.py).
         paced = max(1, int(settings.telegram_send_global_per_second * GLOBAL_HEADROOM))
         self.global_pace = (
-            SharedSpacing(settings.redis_url.get_secret_value(), "tg_send_all", paced, lateness=SLOT_LATENESS_SECONDS)
+            SharedSpacing(settings.redis_url.get_secret_value(), "tg_send_all", paced)
             if settings.redis_url else None
         )
         burst = settings.telegram_send_chat_burst
@@ -133,6 +130,8 @@ class SendPolicy(BaseRequestMiddleware):
         # Without Redis, messages wait for the global budget in turn: only the first polls the window
         # (each poll is a few limiter calls); hundreds of waiting messages all woke at each freed slot.
         self._global_turn = asyncio.Lock()
+        # With Redis, one global reservation at a time per process (see _take_slots).
+        self._reserving = asyncio.Lock()
 
     async def aclose(self) -> None:
         if self.global_pace is not None:
@@ -175,12 +174,17 @@ class SendPolicy(BaseRequestMiddleware):
         while True:
             if chat_id is not None:
                 await self.chat_window.wait_for_room(str(chat_id))
-            # The global moment is checked and the chat's entry taken in one Redis step right before
-            # sending; a moment the loop woke us too late for is given up for a new one.
+            # The global moment is checked (at most the paced number used in any second) and the
+            # chat's entry taken in one Redis step right before sending.
             # Another replica may have taken the chat's room meanwhile: then the global moment goes
             # unused (spacing stays within the budget) and the message waits again.
             key = None if chat_id is None else str(chat_id)
-            if await self.global_pace.take(self.chat_window, key) <= 0:
+            # One reservation at a time per process: hundreds of waiting sends each holding a moment
+            # seconds ahead woke together on a busy loop and gave most of them up; one in turn
+            # waits at most a few moments, and a late wake costs one.
+            async with self._reserving:
+                wait = await self.global_pace.take(self.chat_window, key)
+            if wait <= 0:
                 return
 
     async def __call__(
