@@ -26,6 +26,14 @@ class LiveServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> None:
+        """Until the server's log holds ``text`` (e.g. a warm-up after health has finished)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"«{text}» not in the server's log within {timeout:g} s:\n{self.log()[-2000:]}")
+            time.sleep(0.1)
+
 
 @contextmanager
 def live_server(tmp_path: Path, **env: str) -> Iterator[LiveServer]:

@@ -21,6 +21,9 @@ CHUNK = b"a" * 65536
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     env = {"SERVER_HEADER_TIMEOUT_SECONDS": "2", "SERVER_BODY_TIMEOUT_SECONDS": "2", "STARTUP_PREFLIGHT_MODE": "off"}
     with live_server(tmp_path_factory.mktemp("limits"), **env) as running:
+        # The knowledge index is built after health (issue 18): its imports and build grow the RSS that
+        # the memory test measures, so the tests start once it is done.
+        running.wait_for_log("knowledge-index ready")
         yield running
 
 
