@@ -240,8 +240,9 @@ class OfflinePolicy:
         if answer is None:
             if not _SCHOOL.search(question_text) and not message.hints.steps():
                 return self._offtopic(brand_name)
-            formats, asked = self.options(state, "format"), message.hints.format
-            if asked in ("online", "offline") and qualifying and formats and len(content_words(search_query(question_text))) <= 1:
+            asked = message.hints.format
+            if asked in ("online", "offline") and qualifying and len(content_words(search_query(question_text))) <= 1 \
+                    and (formats := self.options(state, "format")):
                 return self._format_asked(state, asked, formats, today=today)
             reply = self._with_follow(state, self.intents.reply("no_answer"), today, qualifying, noted=noted or [])
             reply.quick_replies = [QuickReply(label="Позвать менеджера", payload=HANDOFF), *reply.quick_replies][:12]

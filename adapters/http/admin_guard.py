@@ -14,7 +14,7 @@ import logging
 
 from fastapi import HTTPException, Request
 
-from adapters.http.ratelimit import RateLimiter, make_storage
+from adapters.http.ratelimit import RateLimiter, storage_for
 from agent.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 class AdminLoginGuard:
     def __init__(self, settings: Settings) -> None:
-        storage = make_storage(settings.redis_url.get_secret_value() if settings.redis_url else None)
+        storage = storage_for(settings)
         window = settings.admin_login_window_seconds
         self.per_ip = RateLimiter(storage, "admin_login_ip", settings.admin_login_max_failures_per_ip, window)
         self.per_user = RateLimiter(storage, "admin_login_user", settings.admin_login_max_failures_per_user, window)

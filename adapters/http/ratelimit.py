@@ -29,6 +29,11 @@ def make_storage(redis_url: str | None) -> Storage:
     return MemoryStorage()
 
 
+def storage_for(settings: Settings) -> Storage:
+    """The limits' storage: Redis when REDIS_URL is set (shared by every process), else this process's memory."""
+    return make_storage(settings.redis_url.get_secret_value() if settings.redis_url else None)
+
+
 class RateLimiter:
     """A named limit of ``requests`` per ``window_seconds`` for any key (a user id, an IP)."""
 
@@ -241,7 +246,7 @@ class AssistantLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AssistantLimits:
-        storage = make_storage(settings.redis_url.get_secret_value() if settings.redis_url else None)
+        storage = storage_for(settings)
         window = settings.assistant_rate_limit_window_seconds
         return cls(
             per_user=RateLimiter(storage, "assistant_user", settings.assistant_rate_limit_user_requests, window),
@@ -252,9 +257,8 @@ class AssistantLimits:
 
 def crm_api_limiter(settings: Settings) -> RateLimiter:
     """The read-only CRM API's per-IP limit (CRM_RATE_LIMIT_*)."""
-    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
     return RateLimiter(
-        make_storage(redis_url),
+        storage_for(settings),
         "crm_api_ip",
         settings.crm_rate_limit_ip_requests,
         settings.crm_rate_limit_window_seconds,

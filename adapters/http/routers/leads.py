@@ -16,7 +16,7 @@ from adapters.http.auth import client_ip
 from adapters.http.dependencies import AssistantDep, CatalogDep, LeadServiceDep, NotifierDep, NowDep, SettingsDep
 from adapters.http.initdata import WebAppUser
 from adapters.http.miniapp_auth import TelegramUserDep
-from adapters.http.ratelimit import RateLimiter, make_storage
+from adapters.http.ratelimit import RateLimiter, storage_for
 from agent.leads import LeadForm
 from agent.ports import Notifier
 from agent.settings import Settings
@@ -72,7 +72,7 @@ class LeadLimits:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LeadLimits:
-        storage = make_storage(settings.redis_url.get_secret_value() if settings.redis_url else None)
+        storage = storage_for(settings)
         window = settings.leads_rate_limit_window_seconds
         return cls(
             per_user=RateLimiter(storage, "leads_user", settings.leads_rate_limit_user_requests, window),
