@@ -10,6 +10,7 @@ import sys
 
 import typer
 import uvicorn
+from uvicorn.loops.auto import auto_loop_factory
 
 from agent.settings import ConfigError, Settings, load_settings
 
@@ -174,7 +175,9 @@ def bot() -> None:
     if settings.telegram_bot_token is None:
         typer.echo("TELEGRAM_BOT_TOKEN is not set: there is no bot to run.", err=True)
         raise typer.Exit(2)
-    asyncio.run(_run_bot(settings))
+    # The event loop `serve` runs on (uvloop when installed), not asyncio.run's pure-Python one.
+    with asyncio.Runner(loop_factory=auto_loop_factory()) as runner:
+        runner.run(_run_bot(settings))
 
 
 async def _run_bot(settings: Settings) -> None:

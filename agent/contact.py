@@ -120,6 +120,7 @@ class ContactFlow:
         await self.leads.record_consent(
             user_id=state.user_id, brand=state.brand, granted=granted, channel=channel, telegram_id=telegram_id
         )
+        state.consent_recorded(granted)
         state.flow.pop("awaiting", None)
         if not granted:
             return Reply(text=NO_CONSENT.format(contact=self.manager_contact))

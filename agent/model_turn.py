@@ -88,7 +88,9 @@ class ModelTurn:
             lead_id=state.flow.get("lead_id"),
             given=given or {},
         )
-        messages = await self.store.recent_messages(state.conversation_id, limit=TRANSCRIPT_MAX_MESSAGES)
+        messages = state.preloaded_transcript
+        if messages is None:
+            messages = await self.store.recent_messages(state.conversation_id, limit=TRANSCRIPT_MAX_MESSAGES)
 
         async def on_usage(usage: Usage) -> None:
             if ctx.record_usage is not None:

@@ -50,6 +50,7 @@ from agent.link_policy import LinkPolicy, telegram_names_in
 from agent.model_turn import ModelTurn, valid_payload
 from agent.offline import PROGRAMS, RESTART, OfflinePolicy
 from agent.personal_data import mask_personal_data
+from agent.prompting import TRANSCRIPT_MAX_MESSAGES
 from agent.replies import (
     CALL_MANAGER,
     FORGET_NO,
@@ -164,7 +165,7 @@ class AssistantService:
             mute_live_reply()  # the reply starts with a note the model's live text would not show
         message = self._message(inbound, _describe(inbound, text), meta={"choice": inbound.choice} if inbound.choice else None)
         async with self._lock(inbound, brand), self._exclusive(inbound, brand):
-            opened = await self._open(inbound, brand, message)
+            opened = await self._open(inbound, brand, message, typed=bool(text) and not inbound.choice)
             if opened.state is None:
                 return Reply.model_validate(opened.stored_reply)
             state, usage = opened.state, []
@@ -393,7 +394,7 @@ class AssistantService:
                     ctx,
                     brand=self.catalog.brand(state.brand).brand,
                     rules_prompt=self.catalog.guard(state.brand).prompt_section,
-                    consent_given=await self.lead_service.has_consent(state.user_id),
+                    consent_given=await self._consent_given(state),
                     given=given_in(message),
                     check=lambda draft: self._live_check(draft, state.brand, inbound.channel),
                 )
@@ -459,7 +460,7 @@ class AssistantService:
         state.human_mode_until = human_mode_deadline(now, self.settings.handoff_idle_hours)
         state.handoff_reason = reason[:500]
         state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
-        consent = await self.lead_service.has_consent(state.user_id)
+        consent = await self._consent_given(state)
         display = state.first_name or (f"@{state.username}" if state.username else f"{state.identity} user {state.external_id}")
         notice = HandoffNotice(
             conversation_id=state.conversation_id,
@@ -547,8 +548,11 @@ class AssistantService:
             content=content, channel=inbound.channel.value, meta=meta, idempotency_key=inbound.idempotency_key
         )
 
-    async def _open(self, inbound: Inbound, brand: str, message: NewMessage) -> TurnStart:
-        """The stored reply of a reprocessed update, or the conversation with the user's message stored."""
+    async def _open(self, inbound: Inbound, brand: str, message: NewMessage, *, typed: bool = False) -> TurnStart:
+        """The stored reply of a reprocessed update, or the conversation with the user's message stored.
+        A ``typed`` message (free text, which the model usually answers) has the model's transcript and
+        the consent preloaded in the same transaction: on PostgreSQL each transaction of a turn costs
+        round trips (check-out ping, BEGIN, COMMIT) that many conversations at once queue behind."""
         return await self.store.open_turn(
             identity_of(inbound.channel).value,
             inbound.user_id,
@@ -557,14 +561,19 @@ class AssistantService:
             first_name=inbound.first_name,
             username=inbound.username,
             source=inbound.source,
+            context_messages=TRANSCRIPT_MAX_MESSAGES if typed and self.model is not None else 0,
         )
+
+    async def _consent_given(self, state: ConversationState) -> bool:
+        consent = state.preloaded_consent
+        return consent if consent is not None else await self.lead_service.has_consent(state.user_id)
 
     async def _model_allowed(self, state: ConversationState) -> bool:
         """False when a daily token budget (per user or for everyone, UTC day) is spent."""
         day_start = self.clock().replace(hour=0, minute=0, second=0, microsecond=0)
-        if await self.store.tokens_since(day_start, user_id=state.user_id) >= self.settings.openai_daily_token_budget_per_user:
-            return False
-        return await self.store.tokens_since(day_start) < self.settings.openai_daily_token_budget_total
+        by_user, by_everyone = await self.store.tokens_today(day_start, user_id=state.user_id)
+        return (by_user < self.settings.openai_daily_token_budget_per_user
+                and by_everyone < self.settings.openai_daily_token_budget_total)
 
     def _known_amounts(self, brand: str) -> frozenset[int]:
         """The ₽ amounts the brand's catalog and documents state, computed once per brand (both are

@@ -51,6 +51,27 @@ class ConversationState(BaseModel):
     # since, so a turn and a release running at once (another update, another process) keep each other's
     # changes instead of writing back what they loaded.
     _as_loaded: dict[str, Any] | None = PrivateAttr(default=None)
+    # What a model turn reads, read along with the turn's opening (``Store.open_turn`` with
+    # ``context_messages``) so that it costs no transactions of its own: the latest messages, the user's
+    # new one included, and whether personal-data consent stands. None: not read (then read when needed).
+    _transcript: list[StoredMessage] | None = PrivateAttr(default=None)
+    _consent: bool | None = PrivateAttr(default=None)
+
+    def preload(self, transcript: list[StoredMessage], consent: bool) -> None:
+        self._transcript, self._consent = transcript, consent
+
+    @property
+    def preloaded_transcript(self) -> list[StoredMessage] | None:
+        return self._transcript
+
+    @property
+    def preloaded_consent(self) -> bool | None:
+        return self._consent
+
+    def consent_recorded(self, granted: bool) -> None:
+        """The turn recorded a consent answer: it is now the latest one."""
+        if self._consent is not None:
+            self._consent = granted
 
 
 class StoredMessage(BaseModel):
@@ -148,10 +169,13 @@ class Store(Protocol):
         first_name: str | None = None,
         username: str | None = None,
         source: str | None = None,
+        context_messages: int = 0,
     ) -> TurnStart:
         """The reply already given to ``message.idempotency_key`` (a reprocessed update: nothing is
         stored), else the conversation (user and conversation created when new) with the user's
-        message stored (``message`` None: only load the conversation)."""
+        message stored (``message`` None: only load the conversation). ``context_messages`` > 0: the
+        conversation's latest messages (that many at most) and its consent are preloaded into the state
+        in the same transaction (``ConversationState.preload``)."""
         ...
 
     async def finish_turn(self, state: ConversationState, reply: NewMessage, usage: list[UsageRecord]) -> None:
@@ -171,6 +195,10 @@ class Store(Protocol):
 
     async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
         """Tokens spent since ``since`` (by one user, or by everyone); may lag other processes a little."""
+        ...
+
+    async def tokens_today(self, day_start: datetime, *, user_id: int) -> tuple[int, int]:
+        """``tokens_since(day_start)`` by the user and by everyone, read together."""
         ...
 
 

@@ -156,3 +156,59 @@ async def test_turns_in_flight_losing_their_lock_are_logged_once(
     finally:
         await locks.close()
         await db.dispose()
+
+
+async def _advisory_locks_held(db: Database) -> int:
+    async with db.engine.connect() as conn:
+        return int((await conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))).scalar_one())
+
+
+async def test_many_turns_at_once_share_the_lock_statements(postgres_url: str) -> None:
+    """Forty users' turns starting together take their locks in a few statements, not one round trip
+    each; each lock is really held by the session while its turn runs, and all are let go after."""
+    from sqlalchemy import event
+
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    statements: list[str] = []
+    event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    inside = asyncio.Event()
+    try:
+        async def turn(user: int) -> None:
+            async with locks.hold("telegram", str(user), "kmipt"):
+                await inside.wait()
+
+        turns = [asyncio.create_task(turn(user)) for user in range(40)]
+        await wait_for(lambda: locks._held == 40)
+        assert await _advisory_locks_held(db) == 40
+        inside.set()
+        await asyncio.gather(*turns)
+        await wait_for(lambda: not locks._queue)
+        assert await _advisory_locks_held(db) == 0
+        advisory = [s for s in statements if "advisory" in s]
+        assert 2 <= len(advisory) <= 6, advisory  # a take and a release statement per batch
+    finally:
+        await locks.close()
+        await db.dispose()
+
+
+async def test_a_turn_cancelled_while_taking_its_lock_lets_the_lock_go(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    try:
+        async def turn() -> None:
+            async with locks.hold("telegram", "9", "kmipt"):
+                raise AssertionError("the cancelled turn never runs")
+
+        task = asyncio.create_task(turn())
+        await asyncio.sleep(0)  # its take is queued and being sent
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await wait_for(lambda: not locks._queue and (locks._sender is None or locks._sender.done()))
+        assert await _advisory_locks_held(db) == 0
+        async with locks.hold("telegram", "9", "kmipt"):  # and the user's next turn gets it
+            assert await _advisory_locks_held(db) == 1
+    finally:
+        await locks.close()
+        await db.dispose()

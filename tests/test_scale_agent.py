@@ -26,3 +26,10 @@ def test_three_assistant_processes_on_one_database_serve_conversations_at_once(
     # full size and its >= 95 % target are the benchmark's (README: CPU-bound on 2 cores, not met);
     # here a turn costs ~10 ms of CPU with PostgreSQL, so a loaded CI machine still stays well above 30 %.
     assert outcome.fraction >= 0.3, report
+
+
+def test_the_floor_runs_only_the_model_calls(tmp_path: Path, redis_url: str, postgres_url: str) -> None:
+    """The baseline the benchmark prints beside the service: the same processes, each turn only its model call."""
+    outcome = bench.run(2, 10, 2, 0.5, workdir=tmp_path, floor=True)
+    assert outcome.answered == 20 and outcome.offline == 0, outcome.report()
+    assert outcome.workers_cpu_s > 0 and outcome.machine_busy_s > 0

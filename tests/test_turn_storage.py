@@ -103,15 +103,18 @@ async def model_runtime(tmp_path: Path, database_url: str) -> AsyncIterator[Runt
 
 
 async def test_a_model_turn_makes_few_database_round_trips(model_runtime: Runtime) -> None:
-    """A tool round and an answer: the turn's reads and writes stay a handful of statements (they were ~20)."""
+    """A tool round and an answer: the turn's reads and writes stay a handful of statements (they were ~20)
+    in two transactions (the transcript and the consent are read when the turn opens)."""
     statements: list[str] = []
     locks: list[str] = []  # PostgreSQL: the user's cross-process turn lock, taken and released (turn_locks.py)
+    transactions: list[object] = []
 
     def seen(conn: object, cursor: object, sql: str, *args: object) -> None:
         (locks if "advisory" in sql else statements).append(sql.split()[0].upper())
 
     for engine in model_runtime.db.sync_engines:
         event.listen(engine, "before_cursor_execute", seen)
+        event.listen(engine, "begin", transactions.append)
     chat = Chat(model_runtime)
     with respx.mock(base_url=fake.BASE_URL) as api:
         api.post("/responses").mock(side_effect=[fake.response(fake.answer("Здравствуйте!"))] + [
@@ -121,10 +124,12 @@ async def test_a_model_turn_makes_few_database_round_trips(model_runtime: Runtim
         await chat.send(text="привет")  # the first turn also creates the user and reads today's budgets
         statements.clear()
         locks.clear()
+        transactions.clear()
         reply = await chat.send(text="Как оплатить?")
     assert reply.engine == "model" and reply.usage.model_calls == 2
-    # open: find + user message + last_message_at; consent; transcript; finish: reply + state + usage rows
+    # open: find + user message + last_message_at + transcript + consent; finish: reply + state + usage rows
     assert 5 <= len([s for s in statements if s in {"SELECT", "INSERT", "UPDATE", "DELETE"}]) <= 8, statements
+    assert len(transactions) == 2
     assert len(locks) == (0 if model_runtime.db.is_sqlite else 2)
     assert len(await _rows(model_runtime, ModelUsage)) == 3
 
@@ -196,3 +201,19 @@ async def test_database_errors_other_than_a_lock_are_not_retried(runtime: Runtim
     with pytest.raises(DBAPIError):
         await runtime.db.run(broken)
     assert calls == [1]
+
+
+async def test_consent_typed_with_a_question_reaches_the_model_as_given(model_runtime: Runtime) -> None:
+    """The consent the turn opened with is the one the model is told of, unless the turn itself records
+    another: «да, согласна» with a question grants it, and the model's instructions must say so."""
+    import json
+
+    chat = Chat(model_runtime, user_id="consent-preload")
+    with respx.mock(base_url=fake.BASE_URL) as api:
+        route = api.post("/responses").mock(return_value=fake.response(fake.answer("Стоимость есть в каталоге.")))
+        asked = await chat.send(text="Мой номер 8 916 555-12-34, запишите")
+        assert [q.payload for q in asked.quick_replies] == ["consent:yes", "consent:no"]
+        await chat.send(text="да, согласна. А сколько стоит ЕГЭ по физике онлайн?")
+    assert route.called
+    instructions = json.loads(route.calls[-1].request.content)["instructions"]
+    assert '"consent_personal_data": true' in instructions

@@ -63,11 +63,12 @@ class SqlStore:
         first_name: str | None = None,
         username: str | None = None,
         source: str | None = None,
+        context_messages: int = 0,
     ) -> TurnStart:
         now = utcnow()
         return await self.db.run(
             lambda conn: sql.open_turn(conn, identity, external_id, brand, message, first_name=first_name,
-                                       username=username, source=source, now=now)
+                                       username=username, source=source, now=now, context_messages=context_messages)
         )
 
     async def finish_turn(self, state: ConversationState, reply: NewMessage, usage: list[UsageRecord]) -> None:
@@ -99,6 +100,9 @@ class SqlStore:
 
     async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
         return await self.tokens.since(since, user_id=user_id)
+
+    async def tokens_today(self, day_start: datetime, *, user_id: int) -> tuple[int, int]:
+        return await self.tokens.user_and_total(day_start, user_id)
 
     async def _tokens_in_database(self, since: datetime, user_id: int | None) -> int:
         return await self.db.run(lambda conn: sql.tokens_since(conn, since, user_id))

@@ -59,6 +59,9 @@ class TokenTotals:
         self._entries.move_to_end(key)
         return entry.tokens
 
+    async def user_and_total(self, since: datetime, user_id: int) -> tuple[int, int]:
+        return await self.since(since, user_id=user_id), await self.since(since)
+
     async def add(self, records: Iterable[UsageRecord], at: datetime) -> None:
         """Count usage this process has just committed (``at``: its created_at)."""
         days = [since for since in self._days if since <= at]
@@ -76,9 +79,14 @@ class TokenTotals:
         return None
 
 
-# INCRBY only a total that exists: a missing one is read from model_usage (the truth, which already
-# holds the usage being added) the next time a budget is checked.
-_ADD_IF_PRESENT = "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('INCRBY', KEYS[1], ARGV[1]) end return nil"
+# INCRBY only the totals that exist (KEYS[i] by ARGV[i]), all in one round trip: a missing one is read
+# from model_usage (the truth, which already holds the usage being added) the next time a budget is checked.
+_ADD_IF_PRESENT = """
+for i, key in ipairs(KEYS) do
+  if redis.call('EXISTS', key) == 1 then redis.call('INCRBY', key, ARGV[i]) end
+end
+return nil
+"""
 KEY_TTL_SECONDS = 2 * 86_400
 
 
@@ -114,6 +122,14 @@ class SharedTokenTotals:
             value = await self._redis.get(key)
         return int(value or 0)
 
+    async def user_and_total(self, since: datetime, user_id: int) -> tuple[int, int]:
+        """The user's total and everyone's, in one round trip when both are kept (a turn checks both)."""
+        if since == since.replace(hour=0, minute=0, second=0, microsecond=0):
+            user, total = await self._redis.mget(self._key(since, user_id), self._key(since, None))
+            if user is not None and total is not None:
+                return int(user), int(total)
+        return await self.since(since, user_id=user_id), await self.since(since)
+
     async def add(self, records: Iterable[UsageRecord], at: datetime) -> None:
         day = at.replace(hour=0, minute=0, second=0, microsecond=0)
         totals: dict[int | None, int] = {}
@@ -121,8 +137,8 @@ class SharedTokenTotals:
             if record.usage.total_tokens:
                 for user in {record.user_id, None}:
                     totals[user] = totals.get(user, 0) + record.usage.total_tokens
-        for user, tokens in totals.items():
-            await self._add(keys=[self._key(day, user)], args=[tokens])
+        if totals:
+            await self._add(keys=[self._key(day, user) for user in totals], args=list(totals.values()))
 
     async def aclose(self) -> None:
         await self._redis.aclose()

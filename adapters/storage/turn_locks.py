@@ -9,7 +9,9 @@ returned; the database kept one). So a turn also holds a PostgreSQL session advi
 the user, as migrations already do for start-up (adapters/storage/migrate.py):
 
 - one connection per process holds all of its turns' locks (in autocommit, so no transaction stays
-  open), instead of one pooled connection per turn in flight;
+  open), instead of one pooled connection per turn in flight; the takes and releases asked for while a
+  statement is in flight go together in the next one (many conversations at once would otherwise
+  queue for the connection one round trip each);
 - the lock is taken with ``pg_try_advisory_lock`` and retried every ``POLL_SECONDS``, so waiting never
   blocks the shared connection; the retry then opens its turn, finds the stored reply and returns it;
 - a process that dies loses its session, and with it its locks: the retry then runs the turn itself;
@@ -31,6 +33,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -45,8 +48,20 @@ NAMESPACE = 7310
 POLL_SECONDS = 0.05
 WAIT_SECONDS = 300.0
 
-_TRY = text("SELECT pg_try_advisory_lock(:namespace, :key)")
-_UNLOCK = text("SELECT pg_advisory_unlock(:namespace, :key)")
+# One row per key, in the keys' order (a key twice is taken twice: the locks count per session).
+_TRY = text(
+    "SELECT pg_try_advisory_lock(:namespace, k) FROM unnest(CAST(:keys AS integer[])) WITH ORDINALITY AS t(k, n) ORDER BY n"
+)
+_UNLOCK = text(
+    "SELECT pg_advisory_unlock(:namespace, k) FROM unnest(CAST(:keys AS integer[])) WITH ORDINALITY AS t(k, n) ORDER BY n"
+)
+
+
+@dataclass
+class _Request:
+    unlock: bool
+    key: int
+    answer: asyncio.Future[bool] | None  # None: a release nobody waits for (a cancelled take's lock)
 
 
 def lock_key(identity: str, external_id: str, brand: str) -> int:
@@ -60,6 +75,8 @@ class TurnLocks:
         self._conn: AsyncConnection | None = None
         self._use = asyncio.Lock()  # one statement at a time on the shared connection
         self._held = 0  # turns holding their lock on the kept connection right now
+        self._queue: list[_Request] = []  # asked for while a statement is in flight: the next one's
+        self._sender: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def hold(self, identity: str, external_id: str, brand: str) -> AsyncIterator[None]:
@@ -67,25 +84,25 @@ class TurnLocks:
         if self.db.is_sqlite:
             yield
             return
-        params = {"namespace": NAMESPACE, "key": lock_key(identity, external_id, brand)}
-        held = await self._acquire(params)
+        key = lock_key(identity, external_id, brand)
+        held = await self._acquire(key)
         self._held += held
         try:
             yield
         finally:
             if held:
                 self._held -= 1
-                await self._release(params)
+                await self._release(key)
 
-    async def _acquire(self, params: dict[str, int]) -> bool:
+    async def _acquire(self, key: int) -> bool:
         deadline = time.monotonic() + WAIT_SECONDS
         while True:
             try:
-                taken = await self._execute(_TRY, params)
+                taken = await self._ask(False, key)
             except Exception:
                 # Most likely the kept connection went stale (a database restart, an idle timeout):
                 # it was dropped, so one more try on a fresh one.
-                taken = await self._execute(_TRY, params)
+                taken = await self._ask(False, key)
             if taken:
                 return True
             if time.monotonic() > deadline:
@@ -93,22 +110,57 @@ class TurnLocks:
                 return False
             await asyncio.sleep(POLL_SECONDS)
 
-    async def _release(self, params: dict[str, int]) -> None:
+    async def _release(self, key: int) -> None:
         try:
-            await self._execute(_UNLOCK, params)
+            await self._ask(True, key)
         except Exception as error:  # the session is gone, and with it the lock
             log.warning("turn lock not released (%s); its connection was dropped", type(error).__name__)
 
-    async def _execute(self, statement: object, params: dict[str, int]) -> bool:
-        async with self._use:
+    async def _ask(self, unlock: bool, key: int) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(unlock, key, answer))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_queued())
+        return await answer
+
+    async def _send_queued(self) -> None:
+        """Everything queued, in one statement per kind (releases first: they may free a take), until
+        nothing is left."""
+        while self._queue:
+            batch, self._queue = self._queue, []
+            releases = [r for r in batch if r.unlock]
+            takes = [r for r in batch if not r.unlock]
             try:
-                if self._conn is None:
-                    conn = await self.db.engine.connect()
-                    self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                return bool((await self._conn.execute(statement, params)).scalar())  # type: ignore[call-overload]
-            except Exception:
-                await self._drop()
-                raise
+                async with self._use:
+                    for requests, statement in ((releases, _UNLOCK), (takes, _TRY)):
+                        if requests:
+                            answers = await self._execute(statement, [r.key for r in requests])
+                            self._answer(requests, answers)
+            except Exception as error:
+                for request in batch:
+                    if request.answer is not None and not request.answer.done():
+                        request.answer.set_exception(error)
+
+    def _answer(self, requests: list[_Request], answers: list[bool]) -> None:
+        for request, answer in zip(requests, answers, strict=True):
+            if request.answer is None:
+                continue
+            if request.answer.done():  # its turn was cancelled meanwhile: a lock it got is let go
+                if answer and not request.unlock:
+                    self._queue.append(_Request(True, request.key, None))
+                continue
+            request.answer.set_result(answer)
+
+    async def _execute(self, statement: object, keys: list[int]) -> list[bool]:
+        try:
+            if self._conn is None:
+                conn = await self.db.engine.connect()
+                self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            result = await self._conn.execute(statement, {"namespace": NAMESPACE, "keys": keys})  # type: ignore[call-overload]
+            return [bool(value) for value in result.scalars()]
+        except Exception:
+            await self._drop()
+            raise
 
     async def _drop(self) -> None:
         """Forget a broken connection (its locks ended with its session); the next call opens another."""

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from adapters.storage.models import ConsentRecord, Conversation, Message, ModelUsage, User
+from agent.leads import PERSONAL_DATA
 from agent.state import ConversationState, NewMessage, Profile, StoredMessage, TurnStart, UsageRecord
 from agent.text_safety import plain_name
 
@@ -134,9 +135,11 @@ def open_turn(
     username: str | None,
     source: str | None,
     now: datetime,
+    context_messages: int = 0,
 ) -> TurnStart:
     """The reply already stored for the message's key, or the user's conversation with the message stored
-    (the user and the conversation are created on first contact)."""
+    (the user and the conversation are created on first contact), with ``context_messages`` of its
+    latest messages and its consent preloaded when that is > 0."""
     first_name, username = plain_name(first_name), plain_name(username)
     key = message.idempotency_key if message is not None else None
     find = {"identity": identity, "external_id": external_id, "brand": brand,
@@ -172,6 +175,9 @@ def open_turn(
     state = state_of(row, brand)
     if message is not None and insert_message(conn, state.conversation_id, "user", message, now):
         update_conversation(conn, state.conversation_id, {"last_message_at": now})
+    if context_messages > 0:
+        state.preload(recent_messages(conn, state.conversation_id, context_messages),
+                      consent_granted(conn, state.user_id, PERSONAL_DATA))
     return TurnStart(state=state)
 
 
