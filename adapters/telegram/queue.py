@@ -252,6 +252,18 @@ class UpdateQueue:
         )
         await self._writes.run(lambda conn: conn.execute(statement))
 
+    async def confirm(self, item: ClaimedUpdate, worker: str) -> bool:
+        """Whether ``worker`` still holds the update's claim, renewing its lease if so: checked right
+        before its reply is sent. False when the lease lapsed (a starved event loop renewed it too late)
+        and another worker claimed the update: that one sends the stored reply, this one must not."""
+        statement = (
+            update(TABLE)
+            .where(TABLE.c.id == item.id, TABLE.c.locked_by == worker, TABLE.c.status == "processing")
+            .values(locked_until=utcnow() + self.lease)
+            .returning(TABLE.c.id)
+        )
+        return await self._writes.run(lambda conn: conn.execute(statement).first() is not None)
+
     async def maintain(self) -> tuple[int, int]:
         """Dead-letter updates whose worker died on every attempt; purge done rows past retention."""
         now = utcnow()

@@ -12,6 +12,7 @@ from aiogram.types import User
 
 from adapters.crm.leadtest import LeadTestResult
 from adapters.storage.repositories import UserRepository
+from adapters.telegram.claims import ensure_claim
 from adapters.telegram.drafts import DraftSupport, StartGate, TelegramLiveReply
 from adapters.telegram.rendering import send_reply
 from adapters.telegram.sender import SendPolicy
@@ -86,6 +87,7 @@ async def run_turn(
             except AgentError as error:
                 log.warning("assistant refused the turn: %s", type(error).__name__)
                 reply = Reply(text=AGENT_ERROR_TEXT)
+    await ensure_claim()  # a worker whose lease lapsed meanwhile leaves the reply to the one holding it
     await send_reply(
         bot, chat_id, reply, webapp_url=tg.settings.user_webapp_url, remove_keyboard=remove_keyboard
     )

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from adapters.retry import Backoff
+from adapters.telegram.claims import ClaimLost, processing_under
 from adapters.telegram.queue import ClaimedUpdate, UpdateQueue
 from agent.logging_setup import describe_error
 
@@ -129,7 +130,10 @@ class UpdateWorkers:
 
     async def _process(self, item: ClaimedUpdate) -> None:
         try:
-            await self.handle(item)
+            with processing_under(lambda: self.queue.confirm(item, self.worker_id)):
+                await self.handle(item)
+        except ClaimLost:
+            log.info("update %s: its lease lapsed and another worker took it over; that one answers", item.update_id)
         except asyncio.CancelledError:
             await self._quietly(self.queue.release(item, self.worker_id))
             raise

@@ -95,3 +95,26 @@ async def test_start_source_is_first_touch_only(tmp_path: Path, fake_api: FakeBo
             sources[user_id] = (await service.runtime.users.get_or_create("telegram", str(user_id))).source
         assert sources == {USER: "first_campaign", 502: None, 503: None}
         assert all("Здравствуйте" in service.api.sent_to(u)[0]["text"] for u in (USER, 502, 503))
+
+
+async def test_a_reply_is_sent_only_by_the_worker_holding_the_claim(
+    tmp_path: Path, fake_api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first processing finds its claim gone when the reply is ready (its lease lapsed on a starved
+    loop): it sends nothing; the update runs again once the lease is over and the parent gets one answer."""
+    settings = telegram_settings(tmp_path, fake_api.base_url, telegram_queue_lease_seconds=1.0)
+    async with running_service(settings, fake_api) as service:
+        queue = service.runtime.telegram.queue  # type: ignore[union-attr]
+        confirm = queue.confirm
+        checks: list[bool] = []
+
+        async def lost_once(item: object, worker: str) -> bool:
+            checks.append(bool(checks))
+            return checks[-1] and await confirm(item, worker)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(queue, "confirm", lost_once)
+        await service.deliver(updates.message(1, USER, "/start"))
+        await service.settle(1)
+        assert checks[:2] == [False, True]
+        greetings = [m for m in fake_api.sent_to(USER) if "Здравствуйте" in m["text"]]
+        assert len(greetings) == 1

@@ -100,6 +100,9 @@ async def test_a_claim_tells_when_the_update_arrived(db: Database) -> None:
 
 async def test_failure_retries_with_backoff_then_dead_letters(db: Database) -> None:
     queue = make_queue(db, max_attempts=2)
+    # Half a second before the retry is due: the claim right after the failure must find it not due
+    # even on a loaded machine (with the helper's 0.05 s it sometimes already was).
+    queue.retry = Backoff(0.5, 3600.0)
     await put(queue, 1, 10)
     await put(queue, 2, 10)
     item = (await queue.claim("w", 5))[0]
@@ -107,7 +110,7 @@ async def test_failure_retries_with_backoff_then_dead_letters(db: Database) -> N
     status, attempts, error = await status_of(db, 1)
     assert (status, attempts, error) == ("retry", 1, "boom")
     assert await queue.claim("w", 5) == []  # not due yet, and update 2 waits behind it
-    await asyncio.sleep(0.08)
+    await asyncio.sleep(0.55)
     item = (await queue.claim("w", 5))[0]
     assert item.update_id == 1 and item.attempts == 2
     assert await queue.fail(item, "w", "boom again") == "dead"
@@ -240,3 +243,60 @@ async def test_stop_finishes_short_updates_and_releases_long_ones(db: Database) 
     await asyncio.gather(task, return_exceptions=True)
     assert (await status_of(db, 1))[0] == "done"
     assert await status_of(db, 2) == ("queued", 0, None)
+
+
+async def test_confirm_renews_the_claim_and_fails_once_another_worker_took_it(db: Database) -> None:
+    queue = make_queue(db, lease_seconds=1.0)
+    await put(queue, 1, 10)
+    first = (await queue.claim("slow", 5))[0]
+    await asyncio.sleep(0.7)
+    assert await queue.confirm(first, "slow")  # still ours, and the lease runs a second from now
+    await asyncio.sleep(0.5)
+    assert await queue.claim("other", 5) == []  # past the first lease, within the renewed one
+    await asyncio.sleep(0.6)
+    again = (await queue.claim("other", 5))[0]
+    assert not await queue.confirm(first, "slow")
+    assert await queue.confirm(again, "other")
+
+
+async def test_a_worker_whose_lease_lapsed_leaves_the_reply_to_the_one_that_took_over(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A starved worker renews its lease too late and another claims the update: only the new owner
+    gets past the check before the send (adapters/telegram/claims.py), so the user is answered once."""
+    from adapters.telegram.claims import ensure_claim
+
+    queue = make_queue(db, lease_seconds=0.5)
+    sent: list[str] = []
+    starved = asyncio.Event()
+
+    def handler(name: str, wait: float) -> object:
+        async def handle(item: ClaimedUpdate) -> None:
+            if name == "starved":
+                starved.set()
+            await asyncio.sleep(wait)  # the turn: the model, the stored reply
+            await ensure_claim()
+            sent.append(name)
+        return handle
+
+    slow = UpdateWorkers(queue, handler("starved", 1.5), concurrency=1, poll_seconds=0.05)  # type: ignore[arg-type]
+
+    async def no_heartbeat(worker: str) -> None:  # its event loop never got to renew the lease
+        if worker != slow.worker_id:
+            await UpdateQueue.extend_leases(queue, worker)
+
+    monkeypatch.setattr(queue, "extend_leases", no_heartbeat)
+    await put(queue, 1, 10)
+    first = asyncio.create_task(slow.run())
+    await starved.wait()
+    second_workers = UpdateWorkers(queue, handler("took-over", 0.0), concurrency=1, poll_seconds=0.05)  # type: ignore[arg-type]
+    second = asyncio.create_task(second_workers.run())
+    try:
+        await wait_for(lambda: sent == ["took-over"], timeout=5)
+        await asyncio.sleep(1.2)  # the starved worker's turn ends: it must not send
+        assert sent == ["took-over"]
+        assert (await status_of(db, 1))[:2] == ("done", 2)
+    finally:
+        for task in (first, second):
+            task.cancel()
+        await asyncio.gather(first, second, return_exceptions=True)
