@@ -153,7 +153,8 @@ class TelegramUpdate(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     update_id: int = Field(sa_type=sa.BigInteger, unique=True)
-    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger, index=True)
+    # No index of its own (migration 0005): the claim reads the partial index above.
+    chat_id: int | None = Field(default=None, sa_type=sa.BigInteger)
     payload: str = Field(sa_type=sa.Text)  # the raw JSON as Telegram sent it
     status: str = Field(default="queued", max_length=16)  # queued | processing | retry | done | dead
     attempts: int = 0

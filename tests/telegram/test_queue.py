@@ -75,6 +75,25 @@ async def test_duplicates_are_not_queued_twice(db: Database) -> None:
     assert await queue.enqueue_many([updates.message(1, 10, "again"), updates.message(2, 10, "new")]) == 1
 
 
+async def test_concurrent_requests_share_one_commit_and_a_caller_that_goes_away_still_stores(db: Database) -> None:
+    """Webhook requests arriving together are committed as one batch (one statement on SQLite): each
+    learns whether its update was new, the same update twice in the batch is new once, and a request
+    cancelled while waiting (the client went away) neither stops the others' write nor loses its own."""
+    queue = make_queue(db)
+    await put(queue, 1, 10)
+    gone = asyncio.create_task(put(queue, 5, 30))
+    batch = [asyncio.create_task(put(queue, update_id, chat)) for update_id, chat in [(1, 10), (2, 10), (3, 20), (2, 10), (4, 40)]]
+    await asyncio.sleep(0)  # every request handed its update in; the flush has not run yet
+    gone.cancel()
+    assert await asyncio.gather(*batch) == [False, True, True, False, True]
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    claimed = await queue.claim("w", 10)
+    assert [(c.update_id, c.chat_id) for c in claimed] == [(1, 10), (3, 20), (4, 40), (5, 30)]
+    assert len({c.received_at for c in claimed[1:]}) == 1  # the batch's one moment
+    assert [json.loads(c.payload)["message"]["text"] for c in claimed] == ["m1", "m3", "m4", "m5"]
+
+
 async def test_claim_takes_one_head_per_chat_in_update_order(db: Database) -> None:
     queue = make_queue(db)
     for update_id, chat in [(1, 10), (2, 20), (3, 10), (4, 30), (5, 20)]:
