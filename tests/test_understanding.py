@@ -96,6 +96,8 @@ def test_funnel_hints_with_typos(text: str, grade: int | None, subject: str | No
         ("без разницы", Intent.skip),
         ("не важно", Intent.skip),
         ("реши домашку по алгебре", Intent.offtopic),
+        ("помогите сделать домашнее задание по физике", Intent.offtopic),
+        ("домашку по алгебре реши", Intent.offtopic),
         ("какая завтра погода?", Intent.offtopic),
         ("удалите мои данные", Intent.forget),
         ("/forget", Intent.forget),
@@ -160,3 +162,10 @@ def test_the_table_order() -> None:
 @pytest.mark.parametrize(("text", "goal"), [("оге сдавать по матем", "oge"), ("еге по физике", "ege"), ("огэ", "oge")])
 def test_exam_names_typed_with_e(text: str, goal: str) -> None:
     assert understand(text, INTENTS).hints.goal == goal
+
+
+@pytest.mark.parametrize("text", ["домашку проверяют?", "Домашние задания проверяют?", "Много ли задают домашки?"])
+def test_a_question_about_homework_is_not_off_topic(text: str) -> None:
+    """Only a request to do the homework is off-topic; a parent asking whether it is checked asks about
+    the courses (the documents answer: «Домашние задания проверяются всегда»)."""
+    assert Intent.offtopic not in understand(text, INTENTS).intents
