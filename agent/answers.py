@@ -68,8 +68,9 @@ _WHEN = "расписание время занятий"
 _OFFICE = re.compile(r"работает|работаете|на\s+связи|открыт|звонить|офис|менеджер", re.IGNORECASE)
 # Words in nearly every line of a timetable or a price list: they do not tell its lines apart.
 _EVERYWHERE = frozenset({"заня", "курс", "клас", "груп"})
-# «Во сколько начинаются занятия» asks for the time of day, not for the start of the school year.
-_TIME_OF_DAY = re.compile(r"\bво\s+сколько\s+(?:начина\w*|заканчива\w*|конча\w*|начало)", re.IGNORECASE)
+# «Во сколько начинаются занятия» asks for the time of day, not for the start of the school year; a bare
+# «во сколько?» too, and its «сколько» must not pick the section titled «Сколько раз в неделю».
+_TIME_OF_DAY = re.compile(r"\bво\s+сколько\b(?:\s+(?:начина\w*|заканчива\w*|конча\w*|начало))?", re.IGNORECASE)
 # What a question asks for when its key is a question word the index drops («где», «во сколько»): the
 # words of the section that answers that kind of question, added to the search.
 _ASKED_FOR = [

@@ -27,8 +27,13 @@ async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
     [
         # the timetable, not «Условия бесплатного пробного занятия» or «Сколько раз в неделю»
         ("В какие дни занятия в Долгопрудном?", "воскресень", "пробное"),
+        # the documents for the camp trip (079/у), not the camp's summary
+        ("Какие справки нужны в лагерь?", "079", "99 750"),
         # the weekday online line of the timetable, although it is the last one of a long list
         ("Онлайн занятия бывают в будни?", "18:00", "SohoLMS"),
+        # a bare «во сколько?» asks for the time of day: the timetable, not «Сколько раз в неделю»
+        ("по будням онлайн есть занятия? во сколько?", "18:00", "раз в неделю"),
+        ("во сколько начинаются занятия на Пацаева?", "10:00–11:20", "раз в неделю"),
         # the addresses, not «Как записаться» of the trial-lesson document
         ("А где проходят занятия?", "Долгопрудн", "пробн"),
         # group size, not the online format's description
