@@ -71,6 +71,9 @@ _EVERYWHERE = frozenset({"заня", "курс", "клас", "груп"})
 # «Во сколько начинаются занятия» asks for the time of day, not for the start of the school year; a bare
 # «во сколько?» too, and its «сколько» must not pick the section titled «Сколько раз в неделю».
 _TIME_OF_DAY = re.compile(r"\bво\s+сколько\b(?:\s+(?:начина\w*|заканчива\w*|конча\w*|начало))?", re.IGNORECASE)
+# «Когда (проходят) занятия у младших?» asks for the days of the timetable; its «когда» must not pick the
+# section titled «Когда начались занятия» (the start of the school year).
+_WHEN_HELD = re.compile(r"\bкогда\s+(?:проходят\s+|идут\s+|бывают\s+)?(?=занятия\b(?!\s+(?:начн|начина|старт)))", re.IGNORECASE)
 # What a question asks for when its key is a question word the index drops («где», «во сколько»): the
 # words of the section that answers that kind of question, added to the search.
 _ASKED_FOR = [
@@ -101,7 +104,8 @@ _WHO_ASKS = re.compile(
 
 def _without_funnel_words(question: str) -> str:
     question = _WHO_ASKS.sub(" ", question)
-    stripped = " ".join(_FUNNEL_WORDS.sub(" ", _TIME_OF_DAY.sub(" время ", question)).split())
+    question = _WHEN_HELD.sub(" дни ", _TIME_OF_DAY.sub(" время ", question))
+    stripped = " ".join(_FUNNEL_WORDS.sub(" ", question).split())
     return stripped if content_words(stripped) else question
 
 

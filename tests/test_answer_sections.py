@@ -34,6 +34,10 @@ async def rt(tmp_path: Path) -> AsyncIterator[Runtime]:
         # a bare «во сколько?» asks for the time of day: the timetable, not «Сколько раз в неделю»
         ("по будням онлайн есть занятия? во сколько?", "18:00", "раз в неделю"),
         ("во сколько начинаются занятия на Пацаева?", "10:00–11:20", "раз в неделю"),
+        # «когда занятия» asks for the days: the timetable, not «Когда начались занятия»
+        ("Когда занятия у младших школьников на Пацаева?", "суббота", "стартовал"),
+        # …while the start of the year is asked for with «начинаются»
+        ("когда занятия начинаются в этом году?", "стартовал", "10:00–11:20"),
         # the addresses, not «Как записаться» of the trial-lesson document
         ("А где проходят занятия?", "Долгопрудн", "пробн"),
         # group size, not the online format's description
