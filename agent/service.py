@@ -460,7 +460,9 @@ class AssistantService:
         state.human_mode_until = human_mode_deadline(now, self.settings.handoff_idle_hours)
         state.handoff_reason = reason[:500]
         state.handoff_notice_sent = True  # the reply below tells the user the bot goes quiet
-        consent = await self._consent_given(state)
+        # Read now, not the turn's preloaded value: a withdrawal during the model's answer must keep the
+        # phone out of the staff chat.
+        consent = await self.lead_service.has_consent(state.user_id)
         display = state.first_name or (f"@{state.username}" if state.username else f"{state.identity} user {state.external_id}")
         notice = HandoffNotice(
             conversation_id=state.conversation_id,

@@ -212,3 +212,39 @@ async def test_a_turn_cancelled_while_taking_its_lock_lets_the_lock_go(postgres_
     finally:
         await locks.close()
         await db.dispose()
+
+
+async def test_a_turn_cancelled_right_after_its_lock_was_granted_lets_it_go(postgres_url: str) -> None:
+    """The take's answer came (the lock is the session's) but the turn is cancelled before it runs on:
+    the lock must not stay held by the shared session for other processes to wait on."""
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    try:
+        answer = locks._answer
+
+        def answered_then_cancelled(requests: Any, answers: Any) -> None:
+            answer(requests, answers)
+            task.cancel()  # the future is done with True; the task has not resumed yet
+
+        locks._answer = answered_then_cancelled  # type: ignore[method-assign]
+        task = asyncio.create_task(locks._ask(False, 4242))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await wait_for(lambda: not locks._queue and (locks._sender is None or locks._sender.done()))
+        assert await _advisory_locks_held(db) == 0
+    finally:
+        await locks.close()
+        await db.dispose()
+
+
+async def test_closed_turn_locks_open_no_connection(postgres_url: str) -> None:
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    try:
+        await locks.close()
+        with pytest.raises(RuntimeError):
+            async with locks.hold("telegram", "1", "kmipt"):
+                pass
+        assert locks._conn is None
+    finally:
+        await db.dispose()

@@ -164,7 +164,10 @@ def test_exam_names_typed_with_e(text: str, goal: str) -> None:
     assert understand(text, INTENTS).hints.goal == goal
 
 
-@pytest.mark.parametrize("text", ["домашку проверяют?", "Домашние задания проверяют?", "Много ли задают домашки?"])
+@pytest.mark.parametrize("text", [
+    "домашку проверяют?", "Домашние задания проверяют?", "Много ли задают домашки?",
+    "Выполнять домашние задания обязательно?", "Сколько времени решать домашку?", "Дети решают домашнее задание на занятии?",
+])
 def test_a_question_about_homework_is_not_off_topic(text: str) -> None:
     """Only a request to do the homework is off-topic; a parent asking whether it is checked asks about
     the courses (the documents answer: «Домашние задания проверяются всегда»)."""

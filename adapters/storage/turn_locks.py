@@ -77,6 +77,7 @@ class TurnLocks:
         self._held = 0  # turns holding their lock on the kept connection right now
         self._queue: list[_Request] = []  # asked for while a statement is in flight: the next one's
         self._sender: asyncio.Task[None] | None = None
+        self._closed = False  # after close() nothing opens the connection again
 
     @asynccontextmanager
     async def hold(self, identity: str, external_id: str, brand: str) -> AsyncIterator[None]:
@@ -118,10 +119,21 @@ class TurnLocks:
 
     async def _ask(self, unlock: bool, key: int) -> bool:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Request(unlock, key, answer))
+        self._enqueue(_Request(unlock, key, answer))
+        try:
+            return await answer
+        except asyncio.CancelledError:
+            # Cancelled after its answer came but before it ran on: a lock taken for it is let go.
+            if not unlock and answer.done() and not answer.cancelled() and answer.exception() is None and answer.result():
+                self._enqueue(_Request(True, key, None))
+            raise
+
+    def _enqueue(self, request: _Request) -> None:
+        if self._closed:
+            raise RuntimeError("the turn locks are closed")
+        self._queue.append(request)
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_queued())
-        return await answer
 
     async def _send_queued(self) -> None:
         """Everything queued, in one statement per kind (releases first: they may free a take), until
@@ -146,7 +158,7 @@ class TurnLocks:
             if request.answer is None:
                 continue
             if request.answer.done():  # its turn was cancelled meanwhile: a lock it got is let go
-                if answer and not request.unlock:
+                if answer and not request.unlock and not self._closed:
                     self._queue.append(_Request(True, request.key, None))
                 continue
             request.answer.set_result(answer)
@@ -154,6 +166,8 @@ class TurnLocks:
     async def _execute(self, statement: object, keys: list[int]) -> list[bool]:
         try:
             if self._conn is None:
+                if self._closed:
+                    raise RuntimeError("the turn locks are closed")
                 conn = await self.db.engine.connect()
                 self._conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
             result = await self._conn.execute(statement, {"namespace": NAMESPACE, "keys": keys})  # type: ignore[call-overload]
@@ -182,6 +196,7 @@ class TurnLocks:
     async def close(self) -> None:
         """Never raises: shutdown (Runtime.close) goes on to dispose the engine even when the kept
         connection went stale (a database restart, an idle timeout), and a dropped session holds no locks."""
+        self._closed = True
         async with self._use:
             conn, self._conn = self._conn, None
             if conn is None:

@@ -121,7 +121,10 @@ class UpdateQueue:
         # New rows go in through _sqlite_insert's statement on SQLite, with the batch's timestamp as
         # SQLAlchemy stores it (the claim compares the stored texts), and through SQLAlchemy's insert
         # on PostgreSQL. RETURNING names the new rows: psycopg reports no rowcount for this insert.
-        self._stamp = TABLE.c.created_at.type.bind_processor(db.engine.dialect) if db.is_sqlite else None
+        # The dialect's processor (the decorator's, then SQLite's own string format): the type's own
+        # returns a naive datetime that sqlite3's default adapter formats without ".000000".
+        dialect = db.engine.dialect
+        self._stamp = TABLE.c.created_at.type.dialect_impl(dialect).bind_processor(dialect) if db.is_sqlite else None
         self._insert = (
             postgresql.insert(TABLE)
             .on_conflict_do_nothing(index_elements=["update_id"])
@@ -274,16 +277,28 @@ class UpdateQueue:
         await self._writes.run(lambda conn: conn.execute(statement))
 
     async def confirm(self, item: ClaimedUpdate, worker: str) -> bool:
-        """Whether ``worker`` still holds the update's claim, renewing its lease if so: checked right
-        before its reply is sent. False when the lease lapsed (a starved event loop renewed it too late)
-        and another worker claimed the update: that one sends the stored reply, this one must not."""
-        statement = (
-            update(TABLE)
-            .where(TABLE.c.id == item.id, TABLE.c.locked_by == worker, TABLE.c.status == "processing")
-            .values(locked_until=utcnow() + self.lease)
-            .returning(TABLE.c.id)
-        )
-        return await self._writes.run(lambda conn: conn.execute(statement).first() is not None)
+        """Whether this claim of the update may send its reply, checked right before the send; the lease
+        is renewed when the claim is still held. False only when the update was taken over: its lease
+        lapsed (a starved event loop renewed it too late) and it was claimed again — by another process
+        or by this one (the same worker name: ``attempts`` tells the claims apart) — or that claim
+        already finished it. The new claim sends the stored reply. A row dead-lettered meanwhile by
+        ``maintain`` (a slow last attempt) has no other claim: this one still answers."""
+        mine = (TABLE.c.id == item.id, TABLE.c.locked_by == worker, TABLE.c.attempts == item.attempts)
+        renew = update(TABLE).where(*mine, TABLE.c.status == "processing").values(locked_until=utcnow() + self.lease)
+        now_held = select(TABLE.c.status, TABLE.c.locked_by, TABLE.c.attempts).where(TABLE.c.id == item.id)
+
+        def check(conn: Connection) -> bool:
+            if conn.execute(renew.returning(TABLE.c.id)).first() is not None:
+                return True
+            row = conn.execute(now_held).first()
+            if row is None:  # only finished rows are purged (retention, a consent withdrawal's scrub)
+                return False
+            taken_over = row.status == "done" or (
+                row.status == "processing" and (row.locked_by, row.attempts) != (worker, item.attempts)
+            )
+            return not taken_over
+
+        return await self._writes.run(check)
 
     async def maintain(self) -> tuple[int, int]:
         """Dead-letter updates whose worker died on every attempt; purge done rows past retention."""

@@ -319,3 +319,46 @@ async def test_a_worker_whose_lease_lapsed_leaves_the_reply_to_the_one_that_took
         for task in (first, second):
             task.cancel()
         await asyncio.gather(first, second, return_exceptions=True)
+
+
+async def test_confirm_tells_a_reclaim_by_the_same_worker_from_the_first_claim(db: Database) -> None:
+    """One process re-takes its own lapsed update (the same worker name): the first claim may no longer
+    send, the second may."""
+    queue = make_queue(db, lease_seconds=1.0)
+    await put(queue, 1, 10)
+    first = (await queue.claim("proc", 5))[0]
+    await asyncio.sleep(1.1)
+    second = (await queue.claim("proc", 5))[0]
+    assert second.attempts == first.attempts + 1
+    assert not await queue.confirm(first, "proc")
+    assert await queue.confirm(second, "proc")
+
+
+async def test_a_slow_last_attempt_dead_lettered_meanwhile_still_answers(db: Database) -> None:
+    """maintain() dead-letters a lapsed last attempt (it cannot tell a slow worker from a dead one); no
+    other claim exists, so the slow one still sends its reply instead of leaving the user unanswered."""
+    queue = make_queue(db, lease_seconds=1.0, max_attempts=1)
+    await put(queue, 1, 10)
+    only = (await queue.claim("slow", 5))[0]
+    await asyncio.sleep(1.1)
+    await queue.maintain()
+    assert (await status_of(db, 1))[0] == "dead"
+    assert await queue.confirm(only, "slow")
+
+
+async def test_a_batch_stores_its_moment_as_sqlalchemy_writes_it(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim compares the stored timestamps as text on SQLite: the batch insert must write them in
+    SQLAlchemy's format, with the microseconds, also for a moment on a whole second."""
+    from datetime import UTC, datetime
+
+    import adapters.telegram.queue as queue_module
+
+    moment = datetime(2026, 12, 5, 4, 0, 49, tzinfo=UTC)
+    monkeypatch.setattr(queue_module, "utcnow", lambda: moment)
+    queue = make_queue(db)
+    await put(queue, 1, 10)
+    async with db.engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT CAST(created_at AS TEXT) FROM telegram_updates"))).scalar_one()
+    assert stored.startswith("2026-12-05 04:00:49")
+    if db.is_sqlite:
+        assert stored == "2026-12-05 04:00:49.000000"
