@@ -311,7 +311,10 @@ def focused(text: str, question: str, limit: int) -> str:
     first = [i for i in items if scores[i] == best]
     rest = [i for i in items if scores[i] != best]
     at = items[0]
-    order = list(range(at)) + first + rest + [i for i in range(at, len(lines)) if i not in scores]
+    intro = list(range(at))
+    if sum(len(lines[i]) + 1 for i in intro) + len(lines[first[0]]) > limit:
+        intro = []  # the lines before the list would leave no room for the one asked about (a short budget)
+    order = intro + first + rest + [i for i in range(at, len(lines)) if i not in scores]
     return "\n".join(lines[i] for i in order)
 
 

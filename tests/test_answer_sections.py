@@ -61,6 +61,13 @@ async def test_the_question_word_finds_its_section(rt: Runtime, text: str, wante
     assert wanted in reply.text and neighbour not in reply.text, reply.text
 
 
+async def test_a_timetable_line_asked_beside_another_question_is_shown(rt: Runtime) -> None:
+    """Two questions share the reply's length: the weekday online line is shown rather than only the
+    timetable's introduction, which left no room for it."""
+    reply = await Chat(rt, user_id="952").send(text="домашку у вас проверяют? и во сколько занятия онлайн по будням?")
+    assert "проверяются" in reply.text and "18:00" in reply.text, reply.text
+
+
 async def test_a_price_and_a_trial_question_are_both_answered(rt: Runtime) -> None:
     reply = await Chat(rt, user_id="951").send(text="Сколько стоит ЕГЭ по физике онлайн? И есть ли пробное занятие бесплатно?")
     assert "41 800 ₽" in reply.text and "пробн" in reply.text, reply.text
