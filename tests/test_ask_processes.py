@@ -6,6 +6,7 @@ the first's stored reply (adapters/storage/turn_locks.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 import os
 from pathlib import Path
 from typing import Any
@@ -158,93 +159,85 @@ async def test_turns_in_flight_losing_their_lock_are_logged_once(
         await db.dispose()
 
 
+@pytest.fixture
+async def db_and_locks(postgres_url: str) -> AsyncIterator[tuple[Database, TurnLocks]]:
+    db = Database(postgres_url)
+    locks = TurnLocks(db)
+    yield db, locks
+    await locks.close()
+    await db.dispose()
+
+
 async def _advisory_locks_held(db: Database) -> int:
     async with db.engine.connect() as conn:
         return int((await conn.execute(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))).scalar_one())
 
 
-async def test_many_turns_at_once_share_the_lock_statements(postgres_url: str) -> None:
+async def test_many_turns_at_once_share_the_lock_statements(db_and_locks: tuple[Database, TurnLocks]) -> None:
     """Forty users' turns starting together take their locks in a few statements, not one round trip
     each; each lock is really held by the session while its turn runs, and all are let go after."""
     from sqlalchemy import event
 
-    db = Database(postgres_url)
-    locks = TurnLocks(db)
+    db, locks = db_and_locks
     statements: list[str] = []
     event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     inside = asyncio.Event()
-    try:
-        async def turn(user: int) -> None:
-            async with locks.hold("telegram", str(user), "kmipt"):
-                await inside.wait()
 
-        turns = [asyncio.create_task(turn(user)) for user in range(40)]
-        await wait_for(lambda: locks._held == 40)
-        assert await _advisory_locks_held(db) == 40
-        inside.set()
-        await asyncio.gather(*turns)
-        await wait_for(lambda: not locks._queue)
-        assert await _advisory_locks_held(db) == 0
-        advisory = [s for s in statements if "advisory" in s]
-        assert 2 <= len(advisory) <= 6, advisory  # a take and a release statement per batch
-    finally:
-        await locks.close()
-        await db.dispose()
+    async def turn(user: int) -> None:
+        async with locks.hold("telegram", str(user), "kmipt"):
+            await inside.wait()
+
+    turns = [asyncio.create_task(turn(user)) for user in range(40)]
+    await wait_for(lambda: locks._held == 40)
+    assert await _advisory_locks_held(db) == 40
+    inside.set()
+    await asyncio.gather(*turns)
+    await wait_for(lambda: not locks._queue)
+    assert await _advisory_locks_held(db) == 0
+    advisory = [s for s in statements if "advisory" in s]
+    assert 2 <= len(advisory) <= 6, advisory  # a take and a release statement per batch
 
 
-async def test_a_turn_cancelled_while_taking_its_lock_lets_the_lock_go(postgres_url: str) -> None:
-    db = Database(postgres_url)
-    locks = TurnLocks(db)
-    try:
-        async def turn() -> None:
-            async with locks.hold("telegram", "9", "kmipt"):
-                raise AssertionError("the cancelled turn never runs")
+async def test_a_turn_cancelled_while_taking_its_lock_lets_the_lock_go(db_and_locks: tuple[Database, TurnLocks]) -> None:
+    db, locks = db_and_locks
 
-        task = asyncio.create_task(turn())
-        await asyncio.sleep(0)  # its take is queued and being sent
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await wait_for(lambda: not locks._queue and (locks._sender is None or locks._sender.done()))
-        assert await _advisory_locks_held(db) == 0
-        async with locks.hold("telegram", "9", "kmipt"):  # and the user's next turn gets it
-            assert await _advisory_locks_held(db) == 1
-    finally:
-        await locks.close()
-        await db.dispose()
+    async def turn() -> None:
+        async with locks.hold("telegram", "9", "kmipt"):
+            raise AssertionError("the cancelled turn never runs")
+
+    task = asyncio.create_task(turn())
+    await asyncio.sleep(0)  # its take is queued and being sent
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_for(lambda: not locks._queue and (locks._sender is None or locks._sender.done()))
+    assert await _advisory_locks_held(db) == 0
+    async with locks.hold("telegram", "9", "kmipt"):  # and the user's next turn gets it
+        assert await _advisory_locks_held(db) == 1
 
 
-async def test_a_turn_cancelled_right_after_its_lock_was_granted_lets_it_go(postgres_url: str) -> None:
+async def test_a_turn_cancelled_right_after_its_lock_was_granted_lets_it_go(db_and_locks: tuple[Database, TurnLocks]) -> None:
     """The take's answer came (the lock is the session's) but the turn is cancelled before it runs on:
     the lock must not stay held by the shared session for other processes to wait on."""
-    db = Database(postgres_url)
-    locks = TurnLocks(db)
-    try:
-        answer = locks._answer
+    db, locks = db_and_locks
+    answer = locks._answer
 
-        def answered_then_cancelled(requests: Any, answers: Any) -> None:
-            answer(requests, answers)
-            task.cancel()  # the future is done with True; the task has not resumed yet
+    def answered_then_cancelled(requests: Any, answers: Any) -> None:
+        answer(requests, answers)
+        task.cancel()  # the future is done with True; the task has not resumed yet
 
-        locks._answer = answered_then_cancelled  # type: ignore[method-assign]
-        task = asyncio.create_task(locks._ask(False, 4242))
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await wait_for(lambda: not locks._queue and (locks._sender is None or locks._sender.done()))
-        assert await _advisory_locks_held(db) == 0
-    finally:
-        await locks.close()
-        await db.dispose()
+    locks._answer = answered_then_cancelled  # type: ignore[method-assign]
+    task = asyncio.create_task(locks._ask(False, 4242))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await wait_for(lambda: not locks._queue and (locks._sender is None or locks._sender.done()))
+    assert await _advisory_locks_held(db) == 0
 
 
-async def test_closed_turn_locks_open_no_connection(postgres_url: str) -> None:
-    db = Database(postgres_url)
-    locks = TurnLocks(db)
-    try:
-        await locks.close()
-        with pytest.raises(RuntimeError):
-            async with locks.hold("telegram", "1", "kmipt"):
-                pass
-        assert locks._conn is None
-    finally:
-        await db.dispose()
+async def test_closed_turn_locks_open_no_connection(db_and_locks: tuple[Database, TurnLocks]) -> None:
+    _, locks = db_and_locks
+    await locks.close()
+    with pytest.raises(RuntimeError):
+        async with locks.hold("telegram", "1", "kmipt"):
+            pass
+    assert locks._conn is None
