@@ -193,12 +193,9 @@ class Store(Protocol):
         """Usage of a turn that failed before ``finish_turn``: the tokens were spent all the same."""
         ...
 
-    async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
-        """Tokens spent since ``since`` (by one user, or by everyone); may lag other processes a little."""
-        ...
-
     async def tokens_today(self, day_start: datetime, *, user_id: int) -> tuple[int, int]:
-        """``tokens_since(day_start)`` by the user and by everyone, read together."""
+        """Tokens spent since ``day_start`` by the user and by everyone, read together; without Redis
+        they may lag other processes a little."""
         ...
 
 

@@ -75,7 +75,7 @@ async def test_finish_turn_stores_reply_state_and_usage_and_a_redelivery_gets_th
     loaded = await runtime.store.load_by_id(state.conversation_id)
     assert loaded is not None and loaded.profile.grade == 11 and loaded.flow == {"step": "goal"}
     day = datetime.now(UTC) - timedelta(hours=1)
-    assert await runtime.store.tokens_since(day, user_id=state.user_id) == 150
+    assert await runtime.store.tokens.since(day, user_id=state.user_id) == 150
 
 
 async def test_a_half_done_turn_is_redone_without_a_second_user_message(runtime: Runtime) -> None:

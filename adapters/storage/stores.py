@@ -98,9 +98,6 @@ class SqlStore:
         await self.db.run(lambda conn: sql.insert_usage(conn, usage, now))
         await self.tokens.add(usage, now)
 
-    async def tokens_since(self, since: datetime, *, user_id: int | None = None) -> int:
-        return await self.tokens.since(since, user_id=user_id)
-
     async def tokens_today(self, day_start: datetime, *, user_id: int) -> tuple[int, int]:
         return await self.tokens.user_and_total(day_start, user_id)
 

@@ -124,7 +124,8 @@ class TurnLocks:
             return await answer
         except asyncio.CancelledError:
             # Cancelled after its answer came but before it ran on: a lock taken for it is let go.
-            if not unlock and answer.done() and not answer.cancelled() and answer.exception() is None and answer.result():
+            granted = not unlock and answer.done() and not answer.cancelled() and answer.exception() is None and answer.result()
+            if granted and not self._closed:  # closed: close() lets every lock of the session go
                 self._enqueue(_Request(True, key, None))
             raise
 
