@@ -247,11 +247,20 @@ _SPLIT = re.compile(r"\?\s*|[,;]?\s+(?:и|а\s+также|а|ещё|еще)\s+(?
 def split_questions(question: str, asks: Callable[[str], bool]) -> list[str]:
     """«Сколько стоит очно 8 класс и сколько детей в группе?» -> two questions (at most three); a part
     that asks nothing («У нас региональный капитал») stays with the question before it."""
+    pieces: list[tuple[str, bool]] = []  # each part, and whether the parent ended it with «?»
+    start = 0
+    for match in _SPLIT.finditer(question):
+        pieces.append((question[start:match.start()], match.group().startswith("?")))
+        start = match.end()
+    pieces.append((question[start:], False))
     parts: list[str] = []
-    for part in (p.strip(" ,.;") for p in _SPLIT.split(question) if p):
+    for piece, questioned in pieces:
+        part = piece.strip(" ,.;")
         if not content_words(part):
             continue
-        if parts and not asks(part):
+        # «…онлайн? и домашку проверяют?»: a question mark asks even without a question word, unless
+        # the part is a mere follow-up of one word («Кто преподаёт? Из МФТИ?»)
+        if parts and not ((questioned and len(content_words(part)) > 1) or asks(part)):
             parts[-1] = f"{parts[-1]}. {part}"
         else:
             parts.append(part)

@@ -68,6 +68,13 @@ async def test_a_timetable_line_asked_beside_another_question_is_shown(rt: Runti
     assert "проверяются" in reply.text and "18:00" in reply.text, reply.text
 
 
+async def test_a_question_marked_without_a_question_word_is_answered_beside_a_price(rt: Runtime) -> None:
+    """«…онлайн? и домашку проверяют?»: the second question has no question word but its «?»; it was
+    merged into the price question and only the price was answered."""
+    reply = await Chat(rt, user_id="953").send(text="сколько стоит огэ по математике онлайн? и домашку проверяют?")
+    assert "41 800 ₽" in reply.text and "проверяются" in reply.text, reply.text
+
+
 async def test_a_price_and_a_trial_question_are_both_answered(rt: Runtime) -> None:
     reply = await Chat(rt, user_id="951").send(text="Сколько стоит ЕГЭ по физике онлайн? И есть ли пробное занятие бесплатно?")
     assert "41 800 ₽" in reply.text and "пробн" in reply.text, reply.text
