@@ -10,6 +10,7 @@ loop, so it grew with concurrency.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
@@ -57,8 +58,19 @@ _joined = users.outerjoin(
 # The user, their conversation with the brand (NULLs when none yet) and the reply already stored for
 # the update's key in that conversation (NULLs when none, or when reply_key is None), in one SELECT:
 # a key never finds another user's turn.
+# The user's latest personal-data consent answer, read with the user (NULL when none): a turn's preload
+# then costs no statement of its own.
+_USER_CONSENT = (
+    sa.select(consents.c.granted)
+    .where(consents.c.user_id == users.c.id, consents.c.kind == PERSONAL_DATA)
+    .order_by(consents.c.id.desc())
+    .limit(1)
+    .scalar_subquery()
+    .label("consent_granted")
+)
 FIND_USER = (
-    sa.select(*USER_COLUMNS, *CONVERSATION_COLUMNS, replies.c.meta.label("reply_meta"), replies.c.content.label("reply_content"))
+    sa.select(*USER_COLUMNS, *CONVERSATION_COLUMNS, replies.c.meta.label("reply_meta"),
+              replies.c.content.label("reply_content"), _USER_CONSENT)
     .select_from(_joined)
     .where(users.c.identity == sa.bindparam("identity"), users.c.external_id == sa.bindparam("external_id"))
 )
@@ -86,15 +98,17 @@ TOKENS_SINCE = sa.select(sa.func.coalesce(sa.func.sum(usage_rows.c.total_tokens)
     usage_rows.c.created_at >= sa.bindparam("since", type_=usage_rows.c.created_at.type)
 )
 USER_TOKENS_SINCE = TOKENS_SINCE.where(usage_rows.c.user_id == sa.bindparam("user_id"))
+# RETURNING the new row's id: None when a concurrent first message inserted it first.
 _INSERT_ONCE = {
-    (name, table.name): insert_once(name, table)
+    (name, table.name): insert_once(name, table).returning(table.c.id)
     for name in ("sqlite", "postgresql")
     for table in (users, conversations)
 }
 _INSERT_MESSAGE = {name: insert_once(name, messages).returning(messages.c.id) for name in ("sqlite", "postgresql")}
 
 
-def state_of(row: Any, brand: str) -> ConversationState:
+def state_of(row: Mapping[str, Any], brand: str) -> ConversationState:
+    """The conversation a row (FIND_USER's or FIND_CONVERSATION's columns, by name) describes."""
     state = _state_of(row, brand)
     state._as_loaded = _snapshot(_columns(state))
     return state
@@ -106,21 +120,21 @@ def _snapshot(columns: dict[str, Any]) -> dict[str, Any]:
     return {**columns, "state": copy.deepcopy(columns["state"])}
 
 
-def _state_of(row: Any, brand: str) -> ConversationState:
+def _state_of(row: Mapping[str, Any], brand: str) -> ConversationState:
     return ConversationState(
-        conversation_id=row.conversation_id,
-        user_id=row.id,
+        conversation_id=row["conversation_id"],
+        user_id=row["id"],
         brand=brand,
-        identity=row.identity,
-        external_id=row.external_id,
-        first_name=row.first_name,
-        username=row.username,
-        source=row.source,
-        profile=Profile.model_validate(row.profile or {}),
-        flow=dict(row.state or {}),
-        human_mode_until=row.human_mode_until,
-        handoff_reason=row.handoff_reason,
-        handoff_notice_sent=bool(row.handoff_notice_sent),
+        identity=row["identity"],
+        external_id=row["external_id"],
+        first_name=row["first_name"],
+        username=row["username"],
+        source=row["source"],
+        profile=Profile.model_validate(row["profile"] or {}),
+        flow=dict(row["state"] or {}),
+        human_mode_until=row["human_mode_until"],
+        handoff_reason=row["handoff_reason"],
+        handoff_notice_sent=bool(row["handoff_notice_sent"]),
     )
 
 
@@ -139,45 +153,63 @@ def open_turn(
 ) -> TurnStart:
     """The reply already stored for the message's key, or the user's conversation with the message stored
     (the user and the conversation are created on first contact), with ``context_messages`` of its
-    latest messages and its consent preloaded when that is > 0."""
+    latest messages and its consent preloaded when that is > 0.
+
+    Statements: a returning user's turn reads the user, the conversation, the stored reply and the
+    consent in one SELECT; a first contact's inserts return the new ids, and the rows are taken from
+    what was inserted, not read back (a read only when a concurrent first message won the insert)."""
     first_name, username = plain_name(first_name), plain_name(username)
     key = message.idempotency_key if message is not None else None
     find = {"identity": identity, "external_id": external_id, "brand": brand,
             "reply_key": key + REPLY_KEY_SUFFIX if key else None}
     dialect = conn.dialect.name
-    row = conn.execute(FIND_USER, find).first()
-    if row is not None and row.reply_content is not None:
-        meta = row.reply_meta or {}
-        return TurnStart(stored_reply=dict(meta.get("reply") or {"text": row.reply_content}))
-    # A concurrent first message of the same user (another brand, another process) may insert the
-    # user or the conversation first: the insert is then skipped and the row read again.
-    if row is None:
+    found = conn.execute(FIND_USER, find).first()
+    if found is not None and found.reply_content is not None:
+        meta = found.reply_meta or {}
+        return TurnStart(stored_reply=dict(meta.get("reply") or {"text": found.reply_content}))
+    row: dict[str, Any]
+    if found is None:
         values = {"identity": identity, "external_id": external_id, "first_name": first_name,
                   "username": username, "source": source, "created_at": now}
-        conn.execute(_INSERT_ONCE[(dialect, "users")], values)
-        row = conn.execute(FIND_USER, find).one()
+        user_id = conn.execute(_INSERT_ONCE[(dialect, "users")], values).scalar()
+        if user_id is None:  # a concurrent first message of the same user (another brand, another process)
+            row = dict(conn.execute(FIND_USER, find).one()._mapping)
+        else:
+            row = {**values, "id": user_id, "conversation_id": None, "consent_granted": None}
     else:
+        row = dict(found._mapping)
         changes: dict[str, Any] = {}
-        if source and not row.source:
+        if source and not row["source"]:
             changes["source"] = source  # the first-touch source is set once, never overwritten
-        if first_name and row.first_name != first_name:
+        if first_name and row["first_name"] != first_name:
             changes["first_name"] = first_name
-        if username and row.username != username:
+        if username and row["username"] != username:
             changes["username"] = username
         if changes:
-            conn.execute(UPDATE_USER, {"user_id": row.id, **changes})
-            row = conn.execute(FIND_USER, find).one()
-    if row.conversation_id is None:
-        values = {"user_id": row.id, "brand": brand, "profile": {}, "state": {}, "handoff_notice_sent": False,
+            conn.execute(UPDATE_USER, {"user_id": row["id"], **changes})
+            row.update(changes)
+    created = row["conversation_id"] is None
+    if created:
+        values = {"user_id": row["id"], "brand": brand, "profile": {}, "state": {}, "handoff_notice_sent": False,
                   "created_at": now, "updated_at": now}
-        conn.execute(_INSERT_ONCE[(dialect, "conversations")], values)
-        row = conn.execute(FIND_USER, find).one()
+        conversation_id = conn.execute(_INSERT_ONCE[(dialect, "conversations")], values).scalar()
+        if conversation_id is None:  # a concurrent first message with the same brand
+            row = dict(conn.execute(FIND_USER, find).one()._mapping)
+            created = False
+        else:
+            row.update(values, conversation_id=conversation_id, human_mode_until=None, handoff_reason=None)
     state = state_of(row, brand)
-    if message is not None and insert_message(conn, state.conversation_id, "user", message, now):
+    stored = message is not None and insert_message(conn, state.conversation_id, "user", message, now)
+    if stored:
         update_conversation(conn, state.conversation_id, {"last_message_at": now})
     if context_messages > 0:
-        state.preload(recent_messages(conn, state.conversation_id, context_messages),
-                      consent_granted(conn, state.user_id, PERSONAL_DATA))
+        if not created:
+            transcript = recent_messages(conn, state.conversation_id, context_messages)
+        elif stored and message is not None:  # a conversation created here holds only this message
+            transcript = [StoredMessage(role="user", content=message.content, meta=message.meta or {})]
+        else:
+            transcript = []
+        state.preload(transcript, bool(row["consent_granted"]))
     return TurnStart(state=state)
 
 
@@ -258,7 +290,7 @@ def recent_messages(conn: sa.Connection, conversation_id: int, limit: int) -> li
 
 def load_by_id(conn: sa.Connection, conversation_id: int) -> ConversationState | None:
     row = conn.execute(FIND_CONVERSATION, {"conversation_id": conversation_id}).first()
-    return state_of(row, row.brand) if row is not None else None
+    return state_of(row._mapping, row.brand) if row is not None else None
 
 
 def tokens_since(conn: sa.Connection, since: datetime, user_id: int | None) -> int:
