@@ -58,7 +58,10 @@ FOUND = {
     "limited": "Точного совпадения нет, но посмотрите близкие варианты:",
     "none": "Подходящей программы в каталоге я не нашёл — менеджер подберёт вариант индивидуально.",
 }
-MANAGER_HINT = "Лучше уточнить детали с менеджером — он поможет выбрать."
+# No program meets every criterion given: the manager is named before the colon, which leads to the cards.
+LIMITED_ASK_MANAGER = (
+    "Точного совпадения нет — лучше уточнить детали с менеджером, он поможет выбрать. Пока посмотрите близкие варианты:"
+)
 AFTER_RESULTS = "Хотите записаться на пробное занятие или задать вопрос?"
 PICK_UP = "Если хотите, подберу программу."
 PICK_UP_NOTED = "Если хотите, подберу программу — учту: {noted}."
@@ -467,15 +470,14 @@ class OfflinePolicy:
         )
         state.flow["shown_for"] = _criteria_key(state)
         state.flow["shown"] = [card.id for card in result.items]
-        lines = [FOUND[result.match_quality]]
-        if result.manager_recommended and result.match_quality != "none":
-            lines.append(MANAGER_HINT)
+        limited_ask_manager = result.manager_recommended and result.match_quality == "limited"
+        text = LIMITED_ASK_MANAGER if limited_ask_manager else FOUND[result.match_quality]
         cards = list(result.items)
         buttons = [
             QuickReply(label=label, payload=f"program:{card.id}")
             for label, card in zip(program_labels(cards), cards, strict=True)
         ]
-        return Reply(text="\n".join(lines), cards=cards, quick_replies=buttons + after_results_buttons())
+        return Reply(text=text, cards=cards, quick_replies=buttons + after_results_buttons())
 
 
 __all__ = ["AFTER_RESULTS", "OfflinePolicy", "PROGRAMS", "RESTART", "STEPS", "after_results_buttons", "program_labels"]

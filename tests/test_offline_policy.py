@@ -185,3 +185,14 @@ def test_grade_in_words(text: str, grade: int | None) -> None:
     state = _state()
     changed = apply_hints(state, hints_in(text), overwrite=True)
     assert state.profile.grade == grade and ("grade" in changed) == (grade is not None)
+
+
+def test_programs_without_an_exact_match_name_the_manager_before_the_cards(policy: OfflinePolicy) -> None:
+    """ЕГЭ physics online for the 10th grade is not in the catalog: the reply says so and names the
+    manager first, and its last line leads straight to the close matches shown as cards."""
+    state = _state()
+    state.profile.grade, state.profile.goal, state.profile.subject, state.profile.format = 10, "ege", "physics", "online"
+    reply = policy.show_programs(state, today=TODAY)
+    assert reply.text.startswith("Точного совпадения нет") and "менеджер" in reply.text
+    assert reply.text.endswith("близкие варианты:") and reply.cards
+    assert [card.id for card in reply.cards] == _top(policy, grade=10, goal="ege", subject="physics", format="online")
