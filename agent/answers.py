@@ -327,9 +327,24 @@ def focused(text: str, question: str, limit: int) -> str:
     return "\n".join(lines[i] for i in order)
 
 
+def _sentences(text: str) -> list[str]:
+    """The sentences of each line, split where one ends (not after an abbreviation like «пр.»)."""
+    found = []
+    for line in text.splitlines():
+        start = 0
+        for end in _SENTENCE_END.finditer(line):
+            if not _ABBREVIATION.search(line[: end.end()]):
+                found.append(line[start : end.end()].strip())
+                start = end.end()
+        found.append(line[start:].strip())
+    return [sentence for sentence in found if sentence]
+
+
 def best_sentence(text: str, words: list[str]) -> str | None:
-    """The sentence of a passage sharing most words with ``words`` (for the price objection's lines)."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", plain(text)) if len(s.strip()) > 20]
+    """The sentence of a passage sharing most words with ``words`` (for the price objection's lines). A
+    line ending with a colon only leads into a list («Условия бесплатного пробного занятия:»): alone it
+    says nothing, so it is never the one."""
+    sentences = [s for s in _sentences(plain(text)) if len(s) > 20 and not s.endswith(":")]
     stems = {w[:5] for w in words}
     scored = [(sum(1 for w in content_words(s) if w[:5] in stems), -i, s) for i, s in enumerate(sentences)]
     scored = [item for item in scored if item[0] > 0]

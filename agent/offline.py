@@ -319,7 +319,7 @@ class OfflinePolicy:
                 continue
             sentence = best_sentence(passages[0].text, content_words(query)) if passages else None
             if sentence:
-                lines.append(f"— {shorten(sentence, 160)}")
+                lines.append(f"— {shorten(sentence, 200)}")
         buttons = [QuickReply(label="Записаться на пробное", payload=CONTACT_START), QuickReply(label="Позвать менеджера", payload=HANDOFF)]
         return Reply(text="\n".join(lines), quick_replies=buttons)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.runtime import Runtime
-from agent.answers import search_query, shorten
+from agent.answers import best_sentence, search_query, shorten
 from agent.types import Channel
 from tests.assistant_helpers import Chat, assistant_runtime
 
@@ -142,3 +142,17 @@ async def test_an_answer_that_says_press_the_manager_button_offers_it(rt: Runtim
 )
 def test_the_town_that_says_who_asks_is_not_searched(question: str, query: str) -> None:
     assert search_query(question) == query
+
+
+def test_the_best_sentence_is_whole_and_says_something() -> None:
+    """The price objection's lines: a heading that only leads into a list is never picked, and a sentence
+    runs past an address abbreviation («пр. Пацаева») to its real end."""
+    passage = (
+        "## Условия бесплатного пробного занятия\n\n"
+        "- Бесплатное пробное занятие проходит только в Долгопрудном: в главном корпусе МФТИ (5–11 классы) "
+        "и на пр. Пацаева (1–4 классы).\n- Нужна предварительная запись."
+    )
+    assert best_sentence(passage, ["бесплатное", "пробное", "занятие"]) == (
+        "Бесплатное пробное занятие проходит только в Долгопрудном: в главном корпусе МФТИ (5–11 классы) "
+        "и на пр. Пацаева (1–4 классы)."
+    )

@@ -85,6 +85,9 @@ def test_funnel_hints_with_typos(text: str, grade: int | None, subject: str | No
         ("не сейчас", Intent.think),
         ("дорого", Intent.price_objection),
         ("А есть что-то подешевле?", Intent.price_objection),
+        ("почему так дорого?", Intent.price_objection),
+        ("почему второй семестр дешевле первого?", None),  # how prices compare: answered from the documents
+        ("Олимпиадная группа по математике дороже обычной?", None),
         ("позовите менеджера", Intent.person),
         ("/manager", Intent.person),
         ("Можно живого человека?", Intent.person),
