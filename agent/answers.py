@@ -267,6 +267,16 @@ def split_questions(question: str, asks: Callable[[str], bool]) -> list[str]:
     return parts[:3] or [question]
 
 
+def with_earlier_subject(part: str, earlier: str) -> str:
+    """«Сколько стоит лагерь и что входит в стоимость?»: the second question is about the camp too. A
+    question that names no kind of program and no season of its own is searched with those the
+    questions before it in the same message name."""
+    if topics_of(part) or seasons_of(part):
+        return part
+    named = [m.group(0) for pattern in (*TOPICS.values(), *SEASONS.values()) for m in pattern.finditer(earlier)]
+    return f"{part} {' '.join(dict.fromkeys(named))}" if named else part
+
+
 def with_context(question: str, topic: str | None) -> str:
     """A bare follow-up («а цена?», «Сколько стоит?») is about the topic of the previous answer."""
     if topic and len(content_words(search_query(question))) <= 1:

@@ -25,6 +25,7 @@ from agent.answers import (
     search_query,
     shorten,
     split_questions,
+    with_earlier_subject,
     with_context,
 )
 from agent.catalog import Catalog, SearchCriteria
@@ -342,13 +343,13 @@ class OfflinePolicy:
         answers: list[str] = []
         sources: list[str] = []
         limit = MAX_ANSWER_CHARS // len(parts) + 60
-        for part in parts:
+        for index, part in enumerate(parts):
             if _PRICE.search(part) and (message.hints.steps()):
                 priced = self._catalog_price(state, message, today=today)
                 if priced is not None:
                     answers.append(priced.text.splitlines()[0])
                     continue
-            found = await self._find(state.brand, part, limit=limit)
+            found = await self._find(state.brand, with_earlier_subject(part, " ".join(parts[:index])), limit=limit)
             if found is None and _PROGRAMS_ASKED.search(part) and message.hints.steps():
                 # «что есть для первоклассников?»: the catalog's programs for what the message says
                 priced = self._catalog_price(state, message, today=today)

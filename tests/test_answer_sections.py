@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from adapters.runtime import Runtime
-from agent.answers import best_sentence, search_query, shorten
+from agent.answers import best_sentence, search_query, shorten, with_earlier_subject
 from agent.types import Channel
 from tests.assistant_helpers import Chat, assistant_runtime
 
@@ -156,3 +156,11 @@ def test_the_best_sentence_is_whole_and_says_something() -> None:
         "Бесплатное пробное занятие проходит только в Долгопрудном: в главном корпусе МФТИ (5–11 классы) "
         "и на пр. Пацаева (1–4 классы)."
     )
+
+
+def test_a_question_without_a_subject_takes_the_earlier_ones() -> None:
+    assert with_earlier_subject("что входит в стоимость", "Сколько стоит лагерь") == "что входит в стоимость лагер"
+    assert with_earlier_subject("какие документы нужны", "сколько стоит зимний лагерь") == "какие документы нужны лагер зим"
+    # its own subject stands
+    assert with_earlier_subject("а олимпиадная группа?", "Сколько стоит лагерь") == "а олимпиадная группа?"
+    assert with_earlier_subject("и домашку проверяют", "сколько стоит огэ онлайн") == "и домашку проверяют"

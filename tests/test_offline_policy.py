@@ -196,3 +196,10 @@ def test_programs_without_an_exact_match_name_the_manager_before_the_cards(polic
     assert reply.text.startswith("Точного совпадения нет") and "менеджер" in reply.text
     assert reply.text.endswith("близкие варианты:") and reply.cards
     assert [card.id for card in reply.cards] == _top(policy, grade=10, goal="ege", subject="physics", format="online")
+
+
+async def test_a_second_question_without_a_subject_keeps_the_first_ones(policy: OfflinePolicy) -> None:
+    """«что входит в стоимость?» after «Сколько стоит лагерь»: about the camp, not the yearly course."""
+    reply = await _respond(policy, _state(), "Сколько стоит лагерь и что входит в стоимость?")
+    assert "99 750" in reply.text
+    assert "35 занятий" not in reply.text  # what the yearly course includes
