@@ -55,9 +55,6 @@ _joined = users.outerjoin(
     replies,
     sa.and_(replies.c.idempotency_key == sa.bindparam("reply_key"), replies.c.conversation_id == conversations.c.id),
 )
-# The user, their conversation with the brand (NULLs when none yet) and the reply already stored for
-# the update's key in that conversation (NULLs when none, or when reply_key is None), in one SELECT:
-# a key never finds another user's turn.
 # The user's latest personal-data consent answer, read with the user (NULL when none): a turn's preload
 # then costs no statement of its own.
 _USER_CONSENT = (
@@ -68,6 +65,9 @@ _USER_CONSENT = (
     .scalar_subquery()
     .label("consent_granted")
 )
+# The user, their conversation with the brand (NULLs when none yet) and the reply already stored for
+# the update's key in that conversation (NULLs when none, or when reply_key is None), and the consent,
+# in one SELECT: a key never finds another user's turn.
 FIND_USER = (
     sa.select(*USER_COLUMNS, *CONVERSATION_COLUMNS, replies.c.meta.label("reply_meta"),
               replies.c.content.label("reply_content"), _USER_CONSENT)
