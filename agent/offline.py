@@ -25,8 +25,8 @@ from agent.answers import (
     search_query,
     shorten,
     split_questions,
-    with_earlier_subject,
     with_context,
+    with_earlier_subject,
 )
 from agent.catalog import Catalog, SearchCriteria
 from agent.contact import CONTACT_START, HANDOFF
