@@ -24,7 +24,7 @@ from agent.state import NewMessage, UsageRecord
 from agent.types import Usage
 from tests import openai_fakes as fake
 from tests.assistant_helpers import Chat, quick_llm
-from tests.conftest import make_settings
+from tests.conftest import _truncate_all, make_settings
 
 
 def _question(key: str | None = "tg:1", text: str = "Здравствуйте") -> NewMessage:
@@ -112,15 +112,23 @@ async def test_a_first_contact_is_created_without_reading_its_rows_back(runtime:
 
 @pytest.mark.parametrize("loses", ["user", "conversation"])
 async def test_a_first_message_that_loses_the_insert_reads_the_winners_row(
-    make_runtime: Any, database_url: str, loses: str
+    tmp_path: Path, postgres_url: str, loses: str
 ) -> None:
     """Another process stores the same new user (or the user's conversation with the brand) between this
-    turn's lookup and its insert: the insert is skipped and the turn continues on the winner's row."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite has one writer: a turn that lost the race is redone whole (Database.run)")
+    turn's lookup and its insert: the insert is skipped and the turn continues on the winner's row.
+    PostgreSQL only: on SQLite, with one writer, a turn that lost the race is redone whole (Database.run)."""
+    runtime = build_runtime(make_settings(tmp_path, database_url=postgres_url))
+    await runtime.db.migrate()
+    try:
+        await _lose_the_first_insert(runtime, postgres_url, loses)
+    finally:
+        await runtime.close()
+        _truncate_all(postgres_url)
+
+
+async def _lose_the_first_insert(runtime: Runtime, database_url: str, loses: str) -> None:
     import psycopg
 
-    runtime = await make_runtime()
     dsn = database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn, autocommit=True) as other:
         user_id = None
