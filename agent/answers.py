@@ -171,12 +171,17 @@ def fitting_sections(passage: Passage, seasons: set[str], entities: set[str], to
     return kept
 
 
+def _sentence_ends(text: str) -> list[int]:
+    """Where the text's sentences end (not at a list number like «3.» or an abbreviation like «пр.»)."""
+    return [m.end() for m in _SENTENCE_END.finditer(text) if not _ABBREVIATION.search(text[: m.end()])]
+
+
 def shorten(text: str, limit: int) -> str:
     """Cut at the last full sentence or line within the limit (not at a list number like «3.» or an
     abbreviation like «пр.»)."""
     if len(text) <= limit:
         return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text[:limit]) if not _ABBREVIATION.search(text[: m.end()])]
+    ends = _sentence_ends(text[:limit])
     ends.append(text[:limit].rfind("\n"))  # a list line ending in a time («…14:00–16:00.») ends there too
     if max(ends) > limit // 3:
         return text[: max(ends)].strip()
@@ -341,12 +346,8 @@ def _sentences(text: str) -> list[str]:
     """The sentences of each line, split where one ends (not after an abbreviation like «пр.»)."""
     found = []
     for line in text.splitlines():
-        start = 0
-        for end in _SENTENCE_END.finditer(line):
-            if not _ABBREVIATION.search(line[: end.end()]):
-                found.append(line[start : end.end()].strip())
-                start = end.end()
-        found.append(line[start:].strip())
+        starts = [0, *_sentence_ends(line)]
+        found += [line[start:end].strip() for start, end in zip(starts, [*starts[1:], len(line)])]
     return [sentence for sentence in found if sentence]
 
 

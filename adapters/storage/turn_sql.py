@@ -57,14 +57,14 @@ _joined = users.outerjoin(
 )
 # The user's latest personal-data consent answer, read with the user (NULL when none): a turn's preload
 # then costs no statement of its own.
-_USER_CONSENT = (
-    sa.select(consents.c.granted)
-    .where(consents.c.user_id == users.c.id, consents.c.kind == PERSONAL_DATA)
-    .order_by(consents.c.id.desc())
-    .limit(1)
-    .scalar_subquery()
-    .label("consent_granted")
-)
+def _latest_consent(user_id: Any, kind: Any) -> sa.Select[Any]:
+    """The user's latest answer for a kind of consent (no row: never asked)."""
+    return sa.select(consents.c.granted).where(consents.c.user_id == user_id, consents.c.kind == kind).order_by(
+        consents.c.id.desc()
+    ).limit(1)
+
+
+_USER_CONSENT = _latest_consent(users.c.id, PERSONAL_DATA).scalar_subquery().label("consent_granted")
 # The user, their conversation with the brand (NULLs when none yet) and the reply already stored for
 # the update's key in that conversation (NULLs when none, or when reply_key is None), and the consent,
 # in one SELECT: a key never finds another user's turn.
@@ -88,12 +88,7 @@ RECENT_MESSAGES = (
     .order_by(messages.c.id.desc())
     .limit(sa.bindparam("limit"))
 )
-LATEST_CONSENT = (
-    sa.select(consents.c.granted)
-    .where(consents.c.user_id == sa.bindparam("user_id"), consents.c.kind == sa.bindparam("kind"))
-    .order_by(consents.c.id.desc())
-    .limit(1)
-)
+LATEST_CONSENT = _latest_consent(sa.bindparam("user_id"), sa.bindparam("kind"))
 TOKENS_SINCE = sa.select(sa.func.coalesce(sa.func.sum(usage_rows.c.total_tokens), 0)).where(
     usage_rows.c.created_at >= sa.bindparam("since", type_=usage_rows.c.created_at.type)
 )
